@@ -1,0 +1,71 @@
+"""The Starlette application; ``uvicorn quiver.app:app`` serves it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
+from tortoise.contrib.starlette import RegisterTortoise
+
+from quiver import db
+from quiver.auth import ensure_admin_key
+from quiver.config import Settings
+from quiver.http.graphql import GRAPHIQL_ASSETS, GRAPHIQL_ASSETS_PATH, QuiverGraphQL
+from quiver.http.health import healthz, readyz
+from quiver.http.request_id import RequestIdMiddleware
+from quiver.schema import build_schema
+
+logger = logging.getLogger("quiver")
+
+
+def create_app(settings: Settings | None = None, *, manage_database: bool = True) -> Starlette:
+    """Build the app; ``manage_database=False`` leaves ORM setup to the caller (tests)."""
+    settings = settings or Settings.from_env()
+    graphql = QuiverGraphQL(
+        build_schema(settings),
+        settings=settings,
+        graphql_ide="graphiql",
+        allow_queries_via_get=True,
+        subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL],
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if not manage_database:
+            yield
+            return
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        if settings.migrate_on_start:
+            await db.migrate(settings)
+        # The global fallback makes the ORM visible to request tasks, not only this one.
+        async with RegisterTortoise(
+            app, config=db.tortoise_config(settings.database_url), _enable_global_fallback=True
+        ):
+            if settings.admin_api_key:
+                await ensure_admin_key(settings.admin_api_key)
+            yield
+
+    routes = [
+        Route("/graphql", graphql, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql),
+        Mount(GRAPHIQL_ASSETS_PATH, app=StaticFiles(directory=GRAPHIQL_ASSETS)),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+    ]
+    app = Starlette(
+        debug=settings.debug,
+        routes=routes,
+        middleware=[Middleware(RequestIdMiddleware)],
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    return app
+
+
+app = create_app()

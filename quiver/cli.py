@@ -1,0 +1,129 @@
+"""``quiver serve | migrate | apikey create | schema``."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from tortoise import Tortoise
+
+from quiver import db
+from quiver.config import Settings
+
+app = typer.Typer(
+    help="Quiver: a GraphQL server for machine-learning datasets.", no_args_is_help=True
+)
+apikey_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+app.add_typer(apikey_app, name="apikey")
+
+DataDir = Annotated[
+    Path | None, typer.Option(help="Where the SQLite file and blobs live (QUIVER_DATA_DIR).")
+]
+DatabaseUrl = Annotated[
+    str | None, typer.Option(help="sqlite://PATH or postgres://… (QUIVER_DATABASE_URL).")
+]
+
+
+def _settings(data_dir: Path | None, database_url: str | None) -> Settings:
+    settings = Settings.from_env()
+    changes: dict[str, object] = {}
+    if data_dir is not None:
+        changes["data_dir"] = data_dir
+    if database_url:
+        changes["database_url"] = database_url
+    return settings.with_overrides(**changes) if changes else settings
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    reload: Annotated[bool, typer.Option(help="Restart when the code changes.")] = False,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Serve GraphQL (and GraphiQL in a browser) at http://HOST:PORT/graphql."""
+    import os
+
+    import uvicorn
+
+    settings = _settings(data_dir, database_url)
+    # uvicorn imports the app by name (needed for reload and workers), so the settings
+    # travel through the environment that quiver.app reads.
+    os.environ["QUIVER_DATA_DIR"] = str(settings.data_dir)
+    os.environ["QUIVER_DATABASE_URL"] = settings.database_url
+    os.environ["QUIVER_STORAGE_URL"] = settings.storage_url
+    typer.echo(f"Quiver on http://{host}:{port}/graphql  (data: {settings.database_url})")
+    uvicorn.run("quiver.app:app", host=host, port=port, reload=reload, workers=workers)
+
+
+@app.command()
+def migrate(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Bring the database schema up to date."""
+    settings = _settings(data_dir, database_url)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    asyncio.run(db.migrate(settings))
+    typer.echo(f"Database is up to date: {settings.database_url}")
+
+
+@apikey_app.command("create")
+def apikey_create(
+    name: Annotated[str, typer.Option(help="What the key is for.")],
+    admin: Annotated[bool, typer.Option(help="Make the key's user an admin.")] = False,
+    user_email: Annotated[
+        str | None, typer.Option(help="The key's user (created if new); default: admin.")
+    ] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Create an API key and print it once; only its hash is stored."""
+    settings = _settings(data_dir, database_url)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    secret = asyncio.run(_create_key(settings, name, admin=admin, email=user_email))
+    typer.echo(secret)
+
+
+async def _create_key(settings: Settings, name: str, *, admin: bool, email: str | None) -> str:
+    from quiver.auth import create_user, generate_api_key
+    from quiver.models import ApiKey, User
+
+    await db.migrate(settings)
+    await Tortoise.init(config=db.tortoise_config(settings.database_url))
+    try:
+        if email is not None:
+            user = await User.get_or_none(email=email) or await create_user(
+                email.split("@")[0], email=email, is_admin=admin
+            )
+        else:
+            user = await User.filter(is_admin=True).order_by("id").first() or await create_user(
+                "admin", is_admin=True
+            )
+        if admin and not user.is_admin:
+            user.is_admin = True
+            await user.save(update_fields=["is_admin"])
+        key = generate_api_key()
+        await ApiKey.create(user=user, name=name, prefix=key.prefix, key_hash=key.key_hash)
+        return key.secret
+    finally:
+        await Tortoise.close_connections()
+
+
+@app.command()
+def schema(
+    output: Annotated[Path | None, typer.Option(help="Write to this file.")] = None,
+) -> None:
+    """Print the GraphQL schema (SDL), as committed in schema.graphql."""
+    from quiver.schema import schema as graphql_schema
+
+    sdl = graphql_schema.as_str() + "\n"
+    if output is None:
+        typer.echo(sdl, nl=False)
+    else:
+        output.write_text(sdl, encoding="utf-8")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,86 @@
+"""Settings read from ``QUIVER_*`` environment variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+
+def _default_data_dir() -> Path:
+    return Path("quiver-data")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Everything Quiver can be told from outside; the defaults run on one laptop."""
+
+    data_dir: Path = field(default_factory=_default_data_dir)
+    database_url: str = ""
+    storage_url: str = ""
+    redis_url: str = ""
+    admin_api_key: str = ""
+    jwt_secret: str = ""
+    jwt_audience: str = ""
+    max_query_depth: int = 15
+    max_aliases: int = 30
+    max_tokens: int = 10_000
+    max_upload_size: int = 50 * 1024**3
+    max_archive_size: int = 20 * 1024**3
+    max_archive_files: int = 1_000_000
+    max_archive_ratio: int = 200
+    migrate_on_start: bool = True
+    debug: bool = False
+
+    def __post_init__(self) -> None:
+        # Derived defaults depend on data_dir, so they are filled after it is known.
+        if not self.database_url:
+            object.__setattr__(self, "database_url", f"sqlite://{self.data_dir / 'quiver.db'}")
+        if not self.storage_url:
+            blobs = (self.data_dir / "blobs").absolute()
+            object.__setattr__(self, "storage_url", f"file://{blobs}")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read every field from ``QUIVER_<FIELD>``; unset variables keep the default."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = environ.get(f"QUIVER_{f.name.upper()}")
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _parse(f.name, raw, f.type)
+        return cls(**values)
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        """A copy with some fields changed (CLI flags win over the environment)."""
+        data_dir = changes.get("data_dir", self.data_dir)
+        if data_dir != self.data_dir:
+            # Paths derived from the old data dir follow the new one unless set explicitly.
+            defaults = Settings(data_dir=self.data_dir)
+            if self.database_url == defaults.database_url:
+                changes.setdefault("database_url", "")
+            if self.storage_url == defaults.storage_url:
+                changes.setdefault("storage_url", "")
+        return replace(self, **changes)
+
+
+def _parse(name: str, raw: str, annotation: object) -> Any:
+    kind = str(annotation)
+    if kind == "int":
+        try:
+            return int(raw.replace("_", ""))
+        except ValueError:
+            raise ValueError(f"QUIVER_{name.upper()} must be an integer, got {raw!r}") from None
+    if kind == "bool":
+        lowered = raw.strip().lower()
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"0", "false", "no", "off"}:
+            return False
+        raise ValueError(f"QUIVER_{name.upper()} must be true or false, got {raw!r}")
+    if kind == "Path":
+        return Path(raw)
+    return raw

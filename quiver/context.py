@@ -1,0 +1,31 @@
+"""What every resolver receives: the viewer, the request's loaders and the settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TypeAlias
+
+import strawberry
+from starlette.requests import HTTPConnection
+from starlette.responses import Response
+from starlette.websockets import WebSocket
+
+from quiver.auth import Viewer
+from quiver.config import Settings
+from quiver.resolvers.loaders import Loaders
+
+
+@dataclass
+class Context:
+    request: HTTPConnection
+    response: Response | WebSocket | None
+    viewer: Viewer
+    settings: Settings
+    request_id: str
+    loaders: Loaders = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.loaders = Loaders(self.viewer)
+
+
+Info: TypeAlias = strawberry.Info[Context, None]

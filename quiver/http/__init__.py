@@ -1,0 +1,1 @@
+"""HTTP beside GraphQL: the GraphQL view, health checks, and (later) files and uploads."""

@@ -1,0 +1,1 @@
+"""The operations behind the schema: plain async functions, one module per domain."""

@@ -1,0 +1,79 @@
+"""Who may see and change a dataset: the one place permissions are decided."""
+
+from __future__ import annotations
+
+from tortoise.expressions import Q, Subquery
+from tortoise.queryset import QuerySet
+
+from quiver.auth import Viewer
+from quiver.ids import decode_global_id
+from quiver.models import Dataset, DatasetShare, Role, User, Visibility
+from quiver.resolvers.errors import ErrorCode, FieldPath, Refused
+
+
+def visible_datasets(viewer: Viewer) -> QuerySet[Dataset]:
+    """Every dataset the viewer may read, deleted ones included (callers filter status)."""
+    datasets = Dataset.all()
+    if viewer.is_admin:
+        return datasets
+    public = Q(visibility=Visibility.PUBLIC)
+    if viewer.user is None:
+        return datasets.filter(public)
+    team_ids = list(viewer.team_roles)
+    shared = DatasetShare.filter(Q(user_id=viewer.user.id) | Q(team_id__in=team_ids))
+    return datasets.filter(
+        public | Q(owner_team_id__in=team_ids) | Q(id__in=Subquery(shared.values("dataset_id")))
+    )
+
+
+async def role_on(viewer: Viewer, dataset: Dataset) -> Role | None:
+    """The strongest role the viewer holds on ``dataset``, or None when it cannot read it."""
+    if viewer.is_admin:
+        return Role.ADMIN
+    roles: list[Role] = []
+    if dataset.visibility == Visibility.PUBLIC:
+        roles.append(Role.READ)
+    if viewer.user is not None:
+        if (team_role := viewer.team_roles.get(dataset.owner_team_id)) is not None:
+            roles.append(team_role)
+        shares = await DatasetShare.filter(
+            Q(user_id=viewer.user.id) | Q(team_id__in=list(viewer.team_roles)),
+            dataset_id=dataset.id,
+        ).values_list("role", flat=True)
+        roles.extend(Role(str(role)) for role in shares)
+    return max(roles, key=lambda role: role.rank, default=None)
+
+
+def can_act_for_team(viewer: Viewer, team_id: int, needed: Role) -> bool:
+    """Whether the viewer may create or move things into ``team_id``."""
+    if viewer.is_admin:
+        return True
+    role = viewer.team_roles.get(team_id)
+    return role is not None and role.includes(needed)
+
+
+def require_user(viewer: Viewer) -> User:
+    """The signed-in user, or an UNAUTHENTICATED refusal."""
+    if viewer.user is None:
+        raise Refused.one(
+            None, "Sign in with an API key or token to do this", ErrorCode.UNAUTHENTICATED
+        )
+    return viewer.user
+
+
+async def dataset_for(viewer: Viewer, global_id: str, needed: Role, field: FieldPath) -> Dataset:
+    """The dataset named by ``global_id`` if the viewer holds ``needed`` on it.
+
+    A dataset the viewer cannot read is NOT_FOUND, exactly like one that does not exist,
+    so private datasets never leak their existence.
+    """
+    pk = decode_global_id(global_id, "Dataset")
+    dataset = await visible_datasets(viewer).get_or_none(id=pk) if pk is not None else None
+    if dataset is None:
+        raise Refused.not_found(field, "No dataset with this id")
+    role = await role_on(viewer, dataset)
+    if role is None or not role.includes(needed):
+        if viewer.user is None:
+            require_user(viewer)
+        raise Refused.forbidden(field, f"This needs the {needed.value} role on the dataset")
+    return dataset

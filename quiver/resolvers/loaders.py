@@ -1,0 +1,103 @@
+"""Per-request DataLoaders: every relation a list can touch is fetched in one batch."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from typing import TypeVar
+
+from strawberry.dataloader import DataLoader
+from tortoise.models import Model
+
+from quiver.auth import Viewer
+from quiver.models import ApiKey, Dataset, DatasetTag, Membership, Team, User
+from quiver.resolvers.access import visible_datasets
+
+K = TypeVar("K", bound=Hashable)
+M = TypeVar("M", bound=Model)
+
+
+def _by_key(rows: Iterable[M], keys: Sequence[K], key: Callable[[M], K]) -> list[M | None]:
+    found = {key(row): row for row in rows}
+    return [found.get(k) for k in keys]
+
+
+def _grouped(rows: Iterable[M], keys: Sequence[K], key: Callable[[M], K]) -> list[list[M]]:
+    groups: dict[K, list[M]] = defaultdict(list)
+    for row in rows:
+        groups[key(row)].append(row)
+    return [groups.get(k, []) for k in keys]
+
+
+def DatasetByIdLoader(viewer: Viewer) -> DataLoader[int, Dataset | None]:
+    """Datasets by pk, restricted to what the viewer may read (others load as None)."""
+
+    async def load(ids: list[int]) -> list[Dataset | None]:
+        rows = await visible_datasets(viewer).filter(id__in=ids)
+        return _by_key(rows, ids, lambda d: d.id)
+
+    return DataLoader(load_fn=load)
+
+
+def UserByIdLoader() -> DataLoader[int, User | None]:
+    async def load(ids: list[int]) -> list[User | None]:
+        return _by_key(await User.filter(id__in=ids), ids, lambda u: u.id)
+
+    return DataLoader(load_fn=load)
+
+
+def TeamByIdLoader() -> DataLoader[int, Team | None]:
+    async def load(ids: list[int]) -> list[Team | None]:
+        return _by_key(await Team.filter(id__in=ids), ids, lambda t: t.id)
+
+    return DataLoader(load_fn=load)
+
+
+def ApiKeyByIdLoader() -> DataLoader[int, ApiKey | None]:
+    async def load(ids: list[int]) -> list[ApiKey | None]:
+        return _by_key(await ApiKey.filter(id__in=ids), ids, lambda k: k.id)
+
+    return DataLoader(load_fn=load)
+
+
+def TagsByDatasetIdLoader() -> DataLoader[int, list[str]]:
+    async def load(ids: list[int]) -> list[list[str]]:
+        rows = await DatasetTag.filter(dataset_id__in=ids).order_by("dataset_id", "position")
+        return [[row.tag for row in group] for group in _grouped(rows, ids, lambda t: t.dataset_id)]
+
+    return DataLoader(load_fn=load)
+
+
+def MembershipsByTeamIdLoader() -> DataLoader[int, list[Membership]]:
+    async def load(ids: list[int]) -> list[list[Membership]]:
+        rows = await Membership.filter(team_id__in=ids).order_by("team_id", "id")
+        return _grouped(rows, ids, lambda m: m.team_id)
+
+    return DataLoader(load_fn=load)
+
+
+def MembershipsByUserIdLoader() -> DataLoader[int, list[Membership]]:
+    async def load(ids: list[int]) -> list[list[Membership]]:
+        rows = await Membership.filter(user_id__in=ids).order_by("user_id", "id")
+        return _grouped(rows, ids, lambda m: m.user_id)
+
+    return DataLoader(load_fn=load)
+
+
+class Loaders:
+    """The loaders of one request; creating one is cheap, so all are made up front."""
+
+    def __init__(self, viewer: Viewer) -> None:
+        self.dataset_by_id = DatasetByIdLoader(viewer)
+        self.user_by_id = UserByIdLoader()
+        self.team_by_id = TeamByIdLoader()
+        self.api_key_by_id = ApiKeyByIdLoader()
+        self.tags_by_dataset_id = TagsByDatasetIdLoader()
+        self.memberships_by_team_id = MembershipsByTeamIdLoader()
+        self.memberships_by_user_id = MembershipsByUserIdLoader()
+
+    def prime_dataset(self, dataset: Dataset) -> None:
+        """Seed the dataset loader with a row already in hand (after a mutation)."""
+        self.dataset_by_id.clear(dataset.id)
+        self.dataset_by_id.prime(dataset.id, dataset)
+        self.tags_by_dataset_id.clear(dataset.id)

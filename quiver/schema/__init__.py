@@ -1,0 +1,42 @@
+"""The GraphQL surface: types, inputs, payloads; ``build_schema`` assembles them."""
+
+from __future__ import annotations
+
+import strawberry
+
+from quiver.config import Settings
+from quiver.context import Info
+from quiver.schema.datasets import Dataset, DatasetMutation, DatasetQuery
+from quiver.schema.extensions import limit_extensions
+from quiver.schema.node import Node, resolve_node
+from quiver.schema.users import ApiKey, Team, User, UserMutation, UserQuery
+
+
+@strawberry.type(description="Read the dataset graph.")
+class Query(DatasetQuery, UserQuery):
+    @strawberry.field(description="Any object by its global ID; null if unknown or hidden.")
+    async def node(self, info: Info, id: strawberry.ID) -> Node | None:
+        return await resolve_node(info, id)  # type: ignore[no-any-return]
+
+
+@strawberry.type(description="Change the dataset graph.")
+class Mutation(DatasetMutation, UserMutation):
+    pass
+
+
+def build_schema(settings: Settings | None = None) -> strawberry.federation.Schema:
+    settings = settings or Settings()
+    return strawberry.federation.Schema(
+        query=Query,
+        mutation=Mutation,
+        types=[Dataset, User, Team, ApiKey],
+        federation_version="2.7",
+        extensions=limit_extensions(
+            max_depth=settings.max_query_depth,
+            max_aliases=settings.max_aliases,
+            max_tokens=settings.max_tokens,
+        ),
+    )
+
+
+schema = build_schema()

@@ -1,0 +1,238 @@
+"""Blob storage in a local directory, written through temp file, fsync and rename."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import stat
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiofiles
+import aiofiles.os
+import anyio
+import anyio.to_thread
+
+from quiver.storage.base import (
+    ObjectMeta,
+    ObjectNotFound,
+    RangeNotSatisfiable,
+    StorageError,
+    validate_key,
+    validate_prefix,
+    validate_range,
+)
+
+CHUNK_SIZE = 1024 * 1024
+TEMP_DIR_NAME = ".tmp"
+
+
+class LocalStorage:
+    """A Storage whose keys are paths below root."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.absolute()
+        # Temp files live under root so that os.replace() never crosses a filesystem.
+        self.temp_dir = self.root / TEMP_DIR_NAME
+
+    def __repr__(self) -> str:
+        return f"LocalStorage({str(self.root)!r})"
+
+    def path_for(self, key: str) -> Path:
+        """Return the file that holds key, rejecting keys that could escape root."""
+        validate_key(key)
+        if key.split("/", 1)[0] == TEMP_DIR_NAME:
+            raise ValueError(f"storage keys under {TEMP_DIR_NAME}/ are reserved: {key!r}")
+        return self.root / key
+
+    async def put(self, key: str, stream: AsyncIterable[bytes]) -> ObjectMeta:
+        """Write the stream to a temp file, fsync it, then rename it over key."""
+        path = self.path_for(key)
+        temp = self.temp_dir / uuid.uuid4().hex
+        failure = f"cannot store {key!r}"
+        try:
+            with _storage_errors(failure):
+                await aiofiles.os.makedirs(self.temp_dir, exist_ok=True)
+                # Shielded so that a cancellation cannot strand an open descriptor.
+                with anyio.CancelScope(shield=True):
+                    file = await aiofiles.open(temp, "xb")
+            try:
+                # Only our own writes are translated: the caller's stream fails as it likes.
+                async for chunk in stream:
+                    with _storage_errors(failure):
+                        await file.write(chunk)
+                with _storage_errors(failure):
+                    await file.flush()
+                    status = await anyio.to_thread.run_sync(_sync_and_stat, file.fileno())
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await file.close()
+            with _storage_errors(failure):
+                await aiofiles.os.makedirs(path.parent, exist_ok=True)
+                await aiofiles.os.replace(temp, path)
+        except BaseException:
+            with anyio.CancelScope(shield=True), contextlib.suppress(FileNotFoundError):
+                await aiofiles.os.unlink(temp)
+            raise
+        # The rename is durable only once the directory entry itself is on disk.
+        with _storage_errors(failure):
+            await anyio.to_thread.run_sync(_sync_directory, path.parent)
+        return _meta(key, status)
+
+    async def open(
+        self, key: str, *, start: int = 0, end: int | None = None
+    ) -> AsyncIterator[bytes]:
+        """Check the object and range now, then stream the bytes in 1 MiB chunks."""
+        validate_range(start, end)
+        meta = await self.head(key)
+        if start > meta.size:
+            raise RangeNotSatisfiable(key, start, meta.size)
+        return self._read(key, start, end)
+
+    async def _read(self, key: str, start: int, end: int | None) -> AsyncIterator[bytes]:
+        try:
+            with anyio.CancelScope(shield=True):
+                file = await aiofiles.open(self.path_for(key), "rb")
+        except (FileNotFoundError, NotADirectoryError):
+            raise ObjectNotFound(key) from None
+        except OSError as error:
+            raise StorageError(f"cannot read {key!r}: {error}") from error
+        try:
+            with _storage_errors(f"cannot read {key!r}"):
+                # Size the range from the open descriptor: an overwrite since head()
+                # replaced the directory entry, not the bytes behind this descriptor.
+                size = (await aiofiles.os.stat(file.fileno())).st_size
+                if start > size:
+                    raise RangeNotSatisfiable(key, start, size)
+                remaining = (size if end is None else min(end, size)) - start
+                await file.seek(start)
+            while remaining > 0:
+                with _storage_errors(f"cannot read {key!r}"):
+                    chunk = await file.read(min(CHUNK_SIZE, remaining))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
+                yield chunk
+        finally:
+            with anyio.CancelScope(shield=True):
+                await file.close()
+
+    async def head(self, key: str) -> ObjectMeta:
+        """Describe the file at key."""
+        try:
+            status = await aiofiles.os.stat(self.path_for(key))
+        except (FileNotFoundError, NotADirectoryError):
+            raise ObjectNotFound(key) from None
+        except OSError as error:
+            raise StorageError(f"cannot stat {key!r}: {error}") from error
+        if not stat.S_ISREG(status.st_mode):
+            raise ObjectNotFound(key)
+        return _meta(key, status)
+
+    async def exists(self, key: str) -> bool:
+        """Tell whether a file is stored at key."""
+        try:
+            await self.head(key)
+        except ObjectNotFound:
+            return False
+        return True
+
+    async def delete(self, key: str) -> None:
+        """Unlink the file at key, if any; emptied directories are left in place."""
+        # A directory is not an object, so unlinking one (EISDIR) is a no-op like a miss.
+        path = self.path_for(key)
+        with (
+            _storage_errors(f"cannot delete {key!r}"),
+            contextlib.suppress(FileNotFoundError, NotADirectoryError, IsADirectoryError),
+        ):
+            await aiofiles.os.unlink(path)
+
+    async def list(self, prefix: str = "") -> AsyncIterator[ObjectMeta]:
+        """Walk the directories under prefix, one directory per worker-thread call."""
+        prefix = validate_prefix(prefix)
+        pending = [self.path_for(prefix) if prefix else self.root]
+        while pending:
+            directory = pending.pop()
+            with _storage_errors(f"cannot list {prefix!r}"):
+                files, subdirectories = await anyio.to_thread.run_sync(_scan, directory)
+            for path, status in files:
+                yield _meta(path.relative_to(self.root).as_posix(), status)
+            pending.extend(
+                subdirectory for subdirectory in subdirectories if subdirectory != self.temp_dir
+            )
+
+    async def copy(self, src: str, dst: str) -> None:
+        """Copy the bytes of src into a temp file and rename it over dst."""
+        source = self.path_for(src)
+        target = self.path_for(dst)
+        temp = self.temp_dir / uuid.uuid4().hex
+        try:
+            await aiofiles.os.makedirs(self.temp_dir, exist_ok=True)
+            await anyio.to_thread.run_sync(_copy_file, source, target, temp)
+        except OSError as error:
+            if not await self.exists(src):
+                raise ObjectNotFound(src) from None
+            raise StorageError(f"cannot copy {src!r} to {dst!r}: {error}") from error
+
+    async def close(self) -> None:
+        """Nothing to release: every operation opens and closes its own files."""
+
+
+@contextlib.contextmanager
+def _storage_errors(action: str) -> Iterator[None]:
+    try:
+        yield
+    except OSError as error:
+        raise StorageError(f"{action}: {error}") from error
+
+
+def _meta(key: str, status: os.stat_result) -> ObjectMeta:
+    modified = datetime.fromtimestamp(status.st_mtime, tz=UTC)
+    return ObjectMeta(key=key, size=status.st_size, last_modified=modified)
+
+
+def _sync_and_stat(descriptor: int) -> os.stat_result:
+    os.fsync(descriptor)
+    return os.fstat(descriptor)
+
+
+def _sync_directory(directory: Path) -> None:
+    descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _scan(directory: Path) -> tuple[list[tuple[Path, os.stat_result]], list[Path]]:
+    files: list[tuple[Path, os.stat_result]] = []
+    subdirectories: list[Path] = []
+    try:
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    subdirectories.append(Path(entry.path))
+                elif entry.is_file(follow_symlinks=False):
+                    # The file may vanish between listing and stat; it is then not listed.
+                    with contextlib.suppress(FileNotFoundError):
+                        files.append((Path(entry.path), entry.stat(follow_symlinks=False)))
+    except (FileNotFoundError, NotADirectoryError):
+        pass
+    return files, subdirectories
+
+
+def _copy_file(source: Path, target: Path, temp: Path) -> None:
+    try:
+        with source.open("rb") as reader, temp.open("xb") as writer:
+            shutil.copyfileobj(reader, writer, CHUNK_SIZE)
+            writer.flush()
+            os.fsync(writer.fileno())
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(temp, target)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    _sync_directory(target.parent)

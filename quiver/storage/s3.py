@@ -1,0 +1,219 @@
+"""Blob storage in an S3-compatible bucket through obstore."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterable, AsyncIterator, Iterator, Mapping
+from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit
+
+import anyio
+import obstore
+from obstore.exceptions import BaseError as ObstoreError
+from obstore.store import S3Store
+
+from quiver.storage.base import (
+    ObjectMeta,
+    ObjectNotFound,
+    RangeNotSatisfiable,
+    StorageError,
+    validate_key,
+    validate_prefix,
+    validate_range,
+)
+
+if TYPE_CHECKING:
+    from obstore import BytesStream, OffsetRange
+    from obstore import ObjectMeta as ObstoreMeta
+    from obstore.store import ClientConfig, S3Config
+
+# S3's smallest part is 5 MiB; 8 parts in flight bound an upload's buffers to ~40 MiB.
+PART_SIZE = 5 * 1024 * 1024
+MAX_CONCURRENCY = 8
+CHUNK_SIZE = 1024 * 1024
+LIST_BATCH = 1000
+# obstore's 30 s default covers a whole request body, far too short for a multi-GiB
+# download streamed to a slow client.
+REQUEST_TIMEOUT = "1h"
+# obstore completes futures from its own runtime threads; one that is still handing a
+# result back when the interpreter finalizes aborts the process (Python < 3.14).
+SHUTDOWN_GRACE_SECONDS = 0.05
+
+
+class S3Storage:
+    """A Storage whose keys are objects under a prefix of one bucket."""
+
+    def __init__(
+        self,
+        bucket: str,
+        *,
+        prefix: str = "",
+        endpoint: str | None = None,
+        region: str | None = None,
+        access_key_id: str | None = None,
+        secret_access_key: str | None = None,
+        session_token: str | None = None,
+    ) -> None:
+        if not bucket:
+            raise ValueError("S3 bucket name must not be empty")
+        self.bucket = bucket
+        self.prefix = validate_prefix(prefix)
+        config: S3Config = {}
+        if endpoint:
+            config["endpoint"] = endpoint
+        if region:
+            config["region"] = region
+        if access_key_id:
+            config["access_key_id"] = access_key_id
+        if secret_access_key:
+            config["secret_access_key"] = secret_access_key
+        if session_token:
+            config["session_token"] = session_token
+        client: ClientConfig = {"timeout": REQUEST_TIMEOUT}
+        if endpoint and endpoint.startswith("http://"):
+            client["allow_http"] = True
+        self.store = S3Store(
+            bucket, prefix=self.prefix or None, config=config, client_options=client
+        )
+
+    @classmethod
+    def from_url(cls, url: str, environ: Mapping[str, str] | None = None) -> S3Storage:
+        """Build from `s3://bucket/prefix` and the standard AWS environment variables."""
+        environ = os.environ if environ is None else environ
+        parts = urlsplit(url)
+        if parts.scheme != "s3" or not parts.netloc:
+            raise ValueError(f"expected an s3://bucket/prefix URL, not {url!r}")
+        return cls(
+            parts.netloc,
+            prefix=unquote(parts.path).strip("/"),
+            endpoint=environ.get("QUIVER_S3_ENDPOINT") or environ.get("AWS_ENDPOINT_URL"),
+            region=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION"),
+            access_key_id=environ.get("AWS_ACCESS_KEY_ID"),
+            secret_access_key=environ.get("AWS_SECRET_ACCESS_KEY"),
+            session_token=environ.get("AWS_SESSION_TOKEN"),
+        )
+
+    def __repr__(self) -> str:
+        return f"S3Storage({self.bucket!r}, prefix={self.prefix!r})"
+
+    async def put(self, key: str, stream: AsyncIterable[bytes]) -> ObjectMeta:
+        """Upload with one PUT when the stream fits in a part, else as a multipart upload."""
+        validate_key(key)
+        # The writer, unlike put_async(stream), leaves the stream to this task, so that
+        # cancelling the put also stops reading the stream.
+        writer = obstore.open_writer_async(
+            self.store, key, buffer_size=PART_SIZE, max_concurrency=MAX_CONCURRENCY
+        )
+        try:
+            async for chunk in stream:
+                with _storage_errors(key):
+                    await writer.write(chunk)
+        except BaseException as error:
+            # Leaving the writer with an exception aborts the multipart upload, so neither
+            # an object nor orphaned parts remain; shielded so cancellation cannot skip it.
+            with anyio.CancelScope(shield=True):
+                await writer.__aexit__(type(error), error, error.__traceback__)
+            raise
+        with _storage_errors(key):
+            await writer.close()
+        return await self.head(key)
+
+    async def open(
+        self, key: str, *, start: int = 0, end: int | None = None
+    ) -> AsyncIterator[bytes]:
+        """Send one (ranged) GET now and stream its body in 1 MiB chunks."""
+        validate_key(key)
+        validate_range(start, end)
+        ranged = start > 0 or end is not None
+        try:
+            if ranged:
+                byte_range: OffsetRange | tuple[int, int]
+                byte_range = {"offset": start} if end is None else (start, end)
+                result = await obstore.get_async(self.store, key, options={"range": byte_range})
+            else:
+                result = await obstore.get_async(self.store, key)
+        except FileNotFoundError:
+            raise ObjectNotFound(key) from None
+        except (ObstoreError, OSError) as error:
+            if not ranged:
+                raise _storage_error(error, key) from error
+            # S3 answers 416 to an empty range and to any range of an empty object, so
+            # the size decides between an empty stream and a real error.
+            size = (await self.head(key)).size
+            if start > size:
+                raise RangeNotSatisfiable(key, start, size) from None
+            if start in (size, end):
+                return _empty_stream()
+            raise _storage_error(error, key) from error
+        return _translated(result.stream(min_chunk_size=CHUNK_SIZE), key)
+
+    async def head(self, key: str) -> ObjectMeta:
+        """Describe the object at key with one HEAD request."""
+        validate_key(key)
+        with _storage_errors(key):
+            meta = await obstore.head_async(self.store, key)
+        return _meta(meta)
+
+    async def exists(self, key: str) -> bool:
+        """Tell whether an object is stored at key."""
+        try:
+            await self.head(key)
+        except ObjectNotFound:
+            return False
+        return True
+
+    async def delete(self, key: str) -> None:
+        """Delete the object at key; S3 already treats a missing key as deleted."""
+        validate_key(key)
+        with _storage_errors(key), contextlib.suppress(FileNotFoundError):
+            await obstore.delete_async(self.store, key)
+
+    async def list(self, prefix: str = "") -> AsyncIterator[ObjectMeta]:
+        """Page through the objects under prefix, LIST_BATCH at a time."""
+        pages = obstore.list(self.store, validate_prefix(prefix) or None, chunk_size=LIST_BATCH)
+        with _storage_errors(prefix):
+            async for page in pages:
+                for meta in page:
+                    yield _meta(meta)
+
+    async def copy(self, src: str, dst: str) -> None:
+        """Copy server-side with one CopyObject request."""
+        validate_key(src)
+        validate_key(dst)
+        # S3 reports a missing source as a 404, which names the source key here.
+        with _storage_errors(src):
+            await obstore.copy_async(self.store, src, dst)
+
+    async def close(self) -> None:
+        """Give obstore's runtime threads time to leave the interpreter."""
+        await anyio.sleep(SHUTDOWN_GRACE_SECONDS)
+
+
+async def _empty_stream() -> AsyncIterator[bytes]:
+    return
+    yield b""  # unreachable, but it makes this function an async generator
+
+
+async def _translated(chunks: BytesStream, key: str) -> AsyncIterator[bytes]:
+    with _storage_errors(key):
+        async for chunk in chunks:
+            yield bytes(chunk)
+
+
+def _meta(meta: ObstoreMeta) -> ObjectMeta:
+    return ObjectMeta(key=meta["path"], size=meta["size"], last_modified=meta["last_modified"])
+
+
+@contextlib.contextmanager
+def _storage_errors(key: str) -> Iterator[None]:
+    try:
+        yield
+    except (ObstoreError, OSError) as error:
+        raise _storage_error(error, key) from error
+
+
+def _storage_error(error: Exception, key: str) -> StorageError:
+    if isinstance(error, FileNotFoundError):
+        return ObjectNotFound(key)
+    return StorageError(f"S3 request for {key!r} failed: {error}")

@@ -1,0 +1,76 @@
+"""What the S3 adapter adds to the contract: its configuration and its multipart uploads."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+import obstore
+import pytest
+
+from quiver.storage import S3Storage
+
+if TYPE_CHECKING:
+    from .conftest import S3Server
+
+MIB = 1024 * 1024
+
+
+async def pieces(total: int, size: int = MIB) -> AsyncIterator[bytes]:
+    generator = random.Random(0)
+    for offset in range(0, total, size):
+        yield generator.randbytes(min(size, total - offset))
+
+
+def test_from_url_reads_bucket_and_prefix_from_the_url_and_the_rest_from_the_env() -> None:
+    storage = S3Storage.from_url(
+        "s3://datasets/quiver/blobs/",
+        {
+            "AWS_ENDPOINT_URL": "http://127.0.0.1:8333",
+            "AWS_REGION": "eu-west-3",
+            "AWS_ACCESS_KEY_ID": "key",
+            "AWS_SECRET_ACCESS_KEY": "secret",
+        },
+    )
+
+    assert (storage.bucket, storage.prefix) == ("datasets", "quiver/blobs")
+    assert storage.store.config["endpoint"] == "http://127.0.0.1:8333"
+    assert storage.store.config["region"] == "eu-west-3"
+    assert storage.store.config["access_key_id"] == "key"
+    assert str((storage.store.client_options or {}).get("allow_http")).lower() == "true"
+
+
+def test_quiver_s3_endpoint_wins_over_aws_endpoint_url() -> None:
+    storage = S3Storage.from_url(
+        "s3://datasets",
+        {"QUIVER_S3_ENDPOINT": "https://s3.internal", "AWS_ENDPOINT_URL": "http://other"},
+    )
+
+    assert storage.prefix == ""
+    assert storage.store.config["endpoint"] == "https://s3.internal"
+    assert "allow_http" not in (storage.store.client_options or {})
+
+
+@pytest.mark.parametrize("url", ["s3://", "s3:///prefix", "gs://bucket/prefix"])
+def test_from_url_rejects_urls_without_an_s3_bucket(url: str) -> None:
+    with pytest.raises(ValueError, match="s3://bucket/prefix"):
+        S3Storage.from_url(url, {})
+
+
+@pytest.mark.anyio
+async def test_a_stream_past_one_part_is_uploaded_in_parts(s3_server: S3Server) -> None:
+    storage = s3_server.storage("tests/multipart")
+
+    await storage.put("small", pieces(MIB))
+    await storage.put("large", pieces(11 * MIB))
+
+    small = await obstore.head_async(storage.store, "small")
+    large = await obstore.head_async(storage.store, "large")
+    await storage.close()
+    # A multipart ETag ends in "-<number of parts>"; 11 MiB makes three 5 MiB parts.
+    assert small["e_tag"] is not None
+    assert "-" not in small["e_tag"]
+    assert large["e_tag"] is not None
+    assert large["e_tag"].strip('"').endswith("-3")
+    assert large["size"] == 11 * MIB
