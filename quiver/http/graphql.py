@@ -10,10 +10,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.types.execution import ExecutionResult
 
 from quiver.auth import AuthenticationError, authenticate
 from quiver.config import Settings
 from quiver.context import Context
+from quiver.http.media import (
+    GRAPHQL_RESPONSE_JSON,
+    is_request_error,
+    negotiate_response_media_type,
+)
 from quiver.http.request_id import request_id_of
 
 GRAPHIQL_TEMPLATE = Path(__file__).with_name("graphiql.html")
@@ -44,3 +51,37 @@ class QuiverGraphQL(GraphQL[Context, None]):
     @cached_property
     def graphql_ide_html(self) -> str:
         return GRAPHIQL_TEMPLATE.read_text("utf-8").replace("{{ASSETS}}", GRAPHIQL_ASSETS_PATH)
+
+    async def get_sub_response(self, request: Request | WebSocket) -> Response:
+        sub_response = await super().get_sub_response(request)
+        # Response.media_type is read only in __init__, so it can carry the negotiated type
+        # to create_response, which is not given the request.
+        sub_response.media_type = negotiate_response_media_type(request.headers.get("accept"))
+        request.state.graphql_sub_response = sub_response
+        return sub_response
+
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
+        response_data = await super().process_result(request, result)
+        sub_response: Response | None = getattr(request.state, "graphql_sub_response", None)
+        if (
+            sub_response is not None
+            and sub_response.media_type == GRAPHQL_RESPONSE_JSON
+            and is_request_error(result)
+        ):
+            # The spec: a request error has no "data" entry and a 4xx status.
+            response_data.pop("data", None)
+            if not sub_response.status_code:
+                sub_response.status_code = 400
+        return response_data
+
+    def create_response(
+        self,
+        response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
+        sub_response: Response,
+    ) -> Response:
+        response = super().create_response(response_data, sub_response)
+        if sub_response.media_type == GRAPHQL_RESPONSE_JSON:
+            response.headers["content-type"] = f"{GRAPHQL_RESPONSE_JSON}; charset=utf-8"
+        return response

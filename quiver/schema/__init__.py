@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import strawberry
+from strawberry.schema.config import StrawberryConfig
 
 from quiver.config import Settings
 from quiver.context import Info
 from quiver.schema.datasets import Dataset, DatasetMutation, DatasetQuery
 from quiver.schema.extensions import limit_extensions
 from quiver.schema.node import Node, resolve_node
+from quiver.schema.scalars import SCALAR_MAP
 from quiver.schema.users import ApiKey, Team, User, UserMutation, UserQuery
 
 
@@ -30,6 +32,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.federation.Sche
         query=Query,
         mutation=Mutation,
         types=[Dataset, User, Team, ApiKey],
+        config=StrawberryConfig(scalar_map=SCALAR_MAP),
         federation_version="2.7",
         extensions=limit_extensions(
             max_depth=settings.max_query_depth,

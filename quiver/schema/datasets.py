@@ -57,7 +57,7 @@ class Dataset(Node):
     updated_at: datetime = strawberry.field(description="When it last changed.")
     deleted_at: datetime | None = strawberry.field(description="When it was soft-deleted.")
     file_count: int = strawberry.field(description="Files in the working set.")
-    total_size: int = strawberry.field(description="Bytes in the working set.", graphql_type=Long)
+    total_size: Long = strawberry.field(description="Bytes in the working set.")
 
     id: strawberry.ID = strawberry.field(
         resolver=global_id_resolver("Dataset"), description="The global ID of the dataset."

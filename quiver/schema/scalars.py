@@ -7,6 +7,8 @@ from typing import NewType
 import strawberry
 from strawberry.scalars import JSON
 
+Long = NewType("Long", int)
+
 
 def _parse_long(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int | str):
@@ -14,11 +16,13 @@ def _parse_long(value: object) -> int:
     return int(value)
 
 
-Long = strawberry.scalar(
-    NewType("Long", int),
-    serialize=int,
-    parse_value=_parse_long,
-    description="A 64-bit integer, for byte sizes and row counts.",
-)
+SCALAR_MAP = {
+    Long: strawberry.scalar(
+        name="Long",
+        serialize=int,
+        parse_value=_parse_long,
+        description="A 64-bit integer, for byte sizes and row counts.",
+    )
+}
 
-__all__ = ["JSON", "Long"]
+__all__ = ["JSON", "SCALAR_MAP", "Long"]

@@ -1,0 +1,7 @@
+"""``python -m quiver`` runs the CLI."""
+
+from __future__ import annotations
+
+from quiver.cli import main
+
+main()
