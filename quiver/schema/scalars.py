@@ -6,6 +6,7 @@ from typing import NewType
 
 import strawberry
 from strawberry.scalars import JSON
+from strawberry.types.scalar import ScalarDefinition
 
 Long = NewType("Long", int)
 
@@ -16,7 +17,7 @@ def _parse_long(value: object) -> int:
     return int(value)
 
 
-SCALAR_MAP = {
+SCALAR_MAP: dict[object, ScalarDefinition] = {
     Long: strawberry.scalar(
         name="Long",
         serialize=int,
