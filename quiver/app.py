@@ -16,10 +16,12 @@ from tortoise.contrib.starlette import RegisterTortoise
 from quiver import db
 from quiver.auth import ensure_admin_key
 from quiver.config import Settings
+from quiver.http.files import FileDownload
 from quiver.http.graphql import GRAPHIQL_ASSETS, GRAPHIQL_ASSETS_PATH, QuiverGraphQL
 from quiver.http.health import healthz, readyz
 from quiver.http.request_id import RequestIdMiddleware
 from quiver.schema import build_schema
+from quiver.storage import storage_from_url
 
 logger = logging.getLogger("quiver")
 
@@ -27,9 +29,12 @@ logger = logging.getLogger("quiver")
 def create_app(settings: Settings | None = None, *, manage_database: bool = True) -> Starlette:
     """Build the app; ``manage_database=False`` leaves ORM setup to the caller (tests)."""
     settings = settings or Settings.from_env()
+    storage = storage_from_url(settings.storage_url)
     graphql = QuiverGraphQL(
         build_schema(settings),
         settings=settings,
+        storage=storage,
+        multipart_uploads_enabled=True,
         graphql_ide="graphiql",
         allow_queries_via_get=True,
         subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL],
@@ -37,24 +42,20 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if not manage_database:
-            yield
-            return
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        if settings.migrate_on_start:
-            await db.migrate(settings)
-        # The global fallback makes the ORM visible to request tasks, not only this one.
-        async with RegisterTortoise(
-            app, config=db.tortoise_config(settings.database_url), _enable_global_fallback=True
-        ):
-            if settings.admin_api_key:
-                await ensure_admin_key(settings.admin_api_key)
-            yield
+        try:
+            if manage_database:
+                async with _database(app, settings):
+                    yield
+            else:
+                yield
+        finally:
+            await storage.close()
 
     routes = [
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
         Mount(GRAPHIQL_ASSETS_PATH, app=StaticFiles(directory=GRAPHIQL_ASSETS)),
+        Route("/files/{id}", FileDownload(settings, storage), methods=["GET", "HEAD"]),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
     ]
@@ -65,7 +66,22 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.storage = storage
     return app
+
+
+@asynccontextmanager
+async def _database(app: Starlette, settings: Settings) -> AsyncIterator[None]:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if settings.migrate_on_start:
+        await db.migrate(settings)
+    # The global fallback makes the ORM visible to request tasks, not only this one.
+    async with RegisterTortoise(
+        app, config=db.tortoise_config(settings.database_url), _enable_global_fallback=True
+    ):
+        if settings.admin_api_key:
+            await ensure_admin_key(settings.admin_api_key)
+        yield
 
 
 app = create_app()

@@ -13,6 +13,7 @@ from starlette.websockets import WebSocket
 from quiver.auth import Viewer
 from quiver.config import Settings
 from quiver.resolvers.loaders import Loaders
+from quiver.storage import Storage
 
 
 @dataclass
@@ -21,6 +22,7 @@ class Context:
     response: Response | WebSocket | None
     viewer: Viewer
     settings: Settings
+    storage: Storage
     request_id: str
     loaders: Loaders = field(init=False)
 

@@ -29,6 +29,8 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
                 "journal_mode": "WAL",
                 "journal_size_limit": 64 * 1024 * 1024,
                 "foreign_keys": "ON",
+                # Paths are case-sensitive; SQLite LIKE (used for prefixes) is not by default.
+                "case_sensitive_like": "ON",
             },
         }
     else:

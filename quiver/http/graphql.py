@@ -7,7 +7,8 @@ from pathlib import Path
 
 from cross_web import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
@@ -22,16 +23,40 @@ from quiver.http.media import (
     negotiate_response_media_type,
 )
 from quiver.http.request_id import request_id_of
+from quiver.storage import Storage
 
 GRAPHIQL_TEMPLATE = Path(__file__).with_name("graphiql.html")
 GRAPHIQL_ASSETS = Path(__file__).with_name("static") / "graphiql"
 GRAPHIQL_ASSETS_PATH = "/graphiql-assets"
 
 
+# Any of these makes a browser send a CORS preflight, which a cross-site form cannot.
+PREFLIGHT_HEADERS = (
+    "authorization",
+    "graphql-require-preflight",
+    "apollo-require-preflight",
+    "x-apollo-operation-name",
+)
+
+
 class QuiverGraphQL(GraphQL[Context, None]):
-    def __init__(self, *args: object, settings: Settings, **kwargs: object) -> None:
+    def __init__(
+        self, *args: object, settings: Settings, storage: Storage, **kwargs: object
+    ) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.settings = settings
+        self.storage = storage
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and _is_unguarded_multipart(scope):
+            response = PlainTextResponse(
+                "Multipart requests need an Authorization or GraphQL-Require-Preflight header "
+                "(protection against cross-site request forgery)",
+                status_code=400,
+            )
+            await response(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
@@ -45,6 +70,7 @@ class QuiverGraphQL(GraphQL[Context, None]):
             response=response,
             viewer=viewer,
             settings=self.settings,
+            storage=self.storage,
             request_id=request_id_of(request.scope),
         )
 
@@ -85,3 +111,11 @@ class QuiverGraphQL(GraphQL[Context, None]):
         if sub_response.media_type == GRAPHQL_RESPONSE_JSON:
             response.headers["content-type"] = f"{GRAPHQL_RESPONSE_JSON}; charset=utf-8"
         return response
+
+
+def _is_unguarded_multipart(scope: Scope) -> bool:
+    headers = {name.decode("latin-1").lower(): value for name, value in scope["headers"]}
+    content_type = headers.get("content-type", b"").decode("latin-1").lower()
+    if not content_type.startswith("multipart/"):
+        return False
+    return not any(headers.get(name) for name in PREFLIGHT_HEADERS)

@@ -10,7 +10,7 @@ from strawberry.dataloader import DataLoader
 from tortoise.models import Model
 
 from quiver.auth import Viewer
-from quiver.models import ApiKey, Dataset, DatasetTag, Membership, Team, User
+from quiver.models import ApiKey, Dataset, DatasetFile, DatasetTag, Membership, Team, User
 from quiver.resolvers.access import visible_datasets
 
 K = TypeVar("K", bound=Hashable)
@@ -60,6 +60,15 @@ def ApiKeyByIdLoader() -> DataLoader[int, ApiKey | None]:
     return DataLoader(load_fn=load)
 
 
+def FileByIdLoader() -> DataLoader[int, DatasetFile | None]:
+    """Files by pk; callers check the dataset's visibility through DatasetByIdLoader."""
+
+    async def load(ids: list[int]) -> list[DatasetFile | None]:
+        return _by_key(await DatasetFile.filter(id__in=ids), ids, lambda f: f.id)
+
+    return DataLoader(load_fn=load)
+
+
 def TagsByDatasetIdLoader() -> DataLoader[int, list[str]]:
     async def load(ids: list[int]) -> list[list[str]]:
         rows = await DatasetTag.filter(dataset_id__in=ids).order_by("dataset_id", "position")
@@ -92,6 +101,7 @@ class Loaders:
         self.user_by_id = UserByIdLoader()
         self.team_by_id = TeamByIdLoader()
         self.api_key_by_id = ApiKeyByIdLoader()
+        self.file_by_id = FileByIdLoader()
         self.tags_by_dataset_id = TagsByDatasetIdLoader()
         self.memberships_by_team_id = MembershipsByTeamIdLoader()
         self.memberships_by_user_id = MembershipsByUserIdLoader()

@@ -9,6 +9,7 @@ from quiver.config import Settings
 from quiver.context import Info
 from quiver.schema.datasets import Dataset, DatasetMutation, DatasetQuery
 from quiver.schema.extensions import limit_extensions
+from quiver.schema.files import File, FileMutation
 from quiver.schema.node import Node, resolve_node
 from quiver.schema.scalars import SCALAR_MAP
 from quiver.schema.users import ApiKey, Team, User, UserMutation, UserQuery
@@ -22,7 +23,7 @@ class Query(DatasetQuery, UserQuery):
 
 
 @strawberry.type(description="Change the dataset graph.")
-class Mutation(DatasetMutation, UserMutation):
+class Mutation(DatasetMutation, FileMutation, UserMutation):
     pass
 
 
@@ -31,7 +32,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.federation.Sche
     return strawberry.federation.Schema(
         query=Query,
         mutation=Mutation,
-        types=[Dataset, User, Team, ApiKey],
+        types=[Dataset, File, User, Team, ApiKey],
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
         federation_version="2.7",
         extensions=limit_extensions(

@@ -15,9 +15,11 @@ from quiver.context import Context, Info
 from quiver.ids import decode_global_id
 from quiver.models import DatasetStatus, DatasetType, Role, Visibility
 from quiver.resolvers import datasets as ops
+from quiver.resolvers import files as file_ops
 from quiver.resolvers.access import role_on
 from quiver.resolvers.pagination import Page
 from quiver.schema.errors import UserError, payload
+from quiver.schema.files import File, FileConnection
 from quiver.schema.node import Node, global_id_resolver, node_loader
 from quiver.schema.pagination import PageInfo
 from quiver.schema.scalars import Long
@@ -80,6 +82,21 @@ class Dataset(Node):
         if root.created_by_id is None:
             return None
         return info.context.loaders.user_by_id.load(root.created_by_id)  # type: ignore[return-value]
+
+    @strawberry.field(description="Files in the working set, ordered by path.")
+    async def files(
+        self,
+        root: strawberry.Parent[models.Dataset],
+        first: int | None = 20,
+        after: str | None = None,
+        prefix: str | None = None,
+    ) -> FileConnection:
+        page = await file_ops.list_files(root.id, first=first, after=after, prefix=prefix)
+        return FileConnection.of(page)
+
+    @strawberry.field(description="The file at a path; null if there is none.")
+    async def file(self, root: strawberry.Parent[models.Dataset], path: str) -> File | None:
+        return await models.DatasetFile.get_or_none(dataset_id=root.id, path=path)  # type: ignore[return-value]
 
     @strawberry.field(description="The strongest role the caller holds on it; null if none.")
     async def viewer_role(self, root: strawberry.Parent[models.Dataset], info: Info) -> Role | None:

@@ -76,6 +76,10 @@ class Storage(Protocol):
         """Copy src to dst, replacing dst; raise ObjectNotFound when src is missing."""
         ...
 
+    async def move(self, src: str, dst: str) -> None:
+        """Move src to dst, replacing dst; raise ObjectNotFound when src is missing."""
+        ...
+
     async def close(self) -> None:
         """Release what the backend holds."""
         ...

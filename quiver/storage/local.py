@@ -177,6 +177,19 @@ class LocalStorage:
                 raise ObjectNotFound(src) from None
             raise StorageError(f"cannot copy {src!r} to {dst!r}: {error}") from error
 
+    async def move(self, src: str, dst: str) -> None:
+        """Rename src over dst: one atomic rename, no bytes copied."""
+        source = self.path_for(src)
+        target = self.path_for(dst)
+        try:
+            await aiofiles.os.makedirs(target.parent, exist_ok=True)
+            await aiofiles.os.replace(source, target)
+        except FileNotFoundError:
+            raise ObjectNotFound(src) from None
+        except OSError as error:
+            raise StorageError(f"cannot move {src!r} to {dst!r}: {error}") from error
+        await anyio.to_thread.run_sync(_sync_directory, target.parent)
+
     async def close(self) -> None:
         """Nothing to release: every operation opens and closes its own files."""
 

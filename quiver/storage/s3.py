@@ -185,6 +185,11 @@ class S3Storage:
         with _storage_errors(src):
             await obstore.copy_async(self.store, src, dst)
 
+    async def move(self, src: str, dst: str) -> None:
+        """Copy server-side, then delete the source (S3 has no rename)."""
+        await self.copy(src, dst)
+        await self.delete(src)
+
     async def close(self) -> None:
         """Give obstore's runtime threads time to leave the interpreter."""
         await anyio.sleep(SHUTDOWN_GRACE_SECONDS)

@@ -239,6 +239,26 @@ async def test_copy_of_a_missing_source_raises_object_not_found(storage: Storage
     assert await storage.exists("dst") is False
 
 
+async def test_move_puts_the_bytes_at_the_destination_and_removes_the_source(
+    storage: Storage,
+) -> None:
+    data = random_bytes(MIB + 1)
+    await storage.put("staging/blob", pieces(data))
+    await storage.put("final/blob", chunks(b"old content"))
+
+    await storage.move("staging/blob", "final/blob")
+
+    assert await read(storage, "final/blob") == data
+    assert await storage.exists("staging/blob") is False
+
+
+async def test_move_of_a_missing_source_raises_object_not_found(storage: Storage) -> None:
+    with pytest.raises(ObjectNotFound):
+        await storage.move("missing", "dst")
+
+    assert await storage.exists("dst") is False
+
+
 async def failing_stream(good_bytes: int) -> AsyncIterator[bytes]:
     yield random_bytes(good_bytes)
     raise RuntimeError("the source broke")

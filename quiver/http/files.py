@@ -1,0 +1,105 @@
+"""``GET /files/{id}``: a file's bytes, streamed, with Range and ETag (= sha256)."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import quote
+
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from quiver.auth import AuthenticationError, authenticate
+from quiver.config import Settings
+from quiver.ids import decode_global_id
+from quiver.models import DatasetFile
+from quiver.resolvers.access import visible_datasets
+from quiver.storage import Storage
+from quiver.storage.blobs import blob_key
+
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | bool | None:
+    """(start, end exclusive) for one satisfiable range; None to send everything;
+    False when the range cannot be satisfied (416)."""
+    if not header:
+        return None
+    match = _RANGE.fullmatch(header.strip())
+    if match is None:
+        # Several ranges, or a unit other than bytes: serving the whole file is allowed.
+        return None
+    first, last = match.groups()
+    if not first and not last:
+        return None
+    if not first:
+        suffix = int(last)
+        if suffix == 0:
+            return False
+        return max(size - suffix, 0), size
+    start = int(first)
+    end = min(int(last) + 1, size) if last else size
+    if start >= size or (last and int(last) < start):
+        return False
+    return start, end
+
+
+def content_disposition(path: str) -> str:
+    name = path.rsplit("/", 1)[-1]
+    ascii_name = name.encode("ascii", "replace").decode().replace('"', "_").replace("?", "_")
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+class FileDownload:
+    """Same rules as GraphQL: a file of a dataset the caller cannot read is a 404."""
+
+    def __init__(self, settings: Settings, storage: Storage) -> None:
+        self.settings = settings
+        self.storage = storage
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await self.respond(Request(scope, receive))
+        await response(scope, receive, send)
+
+    async def respond(self, request: Request) -> Response:
+        try:
+            viewer = await authenticate(request.headers.get("authorization"), self.settings)
+        except AuthenticationError as exc:
+            return PlainTextResponse(str(exc), status_code=401)
+        pk = decode_global_id(request.path_params["id"], "File")
+        file = await DatasetFile.get_or_none(id=pk) if pk is not None else None
+        if file is None or not await visible_datasets(viewer).filter(id=file.dataset_id).exists():
+            return PlainTextResponse("No file with this id", status_code=404)
+        etag = f'"{file.blob_id}"'
+        headers = {
+            "ETag": etag,
+            "Accept-Ranges": "bytes",
+            "Content-Disposition": content_disposition(file.path),
+            "Cache-Control": "private, max-age=0, must-revalidate",
+        }
+        if _matches(request.headers.get("if-none-match"), etag):
+            return Response(status_code=304, headers=headers)
+        wanted = parse_range(request.headers.get("range"), file.size)
+        if request.headers.get("if-range") not in (None, etag):
+            wanted = None  # the client's partial copy is of other bytes: send them all
+        if wanted is False:
+            headers["Content-Range"] = f"bytes */{file.size}"
+            return PlainTextResponse("Range not satisfiable", status_code=416, headers=headers)
+        start, end = wanted if isinstance(wanted, tuple) else (0, file.size)
+        headers["Content-Length"] = str(end - start)
+        media_type = file.content_type or "application/octet-stream"
+        status = 200
+        if isinstance(wanted, tuple):
+            status = 206
+            headers["Content-Range"] = f"bytes {start}-{end - 1}/{file.size}"
+        if request.method == "HEAD" or start == end:
+            return Response(status_code=status, headers=headers, media_type=media_type)
+        chunks = await self.storage.open(blob_key(file.blob_id), start=start, end=end)
+        return StreamingResponse(chunks, status_code=status, headers=headers, media_type=media_type)
+
+
+def _matches(if_none_match: str | None, etag: str) -> bool:
+    if not if_none_match:
+        return False
+    candidates = [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
+    return "*" in candidates or etag in candidates

@@ -1,0 +1,224 @@
+"""File operations on a dataset's working set: add, list, delete, move, tag."""
+
+from __future__ import annotations
+
+import mimetypes
+from collections.abc import AsyncIterable, Mapping
+from typing import Any
+
+from tortoise.exceptions import IntegrityError
+from tortoise.expressions import F
+from tortoise.transactions import in_transaction
+
+from quiver.auth import Viewer
+from quiver.models import Blob, Dataset, DatasetFile, DatasetStatus, Role
+from quiver.resolvers.access import dataset_for
+from quiver.resolvers.errors import ErrorCode, FieldPath, Problem, Refused
+from quiver.resolvers.pagination import Page, keyset_page
+from quiver.resolvers.validation import normalize_tags, raise_if_any
+from quiver.storage import Storage
+from quiver.storage.blobs import (
+    SHA256_PATTERN,
+    ChecksumMismatch,
+    StoredBlob,
+    TooLarge,
+    write_blob,
+)
+
+MAX_PATH_LENGTH = 1024
+MAX_BATCH = 1000
+
+
+def check_path(path: str, field: FieldPath) -> list[Problem]:
+    """A relative, normalized, '/'-separated path: what every archive and bucket can hold."""
+    reason = None
+    if not path:
+        reason = "Path cannot be empty"
+    elif len(path) > MAX_PATH_LENGTH:
+        reason = f"Path must be at most {MAX_PATH_LENGTH} characters"
+    elif path.startswith("/"):
+        reason = "Path must be relative (no leading '/')"
+    elif any(ord(c) < 32 or ord(c) == 127 for c in path):
+        reason = "Path cannot contain NUL or control characters"
+    elif "\\" in path:
+        reason = "Path separators are '/', not '\\'"
+    elif any(segment in ("", ".", "..") for segment in path.split("/")):
+        reason = "Path cannot contain empty, '.' or '..' segments (e.g. 'a//b', '../x', 'a/')"
+    return [Problem(field, reason, ErrorCode.INVALID)] if reason else []
+
+
+def guess_content_type(path: str) -> str | None:
+    return mimetypes.guess_type(path, strict=False)[0]
+
+
+async def writable_dataset(viewer: Viewer, dataset_id: str, field: FieldPath) -> Dataset:
+    dataset = await dataset_for(viewer, dataset_id, Role.WRITE, field)
+    if dataset.status == DatasetStatus.DELETED:
+        raise Refused.invalid(field, "The dataset is deleted; reinstate it first")
+    return dataset
+
+
+async def upload_file(
+    viewer: Viewer,
+    storage: Storage,
+    *,
+    dataset_id: str,
+    path: str,
+    stream: AsyncIterable[bytes],
+    sha256: str | None = None,
+    content_type: str | None = None,
+    metadata: Any = None,
+    tags: list[str] | None = None,
+    max_size: int | None = None,
+) -> DatasetFile:
+    """Store the bytes (once, by content) and put them at ``path`` in the working set."""
+    dataset = await writable_dataset(viewer, dataset_id, ("input", "datasetId"))
+    problems = check_path(path, ("input", "path"))
+    if sha256 is not None and not SHA256_PATTERN.fullmatch(sha256.lower()):
+        problems.append(Problem(("input", "sha256"), "Not a hex sha256", ErrorCode.INVALID))
+    normalized_tags, tag_problems = normalize_tags(tags or [], ("input", "tags"))
+    raise_if_any(problems + tag_problems)
+    try:
+        blob = await write_blob(storage, stream, expected_sha256=sha256, max_size=max_size)
+    except ChecksumMismatch as exc:
+        raise Refused.invalid(("input", "sha256"), str(exc)) from None
+    except TooLarge as exc:
+        raise Refused.one(
+            ("input", "file"), f"The file is too large: {exc}", ErrorCode.TOO_LARGE
+        ) from None
+    return await put_file(
+        dataset.id,
+        path,
+        blob,
+        content_type=content_type or guess_content_type(path),
+        metadata=metadata,
+        tags=normalized_tags,
+    )
+
+
+async def put_file(
+    dataset_pk: int,
+    path: str,
+    blob: StoredBlob,
+    *,
+    content_type: str | None,
+    metadata: Any = None,
+    tags: list[str] | None = None,
+) -> DatasetFile:
+    """Point ``path`` at a stored blob, replacing what was there; counters move with it.
+
+    Used by every way bytes arrive (multipart, tus, archives), after the blob is stored.
+    """
+    for attempt in range(2):
+        try:
+            async with in_transaction():
+                await Blob.get_or_create(sha256=blob.sha256, defaults={"size": blob.size})
+                existing = await DatasetFile.filter(dataset_id=dataset_pk, path=path).first()
+                if existing is None:
+                    file = await DatasetFile.create(
+                        dataset_id=dataset_pk,
+                        path=path,
+                        blob_id=blob.sha256,
+                        size=blob.size,
+                        content_type=content_type,
+                        metadata=metadata,
+                        tags=tags or [],
+                    )
+                    await _adjust_totals(dataset_pk, files=1, size=blob.size)
+                else:
+                    size_change = blob.size - existing.size
+                    existing.blob_id = blob.sha256
+                    existing.size = blob.size
+                    existing.content_type = content_type
+                    existing.metadata = metadata
+                    existing.tags = tags or []
+                    await existing.save()
+                    await _adjust_totals(dataset_pk, files=0, size=size_change)
+                    file = existing
+            return file
+        except IntegrityError:
+            # A concurrent upload created the same path first; the retry replaces it.
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def _adjust_totals(dataset_pk: int, *, files: int, size: int) -> None:
+    # Relative updates in SQL, so concurrent writers never overwrite each other's counts.
+    await Dataset.filter(id=dataset_pk).update(
+        file_count=F("file_count") + files, total_size=F("total_size") + size
+    )
+
+
+async def list_files(
+    dataset_pk: int,
+    *,
+    first: int | None,
+    after: str | None,
+    prefix: str | None = None,
+) -> Page[DatasetFile]:
+    files = DatasetFile.filter(dataset_id=dataset_pk)
+    if prefix:
+        files = files.filter(path__startswith=prefix)
+    return await keyset_page(files, key="path", descending=False, first=first, after=after)
+
+
+async def delete_files(viewer: Viewer, dataset_id: str, paths: list[str]) -> list[str]:
+    """Remove paths from the working set; returns the paths that were there."""
+    dataset = await writable_dataset(viewer, dataset_id, ("input", "datasetId"))
+    if len(paths) > MAX_BATCH:
+        raise Refused.invalid(("input", "paths"), f"At most {MAX_BATCH} paths per call")
+    async with in_transaction():
+        doomed = await DatasetFile.filter(dataset_id=dataset.id, path__in=paths)
+        if doomed:
+            await DatasetFile.filter(id__in=[f.id for f in doomed]).delete()
+            await _adjust_totals(dataset.id, files=-len(doomed), size=-sum(f.size for f in doomed))
+    return sorted(f.path for f in doomed)
+
+
+async def move_file(
+    viewer: Viewer, dataset_id: str, path: str, new_path: str, *, overwrite: bool
+) -> DatasetFile:
+    dataset = await writable_dataset(viewer, dataset_id, ("input", "datasetId"))
+    raise_if_any(check_path(new_path, ("input", "newPath")))
+    async with in_transaction():
+        file = await DatasetFile.filter(dataset_id=dataset.id, path=path).first()
+        if file is None:
+            raise Refused.not_found(("input", "path"), f"No file at {path!r}")
+        if new_path == path:
+            return file
+        target = await DatasetFile.filter(dataset_id=dataset.id, path=new_path).first()
+        if target is not None:
+            if not overwrite:
+                raise Refused.conflict(("input", "newPath"), f"A file exists at {new_path!r}")
+            await target.delete()
+            await _adjust_totals(dataset.id, files=-1, size=-target.size)
+        file.path = new_path
+        await file.save(update_fields=["path", "updated_at"])
+    return file
+
+
+async def set_file_metadata(
+    viewer: Viewer,
+    dataset_id: str,
+    path: str,
+    changes: Mapping[str, Any],
+    *,
+    merge: bool,
+) -> DatasetFile:
+    """Replace (or, with ``merge``, shallow-merge) a file's metadata and/or tags."""
+    dataset = await writable_dataset(viewer, dataset_id, ("input", "datasetId"))
+    file = await DatasetFile.filter(dataset_id=dataset.id, path=path).first()
+    if file is None:
+        raise Refused.not_found(("input", "path"), f"No file at {path!r}")
+    if "metadata" in changes:
+        metadata = changes["metadata"]
+        if merge and isinstance(metadata, dict) and isinstance(file.metadata, dict):
+            metadata = {**file.metadata, **metadata}
+        file.metadata = metadata
+    if changes.get("tags") is not None:
+        tags, problems = normalize_tags(changes["tags"], ("input", "tags"))
+        raise_if_any(problems)
+        file.tags = [*file.tags, *[t for t in tags if t not in file.tags]] if merge else tags
+    await file.save()
+    return file

@@ -1,0 +1,228 @@
+"""The ``File`` type, its connection, and the file mutations."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+import strawberry
+from starlette.datastructures import UploadFile
+from strawberry.file_uploads import Upload
+from strawberry.types.unset import UNSET
+
+from quiver import models
+from quiver.context import Context, Info
+from quiver.ids import decode_global_id, encode_global_id
+from quiver.resolvers import files as ops
+from quiver.resolvers.pagination import Page
+from quiver.schema.errors import UserError, payload
+from quiver.schema.node import Node, global_id_resolver, node_loader
+from quiver.schema.pagination import PageInfo
+from quiver.schema.scalars import JSON, Long
+
+if TYPE_CHECKING:
+    from quiver.schema.datasets import Dataset
+
+UPLOAD_CHUNK = 1024 * 1024
+
+
+@strawberry.federation.type(keys=["id"], description="A file in a dataset's working set.")
+class File(Node):
+    id: strawberry.ID = strawberry.field(
+        resolver=global_id_resolver("File"), description="The global ID of the file."
+    )
+    path: str = strawberry.field(description="Where the file sits in the dataset, '/'-separated.")
+    size: Long = strawberry.field(description="Size in bytes.")
+    content_type: str | None = strawberry.field(description="MIME type, given or guessed.")
+    metadata: JSON | None = strawberry.field(description="Free JSON metadata.")
+    tags: list[str] = strawberry.field(description="Tags, lower-case.")
+    created_at: datetime = strawberry.field(description="When the path first got content.")
+    updated_at: datetime = strawberry.field(description="When it last changed.")
+
+    @strawberry.field(description="Hex sha256 of the content; also its download ETag.")
+    def sha256(self, root: strawberry.Parent[models.DatasetFile]) -> str:
+        return root.blob_id
+
+    @strawberry.field(description="Where to GET the bytes (supports Range and ETag).")
+    def download_url(self, root: strawberry.Parent[models.DatasetFile], info: Info) -> str:
+        base = str(info.context.request.base_url).rstrip("/")
+        return f"{base}/files/{encode_global_id('File', root.id)}"
+
+    @strawberry.field(description="The dataset it belongs to.")
+    async def dataset(
+        self, root: strawberry.Parent[models.DatasetFile], info: Info
+    ) -> Annotated[Dataset, strawberry.lazy("quiver.schema.datasets")] | None:
+        return await info.context.loaders.dataset_by_id.load(root.dataset_id)  # type: ignore[return-value]
+
+    @classmethod
+    def is_type_of(cls, obj: Any, info: Any) -> bool:
+        return isinstance(obj, models.DatasetFile)
+
+    @classmethod
+    async def resolve_reference(cls, info: Info, id: strawberry.ID) -> models.DatasetFile | None:
+        pk = decode_global_id(id, "File")
+        return await _load_file(info.context, pk) if pk is not None else None
+
+
+@node_loader("File")
+async def _load_file(context: Context, pk: int) -> models.DatasetFile | None:
+    file = await context.loaders.file_by_id.load(pk)
+    if file is None or await context.loaders.dataset_by_id.load(file.dataset_id) is None:
+        return None
+    return file
+
+
+@strawberry.type(description="A file in a list, with its cursor.")
+class FileEdge:
+    node: File = strawberry.field(description="The file.")
+    cursor: str = strawberry.field(description="Pass as `after` to continue after this one.")
+
+
+@strawberry.type(description="A page of files, ordered by path.")
+class FileConnection:
+    edges: list[FileEdge] = strawberry.field(description="The files of this page.")
+    page_info: PageInfo = strawberry.field(description="Where this page sits.")
+    _page: strawberry.Private[Page[models.DatasetFile]]
+
+    @strawberry.field(description="How many files match, over all pages.")
+    async def total_count(self) -> int:
+        return await self._page.count()
+
+    @classmethod
+    def of(cls, page: Page[models.DatasetFile]) -> FileConnection:
+        edges = [
+            FileEdge(node=file, cursor=cursor)  # type: ignore[arg-type]
+            for file, cursor in zip(page.items, page.cursors, strict=True)
+        ]
+        return cls(edges=edges, page_info=PageInfo.of(page), _page=page)  # type: ignore[arg-type]
+
+
+@strawberry.input(description="A file sent in a GraphQL multipart request.")
+class UploadFileInput:
+    dataset_id: strawberry.ID = strawberry.field(description="The dataset.")
+    path: str = strawberry.field(description="Where to put it; an existing file is replaced.")
+    file: Upload = strawberry.field(description="The bytes (multipart request part).")
+    sha256: str | None = strawberry.field(
+        default=None, description="If given, the upload is refused unless the bytes match."
+    )
+    content_type: str | None = strawberry.field(
+        default=None, description="MIME type; guessed from the path when omitted."
+    )
+    metadata: JSON | None = strawberry.field(default=None, description="Free JSON metadata.")
+    tags: list[str] | None = strawberry.field(default=None, description="Tags.")
+
+
+@strawberry.input(description="Files to remove from a dataset's working set.")
+class DeleteFilesInput:
+    dataset_id: strawberry.ID = strawberry.field(description="The dataset.")
+    paths: list[str] = strawberry.field(description="Paths to remove (at most 1000).")
+
+
+@strawberry.input(description="Rename a file within its dataset.")
+class MoveFileInput:
+    dataset_id: strawberry.ID = strawberry.field(description="The dataset.")
+    path: str = strawberry.field(description="The file's current path.")
+    new_path: str = strawberry.field(description="Its new path.")
+    overwrite: bool = strawberry.field(
+        default=False, description="Replace a file at newPath instead of refusing (CONFLICT)."
+    )
+
+
+@strawberry.input(description="Set a file's metadata and/or tags.")
+class SetFileMetadataInput:
+    dataset_id: strawberry.ID = strawberry.field(description="The dataset.")
+    path: str = strawberry.field(description="The file.")
+    metadata: JSON | None = strawberry.field(default=UNSET, description="New metadata.")
+    tags: list[str] | None = strawberry.field(default=UNSET, description="New tags.")
+    merge: bool = strawberry.field(
+        default=False, description="Merge into the existing metadata and tags instead."
+    )
+
+
+@strawberry.type(description="Result of a file mutation.")
+class FilePayload:
+    file: File | None = strawberry.field(default=None, description="The file.")
+    user_errors: list[UserError] = strawberry.field(description="Why nothing was done.")
+
+
+@strawberry.type(description="Result of deleteFiles.")
+class DeleteFilesPayload:
+    deleted_paths: list[str] = strawberry.field(
+        default_factory=list, description="Paths that were removed (those that existed)."
+    )
+    user_errors: list[UserError] = strawberry.field(description="Why nothing was done.")
+
+
+def _chunks_source(upload: Upload) -> UploadFile:
+    assert isinstance(upload, UploadFile)  # what Starlette hands strawberry for a part
+    return upload
+
+
+async def _chunks(upload: Upload) -> AsyncIterator[bytes]:
+    while chunk := await _chunks_source(upload).read(UPLOAD_CHUNK):
+        yield chunk
+
+
+@strawberry.type
+class FileMutation:
+    @strawberry.mutation(description="Upload a file (GraphQL multipart request).")
+    async def upload_file(self, info: Info, input: UploadFileInput) -> FilePayload:
+        context = info.context
+
+        async def run() -> dict[str, object]:
+            file = await ops.upload_file(
+                context.viewer,
+                context.storage,
+                dataset_id=input.dataset_id,
+                path=input.path,
+                stream=_chunks(input.file),
+                sha256=input.sha256,
+                content_type=input.content_type or getattr(input.file, "content_type", None),
+                metadata=input.metadata,
+                tags=input.tags,
+                max_size=context.settings.max_upload_size,
+            )
+            return {"file": file}
+
+        try:
+            return await payload(FilePayload, run)
+        finally:
+            # Starlette spools the part to a temp file; release it whatever happened.
+            await _chunks_source(input.file).close()
+
+    @strawberry.mutation(description="Remove files from a dataset's working set.")
+    async def delete_files(self, info: Info, input: DeleteFilesInput) -> DeleteFilesPayload:
+        async def run() -> dict[str, object]:
+            deleted = await ops.delete_files(info.context.viewer, input.dataset_id, input.paths)
+            return {"deleted_paths": deleted}
+
+        return await payload(DeleteFilesPayload, run)
+
+    @strawberry.mutation(description="Rename a file within its dataset.")
+    async def move_file(self, info: Info, input: MoveFileInput) -> FilePayload:
+        async def run() -> dict[str, object]:
+            file = await ops.move_file(
+                info.context.viewer,
+                input.dataset_id,
+                input.path,
+                input.new_path,
+                overwrite=input.overwrite,
+            )
+            return {"file": file}
+
+        return await payload(FilePayload, run)
+
+    @strawberry.mutation(description="Replace or merge a file's metadata and tags.")
+    async def set_file_metadata(self, info: Info, input: SetFileMetadataInput) -> FilePayload:
+        changes = {
+            k: getattr(input, k) for k in ("metadata", "tags") if getattr(input, k) is not UNSET
+        }
+
+        async def run() -> dict[str, object]:
+            file = await ops.set_file_metadata(
+                info.context.viewer, input.dataset_id, input.path, changes, merge=input.merge
+            )
+            return {"file": file}
+
+        return await payload(FilePayload, run)

@@ -1,0 +1,706 @@
+"""Who may read and change a dataset: every actor against every action, over real HTTP.
+
+The world of each test: team A, created by Alice, with a reader, a writer and an admin
+member added through ``addTeamMember``; team B, created by an outsider, with a teammate;
+a PRIVATE dataset owned by team A; a site admin; and anonymous callers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from conftest import Api, Person
+
+from quiver.ids import encode_global_id
+
+pytestmark = pytest.mark.anyio
+
+CREATE_TEAM = """
+mutation($name: String!) {
+  createTeam(input: {name: $name}) {
+    team { id }
+    userErrors { field message code }
+  }
+}
+"""
+ADD_TEAM_MEMBER = """
+mutation($teamId: ID!, $userId: ID!, $role: Role!) {
+  addTeamMember(input: {teamId: $teamId, userId: $userId, role: $role}) {
+    team { id members { user { id } role } }
+    userErrors { field message code }
+  }
+}
+"""
+CREATE_DATASET = """
+mutation($input: CreateDatasetInput!) {
+  createDataset(input: $input) {
+    dataset { id name visibility owner { id } }
+    userErrors { field message code }
+  }
+}
+"""
+DATASET = """
+query($id: ID!) {
+  dataset(id: $id) { id name description status visibility viewerRole }
+}
+"""
+DATASETS = """
+query($filter: DatasetFilter) {
+  datasets(first: 100, filter: $filter) { totalCount edges { node { id name viewerRole } } }
+}
+"""
+NODE = """
+query($id: ID!) {
+  node(id: $id) { id ... on Dataset { name } }
+}
+"""
+UPDATE_DATASET = """
+mutation($input: UpdateDatasetInput!) {
+  updateDataset(input: $input) {
+    dataset { id description visibility }
+    userErrors { field message code }
+  }
+}
+"""
+DELETE_DATASET = """
+mutation($id: ID!, $hard: Boolean!) {
+  deleteDataset(input: {id: $id, hard: $hard}) {
+    dataset { id status }
+    userErrors { field message code }
+  }
+}
+"""
+REINSTATE_DATASET = """
+mutation($id: ID!) {
+  reinstateDataset(input: {id: $id}) {
+    dataset { id status }
+    userErrors { field message code }
+  }
+}
+"""
+SHARE_DATASET = """
+mutation($datasetId: ID!, $userId: ID, $teamId: ID, $role: Role) {
+  shareDataset(input: {datasetId: $datasetId, userId: $userId, teamId: $teamId, role: $role}) {
+    dataset { id }
+    userErrors { field message code }
+  }
+}
+"""
+
+ACTORS = ["anonymous", "outsider", "reader", "writer", "admin", "site_admin"]
+# The role each actor holds on team A's private dataset; None: they cannot even see it.
+ROLE_ON_PRIVATE = {
+    "anonymous": None,
+    "outsider": None,
+    "reader": "READ",
+    "writer": "WRITE",
+    "admin": "ADMIN",
+    "site_admin": "ADMIN",
+}
+# What a mutation needing WRITE answers each actor: None means it is allowed.
+NEEDS_WRITE = {
+    "anonymous": "NOT_FOUND",
+    "outsider": "NOT_FOUND",
+    "reader": "FORBIDDEN",
+    "writer": None,
+    "admin": None,
+    "site_admin": None,
+}
+NEEDS_ADMIN = {**NEEDS_WRITE, "writer": "FORBIDDEN"}
+
+MakeUser = Callable[[str], Awaitable[Person]]
+
+
+@dataclass
+class World:
+    api: Api
+    site_admin_token: str
+    alice: Person
+    reader: Person
+    writer: Person
+    admin: Person
+    outsider: Person
+    teammate: Person
+    team_a: str
+    team_b: str
+    dataset_id: str
+
+    def token(self, actor: str) -> str | None:
+        if actor == "anonymous":
+            return None
+        if actor == "site_admin":
+            return self.site_admin_token
+        person: Person = getattr(self, actor)
+        return person.token
+
+    async def dataset(self, actor: str, dataset_id: str | None = None) -> dict[str, Any] | None:
+        data = await self.api.data(
+            DATASET, {"id": dataset_id or self.dataset_id}, token=self.token(actor)
+        )
+        dataset: dict[str, Any] | None = data["dataset"]
+        return dataset
+
+    async def listed_ids(self, actor: str) -> list[str]:
+        data = await self.api.data(DATASETS, token=self.token(actor))
+        return [edge["node"]["id"] for edge in data["datasets"]["edges"]]
+
+    async def run(
+        self, actor: str, query: str, variables: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The single payload of a mutation, userErrors and all."""
+        data = await self.api.data(query, variables, token=self.token(actor))
+        (payload,) = data.values()
+        result: dict[str, Any] = payload
+        return result
+
+    async def share(self, role: str | None, *, user_id: str | None = None, team_id: str | None = None) -> None:
+        variables = {
+            "datasetId": self.dataset_id,
+            "userId": user_id,
+            "teamId": team_id,
+            "role": role,
+        }
+        await self.api.mutate(SHARE_DATASET, variables, token=self.alice.token)
+
+
+def codes(payload: dict[str, Any]) -> list[str]:
+    return [error["code"] for error in payload["userErrors"]]
+
+
+async def create_team(api: Api, name: str, creator: Person) -> str:
+    payload = await api.mutate(CREATE_TEAM, {"name": name}, token=creator.token)
+    team_id: str = payload["team"]["id"]
+    return team_id
+
+
+async def add_member(api: Api, team_id: str, person: Person, role: str, by: Person) -> None:
+    variables = {"teamId": team_id, "userId": person.id, "role": role}
+    await api.mutate(ADD_TEAM_MEMBER, variables, token=by.token)
+
+
+async def create_dataset(
+    api: Api, token: str, name: str, **fields: Any
+) -> dict[str, Any]:
+    payload = await api.mutate(CREATE_DATASET, {"input": {"name": name, **fields}}, token=token)
+    dataset: dict[str, Any] = payload["dataset"]
+    return dataset
+
+
+@pytest.fixture
+async def world(api: Api, admin_token: str, make_user: MakeUser) -> World:
+    alice = await make_user("alice")
+    reader = await make_user("reader")
+    writer = await make_user("writer")
+    admin = await make_user("admin-member")
+    outsider = await make_user("outsider")
+    teammate = await make_user("teammate")
+    team_a = await create_team(api, "team-a", alice)
+    await add_member(api, team_a, reader, "READ", by=alice)
+    await add_member(api, team_a, writer, "WRITE", by=alice)
+    await add_member(api, team_a, admin, "ADMIN", by=alice)
+    team_b = await create_team(api, "team-b", outsider)
+    await add_member(api, team_b, teammate, "READ", by=outsider)
+    dataset = await create_dataset(
+        api, alice.token, "secret-plans", teamId=team_a, description="original"
+    )
+    assert dataset["visibility"] == "PRIVATE"
+    assert dataset["owner"]["id"] == team_a
+    return World(
+        api=api,
+        site_admin_token=admin_token,
+        alice=alice,
+        reader=reader,
+        writer=writer,
+        admin=admin,
+        outsider=outsider,
+        teammate=teammate,
+        team_a=team_a,
+        team_b=team_b,
+        dataset_id=dataset["id"],
+    )
+
+
+async def test_the_team_has_the_members_and_roles_it_was_given(world: World) -> None:
+    payload = await world.run(
+        "admin",
+        ADD_TEAM_MEMBER,
+        {"teamId": world.team_a, "userId": world.reader.id, "role": "READ"},
+    )
+
+    members = {m["user"]["id"]: m["role"] for m in payload["team"]["members"]}
+    assert members == {
+        world.alice.id: "ADMIN",
+        world.reader.id: "READ",
+        world.writer.id: "WRITE",
+        world.admin.id: "ADMIN",
+    }
+
+
+# Reading
+
+
+@pytest.mark.parametrize("actor", ACTORS)
+async def test_dataset_by_id_shows_a_private_dataset_only_to_its_readers(
+    world: World, actor: str
+) -> None:
+    dataset = await world.dataset(actor)
+
+    expected_role = ROLE_ON_PRIVATE[actor]
+    if expected_role is None:
+        assert dataset is None
+    else:
+        assert dataset is not None
+        assert dataset["name"] == "secret-plans"
+        assert dataset["viewerRole"] == expected_role
+
+
+@pytest.mark.parametrize("actor", ACTORS)
+async def test_the_datasets_list_includes_a_private_dataset_only_for_its_readers(
+    world: World, actor: str
+) -> None:
+    data = await world.api.data(DATASETS, token=world.token(actor))
+
+    nodes = {edge["node"]["id"]: edge["node"] for edge in data["datasets"]["edges"]}
+    expected_role = ROLE_ON_PRIVATE[actor]
+    if expected_role is None:
+        assert world.dataset_id not in nodes
+        assert data["datasets"]["totalCount"] == 0
+    else:
+        assert nodes[world.dataset_id]["viewerRole"] == expected_role
+        assert data["datasets"]["totalCount"] == 1
+
+
+@pytest.mark.parametrize("actor", ACTORS)
+async def test_node_resolves_a_private_dataset_only_for_its_readers(
+    world: World, actor: str
+) -> None:
+    data = await world.api.data(NODE, {"id": world.dataset_id}, token=world.token(actor))
+
+    if ROLE_ON_PRIVATE[actor] is None:
+        assert data["node"] is None
+    else:
+        assert data["node"] == {"id": world.dataset_id, "name": "secret-plans"}
+
+
+@pytest.mark.parametrize("actor", ["anonymous", "outsider"])
+async def test_a_hidden_dataset_is_refused_exactly_like_one_that_does_not_exist(
+    world: World, actor: str
+) -> None:
+    missing_id = encode_global_id("Dataset", 987_654_321)
+
+    hidden = await world.run(
+        actor, UPDATE_DATASET, {"input": {"id": world.dataset_id, "description": "x"}}
+    )
+    missing = await world.run(actor, UPDATE_DATASET, {"input": {"id": missing_id, "description": "x"}})
+
+    assert hidden == missing
+    assert codes(hidden) == ["NOT_FOUND"]
+    assert hidden["userErrors"][0]["field"] == ["input", "id"]
+
+
+# Changing
+
+
+@pytest.mark.parametrize("actor", ACTORS)
+async def test_update_dataset_needs_the_write_role(world: World, actor: str) -> None:
+    payload = await world.run(
+        actor, UPDATE_DATASET, {"input": {"id": world.dataset_id, "description": f"by {actor}"}}
+    )
+
+    after = await world.dataset("alice")
+    assert after is not None
+    expected = NEEDS_WRITE[actor]
+    if expected is None:
+        assert payload["userErrors"] == []
+        assert payload["dataset"]["description"] == f"by {actor}"
+        assert after["description"] == f"by {actor}"
+    else:
+        assert codes(payload) == [expected]
+        assert payload["dataset"] is None
+        assert after["description"] == "original"
+
+
+@pytest.mark.parametrize("actor", ACTORS)
+async def test_soft_delete_needs_the_write_role(world: World, actor: str) -> None:
+    payload = await world.run(actor, DELETE_DATASET, {"id": world.dataset_id, "hard": False})
+
+    after = await world.dataset("alice")
+    assert after is not None
+    expected = NEEDS_WRITE[actor]
+    if expected is None:
+        assert payload["userErrors"] == []
+        assert payload["dataset"]["status"] == "DELETED"
+        assert after["status"] == "DELETED"
+        assert world.dataset_id not in await world.listed_ids("alice")
+    else:
+        assert codes(payload) == [expected]
+        assert after["status"] == "ACTIVE"
+
+
+@pytest.mark.parametrize("actor", ACTORS)
+async def test_hard_delete_needs_the_admin_role(world: World, actor: str) -> None:
+    payload = await world.run(actor, DELETE_DATASET, {"id": world.dataset_id, "hard": True})
+
+    after = await world.dataset("site_admin")
+    expected = NEEDS_ADMIN[actor]
+    if expected is None:
+        assert payload["userErrors"] == []
+        assert payload["dataset"]["id"] == world.dataset_id
+        assert after is None
+    else:
+        assert codes(payload) == [expected]
+        assert after is not None
+        assert after["status"] == "ACTIVE"
+
+
+@pytest.mark.parametrize("actor", ACTORS)
+async def test_reinstate_needs_the_write_role(world: World, actor: str) -> None:
+    await world.api.mutate(
+        DELETE_DATASET, {"id": world.dataset_id, "hard": False}, token=world.alice.token
+    )
+
+    payload = await world.run(actor, REINSTATE_DATASET, {"id": world.dataset_id})
+
+    after = await world.dataset("alice")
+    assert after is not None
+    expected = NEEDS_WRITE[actor]
+    if expected is None:
+        assert payload["userErrors"] == []
+        assert payload["dataset"]["status"] == "ACTIVE"
+        assert after["status"] == "ACTIVE"
+    else:
+        assert codes(payload) == [expected]
+        assert after["status"] == "DELETED"
+
+
+@pytest.mark.parametrize("actor", ACTORS)
+async def test_share_dataset_needs_the_admin_role(world: World, actor: str) -> None:
+    payload = await world.run(
+        actor,
+        SHARE_DATASET,
+        {"datasetId": world.dataset_id, "teamId": world.team_b, "role": "READ"},
+    )
+
+    seen_by_teammate = await world.dataset("teammate")
+    expected = NEEDS_ADMIN[actor]
+    if expected is None:
+        assert payload["userErrors"] == []
+        assert seen_by_teammate is not None
+        assert seen_by_teammate["viewerRole"] == "READ"
+    else:
+        assert codes(payload) == [expected]
+        assert seen_by_teammate is None
+
+
+# Sharing
+
+
+async def test_sharing_read_with_a_user_lets_them_read_but_not_update(world: World) -> None:
+    await world.share("READ", user_id=world.outsider.id)
+
+    dataset = await world.dataset("outsider")
+    assert dataset is not None
+    assert dataset["viewerRole"] == "READ"
+    assert world.dataset_id in await world.listed_ids("outsider")
+    node = await world.api.data(NODE, {"id": world.dataset_id}, token=world.outsider.token)
+    assert node["node"]["name"] == "secret-plans"
+    payload = await world.run(
+        "outsider", UPDATE_DATASET, {"input": {"id": world.dataset_id, "description": "mine"}}
+    )
+    assert codes(payload) == ["FORBIDDEN"]
+    # A share with one user is not a share with their team.
+    assert await world.dataset("teammate") is None
+
+
+async def test_sharing_with_a_team_gives_its_members_that_role(world: World) -> None:
+    await world.share("WRITE", team_id=world.team_b)
+
+    for actor in ("outsider", "teammate"):
+        dataset = await world.dataset(actor)
+        assert dataset is not None
+        assert dataset["viewerRole"] == "WRITE"
+    payload = await world.run(
+        "teammate", UPDATE_DATASET, {"input": {"id": world.dataset_id, "description": "team b"}}
+    )
+    assert payload["userErrors"] == []
+    assert payload["dataset"]["description"] == "team b"
+    # WRITE is not ADMIN: team B still cannot hard-delete it.
+    refused = await world.run("outsider", DELETE_DATASET, {"id": world.dataset_id, "hard": True})
+    assert codes(refused) == ["FORBIDDEN"]
+
+
+async def test_sharing_again_changes_the_role_in_place(world: World) -> None:
+    await world.share("READ", user_id=world.outsider.id)
+    await world.share("ADMIN", user_id=world.outsider.id)
+
+    dataset = await world.dataset("outsider")
+    assert dataset is not None
+    assert dataset["viewerRole"] == "ADMIN"
+
+
+async def test_a_share_never_lowers_a_stronger_team_role(world: World) -> None:
+    await world.share("READ", user_id=world.writer.id)
+
+    dataset = await world.dataset("writer")
+    assert dataset is not None
+    assert dataset["viewerRole"] == "WRITE"
+
+
+async def test_a_null_role_revokes_a_users_share(world: World) -> None:
+    await world.share("WRITE", user_id=world.outsider.id)
+    await world.share(None, user_id=world.outsider.id)
+
+    assert await world.dataset("outsider") is None
+    assert world.dataset_id not in await world.listed_ids("outsider")
+    payload = await world.run(
+        "outsider", UPDATE_DATASET, {"input": {"id": world.dataset_id, "description": "late"}}
+    )
+    assert codes(payload) == ["NOT_FOUND"]
+
+
+async def test_a_null_role_revokes_a_teams_share(world: World) -> None:
+    await world.share("READ", team_id=world.team_b)
+    await world.share(None, team_id=world.team_b)
+
+    assert await world.dataset("teammate") is None
+    assert await world.dataset("outsider") is None
+
+
+async def test_sharing_needs_exactly_one_grantee(world: World) -> None:
+    both = await world.run(
+        "alice",
+        SHARE_DATASET,
+        {
+            "datasetId": world.dataset_id,
+            "userId": world.outsider.id,
+            "teamId": world.team_b,
+            "role": "READ",
+        },
+    )
+    neither = await world.run(
+        "alice", SHARE_DATASET, {"datasetId": world.dataset_id, "role": "READ"}
+    )
+
+    assert codes(both) == ["INVALID"]
+    assert codes(neither) == ["INVALID"]
+    assert await world.dataset("outsider") is None
+
+
+async def test_sharing_with_an_unknown_user_is_not_found(world: World) -> None:
+    payload = await world.run(
+        "alice",
+        SHARE_DATASET,
+        {
+            "datasetId": world.dataset_id,
+            "userId": encode_global_id("User", 987_654_321),
+            "role": "READ",
+        },
+    )
+
+    assert codes(payload) == ["NOT_FOUND"]
+    assert payload["userErrors"][0]["field"] == ["input", "userId"]
+
+
+# Visibility
+
+
+@pytest.mark.parametrize(
+    ("actor", "expected"),
+    [("reader", "FORBIDDEN"), ("writer", "FORBIDDEN"), ("admin", None), ("site_admin", None)],
+)
+async def test_publishing_a_dataset_needs_the_admin_role(
+    world: World, actor: str, expected: str | None
+) -> None:
+    payload = await world.run(
+        actor,
+        UPDATE_DATASET,
+        {"input": {"id": world.dataset_id, "visibility": "PUBLIC", "description": "public now"}},
+    )
+
+    after = await world.dataset("alice")
+    assert after is not None
+    if expected is None:
+        assert payload["userErrors"] == []
+        assert after["visibility"] == "PUBLIC"
+        assert after["description"] == "public now"
+    else:
+        assert codes(payload) == [expected]
+        # Nothing of a refused update is applied, not even the fields the caller may change.
+        assert after["visibility"] == "PRIVATE"
+        assert after["description"] == "original"
+
+
+async def test_a_writer_may_update_other_fields_while_passing_the_same_visibility(
+    world: World,
+) -> None:
+    payload = await world.run(
+        "writer",
+        UPDATE_DATASET,
+        {"input": {"id": world.dataset_id, "visibility": "PRIVATE", "description": "same"}},
+    )
+
+    assert payload["userErrors"] == []
+    assert payload["dataset"]["description"] == "same"
+
+
+@pytest.fixture
+async def public_id(world: World) -> str:
+    await world.api.mutate(
+        UPDATE_DATASET,
+        {"input": {"id": world.dataset_id, "visibility": "PUBLIC"}},
+        token=world.alice.token,
+    )
+    return world.dataset_id
+
+
+@pytest.mark.parametrize(
+    ("actor", "role"),
+    [
+        ("anonymous", "READ"),
+        ("outsider", "READ"),
+        ("reader", "READ"),
+        ("writer", "WRITE"),
+        ("admin", "ADMIN"),
+        ("site_admin", "ADMIN"),
+    ],
+)
+async def test_a_public_dataset_is_readable_by_everyone(
+    world: World, public_id: str, actor: str, role: str
+) -> None:
+    dataset = await world.dataset(actor, public_id)
+    node = await world.api.data(NODE, {"id": public_id}, token=world.token(actor))
+    data = await world.api.data(DATASETS, token=world.token(actor))
+
+    assert dataset is not None
+    assert dataset["visibility"] == "PUBLIC"
+    assert dataset["viewerRole"] == role
+    assert node["node"] == {"id": public_id, "name": "secret-plans"}
+    listed = {edge["node"]["id"]: edge["node"] for edge in data["datasets"]["edges"]}
+    assert listed[public_id]["viewerRole"] == role
+
+
+async def test_anonymous_callers_list_only_public_datasets(world: World, public_id: str) -> None:
+    private = await create_dataset(world.api, world.alice.token, "still-private", teamId=world.team_a)
+
+    data = await world.api.data(DATASETS)
+
+    ids = [edge["node"]["id"] for edge in data["datasets"]["edges"]]
+    assert ids == [public_id]
+    assert private["id"] not in ids
+    assert data["datasets"]["totalCount"] == 1
+
+
+@pytest.mark.parametrize(
+    ("query", "variables"),
+    [
+        (UPDATE_DATASET, {"input": {"description": "vandalised"}}),
+        (DELETE_DATASET, {"hard": False}),
+        (DELETE_DATASET, {"hard": True}),
+        (REINSTATE_DATASET, {}),
+        (SHARE_DATASET, {"role": "ADMIN"}),
+    ],
+    ids=["update", "soft-delete", "hard-delete", "reinstate", "share"],
+)
+async def test_anonymous_changes_to_a_public_dataset_ask_to_sign_in(
+    world: World, public_id: str, query: str, variables: dict[str, Any]
+) -> None:
+    if "input" in variables:
+        variables = {"input": {"id": public_id, **variables["input"]}}
+    elif query is SHARE_DATASET:
+        variables = {**variables, "datasetId": public_id, "userId": world.outsider.id}
+    else:
+        variables = {**variables, "id": public_id}
+
+    payload = await world.run("anonymous", query, variables)
+
+    assert codes(payload) == ["UNAUTHENTICATED"]
+    assert "Sign in" in payload["userErrors"][0]["message"]
+    after = await world.dataset("alice")
+    assert after is not None
+    assert (after["status"], after["description"]) == ("ACTIVE", "original")
+
+
+async def test_signed_in_strangers_may_read_but_not_change_a_public_dataset(
+    world: World, public_id: str
+) -> None:
+    update = await world.run(
+        "outsider", UPDATE_DATASET, {"input": {"id": public_id, "description": "vandalised"}}
+    )
+    delete = await world.run("outsider", DELETE_DATASET, {"id": public_id, "hard": False})
+
+    assert codes(update) == ["FORBIDDEN"]
+    assert codes(delete) == ["FORBIDDEN"]
+
+
+# Creating
+
+
+async def test_anonymous_callers_cannot_create_datasets(world: World) -> None:
+    payload = await world.run("anonymous", CREATE_DATASET, {"input": {"name": "drive-by"}})
+
+    assert codes(payload) == ["UNAUTHENTICATED"]
+    assert payload["dataset"] is None
+
+
+@pytest.mark.parametrize(
+    ("actor", "expected"),
+    [
+        ("outsider", "NOT_FOUND"),
+        ("reader", "FORBIDDEN"),
+        ("writer", None),
+        ("admin", None),
+        ("site_admin", None),
+    ],
+)
+async def test_creating_a_dataset_in_a_team_needs_write_there(
+    world: World, actor: str, expected: str | None
+) -> None:
+    payload = await world.run(
+        actor, CREATE_DATASET, {"input": {"name": f"by-{actor}", "teamId": world.team_a}}
+    )
+
+    if expected is None:
+        assert payload["userErrors"] == []
+        assert payload["dataset"]["owner"]["id"] == world.team_a
+        assert f"by-{actor}" in {
+            edge["node"]["name"]
+            for edge in (await world.api.data(DATASETS, token=world.reader.token))["datasets"][
+                "edges"
+            ]
+        }
+    else:
+        assert codes(payload) == [expected]
+        assert payload["userErrors"][0]["field"] == ["input", "teamId"]
+        assert payload["dataset"] is None
+
+
+async def test_a_dataset_without_a_team_belongs_to_the_callers_personal_team(
+    world: World,
+) -> None:
+    dataset = await create_dataset(world.api, world.outsider.token, "own-notes")
+
+    assert dataset["owner"]["id"] == world.outsider.team_id
+    assert await world.dataset("teammate", dataset["id"]) is None
+    assert (await world.dataset("outsider", dataset["id"]) or {})["viewerRole"] == "ADMIN"
+
+
+# Site admins
+
+
+async def test_a_site_admin_sees_and_may_do_everything(world: World) -> None:
+    elsewhere = await create_dataset(world.api, world.outsider.token, "outsider-private")
+    await world.api.mutate(
+        DELETE_DATASET, {"id": elsewhere["id"], "hard": False}, token=world.outsider.token
+    )
+
+    data = await world.api.data(
+        DATASETS, {"filter": {"includeDeleted": True}}, token=world.site_admin_token
+    )
+
+    roles = {edge["node"]["name"]: edge["node"]["viewerRole"] for edge in data["datasets"]["edges"]}
+    assert roles == {"secret-plans": "ADMIN", "outsider-private": "ADMIN"}
+    reinstated = await world.run("site_admin", REINSTATE_DATASET, {"id": elsewhere["id"]})
+    assert reinstated["dataset"]["status"] == "ACTIVE"

@@ -1,0 +1,261 @@
+"""Files through GraphQL: multipart upload, listing, delete, move, metadata."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from typing import Any
+
+import httpx
+import pytest
+from conftest import Api
+
+pytestmark = pytest.mark.anyio
+
+CREATE = """mutation($name: String!) { createDataset(input: {name: $name}) {
+  dataset { id } userErrors { field message code } } }"""
+UPLOAD = """mutation($input: UploadFileInput!) { uploadFile(input: $input) {
+  file { id path size sha256 contentType metadata tags downloadUrl dataset { name } }
+  userErrors { field message code } } }"""
+FILES = """query($id: ID!, $prefix: String, $after: String, $first: Int) {
+  dataset(id: $id) { fileCount totalSize
+    files(first: $first, after: $after, prefix: $prefix) {
+      totalCount edges { node { path size } } pageInfo { hasNextPage endCursor } } } }"""
+DELETE = """mutation($input: DeleteFilesInput!) { deleteFiles(input: $input) {
+  deletedPaths userErrors { field message code } } }"""
+MOVE = """mutation($input: MoveFileInput!) { moveFile(input: $input) {
+  file { path sha256 } userErrors { field message code } } }"""
+SET_METADATA = """mutation($input: SetFileMetadataInput!) { setFileMetadata(input: $input) {
+  file { metadata tags } userErrors { field message code } } }"""
+
+
+async def upload(
+    client: httpx.AsyncClient,
+    token: str | None,
+    variables: dict[str, Any],
+    content: bytes,
+    *,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    """A GraphQL multipart request (the spec every upload client speaks)."""
+    operations = {"query": UPLOAD, "variables": {"input": {**variables, "file": None}}}
+    all_headers = {"Authorization": f"Bearer {token}"} if token else {}
+    all_headers.update(headers or {})
+    return await client.post(
+        "/graphql",
+        data={
+            "operations": json.dumps(operations),
+            "map": json.dumps({"0": ["variables.input.file"]}),
+        },
+        files={"0": ("blob.bin", content, "application/octet-stream")},
+        headers=all_headers,
+    )
+
+
+async def new_dataset(api: Api, token: str, name: str = "files") -> str:
+    created = await api.mutate(CREATE, {"name": name}, token=token)
+    return str(created["dataset"]["id"])
+
+
+async def test_uploaded_file_downloads_byte_for_byte_with_its_sha256(
+    api: Api, client: httpx.AsyncClient, admin_token: str
+) -> None:
+    dataset_id = await new_dataset(api, admin_token)
+    content = os.urandom(3 * 1024 * 1024 + 7)
+    response = await upload(
+        client, admin_token, {"datasetId": dataset_id, "path": "a/b/ü.bin"}, content
+    )
+    result = response.json()["data"]["uploadFile"]
+    assert result["userErrors"] == []
+    file = result["file"]
+    assert file["size"] == len(content)
+    assert file["sha256"] == hashlib.sha256(content).hexdigest()
+    assert file["dataset"] == {"name": "files"}
+
+    download = await client.get(
+        file["downloadUrl"], headers={"Authorization": f"Bearer {admin_token}"}
+    )
+    assert download.status_code == 200
+    assert download.content == content
+    assert download.headers["etag"] == f'"{file["sha256"]}"'
+    assert "filename*=UTF-8''%C3%BC.bin" in download.headers["content-disposition"]
+
+
+async def test_empty_and_one_byte_files_round_trip(
+    api: Api, client: httpx.AsyncClient, admin_token: str
+) -> None:
+    dataset_id = await new_dataset(api, admin_token)
+    for path, content in (("empty", b""), ("one", b"x")):
+        response = await upload(
+            client, admin_token, {"datasetId": dataset_id, "path": path}, content
+        )
+        file = response.json()["data"]["uploadFile"]["file"]
+        download = await client.get(
+            file["downloadUrl"], headers={"Authorization": f"Bearer {admin_token}"}
+        )
+        assert (download.status_code, download.content) == (200, content)
+
+
+async def test_ranges_and_conditional_requests_follow_http(
+    api: Api, client: httpx.AsyncClient, admin_token: str
+) -> None:
+    dataset_id = await new_dataset(api, admin_token)
+    content = bytes(range(256)) * 4
+    response = await upload(
+        client, admin_token, {"datasetId": dataset_id, "path": "r.bin"}, content
+    )
+    file = response.json()["data"]["uploadFile"]["file"]
+    auth = {"Authorization": f"Bearer {admin_token}"}
+
+    async def get(**headers: str) -> httpx.Response:
+        return await client.get(file["downloadUrl"], headers={**auth, **headers})
+
+    part = await get(range="bytes=10-19")
+    assert (part.status_code, part.content) == (206, content[10:20])
+    assert part.headers["content-range"] == f"bytes 10-19/{len(content)}"
+    tail = await get(range="bytes=-5")
+    assert (tail.status_code, tail.content) == (206, content[-5:])
+    open_end = await get(range="bytes=1020-")
+    assert (open_end.status_code, open_end.content) == (206, content[1020:])
+    past_end = await get(range="bytes=10-99999")
+    assert (past_end.status_code, past_end.content) == (206, content[10:])
+    unsatisfiable = await get(range=f"bytes={len(content)}-")
+    assert unsatisfiable.status_code == 416
+    assert unsatisfiable.headers["content-range"] == f"bytes */{len(content)}"
+    not_modified = await get(**{"if-none-match": f'"{file["sha256"]}"'})
+    assert (not_modified.status_code, not_modified.content) == (304, b"")
+    stale_if_range = await get(range="bytes=0-1", **{"if-range": '"other"'})
+    assert (stale_if_range.status_code, stale_if_range.content) == (200, content)
+
+
+async def test_a_declared_checksum_that_does_not_match_refuses_the_file(
+    api: Api, client: httpx.AsyncClient, admin_token: str
+) -> None:
+    dataset_id = await new_dataset(api, admin_token)
+    variables = {"datasetId": dataset_id, "path": "x", "sha256": "0" * 64}
+    response = await upload(client, admin_token, variables, b"hello")
+    result = response.json()["data"]["uploadFile"]
+    assert result["file"] is None
+    assert result["userErrors"][0]["code"] == "INVALID"
+    assert result["userErrors"][0]["field"] == ["input", "sha256"]
+    listing = await api.data(FILES, {"id": dataset_id}, token=admin_token)
+    assert listing["dataset"]["fileCount"] == 0
+
+
+@pytest.mark.parametrize("path", ["../x", "/abs", "a//b", "a\x00b", "a/", "./a", "x" * 1025, ""])
+async def test_bad_paths_are_refused_as_invalid(
+    api: Api, client: httpx.AsyncClient, admin_token: str, path: str
+) -> None:
+    dataset_id = await new_dataset(api, admin_token)
+    response = await upload(client, admin_token, {"datasetId": dataset_id, "path": path}, b"x")
+    result = response.json()["data"]["uploadFile"]
+    assert result["userErrors"][0]["code"] == "INVALID"
+    assert result["userErrors"][0]["field"] == ["input", "path"]
+
+
+async def test_multipart_without_a_preflight_header_is_refused(
+    client: httpx.AsyncClient, db: str
+) -> None:
+    response = await upload(client, None, {"datasetId": "x", "path": "x"}, b"x")
+    assert response.status_code == 400
+    assert "cross-site" in response.text
+
+
+async def test_counts_follow_uploads_replacements_moves_and_deletes(
+    api: Api, client: httpx.AsyncClient, admin_token: str
+) -> None:
+    dataset_id = await new_dataset(api, admin_token)
+    for path, size in (("img/1.png", 10), ("img/2.png", 20), ("txt/a.txt", 5)):
+        await upload(client, admin_token, {"datasetId": dataset_id, "path": path}, b"z" * size)
+    listing = await api.data(FILES, {"id": dataset_id}, token=admin_token)
+    assert (listing["dataset"]["fileCount"], listing["dataset"]["totalSize"]) == (3, 35)
+
+    await upload(client, admin_token, {"datasetId": dataset_id, "path": "img/1.png"}, b"y" * 100)
+    listing = await api.data(FILES, {"id": dataset_id, "prefix": "img/"}, token=admin_token)
+    assert (listing["dataset"]["fileCount"], listing["dataset"]["totalSize"]) == (3, 125)
+    assert [e["node"]["path"] for e in listing["dataset"]["files"]["edges"]] == [
+        "img/1.png",
+        "img/2.png",
+    ]
+
+    conflict = (
+        await api.data(
+            MOVE,
+            {"input": {"datasetId": dataset_id, "path": "img/2.png", "newPath": "img/1.png"}},
+            token=admin_token,
+        )
+    )["moveFile"]
+    assert conflict["userErrors"][0]["code"] == "CONFLICT"
+    moved = await api.mutate(
+        MOVE,
+        {
+            "input": {
+                "datasetId": dataset_id,
+                "path": "img/2.png",
+                "newPath": "img/1.png",
+                "overwrite": True,
+            }
+        },
+        token=admin_token,
+    )
+    assert moved["file"]["path"] == "img/1.png"
+    listing = await api.data(FILES, {"id": dataset_id}, token=admin_token)
+    assert (listing["dataset"]["fileCount"], listing["dataset"]["totalSize"]) == (2, 25)
+
+    deleted = await api.mutate(
+        DELETE,
+        {"input": {"datasetId": dataset_id, "paths": ["txt/a.txt", "nope"]}},
+        token=admin_token,
+    )
+    assert deleted["deletedPaths"] == ["txt/a.txt"]
+    listing = await api.data(FILES, {"id": dataset_id}, token=admin_token)
+    assert (listing["dataset"]["fileCount"], listing["dataset"]["totalSize"]) == (1, 20)
+
+
+async def test_metadata_and_tags_replace_or_merge(
+    api: Api, client: httpx.AsyncClient, admin_token: str
+) -> None:
+    dataset_id = await new_dataset(api, admin_token)
+    await upload(
+        client,
+        admin_token,
+        {"datasetId": dataset_id, "path": "a", "metadata": {"w": 1}, "tags": ["Cat"]},
+        b"a",
+    )
+    await upload(client, admin_token, {"datasetId": dataset_id, "path": "b"}, b"b")
+    merged = await api.mutate(
+        SET_METADATA,
+        {
+            "input": {
+                "datasetId": dataset_id,
+                "path": "a",
+                "metadata": {"h": 2},
+                "tags": ["dog"],
+                "merge": True,
+            }
+        },
+        token=admin_token,
+    )
+    assert merged["file"] == {"metadata": {"w": 1, "h": 2}, "tags": ["cat", "dog"]}
+    replaced = await api.mutate(
+        SET_METADATA,
+        {"input": {"datasetId": dataset_id, "path": "a", "metadata": {"h": 3}}},
+        token=admin_token,
+    )
+    assert replaced["file"] == {"metadata": {"h": 3}, "tags": ["cat", "dog"]}
+
+
+async def test_private_files_are_not_found_for_others(
+    api: Api, client: httpx.AsyncClient, admin_token: str, make_user: Any
+) -> None:
+    dataset_id = await new_dataset(api, admin_token)
+    response = await upload(client, admin_token, {"datasetId": dataset_id, "path": "secret"}, b"s")
+    url = response.json()["data"]["uploadFile"]["file"]["downloadUrl"]
+    outsider = await make_user("outsider")
+    assert (await client.get(url)).status_code == 404
+    assert (
+        await client.get(url, headers={"Authorization": f"Bearer {outsider.token}"})
+    ).status_code == 404
+    refused = await upload(client, outsider.token, {"datasetId": dataset_id, "path": "x"}, b"x")
+    assert refused.json()["data"]["uploadFile"]["userErrors"][0]["code"] == "NOT_FOUND"
