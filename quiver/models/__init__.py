@@ -15,7 +15,7 @@ from quiver.models.enums import (
     SampleStatus,
     Visibility,
 )
-from quiver.models.files import Blob, DatasetFile
+from quiver.models.files import Blob, DatasetFile, FileTag
 from quiver.models.jobs import Job
 from quiver.models.labels import Annotation, Label, Sample
 from quiver.models.lineage import ExternalEntity, LineageEdge, NodeKind
@@ -34,6 +34,7 @@ __all__ = [
     "DatasetType",
     "ExternalEntity",
     "ExternalKind",
+    "FileTag",
     "Job",
     "JobKind",
     "JobStatus",

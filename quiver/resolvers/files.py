@@ -7,23 +7,18 @@ from collections.abc import AsyncIterable, Mapping
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
-from tortoise.expressions import F
+from tortoise.expressions import F, Subquery
 from tortoise.transactions import in_transaction
 
 from quiver.auth import Viewer
-from quiver.models import Blob, Dataset, DatasetFile, DatasetStatus, Role
+from quiver.models import Blob, Dataset, DatasetFile, DatasetStatus, FileTag, Role
 from quiver.resolvers.access import dataset_for
+from quiver.resolvers.blobs import store_blob
 from quiver.resolvers.errors import ErrorCode, FieldPath, Problem, Refused
 from quiver.resolvers.pagination import Page, keyset_page
 from quiver.resolvers.validation import normalize_tags, raise_if_any
 from quiver.storage import Storage
-from quiver.storage.blobs import (
-    SHA256_PATTERN,
-    ChecksumMismatch,
-    StoredBlob,
-    TooLarge,
-    write_blob,
-)
+from quiver.storage.blobs import SHA256_PATTERN, ChecksumMismatch, StoredBlob, TooLarge
 
 MAX_PATH_LENGTH = 1024
 MAX_BATCH = 1000
@@ -79,7 +74,7 @@ async def upload_file(
     normalized_tags, tag_problems = normalize_tags(tags or [], ("input", "tags"))
     raise_if_any(problems + tag_problems)
     try:
-        blob = await write_blob(storage, stream, expected_sha256=sha256, max_size=max_size)
+        blob = await store_blob(storage, stream, expected_sha256=sha256, max_size=max_size)
     except ChecksumMismatch as exc:
         raise Refused.invalid(("input", "sha256"), str(exc)) from None
     except TooLarge as exc:
@@ -122,7 +117,6 @@ async def put_file(
                         size=blob.size,
                         content_type=content_type,
                         metadata=metadata,
-                        tags=tags or [],
                     )
                     await _adjust_totals(dataset_pk, files=1, size=blob.size)
                 else:
@@ -131,16 +125,27 @@ async def put_file(
                     existing.size = blob.size
                     existing.content_type = content_type
                     existing.metadata = metadata
-                    existing.tags = tags or []
                     await existing.save()
                     await _adjust_totals(dataset_pk, files=0, size=size_change)
                     file = existing
+                await write_file_tags(file, tags or [])
             return file
         except IntegrityError:
             # A concurrent upload created the same path first; the retry replaces it.
             if attempt:
                 raise
     raise AssertionError("unreachable")
+
+
+async def write_file_tags(file: DatasetFile, tags: list[str]) -> None:
+    """Make ``tags`` (already normalized) the file's tags, in order."""
+    await FileTag.filter(file_id=file.id).delete()
+    await FileTag.bulk_create(
+        [
+            FileTag(file_id=file.id, dataset_id=file.dataset_id, tag=tag, position=i)
+            for i, tag in enumerate(tags)
+        ]
+    )
 
 
 async def _adjust_totals(dataset_pk: int, *, files: int, size: int) -> None:
@@ -156,10 +161,14 @@ async def list_files(
     first: int | None,
     after: str | None,
     prefix: str | None = None,
+    tag: str | None = None,
 ) -> Page[DatasetFile]:
     files = DatasetFile.filter(dataset_id=dataset_pk)
     if prefix:
         files = files.filter(path__startswith=prefix)
+    if tag:
+        tagged = FileTag.filter(dataset_id=dataset_pk, tag=tag.strip().lower())
+        files = files.filter(id__in=Subquery(tagged.values("file_id")))
     return await keyset_page(files, key="path", descending=False, first=first, after=after)
 
 
@@ -216,9 +225,18 @@ async def set_file_metadata(
         if merge and isinstance(metadata, dict) and isinstance(file.metadata, dict):
             metadata = {**file.metadata, **metadata}
         file.metadata = metadata
-    if changes.get("tags") is not None:
-        tags, problems = normalize_tags(changes["tags"], ("input", "tags"))
-        raise_if_any(problems)
-        file.tags = [*file.tags, *[t for t in tags if t not in file.tags]] if merge else tags
-    await file.save()
+    async with in_transaction():
+        await file.save()
+        if changes.get("tags") is not None:
+            tags, problems = normalize_tags(changes["tags"], ("input", "tags"))
+            raise_if_any(problems)
+            if merge:
+                current = await tags_of_file(file.id)
+                tags = [*current, *[tag for tag in tags if tag not in current]]
+            await write_file_tags(file, tags)
     return file
+
+
+async def tags_of_file(file_id: int) -> list[str]:
+    rows = await FileTag.filter(file_id=file_id).order_by("position").values_list("tag", flat=True)
+    return [str(tag) for tag in rows]

@@ -10,7 +10,16 @@ from strawberry.dataloader import DataLoader
 from tortoise.models import Model
 
 from quiver.auth import Viewer
-from quiver.models import ApiKey, Dataset, DatasetFile, DatasetTag, Membership, Team, User
+from quiver.models import (
+    ApiKey,
+    Dataset,
+    DatasetFile,
+    DatasetTag,
+    FileTag,
+    Membership,
+    Team,
+    User,
+)
 from quiver.resolvers.access import visible_datasets
 
 K = TypeVar("K", bound=Hashable)
@@ -77,6 +86,14 @@ def TagsByDatasetIdLoader() -> DataLoader[int, list[str]]:
     return DataLoader(load_fn=load)
 
 
+def TagsByFileIdLoader() -> DataLoader[int, list[str]]:
+    async def load(ids: list[int]) -> list[list[str]]:
+        rows = await FileTag.filter(file_id__in=ids).order_by("file_id", "position")
+        return [[row.tag for row in group] for group in _grouped(rows, ids, lambda t: t.file_id)]
+
+    return DataLoader(load_fn=load)
+
+
 def MembershipsByTeamIdLoader() -> DataLoader[int, list[Membership]]:
     async def load(ids: list[int]) -> list[list[Membership]]:
         rows = await Membership.filter(team_id__in=ids).order_by("team_id", "id")
@@ -103,6 +120,7 @@ class Loaders:
         self.api_key_by_id = ApiKeyByIdLoader()
         self.file_by_id = FileByIdLoader()
         self.tags_by_dataset_id = TagsByDatasetIdLoader()
+        self.tags_by_file_id = TagsByFileIdLoader()
         self.memberships_by_team_id = MembershipsByTeamIdLoader()
         self.memberships_by_user_id = MembershipsByUserIdLoader()
 

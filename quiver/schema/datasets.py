@@ -90,8 +90,9 @@ class Dataset(Node):
         first: int | None = 20,
         after: str | None = None,
         prefix: str | None = None,
+        tag: str | None = None,
     ) -> FileConnection:
-        page = await file_ops.list_files(root.id, first=first, after=after, prefix=prefix)
+        page = await file_ops.list_files(root.id, first=first, after=after, prefix=prefix, tag=tag)
         return FileConnection.of(page)
 
     @strawberry.field(description="The file at a path; null if there is none.")

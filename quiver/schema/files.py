@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -36,9 +36,14 @@ class File(Node):
     size: Long = strawberry.field(description="Size in bytes.")
     content_type: str | None = strawberry.field(description="MIME type, given or guessed.")
     metadata: JSON | None = strawberry.field(description="Free JSON metadata.")
-    tags: list[str] = strawberry.field(description="Tags, lower-case.")
     created_at: datetime = strawberry.field(description="When the path first got content.")
     updated_at: datetime = strawberry.field(description="When it last changed.")
+
+    @strawberry.field(
+        description="Tags, lower-case, in the order they were given.", graphql_type=list[str]
+    )
+    def tags(self, root: strawberry.Parent[models.DatasetFile], info: Info) -> Awaitable[list[str]]:
+        return info.context.loaders.tags_by_file_id.load(root.id)
 
     @strawberry.field(description="Hex sha256 of the content; also its download ETag.")
     def sha256(self, root: strawberry.Parent[models.DatasetFile]) -> str:

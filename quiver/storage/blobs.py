@@ -1,4 +1,8 @@
-"""Content addressing: bytes are stored once, under ``blobs/ab/cd/<sha256>``."""
+"""Content addressing: bytes are stored once, under ``blobs/ab/cd/<sha256>``.
+
+Callers store bytes through ``quiver.resolvers.blobs.store_blob``, which also keeps the
+blob row that the garbage collector coordinates on.
+"""
 
 from __future__ import annotations
 
@@ -44,18 +48,23 @@ def blob_key(sha256: str) -> str:
     return f"blobs/{sha256[:2]}/{sha256[2:4]}/{sha256}"
 
 
-async def write_blob(
+@dataclass(frozen=True)
+class StagedBlob:
+    """Bytes written under a staging key, with their hash: not yet content-addressed."""
+
+    staging_key: str
+    sha256: str
+    size: int
+
+
+async def stage_blob(
     storage: Storage,
     stream: AsyncIterable[bytes],
     *,
     expected_sha256: str | None = None,
     max_size: int | None = None,
-) -> StoredBlob:
-    """Stream bytes into storage, hashing on the way; visible under its hash only if valid.
-
-    The bytes land under a staging key first; once the hash is known and matches, they are
-    moved to their content address (or dropped, when identical bytes are already stored).
-    """
+) -> StagedBlob:
+    """Stream bytes to a staging key, hashing on the way; refused bytes leave nothing."""
     hasher = hashlib.sha256()
     size = 0
 
@@ -77,10 +86,18 @@ async def write_blob(
         digest = hasher.hexdigest()
         if expected_sha256 is not None and expected_sha256.lower() != digest:
             raise ChecksumMismatch(expected_sha256.lower(), digest)
-        key = blob_key(digest)
-        if not await storage.exists(key):
-            await storage.move(staging, key)
-    finally:
+    except BaseException:
         with anyio.CancelScope(shield=True):
             await storage.delete(staging)
-    return StoredBlob(sha256=digest, size=size)
+        raise
+    return StagedBlob(staging_key=staging, sha256=digest, size=size)
+
+
+async def publish_blob(storage: Storage, staged: StagedBlob) -> StoredBlob:
+    """Move staged bytes to their content address, replacing identical bytes if present.
+
+    Moving even when the address exists refreshes the object, which is what keeps the
+    garbage collector from deleting bytes an upload is about to reference.
+    """
+    await storage.move(staged.staging_key, blob_key(staged.sha256))
+    return StoredBlob(sha256=staged.sha256, size=staged.size)

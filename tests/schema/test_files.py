@@ -18,9 +18,9 @@ CREATE = """mutation($name: String!) { createDataset(input: {name: $name}) {
 UPLOAD = """mutation($input: UploadFileInput!) { uploadFile(input: $input) {
   file { id path size sha256 contentType metadata tags downloadUrl dataset { name } }
   userErrors { field message code } } }"""
-FILES = """query($id: ID!, $prefix: String, $after: String, $first: Int) {
+FILES = """query($id: ID!, $prefix: String, $tag: String, $after: String, $first: Int) {
   dataset(id: $id) { fileCount totalSize
-    files(first: $first, after: $after, prefix: $prefix) {
+    files(first: $first, after: $after, prefix: $prefix, tag: $tag) {
       totalCount edges { node { path size } } pageInfo { hasNextPage endCursor } } } }"""
 DELETE = """mutation($input: DeleteFilesInput!) { deleteFiles(input: $input) {
   deletedPaths userErrors { field message code } } }"""
@@ -213,7 +213,7 @@ async def test_counts_follow_uploads_replacements_moves_and_deletes(
     assert (listing["dataset"]["fileCount"], listing["dataset"]["totalSize"]) == (1, 20)
 
 
-async def test_metadata_and_tags_replace_or_merge(
+async def test_metadata_and_tags_replace_or_merge_and_tags_filter_the_listing(
     api: Api, client: httpx.AsyncClient, admin_token: str
 ) -> None:
     dataset_id = await new_dataset(api, admin_token)
@@ -244,6 +244,9 @@ async def test_metadata_and_tags_replace_or_merge(
         token=admin_token,
     )
     assert replaced["file"] == {"metadata": {"h": 3}, "tags": ["cat", "dog"]}
+    tagged = await api.data(FILES, {"id": dataset_id, "tag": "dog"}, token=admin_token)
+    assert [e["node"]["path"] for e in tagged["dataset"]["files"]["edges"]] == ["a"]
+    assert tagged["dataset"]["files"]["totalCount"] == 1
 
 
 async def test_private_files_are_not_found_for_others(

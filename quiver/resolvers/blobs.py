@@ -1,0 +1,37 @@
+"""Storing bytes by content: staging, the blob row, then the content address."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable
+from datetime import UTC, datetime
+
+from tortoise.transactions import in_transaction
+
+from quiver.models import Blob
+from quiver.storage import Storage
+from quiver.storage.blobs import StoredBlob, publish_blob, stage_blob
+
+
+async def store_blob(
+    storage: Storage,
+    stream: AsyncIterable[bytes],
+    *,
+    expected_sha256: str | None = None,
+    max_size: int | None = None,
+) -> StoredBlob:
+    """Store a stream under its sha256; raises ChecksumMismatch or TooLarge, leaving nothing.
+
+    The blob row is touched before the bytes are published: the garbage collector deletes
+    bytes only while holding that row, after seeing it untouched for its grace period.
+    """
+    staged = await stage_blob(storage, stream, expected_sha256=expected_sha256, max_size=max_size)
+    await touch_blob(staged.sha256, staged.size)
+    return await publish_blob(storage, staged)
+
+
+async def touch_blob(sha256: str, size: int) -> None:
+    now = datetime.now(UTC)
+    async with in_transaction():
+        updated = await Blob.filter(sha256=sha256).update(touched_at=now)
+        if not updated:
+            await Blob.get_or_create(sha256=sha256, defaults={"size": size, "touched_at": now})
