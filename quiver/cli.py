@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from tortoise import Tortoise
 
 from quiver import db
 from quiver.config import Settings
+
+if TYPE_CHECKING:
+    from quiver.resolvers.gc import GarbageReport
 
 app = typer.Typer(
     help="Quiver: a GraphQL server for machine-learning datasets.", no_args_is_help=True
@@ -108,6 +112,38 @@ async def _create_key(settings: Settings, name: str, *, admin: bool, email: str 
         await ApiKey.create(user=user, name=name, prefix=key.prefix, key_hash=key.key_hash)
         return key.secret
     finally:
+        await Tortoise.close_connections()
+
+
+@app.command()
+def gc(
+    grace_minutes: Annotated[
+        int, typer.Option(help="Spare blobs touched this recently (uploads in flight).")
+    ] = 60,
+    dry_run: Annotated[bool, typer.Option(help="Report what would go; delete nothing.")] = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Delete stored bytes that no file and no version references any more."""
+    settings = _settings(data_dir, database_url)
+    report = asyncio.run(_collect(settings, timedelta(minutes=grace_minutes), dry_run=dry_run))
+    verb = "Would delete" if dry_run else "Deleted"
+    typer.echo(
+        f"{verb} {report.blobs_deleted} blobs ({report.bytes_freed} bytes), "
+        f"{report.staging_deleted} stale staging objects, {report.strays_deleted} strays"
+    )
+
+
+async def _collect(settings: Settings, grace: timedelta, *, dry_run: bool) -> GarbageReport:
+    from quiver.resolvers.gc import collect_garbage
+    from quiver.storage import storage_from_url
+
+    await Tortoise.init(config=db.tortoise_config(settings.database_url))
+    storage = storage_from_url(settings.storage_url)
+    try:
+        return await collect_garbage(storage, grace=grace, dry_run=dry_run)
+    finally:
+        await storage.close()
         await Tortoise.close_connections()
 
 

@@ -1,0 +1,102 @@
+"""Garbage collection: delete bytes that no file and no version references any more."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from tortoise.expressions import Q, Subquery
+from tortoise.transactions import in_transaction
+
+from quiver.models import Blob, DatasetFile, VersionEntry
+from quiver.storage import Storage
+from quiver.storage.blobs import SHA256_PATTERN, blob_key
+
+DEFAULT_GRACE = timedelta(hours=1)
+BATCH = 500
+
+
+@dataclass
+class GarbageReport:
+    blobs_deleted: int = 0
+    bytes_freed: int = 0
+    staging_deleted: int = 0
+    strays_deleted: int = 0
+
+
+def _unreferenced() -> Q:
+    in_files = Q(sha256__in=Subquery(DatasetFile.all().values("blob_id")))
+    in_versions = Q(sha256__in=Subquery(VersionEntry.all().values("blob_id")))
+    return ~in_files & ~in_versions
+
+
+def _untouched_since(cutoff: datetime) -> Q:
+    return Q(touched_at__lt=cutoff) | Q(touched_at__isnull=True, created_at__lt=cutoff)
+
+
+async def collect_garbage(
+    storage: Storage,
+    *,
+    grace: timedelta = DEFAULT_GRACE,
+    now: datetime | None = None,
+    dry_run: bool = False,
+) -> GarbageReport:
+    """Delete unreferenced blobs untouched for ``grace``, stale staging bytes and strays.
+
+    Safe beside uploads in flight: an upload touches its blob row before publishing bytes,
+    and a blob's bytes are deleted only inside the transaction that deletes its row under
+    the same conditions, so the upload either waits for that transaction or is not seen.
+    """
+    cutoff = (now or datetime.now(UTC)) - grace
+    report = GarbageReport()
+    last = ""
+    while True:
+        candidates = (
+            await Blob.filter(_untouched_since(cutoff), _unreferenced(), sha256__gt=last)
+            .order_by("sha256")
+            .limit(BATCH)
+            .values_list("sha256", "size")
+        )
+        if not candidates:
+            break
+        for sha256, size in candidates:
+            last = str(sha256)
+            if dry_run:
+                report.blobs_deleted += 1
+                report.bytes_freed += int(size)
+                continue
+            async with in_transaction():
+                deleted = await Blob.filter(
+                    _untouched_since(cutoff), _unreferenced(), sha256=sha256
+                ).delete()
+                if deleted:
+                    await storage.delete(blob_key(str(sha256)))
+                    report.blobs_deleted += 1
+                    report.bytes_freed += int(size)
+    await _sweep(storage, "staging", cutoff, report, dry_run=dry_run, strays=False)
+    await _sweep(storage, "blobs", cutoff, report, dry_run=dry_run, strays=True)
+    return report
+
+
+async def _sweep(
+    storage: Storage,
+    prefix: str,
+    cutoff: datetime,
+    report: GarbageReport,
+    *,
+    dry_run: bool,
+    strays: bool,
+) -> None:
+    """Delete old objects under ``prefix`` (for blobs/: only those without a blob row)."""
+    async for meta in storage.list(prefix):
+        if meta.last_modified >= cutoff:
+            continue
+        if strays:
+            sha256 = meta.key.rsplit("/", 1)[-1]
+            if not SHA256_PATTERN.fullmatch(sha256) or await Blob.exists(sha256=sha256):
+                continue
+            report.strays_deleted += 1
+        else:
+            report.staging_deleted += 1
+        if not dry_run:
+            await storage.delete(meta.key)
