@@ -21,15 +21,20 @@ from quiver.http.graphql import GRAPHIQL_ASSETS, GRAPHIQL_ASSETS_PATH, QuiverGra
 from quiver.http.health import healthz, readyz
 from quiver.http.request_id import RequestIdMiddleware
 from quiver.schema import build_schema
-from quiver.storage import storage_from_url
+from quiver.storage import Storage, storage_from_url
 
 logger = logging.getLogger("quiver")
 
 
-def create_app(settings: Settings | None = None, *, manage_database: bool = True) -> Starlette:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    manage_database: bool = True,
+    storage: Storage | None = None,
+) -> Starlette:
     """Build the app; ``manage_database=False`` leaves ORM setup to the caller (tests)."""
     settings = settings or Settings.from_env()
-    storage = storage_from_url(settings.storage_url)
+    storage = storage or storage_from_url(settings.storage_url)
     graphql = QuiverGraphQL(
         build_schema(settings),
         settings=settings,

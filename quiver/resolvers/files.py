@@ -108,7 +108,10 @@ async def put_file(
         try:
             async with in_transaction():
                 await Blob.get_or_create(sha256=blob.sha256, defaults={"size": blob.size})
-                existing = await DatasetFile.filter(dataset_id=dataset_pk, path=path).first()
+                # Locked, so a concurrent replacement waits and then sees this one's size.
+                existing = await (
+                    DatasetFile.filter(dataset_id=dataset_pk, path=path).select_for_update().first()
+                )
                 if existing is None:
                     file = await DatasetFile.create(
                         dataset_id=dataset_pk,
@@ -178,7 +181,7 @@ async def delete_files(viewer: Viewer, dataset_id: str, paths: list[str]) -> lis
     if len(paths) > MAX_BATCH:
         raise Refused.invalid(("input", "paths"), f"At most {MAX_BATCH} paths per call")
     async with in_transaction():
-        doomed = await DatasetFile.filter(dataset_id=dataset.id, path__in=paths)
+        doomed = await DatasetFile.filter(dataset_id=dataset.id, path__in=paths).select_for_update()
         if doomed:
             await DatasetFile.filter(id__in=[f.id for f in doomed]).delete()
             await _adjust_totals(dataset.id, files=-len(doomed), size=-sum(f.size for f in doomed))
@@ -191,12 +194,18 @@ async def move_file(
     dataset = await writable_dataset(viewer, dataset_id, ("input", "datasetId"))
     raise_if_any(check_path(new_path, ("input", "newPath")))
     async with in_transaction():
-        file = await DatasetFile.filter(dataset_id=dataset.id, path=path).first()
+        file = (
+            await DatasetFile.filter(dataset_id=dataset.id, path=path).select_for_update().first()
+        )
         if file is None:
             raise Refused.not_found(("input", "path"), f"No file at {path!r}")
         if new_path == path:
             return file
-        target = await DatasetFile.filter(dataset_id=dataset.id, path=new_path).first()
+        target = (
+            await DatasetFile.filter(dataset_id=dataset.id, path=new_path)
+            .select_for_update()
+            .first()
+        )
         if target is not None:
             if not overwrite:
                 raise Refused.conflict(("input", "newPath"), f"A file exists at {new_path!r}")

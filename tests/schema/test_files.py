@@ -262,3 +262,54 @@ async def test_private_files_are_not_found_for_others(
     ).status_code == 404
     refused = await upload(client, outsider.token, {"datasetId": dataset_id, "path": "x"}, b"x")
     assert refused.json()["data"]["uploadFile"]["userErrors"][0]["code"] == "NOT_FOUND"
+
+
+async def test_concurrent_uploads_keep_file_count_and_total_size_exact(
+    api: Api, client: httpx.AsyncClient, admin_token: str
+) -> None:
+    import anyio
+
+    dataset_id = await new_dataset(api, admin_token)
+    sizes = {f"f{i}": 100 + i for i in range(20)}
+
+    async def send(path: str, size: int) -> None:
+        response = await upload(
+            client, admin_token, {"datasetId": dataset_id, "path": path}, os.urandom(size)
+        )
+        assert response.json()["data"]["uploadFile"]["userErrors"] == []
+
+    async with anyio.create_task_group() as group:
+        for path, size in sizes.items():
+            group.start_soon(send, path, size)
+        # The same path four times at once: one file remains, whichever write came last.
+        for size in (1, 2, 3, 4):
+            group.start_soon(send, "same", size)
+
+    listing = await api.data(
+        """query($id: ID!) { dataset(id: $id) { fileCount totalSize
+             files(first: 100) { edges { node { path size } } } } }""",
+        {"id": dataset_id},
+        token=admin_token,
+    )
+    dataset = listing["dataset"]
+    files = {e["node"]["path"]: e["node"]["size"] for e in dataset["files"]["edges"]}
+    assert len(files) == 21
+    assert dataset["fileCount"] == 21
+    assert dataset["totalSize"] == sum(files.values())
+    assert files["same"] in (1, 2, 3, 4)
+
+
+async def test_a_reader_cannot_upload_and_gets_forbidden(
+    api: Api, client: httpx.AsyncClient, admin_token: str, make_user: Any
+) -> None:
+    dataset_id = await new_dataset(api, admin_token)
+    reader = await make_user("reader")
+    await api.mutate(
+        """mutation($d: ID!, $u: ID!) {
+             shareDataset(input: {datasetId: $d, userId: $u, role: READ}) {
+               dataset { id } userErrors { code } } }""",
+        {"d": dataset_id, "u": reader.id},
+        token=admin_token,
+    )
+    response = await upload(client, reader.token, {"datasetId": dataset_id, "path": "x"}, b"x")
+    assert response.json()["data"]["uploadFile"]["userErrors"][0]["code"] == "FORBIDDEN"
