@@ -47,13 +47,19 @@ def encode_cursor(key: Any, pk: Any) -> str:
     return base64.urlsafe_b64encode(json.dumps([key, pk]).encode()).decode()
 
 
-def decode_cursor(cursor: str, key_is_datetime: bool) -> tuple[Any, Any]:
+def decode_cursor(cursor: str, key_type: type) -> tuple[Any, int]:
+    """The (key, pk) inside a cursor, checked to be of the types the list orders by."""
+    invalid = ArgumentError("`after` is not a cursor this list returned")
     try:
         key, pk = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        if key_is_datetime:
+        if key_type is datetime:
             key = datetime.fromisoformat(key)
     except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
-        raise ArgumentError("`after` is not a cursor this list returned") from None
+        raise invalid from None
+    if isinstance(pk, bool) or not isinstance(pk, int):
+        raise invalid
+    if isinstance(key, bool) or not isinstance(key, key_type):
+        raise invalid
     return key, pk
 
 
@@ -69,10 +75,9 @@ async def keyset_page(
     """One page ordered by ``(key, pk)`` (``key`` never null): one query, plus a lazy count."""
     size = page_size(first)
     filtered = queryset
-    field = queryset.model._meta.fields_map[key]
-    key_is_datetime = field.field_type is datetime
+    key_type = queryset.model._meta.fields_map[key].field_type
     if after is not None:
-        after_key, after_pk = decode_cursor(after, key_is_datetime)
+        after_key, after_pk = decode_cursor(after, key_type)
         op = "lt" if descending else "gt"
         filtered = filtered.filter(
             Q(**{f"{key}__{op}": after_key}) | Q(**{key: after_key, f"{pk}__{op}": after_pk})

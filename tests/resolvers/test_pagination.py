@@ -191,26 +191,26 @@ async def test_the_default_page_holds_20_datasets(api: Api, alice: Person) -> No
 
 
 GARBAGE_CURSORS = [
-    "garbage",
-    "!!!!",
-    "",
-    base64.urlsafe_b64encode(b"not json").decode(),
-    base64.urlsafe_b64encode(b"\xff\xfe").decode(),
-    encoded(5),
-    encoded(None),
-    encoded(["only-one"]),
-    encoded([1, 2, 3]),
+    pytest.param("garbage", id="plain-word"),
+    pytest.param("!!!!", id="not-base64"),
+    pytest.param("", id="empty"),
+    pytest.param(base64.urlsafe_b64encode(b"not json").decode(), id="not-json"),
+    pytest.param(base64.urlsafe_b64encode(b"\xff\xfe").decode(), id="not-utf8"),
+    pytest.param(encoded(5), id="a-number"),
+    pytest.param(encoded(None), id="null"),
+    pytest.param(encoded(["only-one"]), id="one-element"),
+    pytest.param(encoded([1, 2, 3]), id="three-elements"),
 ]
 # Well-formed JSON pairs whose values cannot belong to the order they are used with.
 FORGED_CURSORS = [
-    ("CREATED_AT", ["not-a-date", 1]),
-    ("CREATED_AT", [{"a": 1}, 1]),
-    ("CREATED_AT", ["2024-05-01T00:00:00+00:00", "not-an-id"]),
-    ("NAME", [{"a": 1}, 1]),
-    ("NAME", ["ds-001", "not-an-id"]),
-    ("NAME", ["ds-001", [1]]),
-    ("TOTAL_SIZE", ["big", 1]),
-    ("TOTAL_SIZE", [0, "not-an-id"]),
+    pytest.param("CREATED_AT", ["not-a-date", 1], id="CREATED_AT-key-not-a-date"),
+    pytest.param("CREATED_AT", [{"a": 1}, 1], id="CREATED_AT-key-an-object"),
+    pytest.param("CREATED_AT", ["2024-05-01T00:00:00+00:00", "x"], id="CREATED_AT-id-not-a-number"),
+    pytest.param("NAME", [{"a": 1}, 1], id="NAME-key-an-object"),
+    pytest.param("NAME", ["ds-001", "x"], id="NAME-id-not-a-number"),
+    pytest.param("NAME", ["ds-001", [1]], id="NAME-id-a-list"),
+    pytest.param("TOTAL_SIZE", ["big", 1], id="TOTAL_SIZE-key-not-a-number"),
+    pytest.param("TOTAL_SIZE", [0, "x"], id="TOTAL_SIZE-id-not-a-number"),
 ]
 
 

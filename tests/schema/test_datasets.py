@@ -163,9 +163,7 @@ async def test_create_dataset_returns_every_field_as_given(api: Api, alice: Pers
     assert await fetch(api, alice.token, dataset["id"]) == dataset
 
 
-async def test_create_dataset_fills_in_defaults_for_omitted_fields(
-    api: Api, alice: Person
-) -> None:
+async def test_create_dataset_fills_in_defaults_for_omitted_fields(api: Api, alice: Person) -> None:
     dataset = await create(api, alice.token, "bare")
 
     assert dataset["type"] == "OTHER"
@@ -198,9 +196,7 @@ async def test_create_dataset_refuses_names_that_break_the_rules(
     assert await listed(api, alice.token) == ([], 0)
 
 
-async def test_create_dataset_refuses_a_name_the_team_already_uses(
-    api: Api, alice: Person
-) -> None:
+async def test_create_dataset_refuses_a_name_the_team_already_uses(api: Api, alice: Person) -> None:
     await create(api, alice.token, "reviews")
 
     errors = await refused(api, CREATE_DATASET, {"name": "reviews"}, alice.token)
@@ -222,9 +218,7 @@ async def test_different_teams_may_have_datasets_of_the_same_name(
     assert await listed(api, admin_token) == (["reviews", "reviews"], 2)
 
 
-async def test_a_soft_deleted_dataset_frees_its_name_for_a_new_one(
-    api: Api, alice: Person
-) -> None:
+async def test_a_soft_deleted_dataset_frees_its_name_for_a_new_one(api: Api, alice: Person) -> None:
     old = await create(api, alice.token, "reviews")
     await api.mutate(DELETE_DATASET, {"input": {"id": old["id"]}}, token=alice.token)
 
@@ -367,9 +361,7 @@ async def test_update_dataset_changes_only_the_field_given(
 
     after = payload["dataset"]
     assert after[field] == CHANGES[field]
-    unchanged = {
-        key: value for key, value in before.items() if key not in (field, "updatedAt")
-    }
+    unchanged = {key: value for key, value in before.items() if key not in (field, "updatedAt")}
     assert {key: after[key] for key in unchanged} == unchanged
     assert moment(after["updatedAt"]) > moment(before["updatedAt"])
     assert await fetch(api, alice.token, before["id"]) == after
@@ -436,9 +428,7 @@ async def test_update_dataset_refuses_null_for_a_field_that_cannot_be_null(
 ) -> None:
     dataset = await create(api, alice.token, "reviews", **ORIGINAL)
 
-    errors = await refused(
-        api, UPDATE_DATASET, {"id": dataset["id"], field: None}, alice.token
-    )
+    errors = await refused(api, UPDATE_DATASET, {"id": dataset["id"], field: None}, alice.token)
 
     assert fields_and_codes(errors) == [(["input", field], "INVALID")]
     assert await fetch(api, alice.token, dataset["id"]) == dataset
@@ -510,9 +500,7 @@ async def test_update_dataset_refuses_a_soft_deleted_dataset(api: Api, alice: Pe
     dataset = await create(api, alice.token, "reviews")
     await api.mutate(DELETE_DATASET, {"input": {"id": dataset["id"]}}, token=alice.token)
 
-    errors = await refused(
-        api, UPDATE_DATASET, {"id": dataset["id"], "project": "p"}, alice.token
-    )
+    errors = await refused(api, UPDATE_DATASET, {"id": dataset["id"], "project": "p"}, alice.token)
 
     assert fields_and_codes(errors) == [(["input", "id"], "INVALID")]
 
@@ -536,7 +524,9 @@ UNKNOWN_IDS = [
     ],
     ids=["update", "soft-delete", "hard-delete", "reinstate"],
 )
-@pytest.mark.parametrize("unknown", UNKNOWN_IDS, ids=["missing", "other-type", "garbage", "bad-pk", "empty"])
+@pytest.mark.parametrize(
+    "unknown", UNKNOWN_IDS, ids=["missing", "other-type", "garbage", "bad-pk", "empty"]
+)
 async def test_a_mutation_on_an_unknown_or_malformed_id_is_not_found(
     api: Api, alice: Person, operation: str, extra: dict[str, Any], unknown: str
 ) -> None:
@@ -779,7 +769,10 @@ async def catalogue(api: Api, alice: Person) -> Person:
         ({"tags": ["vision", "pets", "cats"]}, {"pet-photos"}),
         ({"tags": ["vision", "audio"]}, set()),
         ({"tags": [" Pets ", "VISION"]}, {"cats-vs-dogs", "pet-photos"}),
-        ({"tags": []}, {"cats-vs-dogs", "imdb-reviews", "bird-calls", "house-prices", "pet-photos"}),
+        (
+            {"tags": []},
+            {"cats-vs-dogs", "imdb-reviews", "bird-calls", "house-prices", "pet-photos"},
+        ),
         ({"keyword": "cats"}, {"cats-vs-dogs"}),
         ({"keyword": "CATS"}, {"cats-vs-dogs"}),
         ({"keyword": "reviews"}, {"imdb-reviews"}),
@@ -881,12 +874,14 @@ async def test_datasets_are_newest_first_by_default(api: Api, alice: Person) -> 
 async def test_datasets_are_ordered_by_the_field_and_direction_asked(
     api: Api, alice: Person, field: str, direction: str, names: list[str]
 ) -> None:
-    created = {}
+    created: dict[str, dict[str, Any]] = {}
     for name in ("charlie", "alpha", "delta", "bravo"):
         created[name] = await create(api, alice.token, name)
     for name in ("bravo", "charlie"):
         await api.mutate(
-            UPDATE_DATASET, {"input": {"id": created[name]["id"], "project": "p"}}, token=alice.token
+            UPDATE_DATASET,
+            {"input": {"id": created[name]["id"], "project": "p"}},
+            token=alice.token,
         )
 
     assert await ordered(api, alice.token, field, direction) == names
