@@ -78,6 +78,7 @@ def create_app(
 @asynccontextmanager
 async def _database(app: Starlette, settings: Settings) -> AsyncIterator[None]:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db.ensure_database_dir(settings.database_url)
     if settings.migrate_on_start:
         await db.migrate(settings)
     # The global fallback makes the ORM visible to request tasks, not only this one.

@@ -18,8 +18,6 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
     """The Tortoise config for one database URL (``sqlite://…`` or ``postgres://…``)."""
     if database_url.startswith("sqlite://"):
         path = database_url.removeprefix("sqlite://")
-        if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
         connection: str | dict[str, Any] = {
             "engine": "tortoise.backends.sqlite",
             "credentials": {
@@ -49,8 +47,17 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
     }
 
 
+def ensure_database_dir(database_url: str) -> None:
+    """SQLite creates its file but not the folder it lives in."""
+    if database_url.startswith("sqlite://"):
+        path = database_url.removeprefix("sqlite://")
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
 async def migrate(settings: Settings) -> None:
     """Bring the database schema up to date; safe to run on every start."""
+    ensure_database_dir(settings.database_url)
     await tortoise_migrate(config=tortoise_config(settings.database_url))
     await Tortoise.close_connections()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from cross_web import HTTPException
 from starlette.requests import Request
@@ -12,6 +13,7 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
+from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types.execution import ExecutionResult
 
 from quiver.auth import AuthenticationError, authenticate
@@ -48,6 +50,7 @@ class QuiverGraphQL(GraphQL[Context, None]):
         self.storage = storage
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response: Response
         if scope["type"] == "http" and _is_unguarded_multipart(scope):
             response = PlainTextResponse(
                 "Multipart requests need an Authorization or GraphQL-Require-Preflight header "
@@ -56,7 +59,25 @@ class QuiverGraphQL(GraphQL[Context, None]):
             )
             await response(scope, receive, send)
             return
-        await super().__call__(scope, receive, send)
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        try:
+            response = await self.run(Request(scope, receive))
+        except HTTPException as exc:
+            response = PlainTextResponse(
+                exc.reason, status_code=exc.status_code, headers=_error_headers(exc.status_code)
+            )
+        await response(scope, receive, send)
+
+    async def execute_single(self, *args: Any, **kwargs: Any) -> ExecutionResult:
+        try:
+            return await super().execute_single(*args, **kwargs)
+        except HTTPException as exc:
+            # The GraphQL-over-HTTP spec: a mutation sent with GET is 405, not 400.
+            if isinstance(exc.__cause__, InvalidOperationTypeError):
+                raise HTTPException(405, exc.reason) from exc.__cause__
+            raise
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
@@ -111,6 +132,14 @@ class QuiverGraphQL(GraphQL[Context, None]):
         if sub_response.media_type == GRAPHQL_RESPONSE_JSON:
             response.headers["content-type"] = f"{GRAPHQL_RESPONSE_JSON}; charset=utf-8"
         return response
+
+
+def _error_headers(status_code: int) -> dict[str, str]:
+    if status_code == 401:
+        return {"WWW-Authenticate": 'Bearer realm="quiver"'}
+    if status_code == 405:
+        return {"Allow": "POST"}
+    return {}
 
 
 def _is_unguarded_multipart(scope: Scope) -> bool:

@@ -110,13 +110,19 @@ class ApiKey(Node):
         return isinstance(obj, models.ApiKey)
 
 
+# People and teams are looked up by ID only by signed-in callers (to share, to add members);
+# anonymous callers see the names only where a public dataset shows its owner or creator.
 @node_loader("User")
 async def _load_user(context: Context, pk: int) -> models.User | None:
+    if not context.viewer.is_authenticated:
+        return None
     return await context.loaders.user_by_id.load(pk)
 
 
 @node_loader("Team")
 async def _load_team(context: Context, pk: int) -> models.Team | None:
+    if not context.viewer.is_authenticated:
+        return None
     return await context.loaders.team_by_id.load(pk)
 
 

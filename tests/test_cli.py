@@ -1,0 +1,200 @@
+"""The ``quiver`` command line, run as a real subprocess the way an operator runs it."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sqlite3
+import subprocess
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+import httpx
+from live import PROJECT_DIR, run_uvicorn
+
+from quiver.config import Settings
+
+COMMITTED_SCHEMA = PROJECT_DIR / "schema.graphql"
+VIEWER = "{ viewer { name email isAdmin } }"
+CREATE_USER = """
+mutation { createUser(input: {name: "made-by-cli-admin"}) { user { name } userErrors { code } } }
+"""
+
+
+def clean_environment(**quiver: str) -> dict[str, str]:
+    """This process's environment with every QUIVER_* setting blank (the default), but these."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("QUIVER_")}
+    # Blank rather than absent, so run_uvicorn's merge with os.environ cannot bring one back.
+    env.update({f"QUIVER_{field.name.upper()}": "" for field in fields(Settings)})
+    env.update({f"QUIVER_{key.upper()}": value for key, value in quiver.items()})
+    # Plain, wide help output: no colours, no wrapping of option names.
+    env.update({"NO_COLOR": "1", "TERM": "dumb", "COLUMNS": "200"})
+    return env
+
+
+def quiver(
+    *args: str, env: dict[str, str], cwd: Path = PROJECT_DIR
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "quiver", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def report(completed: subprocess.CompletedProcess[str]) -> str:
+    return (
+        f"$ {shlex.join(completed.args)}\nexit code {completed.returncode}\n"
+        f"--- stdout ---\n{completed.stdout}\n--- stderr ---\n{completed.stderr}"
+    )
+
+
+def tables_of(database: Path) -> set[str]:
+    with sqlite3.connect(database) as connection:
+        rows = connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        return {name for (name,) in rows}
+
+
+def viewer_of(base_url: str, key: str) -> dict[str, object] | None:
+    response = httpx.post(
+        f"{base_url}/graphql",
+        json={"query": VIEWER},
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    viewer: dict[str, object] | None = response.json()["data"]["viewer"]
+    return viewer
+
+
+def test_migrate_creates_the_database_and_can_run_again(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    env = clean_environment(data_dir=str(data_dir))
+
+    first = quiver("migrate", env=env)
+    tables_after_first = tables_of(data_dir / "quiver.db")
+    second = quiver("migrate", env=env)
+
+    assert first.returncode == 0, report(first)
+    assert second.returncode == 0, report(second)
+    assert f"Database is up to date: sqlite://{data_dir / 'quiver.db'}" in first.stdout
+    assert {"quiver_dataset", "quiver_user", "quiver_api_key"} <= tables_after_first
+    assert tables_of(data_dir / "quiver.db") == tables_after_first
+
+
+def test_the_data_dir_flag_wins_over_the_environment(tmp_path: Path) -> None:
+    env = clean_environment(data_dir=str(tmp_path / "from-env"))
+
+    completed = quiver("migrate", "--data-dir", str(tmp_path / "from-flag"), env=env)
+
+    assert completed.returncode == 0, report(completed)
+    assert (tmp_path / "from-flag" / "quiver.db").is_file()
+    assert not (tmp_path / "from-env" / "quiver.db").exists()
+
+
+def test_apikey_create_admin_prints_a_key_that_authenticates_as_an_admin(tmp_path: Path) -> None:
+    env = clean_environment(data_dir=str(tmp_path))
+
+    created = quiver("apikey", "create", "--admin", "--name", "x", env=env)
+    again = quiver("apikey", "create", "--admin", "--name", "y", env=env)
+
+    assert created.returncode == 0, report(created)
+    assert again.returncode == 0, report(again)
+    key = created.stdout.strip()
+    other_key = again.stdout.strip()
+    assert key.startswith("qvr_")
+    assert "\n" not in key
+    assert other_key != key
+    with run_uvicorn(clean_environment(data_dir=str(tmp_path))) as base_url:
+        viewer = viewer_of(base_url, key)
+        same_admin = viewer_of(base_url, other_key)
+        response = httpx.post(
+            f"{base_url}/graphql",
+            json={"query": CREATE_USER},
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=30,
+        )
+    assert viewer is not None
+    assert viewer["isAdmin"] is True
+    assert same_admin == viewer
+    assert response.json()["data"]["createUser"] == {
+        "user": {"name": "made-by-cli-admin"},
+        "userErrors": [],
+    }
+
+
+def test_apikey_create_for_an_email_makes_that_users_key(tmp_path: Path) -> None:
+    env = clean_environment(data_dir=str(tmp_path))
+
+    created = quiver(
+        "apikey", "create", "--name", "notebook", "--user-email", "ann@example.org", env=env
+    )
+
+    assert created.returncode == 0, report(created)
+    key = created.stdout.strip()
+    with run_uvicorn(env) as base_url:
+        viewer = viewer_of(base_url, key)
+    assert viewer == {"name": "ann", "email": "ann@example.org", "isAdmin": False}
+
+
+def test_the_database_keeps_only_a_hash_of_a_cli_key(tmp_path: Path) -> None:
+    env = clean_environment(data_dir=str(tmp_path))
+
+    created = quiver("apikey", "create", "--admin", "--name", "x", env=env)
+
+    key = created.stdout.strip()
+    with sqlite3.connect(tmp_path / "quiver.db") as connection:
+        rows = connection.execute("SELECT * FROM quiver_api_key").fetchall()
+    assert len(rows) == 1
+    assert key not in repr(rows)
+
+
+def test_committed_schema_matches_the_code(tmp_path: Path) -> None:
+    completed = quiver("schema", env=clean_environment(data_dir=str(tmp_path)))
+
+    assert completed.returncode == 0, report(completed)
+    assert completed.stdout == COMMITTED_SCHEMA.read_text("utf-8"), (
+        "schema.graphql is stale: run `quiver schema --output schema.graphql` and commit it"
+    )
+
+
+def test_schema_output_writes_the_same_sdl_to_a_file(tmp_path: Path) -> None:
+    target = tmp_path / "schema.graphql"
+    env = clean_environment(data_dir=str(tmp_path / "data"))
+
+    written = quiver("schema", "--output", str(target), env=env)
+    printed = quiver("schema", env=env)
+
+    assert written.returncode == 0, report(written)
+    assert written.stdout == ""
+    assert target.read_text("utf-8") == printed.stdout
+    assert printed.stdout.startswith("schema @link(")
+
+
+def test_commands_that_need_no_database_write_nothing(tmp_path: Path) -> None:
+    # `quiver schema` runs in CI from a checkout; it must not create ./quiver-data there.
+    completed = quiver("schema", env=clean_environment(), cwd=tmp_path)
+
+    assert completed.returncode == 0, report(completed)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_serve_help_lists_host_port_and_reload(tmp_path: Path) -> None:
+    completed = quiver("serve", "--help", env=clean_environment(data_dir=str(tmp_path)))
+
+    assert completed.returncode == 0, report(completed)
+    for option in ("--host", "--port", "--reload", "--data-dir", "--database-url"):
+        assert option in completed.stdout, report(completed)
+
+
+def test_the_top_level_help_lists_every_command(tmp_path: Path) -> None:
+    completed = quiver("--help", env=clean_environment(data_dir=str(tmp_path)))
+
+    assert completed.returncode == 0, report(completed)
+    for command in ("serve", "migrate", "apikey", "schema"):
+        assert command in completed.stdout, report(completed)
