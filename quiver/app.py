@@ -19,6 +19,7 @@ from quiver.config import Settings
 from quiver.http.files import FileDownload
 from quiver.http.graphql import GRAPHIQL_ASSETS, GRAPHIQL_ASSETS_PATH, QuiverGraphQL
 from quiver.http.health import healthz, readyz
+from quiver.http.metrics import Metrics, MetricsMiddleware
 from quiver.http.request_id import RequestIdMiddleware
 from quiver.schema import build_schema
 from quiver.storage import Storage, storage_from_url
@@ -56,6 +57,7 @@ def create_app(
         finally:
             await storage.close()
 
+    metrics = Metrics()
     routes = [
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
@@ -63,11 +65,15 @@ def create_app(
         Route("/files/{id}", FileDownload(settings, storage), methods=["GET", "HEAD"]),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
+        Route("/metrics", metrics.endpoint),
     ]
     app = Starlette(
         debug=settings.debug,
         routes=routes,
-        middleware=[Middleware(RequestIdMiddleware)],
+        middleware=[
+            Middleware(RequestIdMiddleware),
+            Middleware(MetricsMiddleware, metrics=metrics, routes=routes),
+        ],
         lifespan=lifespan,
     )
     app.state.settings = settings

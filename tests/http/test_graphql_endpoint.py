@@ -250,13 +250,6 @@ async def test_healthz_answers_ok(client: httpx.AsyncClient) -> None:
     assert response.json() == {"status": "ok"}
 
 
-async def test_readyz_reports_the_database_ok(client: httpx.AsyncClient) -> None:
-    response = await client.get("/readyz")
-
-    assert response.status_code == 200
-    assert response.json() == {"status": "ok", "checks": {"database": "ok"}}
-
-
 async def test_a_given_request_id_is_echoed_back(client: httpx.AsyncClient) -> None:
     response = await client.post(
         "/graphql", json={"query": VIEWER}, headers={"X-Request-ID": "trace-42.abc_DEF"}
@@ -342,3 +335,24 @@ async def test_entities_is_null_for_another_teams_private_dataset(
         None,
         {"__typename": "Dataset", "id": public["id"], "name": "anns-public"},
     ]
+
+
+async def test_metrics_count_requests_by_route_template(client: httpx.AsyncClient) -> None:
+    await client.get("/healthz")
+    await client.get("/files/RmlsZToxMjM=")
+
+    metrics = await client.get("/metrics")
+
+    assert metrics.status_code == 200
+    assert metrics.headers["content-type"].startswith("text/plain")
+    text = metrics.text
+    assert 'quiver_http_requests_total{method="GET",route="/healthz",status="200"} 1.0' in text
+    assert 'quiver_http_requests_total{method="GET",route="/files/{id}",status="404"} 1.0' in text
+    assert "quiver_http_request_duration_seconds_bucket" in text
+
+
+async def test_readiness_reports_database_and_storage(client: httpx.AsyncClient) -> None:
+    response = await client.get("/readyz")
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "checks": {"database": "ok", "storage": "ok"}}
