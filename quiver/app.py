@@ -16,11 +16,13 @@ from tortoise.contrib.starlette import RegisterTortoise
 from quiver import db
 from quiver.auth import ensure_admin_key
 from quiver.config import Settings
+from quiver.http.archives import DatasetArchive
 from quiver.http.files import FileDownload
 from quiver.http.graphql import GRAPHIQL_ASSETS, GRAPHIQL_ASSETS_PATH, QuiverGraphQL
 from quiver.http.health import healthz, readyz
 from quiver.http.metrics import Metrics, MetricsMiddleware
 from quiver.http.request_id import RequestIdMiddleware
+from quiver.http.tus import TusUploads
 from quiver.schema import build_schema
 from quiver.storage import Storage, storage_from_url
 
@@ -63,6 +65,8 @@ def create_app(
         WebSocketRoute("/graphql", graphql),
         Mount(GRAPHIQL_ASSETS_PATH, app=StaticFiles(directory=GRAPHIQL_ASSETS)),
         Route("/files/{id}", FileDownload(settings, storage), methods=["GET", "HEAD"]),
+        Route("/datasets/{id}/archive", DatasetArchive(settings, storage), methods=["GET", "HEAD"]),
+        Mount("/uploads", app=TusUploads(settings, storage)),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics.endpoint),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Iterable
 from datetime import UTC, datetime
 
 from tortoise.transactions import in_transaction
@@ -10,6 +10,8 @@ from tortoise.transactions import in_transaction
 from quiver.models import Blob
 from quiver.storage import Storage
 from quiver.storage.blobs import StoredBlob, publish_blob, stage_blob
+
+TOUCH_BATCH = 500
 
 
 async def store_blob(
@@ -35,3 +37,14 @@ async def touch_blob(sha256: str, size: int) -> None:
         updated = await Blob.filter(sha256=sha256).update(touched_at=now)
         if not updated:
             await Blob.get_or_create(sha256=sha256, defaults={"size": size, "touched_at": now})
+
+
+async def touch_blobs(sha256s: Iterable[str], now: datetime | None = None) -> int:
+    """Mark blobs as in use now (sparing them from the collector); returns how many exist."""
+    now = now or datetime.now(UTC)
+    ordered = sorted(set(sha256s))
+    touched = 0
+    for start in range(0, len(ordered), TOUCH_BATCH):
+        batch = ordered[start : start + TOUCH_BATCH]
+        touched += await Blob.filter(sha256__in=batch).update(touched_at=now)
+    return touched

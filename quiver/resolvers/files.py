@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import mimetypes
-from collections.abc import AsyncIterable, Mapping
-from typing import Any
+from collections.abc import AsyncIterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F, Subquery
 from tortoise.transactions import in_transaction
 
 from quiver.auth import Viewer
-from quiver.models import Blob, Dataset, DatasetFile, DatasetStatus, FileTag, Role
+from quiver.models import Dataset, DatasetFile, DatasetStatus, FileTag, Role
 from quiver.resolvers.access import dataset_for
-from quiver.resolvers.blobs import store_blob
+from quiver.resolvers.blobs import store_blob, touch_blobs
 from quiver.resolvers.errors import ErrorCode, FieldPath, Problem, Refused
 from quiver.resolvers.pagination import Page, keyset_page
 from quiver.resolvers.validation import normalize_tags, raise_if_any
@@ -22,6 +24,8 @@ from quiver.storage.blobs import SHA256_PATTERN, ChecksumMismatch, StoredBlob, T
 
 MAX_PATH_LENGTH = 1024
 MAX_BATCH = 1000
+DB_BATCH = 500
+T = TypeVar("T")
 
 
 def check_path(path: str, field: FieldPath) -> list[Problem]:
@@ -91,6 +95,21 @@ async def upload_file(
     )
 
 
+class BlobsCollected(Exception):
+    """Bytes were garbage-collected between being stored and being referenced."""
+
+
+@dataclass(frozen=True)
+class FileWrite:
+    """One path to point at stored bytes, with what describes the file."""
+
+    path: str
+    blob: StoredBlob
+    content_type: str | None = None
+    metadata: Any = None
+    tags: Sequence[str] = ()
+
+
 async def put_file(
     dataset_pk: int,
     path: str,
@@ -100,44 +119,96 @@ async def put_file(
     metadata: Any = None,
     tags: list[str] | None = None,
 ) -> DatasetFile:
-    """Point ``path`` at a stored blob, replacing what was there; counters move with it.
+    """Point ``path`` at a stored blob, replacing what was there; counters move with it."""
+    write = FileWrite(path, blob, content_type, metadata, tuple(tags or ()))
+    await put_files(dataset_pk, [write])
+    return await DatasetFile.get(dataset_id=dataset_pk, path=path)
 
-    Used by every way bytes arrive (multipart, tus, archives), after the blob is stored.
+
+async def put_files(dataset_pk: int, writes: Sequence[FileWrite]) -> None:
+    """Point each path at its stored blob, all in one transaction; counters move exactly.
+
+    Every way bytes arrive (multipart, tus, archives) ends here, after the bytes are
+    stored. Existing paths are replaced, metadata and tags included. The blob rows are
+    touched in the same transaction, so the garbage collector cannot take them meanwhile.
     """
+    by_path = {write.path: write for write in writes}
     for attempt in range(2):
         try:
             async with in_transaction():
-                await Blob.get_or_create(sha256=blob.sha256, defaults={"size": blob.size})
-                # Locked, so a concurrent replacement waits and then sees this one's size.
-                existing = await (
-                    DatasetFile.filter(dataset_id=dataset_pk, path=path).select_for_update().first()
-                )
-                if existing is None:
-                    file = await DatasetFile.create(
-                        dataset_id=dataset_pk,
-                        path=path,
-                        blob_id=blob.sha256,
-                        size=blob.size,
-                        content_type=content_type,
-                        metadata=metadata,
-                    )
-                    await _adjust_totals(dataset_pk, files=1, size=blob.size)
-                else:
-                    size_change = blob.size - existing.size
-                    existing.blob_id = blob.sha256
-                    existing.size = blob.size
-                    existing.content_type = content_type
-                    existing.metadata = metadata
-                    await existing.save()
-                    await _adjust_totals(dataset_pk, files=0, size=size_change)
-                    file = existing
-                await write_file_tags(file, tags or [])
-            return file
+                now = datetime.now(UTC)
+                await _touch_blobs({write.blob.sha256 for write in by_path.values()}, now)
+                added = size_change = 0
+                for batch in _batched(list(by_path), DB_BATCH):
+                    # Locked, so a concurrent replacement waits and then sees these sizes.
+                    existing = {
+                        file.path: file
+                        for file in await DatasetFile.filter(
+                            dataset_id=dataset_pk, path__in=batch
+                        ).select_for_update()
+                    }
+                    new: list[DatasetFile] = []
+                    for path in batch:
+                        write = by_path[path]
+                        file = existing.get(path)
+                        if file is None:
+                            file = DatasetFile(dataset_id=dataset_pk, path=path, created_at=now)
+                            new.append(file)
+                            added += 1
+                            size_change += write.blob.size
+                        else:
+                            size_change += write.blob.size - file.size
+                        file.blob_id = write.blob.sha256
+                        file.size = write.blob.size
+                        file.content_type = write.content_type
+                        file.metadata = write.metadata
+                        file.updated_at = now
+                    if new:
+                        await DatasetFile.bulk_create(new)
+                    if existing:
+                        await DatasetFile.bulk_update(
+                            list(existing.values()),
+                            fields=["blob_id", "size", "content_type", "metadata", "updated_at"],
+                        )
+                        await FileTag.filter(file_id__in=[f.id for f in existing.values()]).delete()
+                    await _write_tags(dataset_pk, [by_path[path] for path in batch])
+                await _adjust_totals(dataset_pk, files=added, size=size_change)
+            return
         except IntegrityError:
-            # A concurrent upload created the same path first; the retry replaces it.
+            # A concurrent upload created one of the paths first; the retry replaces it.
             if attempt:
                 raise
     raise AssertionError("unreachable")
+
+
+async def _touch_blobs(sha256s: set[str], now: datetime) -> None:
+    if await touch_blobs(sha256s, now) != len(sha256s):
+        raise BlobsCollected(
+            "Some stored bytes were garbage-collected before they could be added; retry"
+        )
+
+
+async def _write_tags(dataset_pk: int, writes: list[FileWrite]) -> None:
+    tagged = [write for write in writes if write.tags]
+    if not tagged:
+        return
+    ids = dict(
+        await DatasetFile.filter(
+            dataset_id=dataset_pk, path__in=[write.path for write in tagged]
+        ).values_list("path", "id")
+    )
+    await FileTag.bulk_create(
+        [
+            FileTag(file_id=ids[write.path], dataset_id=dataset_pk, tag=tag, position=i)
+            for write in tagged
+            for i, tag in enumerate(write.tags)
+        ]
+    )
+
+
+def _batched(items: list[T], size: int) -> Iterator[list[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 async def write_file_tags(file: DatasetFile, tags: list[str]) -> None:

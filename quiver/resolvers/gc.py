@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from tortoise.expressions import Q, Subquery
 from tortoise.transactions import in_transaction
 
-from quiver.models import Blob, DatasetFile, VersionEntry
+from quiver.models import Blob, DatasetFile, Upload, VersionEntry
 from quiver.storage import Storage
 from quiver.storage.blobs import SHA256_PATTERN, blob_key
 
@@ -27,7 +27,9 @@ class GarbageReport:
 def _unreferenced() -> Q:
     in_files = Q(sha256__in=Subquery(DatasetFile.all().values("blob_id")))
     in_versions = Q(sha256__in=Subquery(VersionEntry.all().values("blob_id")))
-    return ~in_files & ~in_versions
+    # A finished archive upload waits for importArchive; its bytes stay until it expires.
+    in_uploads = Q(sha256__in=Subquery(Upload.filter(blob_id__isnull=False).values("blob_id")))
+    return ~in_files & ~in_versions & ~in_uploads
 
 
 def _untouched_since(cutoff: datetime) -> Q:

@@ -7,6 +7,7 @@ from strawberry.schema.config import StrawberryConfig
 
 from quiver.config import Settings
 from quiver.context import Info
+from quiver.schema.archives import ArchiveMutation
 from quiver.schema.datasets import Dataset, DatasetMutation, DatasetQuery
 from quiver.schema.extensions import limit_extensions
 from quiver.schema.files import File, FileMutation
@@ -23,7 +24,7 @@ class Query(DatasetQuery, UserQuery):
 
 
 @strawberry.type(description="Change the dataset graph.")
-class Mutation(DatasetMutation, FileMutation, UserMutation):
+class Mutation(DatasetMutation, FileMutation, ArchiveMutation, UserMutation):
     pass
 
 

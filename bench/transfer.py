@@ -1,0 +1,327 @@
+"""Upload a large file through tus and download it through /files/{id}, against cp and cat.
+
+Starts a live uvicorn (SQLite, local storage) whose data dir sits in the same temporary
+directory as a file of random bytes (2 GiB by default), and times, on that one disk:
+
+- ``cp file copy``              baseline of the upload (bytes from one file into another)
+- ``cat file > copy``           baseline of the download (bytes out of a file, onto disk)
+- ``cat file > /dev/null``      reading alone, baseline of a download that is discarded
+- a tus upload: tuspy, or a streaming httpx client, in PATCHes of --chunk-mib
+- the download of the new file through its downloadUrl, streamed to disk, and to /dev/null
+- for scale, the same upload to a bare uvicorn app that only drops the body: the ceiling
+  any ASGI app has on this machine (one Python thread parses every byte)
+
+Each step runs --runs times; medians are reported. Dirty pages are synced before every
+timed step. On VMs the first touch of guest memory is slow (page cache growing into it
+runs at a fraction of its later speed), so a scratch file twice the size is written and
+deleted first, to spare whichever step runs first. Prints throughput, upload / cp,
+download / (cat > copy), and the server's peak RSS (VmHWM).
+
+    python bench/transfer.py [--mib 2048] [--chunk-mib 32] [--client tuspy|httpx]
+                             [--runs 3] [--dir /var/tmp]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import os
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from tusclient.client import TusClient
+
+MIB = 1024 * 1024
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+CREATE = """mutation($name: String!) { createDataset(input: {name: $name}) {
+  dataset { id } userErrors { message } } }"""
+FILE = """query($id: ID!, $path: String!) { dataset(id: $id) {
+  file(path: $path) { size sha256 downloadUrl } } }"""
+DRAIN_APP = '''
+async def app(scope, receive, send):
+    """Read and drop a request body: uvicorn's own cost of receiving bytes."""
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    while (await receive()).get("more_body"):
+        pass
+    await send({"type": "http.response.start", "status": 204, "headers": []})
+    await send({"type": "http.response.body", "body": b""})
+'''
+
+
+def write_random_file(path: Path, mib: int) -> str:
+    """Fill path with random bytes, 64 MiB at a time; return their sha256."""
+    hasher = hashlib.sha256()
+    with path.open("wb") as file:
+        for start in range(0, mib, 64):
+            block = os.urandom(min(64, mib - start) * MIB)
+            hasher.update(block)
+            file.write(block)
+    return hasher.hexdigest()
+
+
+def warm_memory(directory: Path, mib: int) -> None:
+    """Write then delete a scratch file, so that the page cache has been through the RAM."""
+    scratch = directory / "scratch.bin"
+    block = bytes(64 * MIB)
+    with scratch.open("wb") as file:
+        for _ in range(0, mib, 64):
+            file.write(block)
+    scratch.unlink()
+    os.sync()
+
+
+def timed(step: Callable[[], Any]) -> float:
+    os.sync()
+    started = time.perf_counter()
+    step()
+    return time.perf_counter() - started
+
+
+def shell(command: str) -> None:
+    subprocess.run(["sh", "-c", command], check=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def start_uvicorn(
+    app: str, env: dict[str, str], app_dir: Path = PROJECT_DIR
+) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    command = [
+        sys.executable, "-m", "uvicorn", app, "--app-dir", str(app_dir),
+        "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning",
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        command, cwd=PROJECT_DIR, env={**os.environ, **env}, stdin=subprocess.DEVNULL
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"{base_url}/healthz")
+            return process, base_url
+        except httpx.TransportError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"uvicorn {app} did not answer within 30 s")
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc status")
+
+
+def graphql(base_url: str, key: str, query: str, variables: dict[str, Any]) -> Any:
+    response = httpx.post(
+        f"{base_url}/graphql",
+        json={"query": query, "variables": variables},
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=60,
+    )
+    response.raise_for_status()
+    return response.json()["data"]
+
+
+def upload_with_tuspy(
+    url: str, key: str, source: Path, metadata: dict[str, str], chunk: int
+) -> None:
+    """tuspy reads each chunk into memory and PATCHes it with requests."""
+    client = TusClient(url, headers={"Authorization": f"Bearer {key}"})
+    with source.open("rb") as stream:
+        client.uploader(file_stream=stream, chunk_size=chunk, metadata=metadata).upload()
+
+
+def upload_with_httpx(
+    url: str, key: str, source: Path, metadata: dict[str, str], chunk: int
+) -> None:
+    """One POST, then PATCHes of ``chunk`` bytes streamed from the file in 1 MiB reads."""
+    headers = {"Authorization": f"Bearer {key}", "Tus-Resumable": "1.0.0"}
+    size = source.stat().st_size
+    encoded = ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in metadata.items())
+    with httpx.Client(headers=headers, timeout=600) as client, source.open("rb") as file:
+        created = client.post(url, headers={"Upload-Length": str(size), "Upload-Metadata": encoded})
+        location = created.headers["location"]
+        offset = 0
+        while offset < size:
+            length = min(chunk, size - offset)
+
+            def body(length: int = length) -> Iterator[bytes]:
+                remaining = length
+                while remaining:
+                    piece = file.read(min(MIB, remaining))
+                    remaining -= len(piece)
+                    yield piece
+
+            response = client.patch(
+                location,
+                headers={
+                    "Upload-Offset": str(offset),
+                    "Content-Type": "application/offset+octet-stream",
+                    "Content-Length": str(length),
+                },
+                content=body(),
+            )
+            response.raise_for_status()
+            offset = int(response.headers["upload-offset"])
+
+
+def put_to_drain(url: str, source: Path, chunk: int) -> None:
+    """The same PATCHes, with requests like tuspy, to the bare app that drops them."""
+    import requests
+
+    with requests.Session() as session, source.open("rb") as file:
+        while data := file.read(chunk):
+            session.patch(url, data=data).raise_for_status()
+
+
+def download(url: str, key: str, target: str) -> int:
+    """GET over a plain socket, recv_into a 4 MiB buffer, write it out: a client as cheap
+    as cat, so that the server is what is measured (httpx's parser halves the rate)."""
+    parts = urlsplit(url)
+    request = (
+        f"GET {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+        f"Authorization: Bearer {key}\r\nConnection: close\r\n\r\n"
+    )
+    buffer = bytearray(4 * MIB)
+    view = memoryview(buffer)
+    received = 0
+    with socket.create_connection((parts.hostname, parts.port)) as sock, open(target, "wb") as out:
+        sock.sendall(request.encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            count = sock.recv_into(buffer)
+            if not count:
+                raise RuntimeError(f"the server closed before its headers: {head!r}")
+            head += bytes(view[:count])
+        status, _, rest = head.partition(b"\r\n\r\n")
+        if not status.startswith(b"HTTP/1.1 200"):
+            raise RuntimeError(f"download failed: {status[:200]!r}")
+        out.write(rest)
+        received = len(rest)
+        while count := sock.recv_into(buffer):
+            out.write(view[:count])
+            received += count
+    return received
+
+
+def median_seconds(
+    runs: int, step: Callable[[], Any], after: Callable[[], Any] = lambda: None
+) -> float:
+    times = []
+    for _ in range(runs):
+        times.append(timed(step))
+        after()
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mib", type=int, default=2048, help="file size in MiB")
+    parser.add_argument("--chunk-mib", type=int, default=32, help="tus PATCH size in MiB")
+    parser.add_argument("--client", choices=["tuspy", "httpx"], default="tuspy")
+    parser.add_argument("--runs", type=int, default=3, help="runs of each step (median)")
+    parser.add_argument("--dir", default=None, help="where the file and the server data go")
+    arguments = parser.parse_args()
+    runs = arguments.runs
+    chunk = arguments.chunk_mib * MIB
+
+    with tempfile.TemporaryDirectory(dir=arguments.dir, prefix="quiver-bench-") as temp:
+        root = Path(temp)
+        source, copy = root / "source.bin", root / "copy.bin"
+        print(f"{arguments.mib} MiB of random bytes in {source}, {runs} runs per step")
+        warm_memory(root, 2 * arguments.mib)
+        sha256 = write_random_file(source, arguments.mib)
+        size_mb = source.stat().st_size / 1e6
+
+        cp = median_seconds(runs, lambda: shell(f"cp '{source}' '{copy}'"), copy.unlink)
+        cat_copy = median_seconds(runs, lambda: shell(f"cat '{source}' > '{copy}'"), copy.unlink)
+        cat_null = median_seconds(runs, lambda: shell(f"cat '{source}' > /dev/null"))
+
+        (root / "drain.py").write_text(textwrap.dedent(DRAIN_APP))
+        drain, drain_url = start_uvicorn("drain:app", {}, app_dir=root)
+        try:
+            ceiling = median_seconds(runs, lambda: put_to_drain(drain_url, source, chunk))
+        finally:
+            drain.terminate()
+            drain.wait(timeout=30)
+
+        key = f"qvr_bench-{secrets.token_urlsafe(16)}"
+        data_dir = root / "data"
+        env = {
+            "QUIVER_DATA_DIR": str(data_dir),
+            "QUIVER_DATABASE_URL": f"sqlite://{data_dir / 'quiver.db'}",
+            "QUIVER_ADMIN_API_KEY": key,
+        }
+        server, base_url = start_uvicorn("quiver.app:app", env)
+        try:
+            created = graphql(base_url, key, CREATE, {"name": "bench"})["createDataset"]
+            dataset_id = created["dataset"]["id"]
+            upload = upload_with_tuspy if arguments.client == "tuspy" else upload_with_httpx
+            paths = iter(f"bench-{run}.bin" for run in range(runs))
+            urls: list[str] = []
+
+            def upload_once() -> None:
+                path = next(paths)
+                metadata = {"datasetId": dataset_id, "path": path}
+                upload(f"{base_url}/uploads/", key, source, metadata, chunk)
+                variables = {"id": dataset_id, "path": path}
+                file = graphql(base_url, key, FILE, variables)["dataset"]["file"]
+                assert file["sha256"] == sha256, "the server stored other bytes"
+                urls.append(file["downloadUrl"])
+
+            uploaded = median_seconds(runs, upload_once)
+            upload_rss = peak_rss_mb(server.pid)
+
+            def fetch(target: str) -> None:
+                assert download(urls[0], key, target) == source.stat().st_size
+
+            downloaded = median_seconds(runs, lambda: fetch(str(copy)), copy.unlink)
+            discarded = median_seconds(runs, lambda: fetch(os.devnull))
+            rss = peak_rss_mb(server.pid)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+
+    def line(name: str, seconds: float) -> str:
+        return f"{name:<36}{seconds:7.2f} s {size_mb / seconds:7.0f} MB/s"
+
+    print(line("cp file copy", cp))
+    print(line("cat file > copy", cat_copy))
+    print(line("cat file > /dev/null", cat_null))
+    print(line(f"bare uvicorn, body dropped ({arguments.chunk_mib} MiB)", ceiling))
+    print(line(f"tus upload ({arguments.client}, {arguments.chunk_mib} MiB)", uploaded))
+    print(line("download /files/{id} > copy", downloaded))
+    print(line("download /files/{id} > /dev/null", discarded))
+    print(f"upload / cp                         {cp / uploaded:6.2f}x  (target >= 0.80)")
+    print(f"download / (cat > copy)             {cat_copy / downloaded:6.2f}x  (target >= 0.80)")
+    print(f"download to null / (cat > null)     {cat_null / discarded:6.2f}x")
+    print(f"upload / bare uvicorn               {ceiling / uploaded:6.2f}x")
+    print(f"server peak RSS (VmHWM)             {rss:6.0f} MB  (target < 200;"
+          f" {upload_rss:.0f} MB after the uploads)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
