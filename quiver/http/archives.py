@@ -26,10 +26,9 @@ import anyio
 import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
-from starlette.types import Receive, Scope, Send
 
-from quiver.auth import AuthenticationError, authenticate
-from quiver.config import Settings
+from quiver.auth import Viewer
+from quiver.http.endpoint import ViewerEndpoint
 from quiver.http.files import content_disposition
 from quiver.ids import decode_global_id
 from quiver.models import DatasetFile, Version, VersionEntry
@@ -97,22 +96,10 @@ class Member:
     modified: datetime
 
 
-class DatasetArchive:
+class DatasetArchive(ViewerEndpoint):
     """Same rules as downloads: a dataset the caller cannot read is a 404."""
 
-    def __init__(self, settings: Settings, storage: Storage) -> None:
-        self.settings = settings
-        self.storage = storage
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = await self.respond(Request(scope, receive))
-        await response(scope, receive, send)
-
-    async def respond(self, request: Request) -> Response:
-        try:
-            viewer = await authenticate(request.headers.get("authorization"), self.settings)
-        except AuthenticationError as exc:
-            return PlainTextResponse(str(exc), status_code=401)
+    async def respond(self, request: Request, viewer: Viewer) -> Response:
         archive_format = request.query_params.get("format", "zip")
         if archive_format not in FORMATS:
             return PlainTextResponse("format must be zip or tar.gz", status_code=400)

@@ -7,14 +7,12 @@ from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
-from starlette.types import Receive, Scope, Send
 
-from quiver.auth import AuthenticationError, authenticate
-from quiver.config import Settings
+from quiver.auth import Viewer
+from quiver.http.endpoint import ViewerEndpoint
 from quiver.ids import decode_global_id
 from quiver.models import DatasetFile
 from quiver.resolvers.access import visible_datasets
-from quiver.storage import Storage
 from quiver.storage.blobs import blob_key
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
@@ -50,22 +48,10 @@ def content_disposition(path: str) -> str:
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
-class FileDownload:
+class FileDownload(ViewerEndpoint):
     """Same rules as GraphQL: a file of a dataset the caller cannot read is a 404."""
 
-    def __init__(self, settings: Settings, storage: Storage) -> None:
-        self.settings = settings
-        self.storage = storage
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = await self.respond(Request(scope, receive))
-        await response(scope, receive, send)
-
-    async def respond(self, request: Request) -> Response:
-        try:
-            viewer = await authenticate(request.headers.get("authorization"), self.settings)
-        except AuthenticationError as exc:
-            return PlainTextResponse(str(exc), status_code=401)
+    async def respond(self, request: Request, viewer: Viewer) -> Response:
         pk = decode_global_id(request.path_params["id"], "File")
         file = await DatasetFile.get_or_none(id=pk) if pk is not None else None
         if file is None or not await visible_datasets(viewer).filter(id=file.dataset_id).exists():

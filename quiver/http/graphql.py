@@ -19,6 +19,7 @@ from strawberry.types.execution import ExecutionResult
 from quiver.auth import AuthenticationError, authenticate
 from quiver.config import Settings
 from quiver.context import Context
+from quiver.http.endpoint import BEARER_CHALLENGE
 from quiver.http.media import (
     GRAPHQL_RESPONSE_JSON,
     is_request_error,
@@ -136,7 +137,7 @@ class QuiverGraphQL(GraphQL[Context, None]):
 
 def _error_headers(status_code: int) -> dict[str, str]:
     if status_code == 401:
-        return {"WWW-Authenticate": 'Bearer realm="quiver"'}
+        return BEARER_CHALLENGE
     if status_code == 405:
         return {"Allow": "POST"}
     return {}

@@ -42,6 +42,7 @@ from tortoise.transactions import in_transaction
 
 from quiver.auth import AuthenticationError, Viewer, authenticate
 from quiver.config import Settings
+from quiver.http.endpoint import BEARER_CHALLENGE
 from quiver.ids import encode_global_id
 from quiver.models import Upload
 from quiver.resolvers.blobs import touch_blob
@@ -338,11 +339,9 @@ class TusUploads:
         try:
             viewer = await authenticate(request.headers.get("authorization"), self.settings)
         except AuthenticationError as error:
-            raise TusError(401, str(error), {"WWW-Authenticate": "Bearer"}) from None
+            raise TusError(401, str(error), BEARER_CHALLENGE) from None
         if viewer.user is None:
-            raise TusError(
-                401, "Uploading needs an API key or token", {"WWW-Authenticate": "Bearer"}
-            )
+            raise TusError(401, "Uploading needs an API key or token", BEARER_CHALLENGE)
         return viewer
 
     async def _find(

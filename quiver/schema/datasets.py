@@ -17,11 +17,10 @@ from quiver.models import DatasetStatus, DatasetType, Role, Visibility
 from quiver.resolvers import datasets as ops
 from quiver.resolvers import files as file_ops
 from quiver.resolvers.access import role_on
-from quiver.resolvers.pagination import Page
 from quiver.schema.errors import UserError, payload
-from quiver.schema.files import File, FileConnection
+from quiver.schema.files import File
 from quiver.schema.node import Node, global_id_resolver, node_loader
-from quiver.schema.pagination import PageInfo
+from quiver.schema.pagination import Connection, connection
 from quiver.schema.scalars import Long
 from quiver.schema.users import Team, User
 
@@ -91,9 +90,9 @@ class Dataset(Node):
         after: str | None = None,
         prefix: str | None = None,
         tag: str | None = None,
-    ) -> FileConnection:
+    ) -> Connection[File]:
         page = await file_ops.list_files(root.id, first=first, after=after, prefix=prefix, tag=tag)
-        return FileConnection.of(page)
+        return connection(page)
 
     @strawberry.field(description="The file at a path; null if there is none.")
     async def file(self, root: strawberry.Parent[models.Dataset], path: str) -> File | None:
@@ -116,31 +115,6 @@ class Dataset(Node):
 @node_loader("Dataset")
 async def _load_dataset(context: Context, pk: int) -> models.Dataset | None:
     return await context.loaders.dataset_by_id.load(pk)
-
-
-@strawberry.type(description="A dataset in a list, with its cursor.")
-class DatasetEdge:
-    node: Dataset = strawberry.field(description="The dataset.")
-    cursor: str = strawberry.field(description="Pass as `after` to continue after this one.")
-
-
-@strawberry.type(description="A page of datasets.")
-class DatasetConnection:
-    edges: list[DatasetEdge] = strawberry.field(description="The datasets of this page.")
-    page_info: PageInfo = strawberry.field(description="Where this page sits.")
-    _page: strawberry.Private[Page[models.Dataset]]
-
-    @strawberry.field(description="How many datasets match the filter, over all pages.")
-    async def total_count(self) -> int:
-        return await self._page.count()
-
-    @classmethod
-    def of(cls, page: Page[models.Dataset]) -> DatasetConnection:
-        edges = [
-            DatasetEdge(node=dataset, cursor=cursor)  # type: ignore[arg-type]
-            for dataset, cursor in zip(page.items, page.cursors, strict=True)
-        ]
-        return cls(edges=edges, page_info=PageInfo.of(page), _page=page)  # type: ignore[arg-type]
 
 
 @strawberry.input(description="Which datasets to list; all conditions must hold.")
@@ -268,7 +242,7 @@ class DatasetQuery:
         after: str | None = None,
         filter: DatasetFilter | None = None,
         order_by: DatasetOrder | None = None,
-    ) -> DatasetConnection:
+    ) -> Connection[Dataset]:
         order = order_by or DatasetOrder()
         page = await ops.list_datasets(
             info.context.viewer,
@@ -278,7 +252,7 @@ class DatasetQuery:
             order_field=order.field.value,
             descending=order.direction == OrderDirection.DESC,
         )
-        return DatasetConnection.of(page)
+        return connection(page)
 
 
 @strawberry.type

@@ -15,10 +15,8 @@ from quiver import models
 from quiver.context import Context, Info
 from quiver.ids import decode_global_id, encode_global_id
 from quiver.resolvers import files as ops
-from quiver.resolvers.pagination import Page
 from quiver.schema.errors import UserError, payload
 from quiver.schema.node import Node, global_id_resolver, node_loader
-from quiver.schema.pagination import PageInfo
 from quiver.schema.scalars import JSON, Long
 
 if TYPE_CHECKING:
@@ -76,31 +74,6 @@ async def _load_file(context: Context, pk: int) -> models.DatasetFile | None:
     if file is None or await context.loaders.dataset_by_id.load(file.dataset_id) is None:
         return None
     return file
-
-
-@strawberry.type(description="A file in a list, with its cursor.")
-class FileEdge:
-    node: File = strawberry.field(description="The file.")
-    cursor: str = strawberry.field(description="Pass as `after` to continue after this one.")
-
-
-@strawberry.type(description="A page of files, ordered by path.")
-class FileConnection:
-    edges: list[FileEdge] = strawberry.field(description="The files of this page.")
-    page_info: PageInfo = strawberry.field(description="Where this page sits.")
-    _page: strawberry.Private[Page[models.DatasetFile]]
-
-    @strawberry.field(description="How many files match, over all pages.")
-    async def total_count(self) -> int:
-        return await self._page.count()
-
-    @classmethod
-    def of(cls, page: Page[models.DatasetFile]) -> FileConnection:
-        edges = [
-            FileEdge(node=file, cursor=cursor)  # type: ignore[arg-type]
-            for file, cursor in zip(page.items, page.cursors, strict=True)
-        ]
-        return cls(edges=edges, page_info=PageInfo.of(page), _page=page)  # type: ignore[arg-type]
 
 
 @strawberry.input(description="A file sent in a GraphQL multipart request.")
