@@ -135,12 +135,17 @@ def gc(
 
 
 async def _collect(settings: Settings, grace: timedelta, *, dry_run: bool) -> GarbageReport:
+    from quiver.http.tus import expire_uploads
     from quiver.resolvers.gc import collect_garbage
     from quiver.storage import storage_from_url
 
     await Tortoise.init(config=db.tortoise_config(settings.database_url))
     storage = storage_from_url(settings.storage_url)
     try:
+        if not dry_run:
+            # Expired uploads go first, so the bytes only they held are collected now.
+            expired = await expire_uploads(settings)
+            typer.echo(f"Removed {expired} expired uploads")
         return await collect_garbage(storage, grace=grace, dry_run=dry_run)
     finally:
         await storage.close()

@@ -7,6 +7,7 @@ import shlex
 import sqlite3
 import subprocess
 import sys
+import time
 from dataclasses import fields
 from pathlib import Path
 
@@ -198,3 +199,25 @@ def test_the_top_level_help_lists_every_command(tmp_path: Path) -> None:
     assert completed.returncode == 0, report(completed)
     for command in ("serve", "migrate", "apikey", "schema"):
         assert command in completed.stdout, report(completed)
+
+
+def test_gc_expires_abandoned_uploads_and_reports_what_it_collected(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    env = clean_environment(data_dir=str(data_dir))
+    assert quiver("migrate", env=env).returncode == 0
+    stale = data_dir / "blobs" / "staging" / "abandoned"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"half an upload")
+    two_hours_ago = time.time() - 7200
+    os.utime(stale, (two_hours_ago, two_hours_ago))
+
+    dry = quiver("gc", "--dry-run", env=env)
+    assert dry.returncode == 0, report(dry)
+    assert "Would delete 0 blobs (0 bytes), 1 stale staging objects, 0 strays" in dry.stdout
+    assert stale.exists()
+
+    collected = quiver("gc", env=env)
+    assert collected.returncode == 0, report(collected)
+    assert "Removed 0 expired uploads" in collected.stdout
+    assert "Deleted 0 blobs (0 bytes), 1 stale staging objects, 0 strays" in collected.stdout
+    assert not stale.exists()

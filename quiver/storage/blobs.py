@@ -19,8 +19,7 @@ import aiofiles
 import anyio
 
 from quiver.storage.base import Storage, StorageError
-from quiver.storage.local import LocalStorage
-from quiver.storage.local import _sync_directory as sync_directory
+from quiver.storage.local import LocalStorage, sync_directory
 
 SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
 # Hashing a chunk this large in a worker thread costs less than blocking the loop with it.

@@ -79,7 +79,7 @@ class LocalStorage:
             raise
         # The rename is durable only once the directory entry itself is on disk.
         with _storage_errors(failure):
-            await anyio.to_thread.run_sync(_sync_directory, path.parent)
+            await anyio.to_thread.run_sync(sync_directory, path.parent)
         return _meta(key, status)
 
     async def open(
@@ -188,7 +188,7 @@ class LocalStorage:
             raise ObjectNotFound(src) from None
         except OSError as error:
             raise StorageError(f"cannot move {src!r} to {dst!r}: {error}") from error
-        await anyio.to_thread.run_sync(_sync_directory, target.parent)
+        await anyio.to_thread.run_sync(sync_directory, target.parent)
 
     async def close(self) -> None:
         """Nothing to release: every operation opens and closes its own files."""
@@ -212,7 +212,7 @@ def _sync_and_stat(descriptor: int) -> os.stat_result:
     return os.fstat(descriptor)
 
 
-def _sync_directory(directory: Path) -> None:
+def sync_directory(directory: Path) -> None:
     descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(descriptor)
@@ -248,4 +248,4 @@ def _copy_file(source: Path, target: Path, temp: Path) -> None:
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
-    _sync_directory(target.parent)
+    sync_directory(target.parent)
