@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Annotated
 
 import strawberry
-from starlette.datastructures import UploadFile
 from strawberry.file_uploads import Upload
 
 from quiver.context import Info
@@ -14,11 +12,11 @@ from quiver.resolvers import archives as ops
 from quiver.resolvers.errors import Refused
 from quiver.schema.errors import UserError, payload
 from quiver.schema.scalars import Long
+from quiver.schema.uploads import spooled_part, upload_chunks
 
 if TYPE_CHECKING:
     from quiver.schema.datasets import Dataset
 
-UPLOAD_CHUNK = 1024 * 1024
 MAX_PATHS = 1000
 
 
@@ -51,16 +49,6 @@ class ImportArchivePayload:
     user_errors: list[UserError] = strawberry.field(description="Why nothing was imported.")
 
 
-def _upload_file(upload: Upload) -> UploadFile:
-    assert isinstance(upload, UploadFile)  # what Starlette hands strawberry for a part
-    return upload
-
-
-async def _chunks(upload: UploadFile) -> AsyncIterator[bytes]:
-    while chunk := await upload.read(UPLOAD_CHUNK):
-        yield chunk
-
-
 @strawberry.type
 class ArchiveMutation:
     @strawberry.mutation(
@@ -68,7 +56,7 @@ class ArchiveMutation:
     )
     async def import_archive(self, info: Info, input: ImportArchiveInput) -> ImportArchivePayload:
         context = info.context
-        upload = _upload_file(input.archive) if input.archive is not None else None
+        upload = spooled_part(input.archive) if input.archive is not None else None
 
         async def run() -> dict[str, object]:
             if (upload is None) == (input.upload_id is None):
@@ -79,7 +67,7 @@ class ArchiveMutation:
                     context.storage,
                     context.settings,
                     dataset_id=input.dataset_id,
-                    source=_chunks(upload),
+                    source=upload_chunks(upload),
                     prefix=input.prefix or "",
                     source_size=upload.size,
                 )

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import Awaitable
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
-from starlette.datastructures import UploadFile
 from strawberry.file_uploads import Upload
 from strawberry.types.unset import UNSET
 
@@ -18,11 +17,10 @@ from quiver.resolvers import files as ops
 from quiver.schema.errors import UserError, payload
 from quiver.schema.node import Node, global_id_resolver, node_loader
 from quiver.schema.scalars import JSON, Long
+from quiver.schema.uploads import spooled_part, upload_chunks
 
 if TYPE_CHECKING:
     from quiver.schema.datasets import Dataset
-
-UPLOAD_CHUNK = 1024 * 1024
 
 
 @strawberry.federation.type(keys=["id"], description="A file in a dataset's working set.")
@@ -132,16 +130,6 @@ class DeleteFilesPayload:
     user_errors: list[UserError] = strawberry.field(description="Why nothing was done.")
 
 
-def _chunks_source(upload: Upload) -> UploadFile:
-    assert isinstance(upload, UploadFile)  # what Starlette hands strawberry for a part
-    return upload
-
-
-async def _chunks(upload: Upload) -> AsyncIterator[bytes]:
-    while chunk := await _chunks_source(upload).read(UPLOAD_CHUNK):
-        yield chunk
-
-
 @strawberry.type
 class FileMutation:
     @strawberry.mutation(description="Upload a file (GraphQL multipart request).")
@@ -154,7 +142,7 @@ class FileMutation:
                 context.storage,
                 dataset_id=input.dataset_id,
                 path=input.path,
-                stream=_chunks(input.file),
+                stream=upload_chunks(spooled_part(input.file)),
                 sha256=input.sha256,
                 content_type=input.content_type or getattr(input.file, "content_type", None),
                 metadata=input.metadata,
@@ -167,7 +155,7 @@ class FileMutation:
             return await payload(FilePayload, run)
         finally:
             # Starlette spools the part to a temp file; release it whatever happened.
-            await _chunks_source(input.file).close()
+            await spooled_part(input.file).close()
 
     @strawberry.mutation(description="Remove files from a dataset's working set.")
     async def delete_files(self, info: Info, input: DeleteFilesInput) -> DeleteFilesPayload:
