@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from tortoise.expressions import Q, Subquery
 from tortoise.queryset import QuerySet
 
@@ -19,29 +21,39 @@ def visible_datasets(viewer: Viewer) -> QuerySet[Dataset]:
     public = Q(visibility=Visibility.PUBLIC)
     if viewer.user is None:
         return datasets.filter(public)
-    team_ids = list(viewer.team_roles)
-    shared = DatasetShare.filter(Q(user_id=viewer.user.id) | Q(team_id__in=team_ids))
+    shared = viewer_shares(viewer).values("dataset_id")
     return datasets.filter(
-        public | Q(owner_team_id__in=team_ids) | Q(id__in=Subquery(shared.values("dataset_id")))
+        public | Q(owner_team_id__in=list(viewer.team_roles)) | Q(id__in=Subquery(shared))
     )
+
+
+def viewer_shares(viewer: Viewer) -> QuerySet[DatasetShare]:
+    """Grants made to the viewer directly or to one of the viewer's teams."""
+    user_id = viewer.user.id if viewer.user is not None else None
+    return DatasetShare.filter(Q(user_id=user_id) | Q(team_id__in=list(viewer.team_roles)))
+
+
+def strongest_role(viewer: Viewer, dataset: Dataset, shared: Iterable[Role]) -> Role | None:
+    """The viewer's role on ``dataset`` given the roles shared with them; None: no access."""
+    if viewer.is_admin:
+        return Role.ADMIN
+    roles = list(shared)
+    if dataset.visibility == Visibility.PUBLIC:
+        roles.append(Role.READ)
+    if (team_role := viewer.team_roles.get(dataset.owner_team_id)) is not None:
+        roles.append(team_role)
+    return max(roles, key=lambda role: role.rank, default=None)
 
 
 async def role_on(viewer: Viewer, dataset: Dataset) -> Role | None:
     """The strongest role the viewer holds on ``dataset``, or None when it cannot read it."""
-    if viewer.is_admin:
-        return Role.ADMIN
-    roles: list[Role] = []
-    if dataset.visibility == Visibility.PUBLIC:
-        roles.append(Role.READ)
-    if viewer.user is not None:
-        if (team_role := viewer.team_roles.get(dataset.owner_team_id)) is not None:
-            roles.append(team_role)
-        shares = await DatasetShare.filter(
-            Q(user_id=viewer.user.id) | Q(team_id__in=list(viewer.team_roles)),
-            dataset_id=dataset.id,
-        ).values_list("role", flat=True)
-        roles.extend(Role(str(role)) for role in shares)
-    return max(roles, key=lambda role: role.rank, default=None)
+    shared: list[Role] = []
+    if viewer.user is not None and not viewer.is_admin:
+        rows = (
+            await viewer_shares(viewer).filter(dataset_id=dataset.id).values_list("role", flat=True)
+        )
+        shared = [Role(str(role)) for role in rows]
+    return strongest_role(viewer, dataset, shared)
 
 
 def can_act_for_team(viewer: Viewer, team_id: int, needed: Role) -> bool:

@@ -29,6 +29,7 @@ from quiver.resolvers.access import (
     can_act_for_team,
     dataset_for,
     require_user,
+    role_on,
     visible_datasets,
 )
 from quiver.resolvers.errors import ErrorCode, FieldPath, Problem, Refused
@@ -166,7 +167,9 @@ async def update_dataset(viewer: Viewer, global_id: str, changes: Mapping[str, A
     raise_if_any(problems)
     if "visibility" in changes and changes["visibility"] != dataset.visibility:
         # Publishing shares the dataset with everyone, so it takes what sharing takes.
-        await dataset_for(viewer, global_id, Role.ADMIN, ("input", "visibility"))
+        role = await role_on(viewer, dataset)
+        if role is None or not role.includes(Role.ADMIN):
+            raise Refused.forbidden(("input", "visibility"), "Changing visibility needs ADMIN")
     if "name" in changes and changes["name"] != dataset.name:
         await _ensure_name_free(dataset.owner_team_id, changes["name"], ("input", "name"))
     for key in ("name", "description", "type", "visibility", "licence", "project"):

@@ -17,10 +17,11 @@ from quiver.models import (
     DatasetTag,
     FileTag,
     Membership,
+    Role,
     Team,
     User,
 )
-from quiver.resolvers.access import visible_datasets
+from quiver.resolvers.access import viewer_shares, visible_datasets
 
 K = TypeVar("K", bound=Hashable)
 M = TypeVar("M", bound=Model)
@@ -44,6 +45,21 @@ def DatasetByIdLoader(viewer: Viewer) -> DataLoader[int, Dataset | None]:
     async def load(ids: list[int]) -> list[Dataset | None]:
         rows = await visible_datasets(viewer).filter(id__in=ids)
         return _by_key(rows, ids, lambda d: d.id)
+
+    return DataLoader(load_fn=load)
+
+
+def SharedRolesByDatasetIdLoader(viewer: Viewer) -> DataLoader[int, list[Role]]:
+    """Roles granted on each dataset to the viewer or the viewer's teams."""
+
+    async def load(ids: list[int]) -> list[list[Role]]:
+        if viewer.user is None or viewer.is_admin:
+            return [[] for _ in ids]
+        rows = await viewer_shares(viewer).filter(dataset_id__in=ids)
+        return [
+            [Role(row.role) for row in group]
+            for group in _grouped(rows, ids, lambda r: r.dataset_id)
+        ]
 
     return DataLoader(load_fn=load)
 
@@ -115,6 +131,7 @@ class Loaders:
 
     def __init__(self, viewer: Viewer) -> None:
         self.dataset_by_id = DatasetByIdLoader(viewer)
+        self.shared_roles_by_dataset_id = SharedRolesByDatasetIdLoader(viewer)
         self.user_by_id = UserByIdLoader()
         self.team_by_id = TeamByIdLoader()
         self.api_key_by_id = ApiKeyByIdLoader()

@@ -16,7 +16,7 @@ from quiver.ids import decode_global_id
 from quiver.models import DatasetStatus, DatasetType, Role, Visibility
 from quiver.resolvers import datasets as ops
 from quiver.resolvers import files as file_ops
-from quiver.resolvers.access import role_on
+from quiver.resolvers.access import strongest_role
 from quiver.schema.errors import UserError, payload
 from quiver.schema.files import File
 from quiver.schema.node import Node, global_id_resolver, node_loader
@@ -100,7 +100,9 @@ class Dataset(Node):
 
     @strawberry.field(description="The strongest role the caller holds on it; null if none.")
     async def viewer_role(self, root: strawberry.Parent[models.Dataset], info: Info) -> Role | None:
-        return await role_on(info.context.viewer, root)
+        viewer = info.context.viewer
+        shared = await info.context.loaders.shared_roles_by_dataset_id.load(root.id)
+        return strongest_role(viewer, root, shared)
 
     @classmethod
     def is_type_of(cls, obj: Any, info: Any) -> bool:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
 
 from graphql import GraphQLError
 from strawberry.extensions import (
@@ -78,6 +77,3 @@ def limit_extensions(
         return MaxTokensLimiter(max_token_count=max_tokens)
 
     return [tokens, depth, aliases, MaskInternalErrors]
-
-
-__all__ = ["Any"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
 import strawberry
 from strawberry.permission import PermissionExtension
@@ -242,6 +242,3 @@ class UserMutation:
             return {"team": team}
 
         return await payload(TeamPayload, run)
-
-
-__all__ = ["Annotated"]

@@ -910,3 +910,43 @@ async def test_a_page_of_100_datasets_costs_as_many_queries_as_a_page_of_10(
 
     assert statements[100] == statements[10]
     assert statements[100] < 10
+
+
+DATASETS_WITH_ROLES = """
+query($first: Int) { datasets(first: $first) { edges { node { name viewerRole } } } }
+"""
+SHARE_WITH_USER = """
+mutation($d: ID!, $u: ID!, $role: Role) {
+  shareDataset(input: {datasetId: $d, userId: $u, role: $role}) {
+    dataset { id } userErrors { field message code } } }
+"""
+
+
+async def test_viewer_roles_on_a_page_of_shared_datasets_cost_a_constant_number_of_queries(
+    api: Api, alice: Person, bob: Person, count_queries: Any
+) -> None:
+    for i in range(60):
+        dataset = await create(api, bob.token, f"bob-{i:02d}")
+        role = "WRITE" if i % 2 else "READ"
+        await api.mutate(
+            SHARE_WITH_USER, {"d": dataset["id"], "u": alice.id, "role": role}, token=bob.token
+        )
+    for i in range(50):
+        await create(api, alice.token, f"alice-{i:02d}")
+
+    statements = {}
+    for first in (10, 100):
+        count_queries.statements.clear()
+        data = await api.data(DATASETS_WITH_ROLES, {"first": first}, token=alice.token)
+        statements[first] = len(count_queries.statements)
+        roles = {
+            edge["node"]["name"]: edge["node"]["viewerRole"] for edge in data["datasets"]["edges"]
+        }
+        assert len(roles) == first
+        for name, role in roles.items():
+            if name.startswith("alice"):
+                assert role == "ADMIN"
+            else:
+                assert role == ("WRITE" if int(name[-2:]) % 2 else "READ")
+
+    assert statements[100] == statements[10]
