@@ -135,7 +135,7 @@ def gc(
 
 
 async def _collect(settings: Settings, grace: timedelta, *, dry_run: bool) -> GarbageReport:
-    from quiver.http.tus import expire_uploads
+    from quiver.http.partials import expire_uploads
     from quiver.resolvers.gc import collect_garbage
     from quiver.storage import storage_from_url
 

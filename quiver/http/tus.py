@@ -11,7 +11,8 @@ holds the lock and finds the upload's row gone removes the partial file.
 
 Bytes are hashed as they are written, so completing an upload re-reads nothing when one
 process received them all; the finished file is then hard-linked into local storage (or
-streamed to S3) and joins the dataset with ``put_file``.
+streamed to S3) and joins the dataset with ``put_file``. The partial files themselves
+(locks, expiry) are ``quiver.http.partials``.
 """
 
 from __future__ import annotations
@@ -19,14 +20,12 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import fcntl
 import hashlib
 import os
-import re
 import secrets
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -43,6 +42,17 @@ from tortoise.transactions import in_transaction
 from quiver.auth import AuthenticationError, Viewer, authenticate
 from quiver.config import Settings
 from quiver.http.endpoint import BEARER_CHALLENGE
+from quiver.http.partials import (
+    UPLOAD_ID,
+    UPLOAD_TTL,
+    UploadBusy,
+    create_partial,
+    hash_file,
+    locked_partial,
+    unlink_if_same,
+    uploads_directory,
+    write_block,
+)
 from quiver.ids import encode_global_id
 from quiver.models import Upload
 from quiver.resolvers.blobs import touch_blob
@@ -58,21 +68,16 @@ TUS_VERSION = "1.0.0"
 TUS_EXTENSIONS = "creation,creation-with-upload,termination,expiration,checksum"
 CHECKSUM_ALGORITHMS = "sha256"
 OFFSET_OCTET_STREAM = "application/offset+octet-stream"
-# An upload nobody has touched for this long is removed by expire_uploads().
-UPLOAD_TTL = timedelta(hours=24)
-UPLOADS_DIR_NAME = "uploads"
 # Received bytes are copied into a block of this size, which a worker thread writes and
 # hashes while the next block fills: one pwrite and one hash update per block, so the
 # worker rarely waits for the GIL the busy event loop holds. Two blocks per PATCH in flight.
 WRITE_SIZE = 8 * 1024 * 1024
 SPARE_BLOCKS = 2  # kept for the next PATCH: fresh memory is slow to fault in on VMs
-READ_SIZE = 8 * 1024 * 1024
 # Hashers of uploads in progress kept in memory; one evicted is recomputed from disk.
 MAX_CACHED_HASHERS = 1024
 MAX_CONTENT_TYPE_LENGTH = 255
 
 _Handler = Callable[[Request], Awaitable[Response]]
-_UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
 _STATUS_FOR_CODE = {
     ErrorCode.NOT_FOUND: 404,
     ErrorCode.FORBIDDEN: 403,
@@ -90,18 +95,6 @@ class TusError(Exception):
         super().__init__(message)
         self.status = status
         self.headers = dict(headers or {})
-
-
-class UploadBusy(Exception):
-    """Another request holds the upload's lock."""
-
-
-def uploads_directory(settings: Settings) -> Path:
-    return settings.data_dir / UPLOADS_DIR_NAME
-
-
-def partial_path(settings: Settings, upload_id: str) -> Path:
-    return uploads_directory(settings) / f"{upload_id}.part"
 
 
 def http_date(moment: datetime) -> str:
@@ -272,7 +265,7 @@ class TusUploads:
             metadata=raw_metadata,
             expires_at=datetime.now(UTC) + UPLOAD_TTL,
         )
-        await anyio.to_thread.run_sync(_create_partial, self._partial(upload.id))
+        await anyio.to_thread.run_sync(create_partial, self._partial(upload.id))
         location = f"{str(request.url.replace(query=None)).rstrip('/')}/{upload.id}"
         offset = 0
         if with_body or length == 0:
@@ -331,7 +324,7 @@ class TusUploads:
         upload = await self._find(viewer, request, allow_expired=True)
         async with self._exclusively(upload.id) as descriptor:
             await Upload.filter(id=upload.id).delete()
-            await anyio.to_thread.run_sync(_unlink_if_same, self._partial(upload.id), descriptor)
+            await anyio.to_thread.run_sync(unlink_if_same, self._partial(upload.id), descriptor)
         self._hashers.pop(upload.id, None)
         return Response(status_code=204)
 
@@ -349,7 +342,7 @@ class TusUploads:
     ) -> Upload:
         """The upload the URL names, if the viewer started it (or is an admin)."""
         upload_id = request.path_params["upload_id"]
-        upload = await Upload.get_or_none(id=upload_id) if _UPLOAD_ID.fullmatch(upload_id) else None
+        upload = await Upload.get_or_none(id=upload_id) if UPLOAD_ID.fullmatch(upload_id) else None
         if upload is None or not (viewer.is_admin or upload.user_id == viewer.user_id):
             raise TusError(404, "No upload with this id")
         if not allow_expired and upload.expires_at <= datetime.now(UTC):
@@ -360,7 +353,7 @@ class TusUploads:
         """The upload's row as it is now that its lock is held; 404 when it went away."""
         fresh = await Upload.get_or_none(id=upload.id)
         if fresh is None:
-            await anyio.to_thread.run_sync(_unlink_if_same, self._partial(upload.id), descriptor)
+            await anyio.to_thread.run_sync(unlink_if_same, self._partial(upload.id), descriptor)
             raise TusError(404, "No upload with this id")
         return fresh
 
@@ -426,7 +419,7 @@ class TusUploads:
                     data = memoryview(block)[:size]
                     try:
                         await anyio.to_thread.run_sync(
-                            _write_block, descriptor, data, offset + written, hashers
+                            write_block, descriptor, data, offset + written, hashers
                         )
                     finally:
                         data.release()
@@ -508,7 +501,7 @@ class TusUploads:
         if hashed is not None and hashed[0] == upload.length:
             sha256 = hashed[1].hexdigest()
         else:
-            sha256 = await anyio.to_thread.run_sync(_hash_file, descriptor)
+            sha256 = await anyio.to_thread.run_sync(hash_file, descriptor)
         path = self._partial(upload.id)
         # Touched before the bytes are published, so the garbage collector spares them.
         await touch_blob(sha256, upload.length)
@@ -528,7 +521,7 @@ class TusUploads:
                     "offset", "completed_at", "updated_at", "blob_id", "file_id", "expires_at"
                 ]
             )  # fmt: skip
-        await anyio.to_thread.run_sync(_unlink_if_same, path, descriptor)
+        await anyio.to_thread.run_sync(unlink_if_same, path, descriptor)
         return upload
 
     def _hasher_at(self, upload_id: str, offset: int) -> _Hash | None:
@@ -556,7 +549,7 @@ class TusUploads:
     @contextlib.asynccontextmanager
     async def _locked(self, upload_id: str) -> AsyncIterator[int]:
         """The partial file's descriptor, locked; raises UploadBusy."""
-        async with _locked_partial(self._partial(upload_id)) as descriptor:
+        async with locked_partial(self._partial(upload_id)) as descriptor:
             yield descriptor
 
     @contextlib.asynccontextmanager
@@ -572,97 +565,3 @@ class TusUploads:
 def _http_error(refusal: Refused) -> TusError:
     problem = refusal.problems[0]
     return TusError(_STATUS_FOR_CODE.get(problem.code, 400), problem.message)
-
-
-@contextlib.asynccontextmanager
-async def _locked_partial(path: Path) -> AsyncIterator[int]:
-    descriptor = await anyio.to_thread.run_sync(_open_locked, path)
-    try:
-        yield descriptor
-    finally:
-        os.close(descriptor)  # which releases the lock
-
-
-def _open_locked(path: Path) -> int:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(descriptor)
-        raise UploadBusy(path.name) from None
-    return descriptor
-
-
-def _create_partial(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.touch()
-
-
-def _unlink_if_same(path: Path, descriptor: int) -> None:
-    """Remove path if it still names the locked file (and not one created since)."""
-    mine = os.fstat(descriptor)
-    with contextlib.suppress(FileNotFoundError):
-        current = os.stat(path)
-        if (current.st_dev, current.st_ino) == (mine.st_dev, mine.st_ino):
-            os.unlink(path)
-
-
-def _write_block(descriptor: int, data: memoryview, offset: int, hashers: list[_Hash]) -> None:
-    written = 0
-    while written < len(data):  # pwrite may write less than asked
-        written += os.pwrite(descriptor, data[written:], offset + written)
-    for hasher in hashers:
-        hasher.update(data)
-
-
-def _hash_file(descriptor: int) -> str:
-    hasher = hashlib.sha256()
-    position = 0
-    while chunk := os.pread(descriptor, READ_SIZE, position):
-        hasher.update(chunk)
-        position += len(chunk)
-    return hasher.hexdigest()
-
-
-async def expire_uploads(settings: Settings, now: datetime | None = None) -> int:
-    """Remove uploads untouched for UPLOAD_TTL and stray partial files; how many went.
-
-    An upload some request is writing to right now is left alone: that request renews it.
-    """
-    now = now or datetime.now(UTC)
-    removed = 0
-    for upload_id in await Upload.filter(expires_at__lte=now).values_list("id", flat=True):
-        path = partial_path(settings, str(upload_id))
-        with contextlib.suppress(UploadBusy):
-            async with _locked_partial(path) as descriptor:
-                if await Upload.filter(id=upload_id, expires_at__lte=now).delete():
-                    removed += 1
-                    await anyio.to_thread.run_sync(_unlink_if_same, path, descriptor)
-    # Partial files without a row: left by a crash between creating the two, or removed rows.
-    cutoff = (now - UPLOAD_TTL).timestamp()
-    for path in await anyio.to_thread.run_sync(
-        _stale_partials, uploads_directory(settings), cutoff
-    ):
-        if await Upload.exists(id=path.stem):
-            continue
-        with contextlib.suppress(UploadBusy):
-            async with _locked_partial(path) as descriptor:
-                if not await Upload.exists(id=path.stem):
-                    removed += 1
-                    await anyio.to_thread.run_sync(_unlink_if_same, path, descriptor)
-    return removed
-
-
-def _stale_partials(directory: Path, cutoff: float) -> list[Path]:
-    try:
-        entries = list(os.scandir(directory))
-    except FileNotFoundError:
-        return []
-    stale = []
-    for entry in entries:
-        if entry.name.endswith(".part") and _UPLOAD_ID.fullmatch(entry.name.removesuffix(".part")):
-            with contextlib.suppress(FileNotFoundError):
-                if entry.stat().st_mtime < cutoff:
-                    stale.append(Path(entry.path))
-    return stale

@@ -29,7 +29,8 @@ from tusclient.uploader import Uploader
 
 from quiver.app import create_app
 from quiver.config import Settings
-from quiver.http.tus import UPLOAD_TTL, WRITE_SIZE, expire_uploads, partial_path
+from quiver.http.partials import UPLOAD_TTL, expire_uploads, partial_path
+from quiver.http.tus import WRITE_SIZE
 from quiver.models import Blob, Upload
 from quiver.storage import LocalStorage
 
