@@ -16,7 +16,7 @@ import pytest
 from conftest import Api
 
 from quiver.config import Settings
-from quiver.http import archives
+from quiver.http import archive_encoders, archives
 from quiver.ids import decode_global_id, encode_global_id
 from quiver.models import DatasetFile, Version, VersionEntry
 from quiver.storage import storage_from_url
@@ -241,7 +241,7 @@ async def test_zip64_fields_are_readable_wherever_they_are_needed(
     # Real zip64 needs 4 GiB or 65535 files; lowering the thresholds exercises the same
     # records: zip64 sizes, offsets, and the zip64 end of central directory.
     for threshold in ("ZIP64_SIZE", "ZIP64_OFFSET", "ZIP64_ENTRIES"):
-        monkeypatch.setattr(archives, threshold, 0)
+        monkeypatch.setattr(archive_encoders, threshold, 0)
     dataset_id = await dataset_with(api, client, admin_token, FILES)
     response = await get_archive(client, dataset_id, admin_token, format="zip")
     assert unzip(response.content) == sorted(FILES.items())
@@ -255,21 +255,21 @@ async def test_an_abandoned_zip_export_closes_its_spooled_directory(
     settings: Settings,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(archives, "DIRECTORY_IN_MEMORY", 1)  # the directory goes to disk
+    monkeypatch.setattr(archive_encoders, "DIRECTORY_IN_MEMORY", 1)  # the directory goes to disk
     files = {f"{i}.bin": os.urandom(100 * 1024) for i in range(4)}
     dataset_id = await dataset_with(api, client, admin_token, files)
     rows = await DatasetFile.filter(dataset_id=decode_global_id(dataset_id, "Dataset"))
 
-    async def members() -> AsyncIterator[archives.Member]:
+    async def members() -> AsyncIterator[archive_encoders.Member]:
         for row in rows:
-            yield archives.Member(row.path, row.blob_id, row.size, row.updated_at)
+            yield archive_encoders.Member(row.path, row.blob_id, row.size, row.updated_at)
 
-    encoders: list[archives.ZipEncoder] = []
+    encoders: list[archive_encoders.ZipEncoder] = []
     temp_dir = settings.data_dir / "tmp"
     temp_dir.mkdir(parents=True, exist_ok=True)
 
-    def make_encoder() -> archives.ZipEncoder:
-        encoders.append(archives.ZipEncoder(temp_dir))
+    def make_encoder() -> archive_encoders.ZipEncoder:
+        encoders.append(archive_encoders.ZipEncoder(temp_dir))
         return encoders[0]
 
     storage = storage_from_url(settings.storage_url)
