@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from functools import partial
+from typing import TypeVar
 
 import aiofiles.os
 import anyio
 import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
+from tortoise.queryset import QuerySet
 
 from quiver.auth import Viewer
 from quiver.http.archive_encoders import (
@@ -38,6 +40,7 @@ from quiver.storage.blobs import blob_key
 PAGE_SIZE = 500
 # Compressing a chunk this large in a worker thread costs less than blocking the loop.
 THREAD_THRESHOLD = 256 * 1024
+R = TypeVar("R", DatasetFile, VersionEntry)
 FORMATS = {"zip": "application/zip", "tar.gz": "application/gzip"}
 
 
@@ -81,28 +84,23 @@ class DatasetArchive(ViewerEndpoint):
 
 
 async def _working_set(dataset_pk: int) -> AsyncIterator[Member]:
-    after: str | None = None
-    while True:
-        rows = DatasetFile.filter(dataset_id=dataset_pk)
-        if after is not None:
-            rows = rows.filter(path__gt=after)
-        page = await rows.order_by("path").limit(PAGE_SIZE)
-        for file in page:
-            yield Member(file.path, file.blob_id, file.size, file.updated_at)
-        if len(page) < PAGE_SIZE:
-            return
-        after = page[-1].path
+    async for file in _by_path(DatasetFile.filter(dataset_id=dataset_pk)):
+        yield Member(file.path, file.blob_id, file.size, file.updated_at)
 
 
 async def _version_entries(version: Version) -> AsyncIterator[Member]:
+    async for entry in _by_path(VersionEntry.filter(version_id=version.id)):
+        yield Member(entry.path, entry.blob_id, entry.size, version.created_at)
+
+
+async def _by_path(rows: QuerySet[R]) -> AsyncIterator[R]:
+    """Every row in path order, a keyset page of PAGE_SIZE at a time (never all at once)."""
     after: str | None = None
     while True:
-        rows = VersionEntry.filter(version_id=version.id)
-        if after is not None:
-            rows = rows.filter(path__gt=after)
-        page = await rows.order_by("path").limit(PAGE_SIZE)
-        for entry in page:
-            yield Member(entry.path, entry.blob_id, entry.size, version.created_at)
+        page_rows = rows if after is None else rows.filter(path__gt=after)
+        page = await page_rows.order_by("path").limit(PAGE_SIZE)
+        for row in page:
+            yield row
         if len(page) < PAGE_SIZE:
             return
         after = page[-1].path
