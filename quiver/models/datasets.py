@@ -31,6 +31,8 @@ class Dataset(Model):
     # Maintained by the file operations inside their transactions, so totals stay exact.
     file_count = fields.IntField(default=0)
     total_size = fields.BigIntField(default=0)
+    # Numbers are never reused, even after the newest version is deleted.
+    last_version_number = fields.IntField(default=0, db_default=0)
 
     owner_team_id: int
     created_by_id: int | None

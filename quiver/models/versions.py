@@ -30,6 +30,8 @@ class Version(Model):
     created_at = fields.DatetimeField(auto_now_add=True)
     file_count = fields.IntField(default=0)
     total_size = fields.BigIntField(default=0)
+    # Set when a version is deleted but kept, because another dataset was copied from it.
+    deleted_at = fields.DatetimeField(null=True)
 
     dataset_id: int
     parent_id: int | None
@@ -55,6 +57,8 @@ class VersionEntry(Model):
     content_type = fields.CharField(max_length=255, null=True)
     metadata: fields.JSONField[Any] = fields.JSONField(null=True)
     tags: fields.JSONField[list[str]] = fields.JSONField(default=list)
+    created_at = fields.DatetimeField()
+    updated_at = fields.DatetimeField()
 
     version_id: int
     blob_id: str

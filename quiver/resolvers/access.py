@@ -83,9 +83,14 @@ async def dataset_for(viewer: Viewer, global_id: str, needed: Role, field: Field
     dataset = await visible_datasets(viewer).get_or_none(id=pk) if pk is not None else None
     if dataset is None:
         raise Refused.not_found(field, "No dataset with this id")
+    await require_role(viewer, dataset, needed, field)
+    return dataset
+
+
+async def require_role(viewer: Viewer, dataset: Dataset, needed: Role, field: FieldPath) -> None:
+    """Refuse unless the viewer holds ``needed`` on a dataset it can already see."""
     role = await role_on(viewer, dataset)
     if role is None or not role.includes(needed):
         if viewer.user is None:
             require_user(viewer)
         raise Refused.forbidden(field, f"This needs the {needed.value} role on the dataset")
-    return dataset

@@ -33,6 +33,7 @@ from quiver.resolvers.access import (
     visible_datasets,
 )
 from quiver.resolvers.errors import ErrorCode, FieldPath, Problem, Refused
+from quiver.resolvers.lineage import forget_dataset
 from quiver.resolvers.pagination import Page, keyset_page
 from quiver.resolvers.validation import (
     check_description,
@@ -197,7 +198,9 @@ async def delete_dataset(viewer: Viewer, global_id: str, *, hard: bool) -> Datas
         if not hard:
             await dataset.save(update_fields=["status", "deleted_at", "updated_at"])
     if hard:
-        await dataset.delete()
+        async with in_transaction():
+            await forget_dataset(dataset.id)
+            await dataset.delete()
     return dataset
 
 

@@ -52,9 +52,13 @@ def guess_content_type(path: str) -> str | None:
 
 async def writable_dataset(viewer: Viewer, dataset_id: str, field: FieldPath) -> Dataset:
     dataset = await dataset_for(viewer, dataset_id, Role.WRITE, field)
+    ensure_active(dataset, field)
+    return dataset
+
+
+def ensure_active(dataset: Dataset, field: FieldPath) -> None:
     if dataset.status == DatasetStatus.DELETED:
         raise Refused.invalid(field, "The dataset is deleted; reinstate it first")
-    return dataset
 
 
 async def upload_file(

@@ -7,6 +7,8 @@ from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import TypeVar
 
 from strawberry.dataloader import DataLoader
+from tortoise.expressions import Subquery
+from tortoise.functions import Max
 from tortoise.models import Model
 
 from quiver.auth import Viewer
@@ -15,11 +17,13 @@ from quiver.models import (
     Dataset,
     DatasetFile,
     DatasetTag,
+    ExternalEntity,
     FileTag,
     Membership,
     Role,
     Team,
     User,
+    Version,
 )
 from quiver.resolvers.access import viewer_shares, visible_datasets
 
@@ -94,6 +98,41 @@ def FileByIdLoader() -> DataLoader[int, DatasetFile | None]:
     return DataLoader(load_fn=load)
 
 
+def VersionByIdLoader(viewer: Viewer) -> DataLoader[int, Version | None]:
+    """Versions by pk, of datasets the viewer may read (deleted ones kept for lineage too)."""
+
+    async def load(ids: list[int]) -> list[Version | None]:
+        visible = Subquery(visible_datasets(viewer).values("id"))
+        rows = await Version.filter(id__in=ids, dataset_id__in=visible)
+        return _by_key(rows, ids, lambda v: v.id)
+
+    return DataLoader(load_fn=load)
+
+
+def LatestVersionByDatasetIdLoader() -> DataLoader[int, Version | None]:
+    """The newest live version of each dataset (callers loaded the dataset visibly)."""
+
+    async def load(ids: list[int]) -> list[Version | None]:
+        newest = (
+            Version.filter(dataset_id__in=ids, deleted_at=None)
+            .group_by("dataset_id")
+            .annotate(newest=Max("id"))
+            .values("newest")
+        )
+        # Numbers grow with ids inside a dataset, so the largest id is the newest version.
+        rows = await Version.filter(id__in=Subquery(newest))
+        return _by_key(rows, ids, lambda v: v.dataset_id)
+
+    return DataLoader(load_fn=load)
+
+
+def ExternalEntityByIdLoader() -> DataLoader[int, ExternalEntity | None]:
+    async def load(ids: list[int]) -> list[ExternalEntity | None]:
+        return _by_key(await ExternalEntity.filter(id__in=ids), ids, lambda e: e.id)
+
+    return DataLoader(load_fn=load)
+
+
 def TagsByDatasetIdLoader() -> DataLoader[int, list[str]]:
     async def load(ids: list[int]) -> list[list[str]]:
         rows = await DatasetTag.filter(dataset_id__in=ids).order_by("dataset_id", "position")
@@ -136,6 +175,9 @@ class Loaders:
         self.team_by_id = TeamByIdLoader()
         self.api_key_by_id = ApiKeyByIdLoader()
         self.file_by_id = FileByIdLoader()
+        self.version_by_id = VersionByIdLoader(viewer)
+        self.latest_version_by_dataset_id = LatestVersionByDatasetIdLoader()
+        self.external_entity_by_id = ExternalEntityByIdLoader()
         self.tags_by_dataset_id = TagsByDatasetIdLoader()
         self.tags_by_file_id = TagsByFileIdLoader()
         self.memberships_by_team_id = MembershipsByTeamIdLoader()

@@ -11,20 +11,31 @@ from quiver.schema.archives import ArchiveMutation
 from quiver.schema.datasets import Dataset, DatasetMutation, DatasetQuery
 from quiver.schema.extensions import limit_extensions
 from quiver.schema.files import File, FileMutation
+from quiver.schema.lineage import ExternalEntity, LineageMutation, LineageQuery
 from quiver.schema.node import Node, resolve_node
 from quiver.schema.scalars import SCALAR_MAP
+from quiver.schema.transfers import TransferMutation
 from quiver.schema.users import ApiKey, Team, User, UserMutation, UserQuery
+from quiver.schema.versions import Version, VersionMutation, VersionQuery
 
 
 @strawberry.type(description="Read the dataset graph.")
-class Query(DatasetQuery, UserQuery):
+class Query(DatasetQuery, VersionQuery, LineageQuery, UserQuery):
     @strawberry.field(description="Any object by its global ID; null if unknown or hidden.")
     async def node(self, info: Info, id: strawberry.ID) -> Node | None:
         return await resolve_node(info, id)  # type: ignore[no-any-return]
 
 
 @strawberry.type(description="Change the dataset graph.")
-class Mutation(DatasetMutation, FileMutation, ArchiveMutation, UserMutation):
+class Mutation(
+    DatasetMutation,
+    TransferMutation,
+    FileMutation,
+    ArchiveMutation,
+    VersionMutation,
+    LineageMutation,
+    UserMutation,
+):
     pass
 
 
@@ -33,7 +44,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.federation.Sche
     return strawberry.federation.Schema(
         query=Query,
         mutation=Mutation,
-        types=[Dataset, File, User, Team, ApiKey],
+        types=[Dataset, File, Version, ExternalEntity, User, Team, ApiKey],
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
         federation_version="2.7",
         extensions=limit_extensions(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from strawberry.types.unset import UNSET
@@ -16,13 +16,19 @@ from quiver.ids import decode_global_id
 from quiver.models import DatasetStatus, DatasetType, Role, Visibility
 from quiver.resolvers import datasets as ops
 from quiver.resolvers import files as file_ops
+from quiver.resolvers import versions as version_ops
 from quiver.resolvers.access import strongest_role
+from quiver.resolvers.lineage import Direction, NodeRef
 from quiver.schema.errors import UserError, payload
 from quiver.schema.files import File
 from quiver.schema.node import Node, global_id_resolver, node_loader
 from quiver.schema.pagination import Connection, connection
 from quiver.schema.scalars import Long
 from quiver.schema.users import Team, User
+from quiver.schema.versions import Version
+
+if TYPE_CHECKING:
+    from quiver.schema.lineage import LineageGraph
 
 strawberry.enum(DatasetType, description="What kind of data a dataset holds.")
 strawberry.enum(DatasetStatus, description="Whether a dataset is in use.")
@@ -97,6 +103,35 @@ class Dataset(Node):
     @strawberry.field(description="The file at a path; null if there is none.")
     async def file(self, root: strawberry.Parent[models.Dataset], path: str) -> File | None:
         return await models.DatasetFile.get_or_none(dataset_id=root.id, path=path)  # type: ignore[return-value]
+
+    @strawberry.field(description="Its live versions, newest first.")
+    async def versions(
+        self,
+        root: strawberry.Parent[models.Dataset],
+        first: int | None = 20,
+        after: str | None = None,
+    ) -> Connection[Version]:
+        return connection(await version_ops.list_versions(root.id, first=first, after=after))
+
+    @strawberry.field(
+        description="Its newest live version; null before the first.", graphql_type=Version | None
+    )
+    def latest_version(
+        self, root: strawberry.Parent[models.Dataset], info: Info
+    ) -> Awaitable[models.Version | None]:
+        return info.context.loaders.latest_version_by_dataset_id.load(root.id)
+
+    @strawberry.field(description="Where its data came from and went, to a depth (max 10).")
+    async def lineage(
+        self,
+        root: strawberry.Parent[models.Dataset],
+        info: Info,
+        direction: Direction = Direction.BOTH,
+        depth: int = 3,
+    ) -> Annotated[LineageGraph, strawberry.lazy("quiver.schema.lineage")]:
+        from quiver.schema.lineage import lineage_of
+
+        return await lineage_of(info, NodeRef.dataset(root.id), direction, depth)
 
     @strawberry.field(description="The strongest role the caller holds on it; null if none.")
     async def viewer_role(self, root: strawberry.Parent[models.Dataset], info: Info) -> Role | None:

@@ -12,22 +12,33 @@ from strawberry.types.unset import UNSET
 
 from quiver import models
 from quiver.context import Context, Info
-from quiver.ids import decode_global_id, encode_global_id
+from quiver.ids import decode_global_id, encode_global_id, global_id_type
 from quiver.resolvers import files as ops
 from quiver.schema.errors import UserError, payload
-from quiver.schema.node import Node, global_id_resolver, node_loader
+from quiver.schema.node import Node, node_loader
 from quiver.schema.scalars import JSON, Long
 from quiver.schema.uploads import spooled_part, upload_chunks
 
 if TYPE_CHECKING:
     from quiver.schema.datasets import Dataset
+    from quiver.schema.versions import Version
 
 
-@strawberry.federation.type(keys=["id"], description="A file in a dataset's working set.")
+FileRow = models.DatasetFile | models.VersionEntry
+
+VERSION_FILE = "VersionFile"
+
+
+def file_global_id(root: strawberry.Parent[FileRow]) -> strawberry.ID:
+    """Working-set files and version files have IDs of their own kinds."""
+    kind = VERSION_FILE if isinstance(root, models.VersionEntry) else "File"
+    return strawberry.ID(encode_global_id(kind, root.id))
+
+
+@strawberry.federation.type(
+    keys=["id"], description="A file in a dataset's working set, or in one of its versions."
+)
 class File(Node):
-    id: strawberry.ID = strawberry.field(
-        resolver=global_id_resolver("File"), description="The global ID of the file."
-    )
     path: str = strawberry.field(description="Where the file sits in the dataset, '/'-separated.")
     size: Long = strawberry.field(description="Size in bytes.")
     content_type: str | None = strawberry.field(description="MIME type, given or guessed.")
@@ -35,43 +46,83 @@ class File(Node):
     created_at: datetime = strawberry.field(description="When the path first got content.")
     updated_at: datetime = strawberry.field(description="When it last changed.")
 
+    id: strawberry.ID = strawberry.field(
+        resolver=file_global_id, description="The global ID of the file."
+    )
+
     @strawberry.field(
         description="Tags, lower-case, in the order they were given.", graphql_type=list[str]
     )
-    def tags(self, root: strawberry.Parent[models.DatasetFile], info: Info) -> Awaitable[list[str]]:
+    def tags(
+        self, root: strawberry.Parent[FileRow], info: Info
+    ) -> Awaitable[list[str]] | list[str]:
+        if isinstance(root, models.VersionEntry):
+            return list(root.tags)
         return info.context.loaders.tags_by_file_id.load(root.id)
 
     @strawberry.field(description="Hex sha256 of the content; also its download ETag.")
-    def sha256(self, root: strawberry.Parent[models.DatasetFile]) -> str:
+    def sha256(self, root: strawberry.Parent[FileRow]) -> str:
         return root.blob_id
 
     @strawberry.field(description="Where to GET the bytes (supports Range and ETag).")
-    def download_url(self, root: strawberry.Parent[models.DatasetFile], info: Info) -> str:
+    def download_url(self, root: strawberry.Parent[FileRow], info: Info) -> str:
         base = str(info.context.request.base_url).rstrip("/")
-        return f"{base}/files/{encode_global_id('File', root.id)}"
+        return f"{base}/files/{file_global_id(root)}"
 
     @strawberry.field(description="The dataset it belongs to.")
     async def dataset(
-        self, root: strawberry.Parent[models.DatasetFile], info: Info
+        self, root: strawberry.Parent[FileRow], info: Info
     ) -> Annotated[Dataset, strawberry.lazy("quiver.schema.datasets")] | None:
-        return await info.context.loaders.dataset_by_id.load(root.dataset_id)  # type: ignore[return-value]
+        loaders = info.context.loaders
+        if isinstance(root, models.VersionEntry):
+            version = await loaders.version_by_id.load(root.version_id)
+            if version is None:
+                return None
+            return await loaders.dataset_by_id.load(version.dataset_id)  # type: ignore[return-value]
+        return await loaders.dataset_by_id.load(root.dataset_id)  # type: ignore[return-value]
+
+    @strawberry.field(
+        description="The version it belongs to; null for a file of the working set.",
+        graphql_type=Annotated["Version", strawberry.lazy("quiver.schema.versions")] | None,
+    )
+    def version(self, root: strawberry.Parent[FileRow], info: Info) -> Awaitable[Any] | None:
+        if isinstance(root, models.VersionEntry):
+            return info.context.loaders.version_by_id.load(root.version_id)
+        return None
 
     @classmethod
     def is_type_of(cls, obj: Any, info: Any) -> bool:
-        return isinstance(obj, models.DatasetFile)
+        return isinstance(obj, models.DatasetFile | models.VersionEntry)
 
     @classmethod
-    async def resolve_reference(cls, info: Info, id: strawberry.ID) -> models.DatasetFile | None:
-        pk = decode_global_id(id, "File")
-        return await _load_file(info.context, pk) if pk is not None else None
+    async def resolve_reference(cls, info: Info, id: strawberry.ID) -> FileRow | None:
+        kind = global_id_type(id)
+        pk = decode_global_id(id, kind)
+        if pk is None:
+            return None
+        if kind == "File":
+            return await _load_file(info.context, pk)
+        if kind == VERSION_FILE:
+            return await _load_version_file(info.context, pk)
+        return None
 
 
-@node_loader("File")
 async def _load_file(context: Context, pk: int) -> models.DatasetFile | None:
     file = await context.loaders.file_by_id.load(pk)
     if file is None or await context.loaders.dataset_by_id.load(file.dataset_id) is None:
         return None
     return file
+
+
+async def _load_version_file(context: Context, pk: int) -> models.VersionEntry | None:
+    entry = await models.VersionEntry.get_or_none(id=pk)
+    if entry is None or await context.loaders.version_by_id.load(entry.version_id) is None:
+        return None
+    return entry
+
+
+node_loader("File")(_load_file)
+node_loader(VERSION_FILE)(_load_version_file)
 
 
 @strawberry.input(description="A file sent in a GraphQL multipart request.")

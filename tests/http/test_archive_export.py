@@ -18,7 +18,7 @@ from conftest import Api
 from quiver.config import Settings
 from quiver.http import archive_encoders, archives
 from quiver.ids import decode_global_id, encode_global_id
-from quiver.models import DatasetFile, Version, VersionEntry
+from quiver.models import DatasetFile
 from quiver.storage import storage_from_url
 
 pytestmark = pytest.mark.anyio
@@ -26,6 +26,8 @@ pytestmark = pytest.mark.anyio
 CREATE = """mutation($name: String!, $visibility: Visibility) {
   createDataset(input: {name: $name, visibility: $visibility}) {
     dataset { id } userErrors { field message code } } }"""
+CREATE_VERSION = """mutation($id: ID!) { createVersion(input: {datasetId: $id}) {
+  version { number } userErrors { field message code } } }"""
 UPLOAD = """mutation($input: UploadFileInput!) { uploadFile(input: $input) {
   file { path } userErrors { field message code } } }"""
 
@@ -143,11 +145,9 @@ async def test_files_are_paged_through_in_path_order(
 async def test_a_version_exports_its_own_manifest(
     api: Api, client: httpx.AsyncClient, admin_token: str
 ) -> None:
-    dataset_id = await dataset_with(api, client, admin_token, {"now.txt": b"now", "old.txt": b"1"})
-    pk = decode_global_id(dataset_id, "Dataset")
-    old = await DatasetFile.get(dataset_id=pk, path="old.txt")
-    version = await Version.create(dataset_id=pk, number=1, name="v1")
-    await VersionEntry.create(version=version, path="old.txt", blob_id=old.blob_id, size=old.size)
+    dataset_id = await dataset_with(api, client, admin_token, {"old.txt": b"1"})
+    await api.mutate(CREATE_VERSION, {"id": dataset_id}, token=admin_token)
+    await upload(client, admin_token, dataset_id, "now.txt", b"now")
     response = await get_archive(client, dataset_id, admin_token, format="zip", version="1")
     assert response.status_code == 200
     assert 'filename="export-me-v1.zip"' in response.headers["content-disposition"]

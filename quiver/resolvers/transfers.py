@@ -1,0 +1,211 @@
+"""Copy, merge and clear: files moving between working sets as rows, never as bytes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from tortoise.transactions import in_transaction
+
+from quiver.auth import Viewer
+from quiver.ids import global_id_type
+from quiver.models import Dataset, Label, LineageRelation, Role, Sample
+from quiver.resolvers import manifests, sql
+from quiver.resolvers.access import dataset_for, require_user
+from quiver.resolvers.datasets import create_dataset, delete_dataset
+from quiver.resolvers.errors import ErrorCode, Problem, Refused
+from quiver.resolvers.files import writable_dataset
+from quiver.resolvers.lineage import NodeRef, record_edge
+from quiver.resolvers.versions import checked_paths, create_version, listed_paths, version_for
+
+MAX_LISTED_CONFLICTS = 100
+_RENAME_ATTEMPTS = 1000
+
+
+class ConflictPolicy(StrEnum):
+    FAIL = "FAIL"
+    KEEP_TARGET = "KEEP_TARGET"
+    KEEP_SOURCE = "KEEP_SOURCE"
+    RENAME = "RENAME"
+
+
+async def copy_dataset(
+    viewer: Viewer,
+    source_id: str,
+    *,
+    new_name: str | None,
+    only_paths: Sequence[str] | None = None,
+    team_id: str | None = None,
+) -> Dataset:
+    """With ``new_name``: a new dataset (owned by the caller's team) holding the source's
+    files, labels and descriptive fields. Without: the next version of the source."""
+    field = ("input", "id")
+    if new_name is None:
+        if global_id_type(source_id) == "Version":
+            raise Refused.invalid(("input", "newName"), "Copying a version needs a newName")
+        version = await create_version(viewer, source_id, only_paths=only_paths, field=field)
+        return await Dataset.get(id=version.dataset_id)
+    user = require_user(viewer)
+    paths = checked_paths(only_paths)
+    if global_id_type(source_id) == "Version":
+        version = await version_for(viewer, source_id, Role.READ, field)
+        origin = await Dataset.get(id=version.dataset_id)
+        source = manifests.Source.version(version.id)
+        origin_node = NodeRef.version(version.id)
+    else:
+        origin = await dataset_for(viewer, source_id, Role.READ, field)
+        source = manifests.Source.working_set(origin.id)
+        origin_node = NodeRef.dataset(origin.id)
+    now = datetime.now(UTC)
+    async with in_transaction():
+        if paths is not None:
+            missing = await manifests.missing_paths(source, paths)
+            if missing:
+                raise Refused.not_found(
+                    ("input", "onlyPaths"), f"No file at {listed_paths(missing)}"
+                )
+        tags = [tag.tag for tag in await origin.tag_rows.all().order_by("position")]
+        copy = await create_dataset(
+            viewer,
+            name=new_name,
+            description=origin.description,
+            type=origin.type,
+            tags=tags,
+            licence=origin.licence,
+            project=origin.project,
+            team_id=team_id,
+        )
+        renames = manifests.identity(paths) if paths is not None else None
+        await manifests.insert_files(source, copy.id, now, renames=renames)
+        await _copy_labels(origin.id, copy.id, only_missing=False)
+        await sql.recount_dataset(copy.id, now)
+        await record_edge(origin_node, NodeRef.dataset(copy.id), LineageRelation.COPIED_FROM, user)
+    return await Dataset.get(id=copy.id)
+
+
+async def merge_datasets(
+    viewer: Viewer,
+    target_id: str,
+    source_id: str,
+    *,
+    on_conflict: ConflictPolicy = ConflictPolicy.FAIL,
+    delete_source: bool = False,
+    hard: bool = False,
+) -> Dataset:
+    """Add the source's files (and labels it has that the target lacks) to the target.
+
+    A conflict is a path both hold with different content; identical content never
+    conflicts. FAIL changes nothing and lists the conflicts, KEEP_TARGET and KEEP_SOURCE
+    pick a side, RENAME puts the source's file beside the target's as ``name_1.ext``.
+    """
+    user = require_user(viewer)
+    target = await writable_dataset(viewer, target_id, ("input", "targetId"))
+    needed = (Role.ADMIN if hard else Role.WRITE) if delete_source else Role.READ
+    source_row = await dataset_for(viewer, source_id, needed, ("input", "sourceId"))
+    if source_row.id == target.id:
+        raise Refused.invalid(("input", "sourceId"), "A dataset cannot be merged into itself")
+    if hard and not delete_source:
+        raise Refused.invalid(("input", "hard"), "hard applies only with deleteSource")
+    source = manifests.Source.working_set(source_row.id)
+    now = datetime.now(UTC)
+    async with in_transaction():
+        # Both locks, always in id order, so two opposite merges cannot deadlock.
+        for pk in sorted((target.id, source_row.id)):
+            await sql.lock_dataset(pk)
+        conflicting = await manifests.conflicts(source, target.id)
+        if conflicting and on_conflict == ConflictPolicy.FAIL:
+            raise Refused(_conflict_problems(conflicting))
+        await manifests.insert_files(source, target.id, now)
+        if conflicting and on_conflict == ConflictPolicy.KEEP_SOURCE:
+            await manifests.overwrite_files(
+                source, target.id, now, renames=manifests.identity(conflicting)
+            )
+        elif conflicting and on_conflict == ConflictPolicy.RENAME:
+            renames = await _free_names(conflicting, (target.id, source_row.id))
+            await manifests.insert_files(source, target.id, now, renames=renames)
+        await _copy_labels(source_row.id, target.id, only_missing=True)
+        await sql.recount_dataset(target.id, now)
+        await record_edge(
+            NodeRef.dataset(source_row.id),
+            NodeRef.dataset(target.id),
+            LineageRelation.MERGED_FROM,
+            user,
+        )
+        if delete_source:
+            await delete_dataset(viewer, source_id, hard=hard)
+    return await Dataset.get(id=target.id)
+
+
+async def clear_dataset(viewer: Viewer, dataset_id: str) -> Dataset:
+    """Empty the working set: files with their metadata and tags, samples with their
+    annotations. Versions, labels and the dataset's own fields stay."""
+    dataset = await writable_dataset(viewer, dataset_id, ("input", "id"))
+    now = datetime.now(UTC)
+    async with in_transaction():
+        await sql.lock_dataset(dataset.id)
+        await Sample.filter(dataset_id=dataset.id).delete()
+        await sql.execute("DELETE FROM quiver_dataset_file WHERE dataset_id = ?", dataset.id)
+        await sql.recount_dataset(dataset.id, now)
+    return await Dataset.get(id=dataset.id)
+
+
+def renamed_path(path: str, n: int) -> str:
+    """``a/cat.jpg`` -> ``a/cat_1.jpg``; a leading dot is part of the name (``.env_1``)."""
+    folder, slash, name = path.rpartition("/")
+    stem, dot, extension = name[1:].rpartition(".")
+    name = f"{name[0]}{stem}_{n}.{extension}" if dot else f"{name}_{n}"
+    return f"{folder}{slash}{name}"
+
+
+async def _free_names(paths: Sequence[str], dataset_pks: Sequence[int]) -> list[tuple[str, str]]:
+    """A new path for each conflicting one, free in both datasets and among themselves."""
+    chosen: dict[str, str] = {}
+    pending = list(paths)
+    used: set[str] = set()
+    for n in range(1, _RENAME_ATTEMPTS + 1):
+        candidates = {path: renamed_path(path, n) for path in pending}
+        taken = await manifests.taken_paths(dataset_pks, list(candidates.values())) | used
+        pending = []
+        for path, candidate in candidates.items():
+            if candidate in taken or candidate in chosen.values():
+                pending.append(path)
+            else:
+                chosen[path] = candidate
+                used.add(candidate)
+        if not pending:
+            return [(path, chosen[path]) for path in paths]
+    raise Refused.conflict(("input", "onConflict"), f"No free name for {listed_paths(pending)}")
+
+
+def _conflict_problems(paths: Sequence[str]) -> list[Problem]:
+    field = ("input", "onConflict")
+    problems = [
+        Problem(field, f"Both datasets hold {path!r} with different content", ErrorCode.CONFLICT)
+        for path in paths[:MAX_LISTED_CONFLICTS]
+    ]
+    if len(paths) > MAX_LISTED_CONFLICTS:
+        more = len(paths) - MAX_LISTED_CONFLICTS
+        problems.append(
+            Problem(field, f"... and {more} more conflicting paths", ErrorCode.CONFLICT)
+        )
+    return problems
+
+
+async def _copy_labels(source_pk: int, target_pk: int, *, only_missing: bool) -> None:
+    labels = await Label.filter(dataset_id=source_pk).order_by("id")
+    if only_missing:
+        present = {label.name for label in await Label.filter(dataset_id=target_pk).only("name")}
+        labels = [label for label in labels if label.name not in present]
+    await Label.bulk_create(
+        [
+            Label(
+                dataset_id=target_pk,
+                name=label.name,
+                color=label.color,
+                kind=label.kind,
+                attributes=label.attributes,
+            )
+            for label in labels
+        ]
+    )

@@ -1,0 +1,187 @@
+"""Lineage in GraphQL: external entities, edges, graphs, ``lineage`` and ``recordLineage``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import strawberry
+
+from quiver import models
+from quiver.context import Context, Info
+from quiver.ids import encode_global_id
+from quiver.models import ExternalKind, LineageRelation, NodeKind
+from quiver.resolvers import lineage as ops
+from quiver.resolvers.errors import ArgumentError
+from quiver.resolvers.lineage import Direction, NodeRef
+from quiver.schema.datasets import Dataset
+from quiver.schema.errors import UserError, payload
+from quiver.schema.node import Node, global_id_resolver, node_loader
+from quiver.schema.scalars import JSON
+from quiver.schema.versions import Version
+
+strawberry.enum(ExternalKind, description="What an external entity is.")
+strawberry.enum(
+    LineageRelation,
+    description="How the target came from the source: COPIED_FROM, MERGED_FROM, VERSION_OF "
+    "and CONVERTED_FROM are recorded automatically (the target was copied, merged, versioned "
+    "or converted from the source); USED_BY and PRODUCED are recorded by callers (the source "
+    "was used by, or produced, the target).",
+)
+strawberry.enum(Direction, name="LineageDirection", description="Which way to walk lineage.")
+
+_TYPE_OF_KIND = {
+    NodeKind.DATASET: "Dataset",
+    NodeKind.VERSION: "Version",
+    NodeKind.EXTERNAL: "ExternalEntity",
+}
+
+
+@strawberry.type(description="An experiment, model or deployment that lives in another system.")
+class ExternalEntity(Node):
+    id: strawberry.ID = strawberry.field(
+        resolver=global_id_resolver("ExternalEntity"), description="The global ID."
+    )
+    kind: ExternalKind = strawberry.field(description="EXPERIMENT, MODEL or DEPLOYMENT.")
+    external_id: str = strawberry.field(description="Its ID in the system it lives in.")
+    name: str | None = strawberry.field(description="A name for people.")
+    attributes: JSON | None = strawberry.field(description="Free JSON (URLs, metrics, …).")
+    created_at: datetime = strawberry.field(description="When it was first recorded.")
+
+    @classmethod
+    def is_type_of(cls, obj: Any, info: Any) -> bool:
+        return isinstance(obj, models.ExternalEntity)
+
+
+@node_loader("ExternalEntity")
+async def _load_external(context: Context, pk: int) -> models.ExternalEntity | None:
+    # External entities belong to no dataset; signed-in callers may look them up.
+    if context.viewer.user is None:
+        return None
+    return await context.loaders.external_entity_by_id.load(pk)
+
+
+LineageNode = Annotated[
+    Dataset | Version | ExternalEntity,
+    strawberry.union("LineageNode", description="Something data comes from or goes to."),
+]
+
+
+@strawberry.type(description="Data flowed from source to target.")
+class LineageEdge:
+    relation: LineageRelation = strawberry.field(description="How it flowed.")
+    created_at: datetime = strawberry.field(description="When it was recorded.")
+
+    @strawberry.field(description="Global ID of the upstream node.")
+    def source(self, root: strawberry.Parent[models.LineageEdge]) -> strawberry.ID:
+        return _global_id(NodeKind(root.source_kind), root.source_id)
+
+    @strawberry.field(description="Global ID of the downstream node.")
+    def target(self, root: strawberry.Parent[models.LineageEdge]) -> strawberry.ID:
+        return _global_id(NodeKind(root.target_kind), root.target_id)
+
+
+@strawberry.type(description="Nodes reachable from a root (the first node) and their edges.")
+class LineageGraph:
+    nodes: list[LineageNode] = strawberry.field(description="The root first, then by distance.")
+    edges: list[LineageEdge] = strawberry.field(description="Edges between those nodes.")
+
+
+def _global_id(kind: NodeKind, pk: int) -> strawberry.ID:
+    return strawberry.ID(encode_global_id(_TYPE_OF_KIND[kind], pk))
+
+
+async def lineage_of(info: Info, root: NodeRef, direction: Direction, depth: int) -> LineageGraph:
+    loaders = info.context.loaders
+    graph = await ops.walk(root, direction, depth, loaders)
+    rows = [await ops.load_node(loaders, ref) for ref in graph.nodes]
+    return LineageGraph(
+        nodes=[row for row in rows if row is not None],  # type: ignore[misc]
+        edges=graph.edges,  # type: ignore[arg-type]
+    )
+
+
+@strawberry.input(description="An experiment, model or deployment, upserted by kind and ID.")
+class ExternalEntityInput:
+    kind: ExternalKind = strawberry.field(description="What it is.")
+    external_id: str = strawberry.field(description="Its ID in its own system (1-255 chars).")
+    name: str | None = strawberry.field(default=None, description="A name; updates it if given.")
+    attributes: JSON | None = strawberry.field(
+        default=None, description="Free JSON; replaces the recorded attributes if given."
+    )
+
+
+@strawberry.input(description="One end of an edge: give exactly one of id and external.")
+class LineageEndpointInput:
+    id: strawberry.ID | None = strawberry.field(
+        default=None, description="A Dataset, Version or ExternalEntity ID."
+    )
+    external: ExternalEntityInput | None = strawberry.field(
+        default=None, description="An external entity, created if new."
+    )
+
+
+@strawberry.input(description="Record that the source was used by, or produced, the target.")
+class RecordLineageInput:
+    source: LineageEndpointInput = strawberry.field(description="Upstream: where data came from.")
+    target: LineageEndpointInput = strawberry.field(description="Downstream: what came of it.")
+    relation: LineageRelation = strawberry.field(description="USED_BY or PRODUCED.")
+
+
+@strawberry.type(description="Result of recordLineage.")
+class LineagePayload:
+    edge: LineageEdge | None = strawberry.field(default=None, description="The edge.")
+    source: LineageNode | None = strawberry.field(default=None, description="Its source.")
+    target: LineageNode | None = strawberry.field(default=None, description="Its target.")
+    user_errors: list[UserError] = strawberry.field(description="Why nothing was done.")
+
+
+def _endpoint(given: LineageEndpointInput) -> ops.Endpoint:
+    external = None
+    if given.external is not None:
+        external = ops.ExternalSpec(
+            kind=given.external.kind,
+            external_id=given.external.external_id,
+            name=given.external.name,
+            attributes=given.external.attributes,
+        )
+    return ops.Endpoint(id=given.id, external=external)
+
+
+@strawberry.type
+class LineageQuery:
+    @strawberry.field(
+        description="The lineage graph around a dataset, version or external entity: "
+        "UPSTREAM (where it came from), DOWNSTREAM (what came of it) or BOTH, up to `depth` "
+        "edges away (at most 10)."
+    )
+    async def lineage(
+        self,
+        info: Info,
+        id: strawberry.ID,
+        direction: Direction = Direction.BOTH,
+        depth: int = 3,
+    ) -> LineageGraph:
+        root = NodeRef.from_global_id(id)
+        if root is None or await ops.load_node(info.context.loaders, root) is None:
+            raise ArgumentError("`id` is not a dataset, version or external entity you can read")
+        return await lineage_of(info, root, direction, depth)
+
+
+@strawberry.type
+class LineageMutation:
+    @strawberry.mutation(
+        description="Record an edge to or from an external entity, dataset or version "
+        "(READ on a source dataset, WRITE on a target one)."
+    )
+    async def record_lineage(self, info: Info, input: RecordLineageInput) -> LineagePayload:
+        async def run() -> dict[str, object]:
+            edge, source, target = await ops.record_lineage(
+                info.context.viewer,
+                _endpoint(input.source),
+                _endpoint(input.target),
+                input.relation,
+            )
+            return {"edge": edge, "source": source, "target": target}
+
+        return await payload(LineagePayload, run)
