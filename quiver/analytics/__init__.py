@@ -1,0 +1,30 @@
+"""Pure, synchronous tabular analytics over a table's Parquet form (DuckDB and pyarrow).
+
+Callers run these in a worker thread; nothing here touches the event loop or the ORM.
+"""
+
+from __future__ import annotations
+
+from quiver.analytics.convert import (
+    TABULAR_SUFFIXES,
+    CsvDialect,
+    convert_to_parquet,
+    sniff_csv,
+    tabular_format,
+)
+from quiver.analytics.errors import BadArgument, TableError
+from quiver.analytics.tables import Column, TableSchema, preview, table_schema
+
+__all__ = [
+    "TABULAR_SUFFIXES",
+    "BadArgument",
+    "Column",
+    "CsvDialect",
+    "TableError",
+    "TableSchema",
+    "convert_to_parquet",
+    "preview",
+    "sniff_csv",
+    "table_schema",
+    "tabular_format",
+]

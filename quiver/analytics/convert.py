@@ -1,0 +1,330 @@
+"""CSV/TSV and Parquet files into the one Parquet form the analytics read, streamed.
+
+A CSV file is read in 16 MiB blocks and written one row group per block, so memory stays
+bounded whatever the file's size. Column types are inferred from the first block; when a
+later block disagrees (an int column meets ``1.5`` or ``abc``) the conversion starts over
+with that column widened (int → float → string, date → timestamp, null → the value's type),
+so a column's type is the same in every row group. Empty fields and pandas' usual null
+markers (``NA``, ``null``, ``NaN``, …) are nulls in every column, strings included, as in
+``pandas.read_csv``. The result is written to a temporary file beside ``dest`` and renamed
+into place, so a failure never leaves a partial ``dest``.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import csv
+import io
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from quiver.analytics.errors import TableError
+from quiver.analytics.sniff import CsvDialect, column_names, first_record, sniff_csv
+
+__all__ = [
+    "TABULAR_SUFFIXES",
+    "CsvDialect",
+    "convert_to_parquet",
+    "sniff_csv",
+    "tabular_format",
+]
+
+TabularFormat = Literal["csv", "tsv", "parquet"]
+TABULAR_SUFFIXES: dict[str, TabularFormat] = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
+TABULAR_CONTENT_TYPES: dict[str, TabularFormat] = {
+    "text/csv": "csv",
+    "application/csv": "csv",
+    "text/tab-separated-values": "tsv",
+    "application/vnd.apache.parquet": "parquet",
+    "application/x-parquet": "parquet",
+}
+BLOCK_SIZE = 16 * 1024 * 1024
+SCAN_CHUNK = 1024 * 1024
+PARQUET_BATCH_ROWS = 65_536
+TIME_UNITS = ("s", "ms", "us", "ns")
+
+_CONVERSION_ERROR = re.compile(
+    r"In CSV column #(\d+): CSV conversion error to [^:]+: invalid value '(.*)'\Z", re.DOTALL
+)
+
+
+def tabular_format(path: str, content_type: str | None) -> TabularFormat | None:
+    """``csv``, ``tsv`` or ``parquet`` by the file's extension, else by its content type."""
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix in TABULAR_SUFFIXES:
+        return TABULAR_SUFFIXES[suffix]
+    if content_type:
+        return TABULAR_CONTENT_TYPES.get(content_type.split(";")[0].strip().lower())
+    return None
+
+
+def convert_to_parquet(source: Path, dest: Path, fmt: str) -> None:
+    """Write the Parquet form of ``source`` (``csv``, ``tsv`` or ``parquet``) to ``dest``."""
+    temp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        if fmt == "parquet":
+            validate_parquet(source)
+            place_copy(source, temp)
+        elif fmt in ("csv", "tsv"):
+            convert_csv(source, temp, sniff_csv(source, hint=fmt))
+        else:
+            raise ValueError(f"not a tabular format: {fmt!r}")
+        os.replace(temp, dest)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
+def validate_parquet(source: Path) -> None:
+    """Open the file and decode every page of every row group, or raise TableError."""
+    if source.stat().st_size == 0:
+        raise TableError("The file is empty")
+    try:
+        parquet = pq.ParquetFile(source)
+        for _ in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS):
+            pass
+    except (pa.ArrowException, OSError) as error:
+        raise TableError(f"Not a readable Parquet file: {error}") from error
+
+
+def place_copy(source: Path, temp: Path) -> None:
+    # Stored blobs are immutable, so a hard link is as good as a copy and costs no bytes.
+    try:
+        os.link(source, temp)
+    except OSError:
+        shutil.copyfile(source, temp)
+
+
+@dataclass
+class TypeConflict(Exception):
+    """A later block holds a value the first block's column type cannot hold."""
+
+    column: int
+    current: pa.DataType
+    value: str
+
+
+def convert_csv(source: Path, temp: Path, dialect: CsvDialect) -> None:
+    names = column_names(first_record(source, dialect), dialect.header)
+    overrides: dict[str, pa.DataType] = {}
+    # Each restart widens one column one step (null → int → float → string at most).
+    for _ in range(4 * len(names) + 1):
+        try:
+            rows = write_csv_as_parquet(source, temp, dialect, names, overrides)
+        except TypeConflict as conflict:
+            overrides[names[conflict.column]] = widen(conflict.current, conflict.value)
+            continue
+        if rows == 0:
+            raise TableError("The file has a header but no data rows", line=2)
+        return
+    raise TableError("The column types could not be settled")  # unreachable in practice
+
+
+def write_csv_as_parquet(
+    source: Path,
+    temp: Path,
+    dialect: CsvDialect,
+    names: list[str],
+    overrides: dict[str, pa.DataType],
+) -> int:
+    """Stream one attempt; the number of data rows written."""
+    invalid: list[pacsv.InvalidRow] = []
+
+    def on_invalid_row(row: pacsv.InvalidRow) -> Literal["skip", "error"]:
+        invalid.append(row)
+        return "error"
+
+    read_options = pacsv.ReadOptions(
+        block_size=BLOCK_SIZE,
+        # pyarrow reads UTF-8 natively and skips a BOM itself; other codecs are transcoded.
+        encoding="utf8" if dialect.encoding.startswith("utf-8") else dialect.encoding,
+        column_names=names,
+        skip_rows=leading_blank_lines(source),
+        skip_rows_after_names=1 if dialect.header else 0,
+    )
+    parse_options = pacsv.ParseOptions(
+        delimiter=dialect.delimiter,
+        quote_char=dialect.quotechar,
+        newlines_in_values=True,
+        invalid_row_handler=on_invalid_row,
+    )
+    convert_options = pacsv.ConvertOptions(column_types=overrides, strings_can_be_null=True)
+    rows = 0
+    reader: pacsv.CSVStreamingReader | None = None
+    try:
+        reader = pacsv.open_csv(source, read_options, parse_options, convert_options)
+        check_text_columns(source, dialect, reader.schema)
+        schema = writable_schema(reader.schema)
+        with pq.ParquetWriter(temp, schema) as writer:
+            for batch in reader:
+                check_text_columns(source, dialect, batch.schema)
+                writer.write_batch(batch if batch.schema == schema else batch.cast(schema))
+                rows += batch.num_rows
+    except UnicodeDecodeError as error:
+        raise bad_encoding(source, dialect) from error
+    except pa.ArrowInvalid as error:
+        seen = reader.schema if reader is not None else None
+        raise translate(error, source, dialect, seen, invalid) from error
+    return rows
+
+
+def translate(
+    error: pa.ArrowInvalid,
+    source: Path,
+    dialect: CsvDialect,
+    schema: pa.Schema | None,
+    invalid: list[pacsv.InvalidRow],
+) -> Exception:
+    """The TableError (or TypeConflict to retry) that a pyarrow CSV error stands for."""
+    message = str(error)
+    if invalid:
+        row = invalid[0]
+        return ragged_row(source, dialect, row.expected_columns, row.actual_columns, row.text)
+    if "invalid UTF8" in message:
+        return bad_encoding(source, dialect)
+    match = _CONVERSION_ERROR.search(message)
+    if match:
+        column = int(match[1])
+        # Unknown current type (not expected: types come from the first block): widen to text.
+        current = schema.field(column).type if schema is not None else pa.string()
+        return TypeConflict(column, current, match[2])
+    return TableError(f"Cannot read the file as CSV: {message}")
+
+
+def widen(current: pa.DataType, value: str) -> pa.DataType:
+    """The narrowest type holding both ``current``'s values and ``value``."""
+    found = infer_value_type(value)
+    widened: pa.DataType = pa.string()
+    if pa.types.is_null(current):
+        widened = found
+    elif pa.types.is_integer(current) and pa.types.is_floating(found):
+        widened = pa.float64()
+    elif pa.types.is_date(current) and pa.types.is_timestamp(found):
+        widened = found
+    elif (
+        isinstance(current, pa.TimestampType)
+        and isinstance(found, pa.TimestampType)
+        and current.tz == found.tz
+    ):
+        finer = TIME_UNITS.index(found.unit) > TIME_UNITS.index(current.unit)
+        widened = found if finer else current
+    return pa.string() if widened == current else widened
+
+
+def infer_value_type(value: str) -> pa.DataType:
+    """What pyarrow would infer for a column holding just ``value``."""
+    cell = '"' + value.replace('"', '""') + '"'
+    table = pacsv.read_csv(io.BytesIO(f"value\n{cell}\n".encode()))
+    kind: pa.DataType = table.schema.field(0).type
+    return pa.string() if pa.types.is_null(kind) else kind
+
+
+def writable_schema(schema: pa.Schema) -> pa.Schema:
+    """All-null columns (so far) become strings: Parquet readers handle those everywhere."""
+    fields = [
+        field.with_type(pa.string()) if pa.types.is_null(field.type) else field for field in schema
+    ]
+    return pa.schema(fields)
+
+
+def check_text_columns(source: Path, dialect: CsvDialect, schema: pa.Schema) -> None:
+    # pyarrow infers "binary" for a column whose first block is not valid UTF-8.
+    if any(pa.types.is_binary(field.type) for field in schema):
+        raise bad_encoding(source, dialect)
+
+
+def leading_blank_lines(source: Path) -> int:
+    """Empty lines before the first record, which pyarrow counts as rows when skipping."""
+    with source.open("rb") as file:
+        head = file.read(64 * 1024)
+    head = head.removeprefix(codecs.BOM_UTF8)
+    count = 0
+    for line in head.split(b"\n"):
+        if line.rstrip(b"\r"):
+            break
+        count += 1
+    return count
+
+
+def bad_encoding(source: Path, dialect: CsvDialect) -> TableError:
+    """Name the line and byte offset of the first byte invalid in the sniffed encoding."""
+    label = "UTF-8" if dialect.encoding.startswith("utf-8") else dialect.encoding
+    found = first_undecodable_byte(source, dialect.encoding)
+    if found is None:
+        return TableError(f"The file is not valid {label}")
+    offset, line, byte = found
+    return TableError(
+        f"Line {line} is not valid {label}: byte 0x{byte:02x} at offset {offset}", line=line
+    )
+
+
+def first_undecodable_byte(source: Path, encoding: str) -> tuple[int, int, int] | None:
+    """(offset, 1-based line, byte value) of the first byte ``encoding`` cannot decode."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    offset, lines = 0, 1
+    with source.open("rb") as file:
+        while True:
+            chunk = file.read(SCAN_CHUNK)
+            pending = decoder.getstate()[0]
+            data = pending + chunk
+            try:
+                decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as error:
+                position = error.start
+                return (
+                    offset - len(pending) + position,
+                    lines + data.count(b"\n", 0, position),
+                    data[position],
+                )
+            if not chunk:
+                return None
+            lines += chunk.count(b"\n")
+            offset += len(chunk)
+
+
+def ragged_row(
+    source: Path, dialect: CsvDialect, expected: int, actual: int, text: str | None
+) -> TableError:
+    """Name the physical line of the first record whose field count is wrong."""
+    found = first_ragged_line(source, dialect, expected)
+    if found is None:
+        shown = f": {text[:80]!r}" if text else ""
+        return TableError(f"A row has {actual} fields, expected {expected}{shown}")
+    line, fields = found
+    return TableError(f"Line {line} has {fields} fields, expected {expected}", line=line)
+
+
+def first_ragged_line(source: Path, dialect: CsvDialect, expected: int) -> tuple[int, int] | None:
+    """(line, field count) of the first record without ``expected`` fields."""
+    # A second pass, but only on the failure path; csv tracks lines across quoted newlines.
+    with source.open("r", encoding=dialect.encoding, errors="replace", newline="") as file:
+        reader = csv.reader(file, delimiter=dialect.delimiter, quotechar=dialect.quotechar)
+        for start, record in records_with_lines(reader):
+            if record and len(record) != expected:
+                return start, len(record)
+    return None
+
+
+def records_with_lines(reader: Any) -> Iterator[tuple[int, list[str]]]:
+    """Each record with the physical line it starts on."""
+    previous_end = 0
+    with contextlib.suppress(csv.Error):
+        for record in reader:
+            yield previous_end + 1, record
+            previous_end = reader.line_num
