@@ -14,6 +14,7 @@ from tortoise.transactions import in_transaction
 
 from quiver.auth import Viewer
 from quiver.models import Dataset, DatasetFile, DatasetStatus, FileTag, Role
+from quiver.resolvers import sql
 from quiver.resolvers.access import dataset_for
 from quiver.resolvers.blobs import store_blob, touch_blobs
 from quiver.resolvers.errors import ErrorCode, FieldPath, Problem, Refused
@@ -134,12 +135,14 @@ async def put_files(dataset_pk: int, writes: Sequence[FileWrite]) -> None:
 
     Every way bytes arrive (multipart, tus, archives) ends here, after the bytes are
     stored. Existing paths are replaced, metadata and tags included. The blob rows are
-    touched in the same transaction, so the garbage collector cannot take them meanwhile.
+    touched in the same transaction, so the garbage collector cannot take them meanwhile;
+    the dataset's lock orders the write with snapshots, copies and merges.
     """
     by_path = {write.path: write for write in writes}
     for attempt in range(2):
         try:
             async with in_transaction():
+                await sql.lock_dataset(dataset_pk)
                 now = datetime.now(UTC)
                 await _touch_blobs({write.blob.sha256 for write in by_path.values()}, now)
                 added = size_change = 0
@@ -256,6 +259,7 @@ async def delete_files(viewer: Viewer, dataset_id: str, paths: list[str]) -> lis
     if len(paths) > MAX_BATCH:
         raise Refused.invalid(("input", "paths"), f"At most {MAX_BATCH} paths per call")
     async with in_transaction():
+        await sql.lock_dataset(dataset.id)
         doomed = await DatasetFile.filter(dataset_id=dataset.id, path__in=paths).select_for_update()
         if doomed:
             await DatasetFile.filter(id__in=[f.id for f in doomed]).delete()
@@ -269,6 +273,7 @@ async def move_file(
     dataset = await writable_dataset(viewer, dataset_id, ("input", "datasetId"))
     raise_if_any(check_path(new_path, ("input", "newPath")))
     async with in_transaction():
+        await sql.lock_dataset(dataset.id)
         file = (
             await DatasetFile.filter(dataset_id=dataset.id, path=path).select_for_update().first()
         )
@@ -301,19 +306,23 @@ async def set_file_metadata(
 ) -> DatasetFile:
     """Replace (or, with ``merge``, shallow-merge) a file's metadata and/or tags."""
     dataset = await writable_dataset(viewer, dataset_id, ("input", "datasetId"))
-    file = await DatasetFile.filter(dataset_id=dataset.id, path=path).first()
-    if file is None:
-        raise Refused.not_found(("input", "path"), f"No file at {path!r}")
-    if "metadata" in changes:
-        metadata = changes["metadata"]
-        if merge and isinstance(metadata, dict) and isinstance(file.metadata, dict):
-            metadata = {**file.metadata, **metadata}
-        file.metadata = metadata
+    tags: list[str] | None = None
+    if changes.get("tags") is not None:
+        tags, problems = normalize_tags(changes["tags"], ("input", "tags"))
+        raise_if_any(problems)
     async with in_transaction():
+        # Read under the lock, so a merge never builds on a value another writer replaced.
+        await sql.lock_dataset(dataset.id)
+        file = await DatasetFile.filter(dataset_id=dataset.id, path=path).first()
+        if file is None:
+            raise Refused.not_found(("input", "path"), f"No file at {path!r}")
+        if "metadata" in changes:
+            metadata = changes["metadata"]
+            if merge and isinstance(metadata, dict) and isinstance(file.metadata, dict):
+                metadata = {**file.metadata, **metadata}
+            file.metadata = metadata
         await file.save()
-        if changes.get("tags") is not None:
-            tags, problems = normalize_tags(changes["tags"], ("input", "tags"))
-            raise_if_any(problems)
+        if tags is not None:
             if merge:
                 current = await tags_of_file(file.id)
                 tags = [*current, *[tag for tag in tags if tag not in current]]

@@ -69,7 +69,14 @@ async def test_blobs_named_by_a_version_stay_after_the_file_is_gone(
     dataset = await new_dataset()
     blob = await store_blob(storage, chunks(b"versioned"))
     version = await Version.create(dataset_id=dataset.id, number=1, name="v1")
-    await VersionEntry.create(version_id=version.id, path="a", blob_id=blob.sha256, size=9)
+    await VersionEntry.create(
+        version_id=version.id,
+        path="a",
+        blob_id=blob.sha256,
+        size=9,
+        created_at=datetime.now(UTC),
+        updated_at=datetime.now(UTC),
+    )
 
     report = await collect_garbage(storage, now=LATER)
 
