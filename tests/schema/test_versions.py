@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+import anyio
+import anyio.lowlevel
 import httpx
 import pytest
 from conftest import Api, QueryCounter
@@ -400,3 +402,60 @@ async def test_listing_versions_of_many_datasets_costs_a_constant_number_of_quer
         await snapshot(api, admin_token, dataset_id)
         await snapshot(api, admin_token, dataset_id)
     assert await statements(2) == await statements(6)
+
+
+async def test_versions_and_their_files_are_federation_entities(
+    api: Api, client: httpx.AsyncClient, admin_token: str, make_user: Any
+) -> None:
+    dataset_id = await dataset_with(api, client, admin_token, "entity", {"a.txt": b"a"})
+    version = await snapshot(api, admin_token, dataset_id)
+    file_id = (await version_files(api, admin_token, version["id"])).ids["a.txt"]
+    query = """query($representations: [_Any!]!) { _entities(representations: $representations) {
+      __typename ... on Version { id name } ... on File { id path } } }"""
+    representations = [
+        {"__typename": "Version", "id": version["id"]},
+        {"__typename": "File", "id": file_id},
+    ]
+    data = await api.data(query, {"representations": representations}, token=admin_token)
+    assert data["_entities"] == [
+        {"__typename": "Version", "id": version["id"], "name": "v1"},
+        {"__typename": "File", "id": file_id, "path": "a.txt"},
+    ]
+    outsider = await make_user("outsider")
+    hidden = await api.data(query, {"representations": representations}, token=outsider.token)
+    assert hidden["_entities"] == [None, None]
+
+
+async def test_snapshots_taken_while_uploads_land_are_each_consistent(
+    api: Api, client: httpx.AsyncClient, admin_token: str
+) -> None:
+    dataset_id = await new_dataset(api, admin_token, "busy")
+
+    async def uploads() -> None:
+        for i in range(12):
+            await put(client, admin_token, dataset_id, f"f{i:02}", b"x" * (i + 1))
+
+    async def snapshots() -> list[Any]:
+        taken = []
+        for _ in range(6):
+            taken.append(await snapshot(api, admin_token, dataset_id))
+            await anyio.lowlevel.checkpoint()
+        return taken
+
+    versions: list[Any] = []
+
+    async def collect() -> None:
+        versions.extend(await snapshots())
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(uploads)
+        group.start_soon(collect)
+    previous: set[str] = set()
+    for version in versions:
+        listing = await version_files(api, admin_token, version["id"])
+        # Totals agree with the entries, and every snapshot holds a prefix of the uploads.
+        assert listing.file_count == len(listing.files) == version["fileCount"]
+        assert listing.total_size == sum(int(p[1:]) + 1 for p in listing.files)
+        assert sorted(listing.files) == [f"f{i:02}" for i in range(len(listing.files))]
+        assert previous <= set(listing.files)
+        previous = set(listing.files)
