@@ -13,6 +13,7 @@ from quiver.analytics.convert import (
     tabular_format,
 )
 from quiver.analytics.errors import BadArgument, TableError
+from quiver.analytics.statistics import table_statistics
 from quiver.analytics.tables import Column, TableSchema, preview, table_schema
 
 __all__ = [
@@ -26,5 +27,6 @@ __all__ = [
     "preview",
     "sniff_csv",
     "table_schema",
+    "table_statistics",
     "tabular_format",
 ]

@@ -55,12 +55,15 @@ def arrow_schema(parquet: Path) -> pa.Schema:
 
 
 def column_expression(field: pa.Field[Any]) -> str:
-    """How the ``t`` view exposes a column: NaN is missing (as in pandas), decimals are doubles."""
+    """How a view exposes a column: NaN is missing (as in pandas), decimals are doubles."""
     name = quote_identifier(field.name)
     if pa.types.is_floating(field.type):
         return f"CASE WHEN isnan({name}) THEN NULL ELSE {name}::DOUBLE END AS {name}"
     if pa.types.is_decimal(field.type):
         return f"{name}::DOUBLE AS {name}"
+    if pa.types.is_timestamp(field.type) and field.type.tz is not None:
+        # Zoned values as naive UTC: DuckDB needs pytz to hand zoned timestamps to Python.
+        return f"{name}::TIMESTAMP AS {name}"
     return name
 
 
@@ -78,6 +81,8 @@ def connect(parquet: Path, *, view: str = "t") -> Iterator[duckdb.DuckDBPyConnec
             }
         )
         try:
+            # DuckDB trusts Parquet min/max to rule NaN out and folds isnan() to false.
+            connection.execute("SET disabled_optimizers = 'statistics_propagation'")
             attach(connection, parquet, schema, view=view)
             yield connection
         finally:
