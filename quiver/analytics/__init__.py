@@ -13,6 +13,7 @@ from quiver.analytics.convert import (
     tabular_format,
 )
 from quiver.analytics.errors import BadArgument, TableError
+from quiver.analytics.quality import quality_report
 from quiver.analytics.statistics import table_statistics
 from quiver.analytics.tables import Column, TableSchema, preview, table_schema
 
@@ -25,6 +26,7 @@ __all__ = [
     "TableSchema",
     "convert_to_parquet",
     "preview",
+    "quality_report",
     "sniff_csv",
     "table_schema",
     "table_statistics",
