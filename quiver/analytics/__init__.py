@@ -12,6 +12,7 @@ from quiver.analytics.convert import (
     sniff_csv,
     tabular_format,
 )
+from quiver.analytics.drift import compare_tables
 from quiver.analytics.errors import BadArgument, TableError
 from quiver.analytics.quality import quality_report
 from quiver.analytics.statistics import table_statistics
@@ -24,6 +25,7 @@ __all__ = [
     "CsvDialect",
     "TableError",
     "TableSchema",
+    "compare_tables",
     "convert_to_parquet",
     "preview",
     "quality_report",
