@@ -14,6 +14,7 @@ from quiver.analytics.convert import (
 )
 from quiver.analytics.drift import compare_tables
 from quiver.analytics.errors import BadArgument, TableError
+from quiver.analytics.fit import chi_square_test, percentiles
 from quiver.analytics.quality import quality_report
 from quiver.analytics.statistics import table_statistics
 from quiver.analytics.tables import Column, TableSchema, preview, table_schema
@@ -25,8 +26,10 @@ __all__ = [
     "CsvDialect",
     "TableError",
     "TableSchema",
+    "chi_square_test",
     "compare_tables",
     "convert_to_parquet",
+    "percentiles",
     "preview",
     "quality_report",
     "sniff_csv",
