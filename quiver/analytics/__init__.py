@@ -14,6 +14,7 @@ from quiver.analytics.convert import (
 )
 from quiver.analytics.drift import compare_tables
 from quiver.analytics.errors import BadArgument, TableError
+from quiver.analytics.exports import XLSX_MAX_ROWS, TooManyRows, iter_csv, iter_parquet, write_xlsx
 from quiver.analytics.fit import chi_square_test, percentiles
 from quiver.analytics.quality import quality_report
 from quiver.analytics.statistics import table_statistics
@@ -21,14 +22,18 @@ from quiver.analytics.tables import Column, TableSchema, preview, table_schema
 
 __all__ = [
     "TABULAR_SUFFIXES",
+    "XLSX_MAX_ROWS",
     "BadArgument",
     "Column",
     "CsvDialect",
     "TableError",
     "TableSchema",
+    "TooManyRows",
     "chi_square_test",
     "compare_tables",
     "convert_to_parquet",
+    "iter_csv",
+    "iter_parquet",
     "percentiles",
     "preview",
     "quality_report",
@@ -36,4 +41,5 @@ __all__ = [
     "table_schema",
     "table_statistics",
     "tabular_format",
+    "write_xlsx",
 ]
