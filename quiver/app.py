@@ -17,6 +17,7 @@ from quiver import db
 from quiver.auth import ensure_admin_key
 from quiver.config import Settings
 from quiver.http.archives import DatasetArchive
+from quiver.http.exports import VersionExport
 from quiver.http.files import FileDownload
 from quiver.http.graphql import GRAPHIQL_ASSETS, GRAPHIQL_ASSETS_PATH, QuiverGraphQL
 from quiver.http.health import healthz, readyz
@@ -66,6 +67,7 @@ def create_app(
         Mount(GRAPHIQL_ASSETS_PATH, app=StaticFiles(directory=GRAPHIQL_ASSETS)),
         Route("/files/{id}", FileDownload(settings, storage), methods=["GET", "HEAD"]),
         Route("/datasets/{id}/archive", DatasetArchive(settings, storage), methods=["GET", "HEAD"]),
+        Route("/versions/{id}/export", VersionExport(settings, storage), methods=["GET"]),
         Mount("/uploads", app=TusUploads(settings, storage)),
         Route("/healthz", healthz),
         Route("/readyz", readyz),

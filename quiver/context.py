@@ -13,6 +13,7 @@ from starlette.websockets import WebSocket
 from quiver.auth import Viewer
 from quiver.config import Settings
 from quiver.resolvers.loaders import Loaders
+from quiver.resolvers.tables import Tables
 from quiver.storage import Storage
 
 
@@ -25,9 +26,11 @@ class Context:
     storage: Storage
     request_id: str
     loaders: Loaders = field(init=False)
+    tables: Tables = field(init=False)
 
     def __post_init__(self) -> None:
         self.loaders = Loaders(self.viewer)
+        self.tables = Tables(self.storage, self.settings.data_dir / "cache")
 
 
 Info: TypeAlias = strawberry.Info[Context, None]

@@ -19,6 +19,7 @@ from quiver.models.files import Blob, DatasetFile, FileTag
 from quiver.models.jobs import Job
 from quiver.models.labels import Annotation, Label, Sample
 from quiver.models.lineage import ExternalEntity, LineageEdge, NodeKind
+from quiver.models.tables import TableAnalysis
 from quiver.models.uploads import Upload
 from quiver.models.users import ApiKey, Membership, Team, User
 from quiver.models.versions import Version, VersionEntry
@@ -48,6 +49,7 @@ __all__ = [
     "Role",
     "Sample",
     "SampleStatus",
+    "TableAnalysis",
     "Team",
     "Upload",
     "User",

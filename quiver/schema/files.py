@@ -14,6 +14,7 @@ from quiver import models
 from quiver.context import Context, Info
 from quiver.ids import decode_global_id, encode_global_id, global_id_type
 from quiver.resolvers import files as ops
+from quiver.resolvers.tables import table_file
 from quiver.schema.errors import UserError, payload
 from quiver.schema.node import Node, node_loader
 from quiver.schema.scalars import JSON, Long
@@ -21,6 +22,7 @@ from quiver.schema.uploads import spooled_part, upload_chunks
 
 if TYPE_CHECKING:
     from quiver.schema.datasets import Dataset
+    from quiver.schema.tables import Table
     from quiver.schema.versions import Version
 
 
@@ -89,6 +91,17 @@ class File(Node):
         if isinstance(root, models.VersionEntry):
             return info.context.loaders.version_by_id.load(root.version_id)
         return None
+
+    @strawberry.field(
+        description="The file read as a table; null unless it is CSV, TSV or Parquet. A file "
+        "that cannot be read as one is an error with code INVALID (and the line)."
+    )
+    async def table(
+        self, root: strawberry.Parent[FileRow], info: Info
+    ) -> Annotated[Table, strawberry.lazy("quiver.schema.tables")] | None:
+        from quiver.schema.tables import table_of
+
+        return await table_of(info, table_file(root))
 
     @classmethod
     def is_type_of(cls, obj: Any, info: Any) -> bool:

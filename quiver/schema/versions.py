@@ -17,6 +17,7 @@ from quiver.resolvers import versions as ops
 from quiver.resolvers.errors import ArgumentError
 from quiver.resolvers.lineage import Direction, NodeRef
 from quiver.resolvers.pagination import keyset_page
+from quiver.resolvers.tables import version_table
 from quiver.schema.errors import UserError, payload
 from quiver.schema.files import File
 from quiver.schema.node import Node, global_id_resolver, node_loader
@@ -27,6 +28,7 @@ from quiver.schema.users import User
 if TYPE_CHECKING:
     from quiver.schema.datasets import Dataset
     from quiver.schema.lineage import LineageGraph
+    from quiver.schema.tables import Table
 
 DIFF_PAGE = 100
 
@@ -150,6 +152,17 @@ class Version(Node):
     @strawberry.field(description="Its file at a path; null if there is none.")
     async def file(self, root: strawberry.Parent[models.Version], path: str) -> File | None:
         return await models.VersionEntry.get_or_none(version_id=root.id, path=path)  # type: ignore[return-value]
+
+    @strawberry.field(
+        description="The version's table: the file at `path`, or its only CSV, TSV or Parquet "
+        "file; null when there is none."
+    )
+    async def table(
+        self, root: strawberry.Parent[models.Version], info: Info, path: str | None = None
+    ) -> Annotated[Table, strawberry.lazy("quiver.schema.tables")] | None:
+        from quiver.schema.tables import table_of
+
+        return await table_of(info, await version_table(root.id, path))
 
     @strawberry.field(description="What changed from the version `against` to this one.")
     async def diff(

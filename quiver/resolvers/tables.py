@@ -1,0 +1,249 @@
+"""Tables: a tabular file's Parquet form and the analyses of it, each computed once per content.
+
+The Parquet form of a file lives in the local cache (``<data dir>/cache/tables``), named by
+the source's sha256. Analyses (schema, statistics, quality, drift, tests of fit) are rows
+keyed by (sha256, kind, arguments): the same bytes are never analysed twice, whichever
+dataset or version holds them, and a file found malformed stays known as malformed.
+Everything heavy runs in worker threads, at most ``ANALYSIS_THREADS`` at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiofiles
+import aiofiles.os
+import anyio
+import anyio.to_thread
+from prometheus_client import Counter
+from tortoise.exceptions import IntegrityError
+from tortoise.expressions import Q
+
+from quiver import analytics
+from quiver.analytics.convert import TABULAR_CONTENT_TYPES
+from quiver.models import DatasetFile, TableAnalysis, VersionEntry
+from quiver.resolvers.errors import ArgumentError
+from quiver.storage import Storage
+from quiver.storage.blobs import blob_key
+from quiver.storage.local import LocalStorage
+
+ANALYSIS_THREADS = 2
+MAX_PREVIEW = 100
+ANALYSES = Counter(
+    "quiver_table_analyses_total",
+    "Table analyses computed (cache misses), by kind.",
+    ["kind"],
+)
+_limiter: anyio.CapacityLimiter | None = None
+_in_flight: dict[tuple[str, str, str], asyncio.Future[Any]] = {}
+T = TypeVar("T")
+FileRow = DatasetFile | VersionEntry
+
+
+class TableUnreadable(ArgumentError):
+    """The file is not a table that can be read: shown with code INVALID and the line."""
+
+    def __init__(self, path: str, message: str, line: int | None) -> None:
+        super().__init__(f"{path}: {message}")
+        self.extensions: dict[str, Any] = {"code": "INVALID", "path": path}
+        if line is not None:
+            self.extensions["line"] = line
+
+
+class TableArgumentError(ArgumentError):
+    """An argument of a table field the caller can fix (unknown column, q out of range…)."""
+
+    def __init__(self, problem: analytics.BadArgument) -> None:
+        super().__init__(problem.message)
+        self.extensions = {"code": "INVALID", "argument": problem.argument}
+
+
+@dataclass(frozen=True)
+class TableFile:
+    """A tabular file: where it sits, what its bytes are, and how to read them."""
+
+    path: str
+    sha256: str
+    format: str
+    size: int
+
+
+def table_file(row: FileRow) -> TableFile | None:
+    """The file as a table, or None when it is not CSV, TSV or Parquet."""
+    fmt = analytics.tabular_format(row.path, row.content_type)
+    if fmt is None:
+        return None
+    return TableFile(path=row.path, sha256=row.blob_id, format=fmt, size=row.size)
+
+
+def tabular_entries_of(version_pk: int) -> Any:
+    """A version's entries that are tables by extension or content type, in path order."""
+    by_suffix = Q(*(Q(path__iendswith=s) for s in analytics.TABULAR_SUFFIXES), join_type="OR")
+    by_type = Q(content_type__in=list(TABULAR_CONTENT_TYPES))
+    return VersionEntry.filter(Q(by_suffix | by_type), version_id=version_pk).order_by("path")
+
+
+async def version_table(version_pk: int, path: str | None) -> TableFile | None:
+    """The version's table: the one at ``path``, or its only tabular file."""
+    if path is not None:
+        entry = await VersionEntry.get_or_none(version_id=version_pk, path=path)
+        return table_file(entry) if entry is not None else None
+    candidates = [
+        found
+        for entry in await tabular_entries_of(version_pk).limit(2)
+        if (found := table_file(entry)) is not None
+    ]
+    if len(candidates) > 1:
+        raise ArgumentError("This version holds several tabular files; pick one with `path`")
+    return candidates[0] if candidates else None
+
+
+class Tables:
+    """Parquet forms and cached analyses over one storage and one cache folder."""
+
+    def __init__(self, storage: Storage, cache_dir: Path) -> None:
+        self.storage = storage
+        self.cache_dir = cache_dir
+
+    async def schema(self, table: TableFile) -> analytics.TableSchema:
+        result = await self.analysis(table, "schema", None, analytics.table_schema)
+        if isinstance(result, analytics.TableSchema):
+            return result
+        return analytics.TableSchema(
+            row_count=result["row_count"],
+            columns=[analytics.Column(**column) for column in result["columns"]],
+        )
+
+    async def preview(self, table: TableFile, limit: int) -> list[dict[str, Any]]:
+        if not 0 <= limit <= MAX_PREVIEW:
+            raise ArgumentError(f"`limit` must be between 0 and {MAX_PREVIEW}")
+        parquet = await self.parquet_form(table)
+        return await run_analysis(analytics.preview, parquet, limit)
+
+    async def analysis(
+        self,
+        table: TableFile,
+        kind: str,
+        arguments: Any,
+        compute: Callable[..., Any],
+        *extra: Any,
+    ) -> Any:
+        """The result of ``compute(parquet, *extra)``, from the cache or computed once now.
+
+        Concurrent requests for the same result share one computation.
+        """
+        key = (table.sha256, kind, _arguments_key(arguments))
+        cached = await TableAnalysis.get_or_none(sha256=key[0], kind=key[1], arguments=key[2])
+        if cached is not None:
+            return _result_of(table, cached)
+        if key in _in_flight:
+            return await asyncio.shield(_in_flight[key])
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        _in_flight[key] = future
+        try:
+            result = await self._compute(table, key, compute, *extra)
+        except BaseException as error:
+            future.set_exception(error)
+            future.exception()  # retrieved: nobody else may be waiting
+            raise
+        else:
+            future.set_result(result)
+            return result
+        finally:
+            del _in_flight[key]
+
+    async def _compute(
+        self, table: TableFile, key: tuple[str, str, str], compute: Callable[..., Any], *extra: Any
+    ) -> Any:
+        try:
+            parquet = await self.parquet_form(table)
+            ANALYSES.labels(kind=key[1]).inc()
+            result = await run_analysis(compute, parquet, *extra)
+        except analytics.BadArgument as problem:
+            raise TableArgumentError(problem) from None
+        except analytics.TableError as error:
+            await _store(key, error=error)
+            raise TableUnreadable(table.path, error.message, error.line) from None
+        stored = _plain(result)
+        await _store(key, result=stored)
+        return result
+
+    async def parquet_form(self, table: TableFile) -> Path:
+        """The table as a local Parquet file, converted from the stored bytes once."""
+        dest = self.cache_dir / "tables" / table.sha256[:2] / f"{table.sha256}.parquet"
+        if await aiofiles.os.path.exists(dest):
+            return dest
+        await aiofiles.os.makedirs(dest.parent, exist_ok=True)
+        key = blob_key(table.sha256)
+        if isinstance(self.storage, LocalStorage):
+            # The bytes are a local file already: convert (or link) them where they are.
+            source = self.storage.path_for(key)
+            await run_analysis(analytics.convert_to_parquet, source, dest, table.format)
+            return dest
+        download = dest.with_name(f".{table.sha256}.{uuid.uuid4().hex}.download")
+        try:
+            async with aiofiles.open(download, "wb") as out:
+                async for chunk in await self.storage.open(key):
+                    await out.write(chunk)
+            await run_analysis(analytics.convert_to_parquet, download, dest, table.format)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                await aiofiles.os.unlink(download)
+        return dest
+
+
+async def run_analysis(function: Callable[..., T], *args: Any) -> T:
+    """Run pandas / pyarrow / DuckDB work in a worker thread, a few at a time."""
+    global _limiter
+    if _limiter is None:
+        _limiter = anyio.CapacityLimiter(ANALYSIS_THREADS)
+    return await anyio.to_thread.run_sync(function, *args, limiter=_limiter)
+
+
+def _arguments_key(arguments: Any) -> str:
+    if arguments is None:
+        return ""
+    encoded = json.dumps(arguments, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(encoded.encode()).hexdigest()
+
+
+def _plain(result: Any) -> Any:
+    """Results as JSON: dataclasses (the schema) become dicts."""
+    if isinstance(result, analytics.TableSchema):
+        return {
+            "row_count": result.row_count,
+            "columns": [vars(column) for column in result.columns],
+        }
+    return result
+
+
+def _result_of(table: TableFile, cached: TableAnalysis) -> Any:
+    if cached.error is not None:
+        raise TableUnreadable(table.path, cached.error, cached.error_line)
+    return cached.result
+
+
+async def _store(
+    key: tuple[str, str, str],
+    *,
+    result: Any = None,
+    error: analytics.TableError | None = None,
+) -> None:
+    # Another server may have stored the same result first; either row is right.
+    with contextlib.suppress(IntegrityError):
+        await TableAnalysis.create(
+            sha256=key[0],
+            kind=key[1],
+            arguments=key[2],
+            result=result,
+            error=error.message if error is not None else None,
+            error_line=error.line if error is not None else None,
+        )

@@ -1,0 +1,322 @@
+"""The ``Table`` type: a tabular file's schema, preview and lazily computed statistics."""
+
+from __future__ import annotations
+
+import functools
+from enum import Enum
+from typing import Any
+
+import strawberry
+
+from quiver import analytics
+from quiver.context import Info
+from quiver.ids import decode_global_id
+from quiver.resolvers.errors import ArgumentError
+from quiver.resolvers.tables import TableFile, version_table
+from quiver.schema.scalars import JSON, Long
+
+
+@strawberry.type(description="A column: its name, type and whether it holds nulls.")
+class Column:
+    name: str = strawberry.field(description="The column's name.")
+    dtype: str = strawberry.field(
+        description="int64, float64, bool, datetime64, category (strings with few distinct "
+        "values) or object."
+    )
+    nullable: bool = strawberry.field(description="Whether any value is missing.")
+
+
+@strawberry.type(description="Quartiles, interpolated linearly (as pandas does).")
+class Percentiles:
+    p25: float | None = strawberry.field(description="25th percentile.")
+    p50: float | None = strawberry.field(description="Median.")
+    p75: float | None = strawberry.field(description="75th percentile.")
+
+
+@strawberry.type(description="Equal-width bins between min and max (the last one closed).")
+class Histogram:
+    counts: list[Long] = strawberry.field(description="Values in each bin.")
+    bin_edges: list[float] = strawberry.field(description="Bin edges: one more than bins.")
+
+
+@strawberry.type(description="A value and how often it occurs.")
+class ValueCount:
+    value: str | None = strawberry.field(description="The value, as text.")
+    count: Long = strawberry.field(description="How many rows hold it.")
+
+
+@strawberry.type(description="Pearson correlation of two numeric columns.")
+class Correlation:
+    x: str = strawberry.field(description="First column.")
+    y: str = strawberry.field(description="Second column.")
+    pearson: float | None = strawberry.field(
+        description="Over rows where both are present; null when undefined."
+    )
+
+
+@strawberry.type(description="Statistics of one column; those that do not apply are null.")
+class ColumnStatistics:
+    name: str = strawberry.field(description="The column.")
+    dtype: str = strawberry.field(description="Its dtype.")
+    count: Long = strawberry.field(description="Values present.")
+    missing: Long = strawberry.field(description="Values missing.")
+    missing_percent: float = strawberry.field(description="Missing values, percent of rows.")
+    unique: Long = strawberry.field(description="Distinct values present.")
+    min: JSON | None = strawberry.field(description="Smallest value (numbers, datetimes).")
+    max: JSON | None = strawberry.field(description="Largest value (numbers, datetimes).")
+    mean: float | None = strawberry.field(description="Mean.")
+    std: float | None = strawberry.field(description="Sample standard deviation (ddof 1).")
+    percentiles: Percentiles | None = strawberry.field(description="Quartiles.")
+    skewness: float | None = strawberry.field(description="Sample skewness (as pandas skew).")
+    kurtosis: float | None = strawberry.field(description="Excess kurtosis (as pandas kurt).")
+    iqr: float | None = strawberry.field(description="p75 - p25.")
+    outlier_count: Long | None = strawberry.field(
+        description="Values beyond 1.5 IQR from the quartiles."
+    )
+    histogram: Histogram | None = strawberry.field(description="Histogram of numbers.")
+    top_values: list[ValueCount] | None = strawberry.field(
+        description="Most frequent values of text and boolean columns, ties by value."
+    )
+
+
+@strawberry.type(description="Statistics of a whole table.")
+class TableStatistics:
+    row_count: Long = strawberry.field(description="Rows.")
+    duplicate_rows: Long = strawberry.field(description="Rows repeating an earlier row.")
+    memory_usage: Long | None = strawberry.field(description="Bytes the table takes in memory.")
+    columns: list[ColumnStatistics] = strawberry.field(description="Per column.")
+    correlations: list[Correlation] = strawberry.field(description="Every pair of numeric columns.")
+
+
+@strawberry.type(description="One check of a quality report.")
+class QualityCheck:
+    name: str = strawberry.field(description="What was checked.")
+    passed: bool = strawberry.field(description="Whether the table passed.")
+    details: str | None = strawberry.field(description="What was found.")
+
+
+@strawberry.type(description="How fit a table is for use, with the checks behind the score.")
+class QualityReport:
+    overall_score: float = strawberry.field(
+        description="0-100: 100 minus weighted shares of what each check found (see the "
+        "analytics.quality module for the weights)."
+    )
+    checks: list[QualityCheck] = strawberry.field(description="The checks.")
+
+
+@strawberry.enum(description="How a column's drift is measured.")
+class DriftKind(Enum):
+    NUMERIC = "NUMERIC"
+    CATEGORICAL = "CATEGORICAL"
+
+
+@strawberry.enum(description="PSI below 0.1 (LOW), up to 0.25 (MODERATE), above (HIGH).")
+class ShiftLevel(Enum):
+    LOW = "LOW"
+    MODERATE = "MODERATE"
+    HIGH = "HIGH"
+
+
+@strawberry.type(description="Rows and columns of a table against its baseline.")
+class ComparisonSummary:
+    baseline_rows: Long = strawberry.field(description="Rows in the baseline.")
+    rows: Long = strawberry.field(description="Rows in this table.")
+    rows_diff: Long = strawberry.field(description="rows - baselineRows.")
+    columns_added: list[str] = strawberry.field(description="Only in this table.")
+    columns_removed: list[str] = strawberry.field(description="Only in the baseline.")
+    columns_type_changed: list[str] = strawberry.field(description="In both, dtype changed.")
+
+
+@strawberry.type(description="How one column moved from the baseline to this table.")
+class ColumnDrift:
+    name: str = strawberry.field(description="The column.")
+    kind: DriftKind = strawberry.field(description="NUMERIC or CATEGORICAL.")
+    baseline_mean: float | None = strawberry.field(description="Mean in the baseline.")
+    mean: float | None = strawberry.field(description="Mean here.")
+    baseline_std: float | None = strawberry.field(description="Std in the baseline.")
+    std: float | None = strawberry.field(description="Std here.")
+    baseline_missing: float | None = strawberry.field(description="Missing %, baseline.")
+    missing: float | None = strawberry.field(description="Missing % here.")
+    mean_shift_pct: float | None = strawberry.field(
+        description="100 x (mean - baselineMean) / |baselineMean|."
+    )
+    psi: float | None = strawberry.field(
+        description="Population stability index: numbers over the baseline's 10 quantile "
+        "bins, categories over their frequencies; empty bins count as 1e-4."
+    )
+    shift_level: ShiftLevel | None = strawberry.field(description="LOW, MODERATE or HIGH.")
+    new_categories: list[str] | None = strawberry.field(description="Only in this table.")
+    vanished_categories: list[str] | None = strawberry.field(description="Only in the baseline.")
+
+
+@strawberry.type(description="Schema differences and drift against a baseline version's table.")
+class TableComparison:
+    summary: ComparisonSummary = strawberry.field(description="Rows and columns.")
+    columns: list[ColumnDrift] = strawberry.field(description="Columns present in both.")
+
+
+@strawberry.type(description="A quantile and its value.")
+class QuantileValue:
+    q: float = strawberry.field(description="The quantile, 0 to 1.")
+    value: float | None = strawberry.field(description="Its value; null for an empty column.")
+
+
+@strawberry.type(description="Exact quantiles of a column.")
+class ColumnPercentiles:
+    column: str = strawberry.field(description="The column.")
+    values: list[QuantileValue] = strawberry.field(description="In the order asked.")
+
+
+@strawberry.type(description="Pearson's chi-square goodness-of-fit test of a column.")
+class ChiSquareResult:
+    statistic: float = strawberry.field(description="The chi-square statistic.")
+    degrees_of_freedom: int = strawberry.field(description="Categories minus one.")
+    p_value: float = strawberry.field(description="Probability of a statistic this large.")
+    observed: JSON = strawberry.field(description="Category -> observed count.")
+    expected: JSON = strawberry.field(description="Category -> expected count.")
+
+
+@strawberry.type(description="A CSV, TSV or Parquet file read as a table.")
+class Table:
+    path: str = strawberry.field(description="The file's path.")
+    row_count: Long = strawberry.field(description="Rows.")
+    column_count: int = strawberry.field(description="Columns.")
+    columns: list[Column] = strawberry.field(description="Its columns, in order.")
+    file: strawberry.Private[TableFile]
+
+    @strawberry.field(description="The first rows, as JSON objects (limit at most 100).")
+    async def preview(self, info: Info, limit: int = 20) -> list[JSON]:
+        rows = await info.context.tables.preview(self.file, limit)
+        return [JSON(row) for row in rows]
+
+    @strawberry.field(
+        description="Statistics of every column, computed on first request and kept by "
+        "content hash (bins 1-100, topK 1-100)."
+    )
+    async def statistics(self, info: Info, bins: int = 10, top_k: int = 10) -> TableStatistics:
+        return table_statistics(await _statistics(info, self.file, bins, top_k))
+
+    @strawberry.field(description="A quality report with a 0-100 score.")
+    async def quality(self, info: Info) -> QualityReport:
+        tables = info.context.tables
+        stats = await _statistics(info, self.file, 10, 10)
+        report = await tables.analysis(self.file, "quality", None, analytics.quality_report, stats)
+        return QualityReport(
+            overall_score=report["overall_score"],
+            checks=[QualityCheck(**check) for check in report["checks"]],
+        )
+
+    @strawberry.field(
+        description="This table against the same file (or the only table) of a baseline "
+        "version: row and column changes and per-column drift."
+    )
+    async def compare(self, info: Info, baseline: strawberry.ID) -> TableComparison:
+        tables = info.context.tables
+        pk = decode_global_id(baseline, "Version")
+        version = await info.context.loaders.version_by_id.load(pk) if pk is not None else None
+        if version is None:
+            raise ArgumentError("`baseline` is not the ID of a version you can read")
+        other = await version_table(version.id, self.file.path)
+        other = other or await version_table(version.id, None)
+        if other is None:
+            raise ArgumentError("The baseline version holds no table")
+        baseline_form = await tables.parquet_form(other)
+        result = await tables.analysis(
+            self.file,
+            "compare",
+            {"baseline": other.sha256},
+            analytics.compare_tables,
+            baseline_form,
+        )
+        return TableComparison(
+            summary=ComparisonSummary(**result["summary"]),
+            columns=[_drift(column) for column in result["columns"]],
+        )
+
+    @strawberry.field(description="Exact quantiles (q in 0..1) of numeric columns.")
+    async def percentiles(
+        self, info: Info, columns: list[str], q: list[float]
+    ) -> list[ColumnPercentiles]:
+        result = await info.context.tables.analysis(
+            self.file,
+            "percentiles",
+            {"columns": columns, "q": q},
+            analytics.percentiles,
+            columns,
+            q,
+        )
+        return [
+            ColumnPercentiles(
+                column=item["column"], values=[QuantileValue(**v) for v in item["values"]]
+            )
+            for item in result
+        ]
+
+    @strawberry.field(
+        description="Chi-square test of a column's categories against expected probabilities "
+        "(an object category -> probability summing to 1; uniform when omitted)."
+    )
+    async def chi_square_test(
+        self, info: Info, column: str, expected: JSON | None = None
+    ) -> ChiSquareResult:
+        if expected is not None and not isinstance(expected, dict):
+            raise ArgumentError("`expected` must be an object of category -> probability")
+        result = await info.context.tables.analysis(
+            self.file,
+            "chi_square",
+            {"column": column, "expected": expected},
+            analytics.chi_square_test,
+            column,
+            expected,
+        )
+        return ChiSquareResult(**result)
+
+
+async def table_of(info: Info, file: TableFile | None) -> Table | None:
+    """The ``Table`` of a tabular file (its schema is read, or computed, now)."""
+    if file is None:
+        return None
+    schema = await info.context.tables.schema(file)
+    return Table(
+        path=file.path,
+        row_count=Long(schema.row_count),
+        column_count=len(schema.columns),
+        columns=[Column(**vars(column)) for column in schema.columns],
+        file=file,
+    )
+
+
+async def _statistics(info: Info, file: TableFile, bins: int, top_k: int) -> Any:
+    compute = functools.partial(analytics.table_statistics, bins=bins, top_k=top_k)
+    return await info.context.tables.analysis(
+        file, "statistics", {"bins": bins, "top_k": top_k}, compute
+    )
+
+
+def table_statistics(stats: dict[str, Any]) -> TableStatistics:
+    return TableStatistics(
+        row_count=stats["row_count"],
+        duplicate_rows=stats["duplicate_rows"],
+        memory_usage=stats["memory_usage"],
+        columns=[_column_statistics(column) for column in stats["columns"]],
+        correlations=[Correlation(**pair) for pair in stats["correlations"]],
+    )
+
+
+def _column_statistics(column: dict[str, Any]) -> ColumnStatistics:
+    values = dict(column)
+    if values["percentiles"] is not None:
+        values["percentiles"] = Percentiles(**values["percentiles"])
+    if values["histogram"] is not None:
+        values["histogram"] = Histogram(**values["histogram"])
+    if values["top_values"] is not None:
+        values["top_values"] = [ValueCount(**item) for item in values["top_values"]]
+    return ColumnStatistics(**values)
+
+
+def _drift(column: dict[str, Any]) -> ColumnDrift:
+    values = dict(column)
+    values["kind"] = DriftKind(values["kind"])
+    if values["shift_level"] is not None:
+        values["shift_level"] = ShiftLevel(values["shift_level"])
+    return ColumnDrift(**values)
