@@ -66,3 +66,32 @@ async def test_a_64_mib_file_round_trips_byte_for_byte(client: httpx.AsyncClient
     assert digest.hexdigest() == file["sha256"]
     ranged = await client.get(file["downloadUrl"], headers={"Range": "bytes=1000-1999"})
     assert ranged.content == content[1000:2000]
+
+
+async def test_a_csv_reads_as_a_table_from_either_storage(client: httpx.AsyncClient) -> None:
+    dataset_id = (await client.post("/graphql", json={"query": CREATE})).json()["data"][
+        "createDataset"
+    ]["dataset"]["id"]
+    content = b"name,score\nada,3\nbob,4\ncyd,\n"
+    operations = {
+        "query": UPLOAD,
+        "variables": {"input": {"datasetId": dataset_id, "path": "t.csv", "file": None}},
+    }
+    await client.post(
+        "/graphql",
+        data={
+            "operations": json.dumps(operations),
+            "map": json.dumps({"0": ["variables.input.file"]}),
+        },
+        files={"0": ("t.csv", content, "text/csv")},
+    )
+    query = """query($id: ID!) { dataset(id: $id) { file(path: "t.csv") { table {
+      rowCount columns { name dtype } statistics { columns { name mean missing } } } } } }"""
+    response = await client.post("/graphql", json={"query": query, "variables": {"id": dataset_id}})
+    table = response.json()["data"]["dataset"]["file"]["table"]
+    assert table["rowCount"] == 3
+    assert table["columns"] == [
+        {"name": "name", "dtype": "object"},
+        {"name": "score", "dtype": "int64"},
+    ]
+    assert table["statistics"]["columns"][1] == {"name": "score", "mean": 3.5, "missing": 1}
