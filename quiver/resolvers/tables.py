@@ -24,6 +24,7 @@ import aiofiles.os
 import anyio
 import anyio.to_thread
 from prometheus_client import Counter
+from strawberry.dataloader import DataLoader
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
 
@@ -43,7 +44,8 @@ ANALYSES = Counter(
     ["kind"],
 )
 _limiter: anyio.CapacityLimiter | None = None
-_in_flight: dict[tuple[str, str, str], asyncio.Future[Any]] = {}
+AnalysisKey = tuple[str, str, str]  # (sha256, kind, arguments)
+_in_flight: dict[AnalysisKey, asyncio.Future[Any]] = {}
 T = TypeVar("T")
 FileRow = DatasetFile | VersionEntry
 
@@ -112,6 +114,10 @@ class Tables:
     def __init__(self, storage: Storage, cache_dir: Path) -> None:
         self.storage = storage
         self.cache_dir = cache_dir
+        # One per request: a page of files asking for their tables is one cache query.
+        self._stored: DataLoader[AnalysisKey, TableAnalysis | None] = DataLoader(
+            load_fn=_load_stored
+        )
 
     async def schema(self, table: TableFile) -> analytics.TableSchema:
         result = await self.analysis(table, "schema", None, analytics.table_schema)
@@ -141,7 +147,7 @@ class Tables:
         Concurrent requests for the same result share one computation.
         """
         key = (table.sha256, kind, _arguments_key(arguments))
-        cached = await TableAnalysis.get_or_none(sha256=key[0], kind=key[1], arguments=key[2])
+        cached = await self._stored.load(key)
         if cached is not None:
             return _result_of(table, cached)
         if key in _in_flight:
@@ -161,7 +167,7 @@ class Tables:
             del _in_flight[key]
 
     async def _compute(
-        self, table: TableFile, key: tuple[str, str, str], compute: Callable[..., Any], *extra: Any
+        self, table: TableFile, key: AnalysisKey, compute: Callable[..., Any], *extra: Any
     ) -> Any:
         try:
             parquet = await self.parquet_form(table)
@@ -170,11 +176,13 @@ class Tables:
         except analytics.BadArgument as problem:
             raise TableArgumentError(problem) from None
         except analytics.TableError as error:
-            await _store(key, error=error)
+            self._remember(await _store(key, error=error))
             raise TableUnreadable(table.path, error.message, error.line) from None
-        stored = _plain(result)
-        await _store(key, result=stored)
+        self._remember(await _store(key, result=_plain(result)))
         return result
+
+    def _remember(self, row: TableAnalysis) -> None:
+        self._stored.prime((row.sha256, row.kind, row.arguments), row, force=True)
 
     async def parquet_form(self, table: TableFile) -> Path:
         """The table as a local Parquet file, converted from the stored bytes once."""
@@ -232,18 +240,30 @@ def _result_of(table: TableFile, cached: TableAnalysis) -> Any:
 
 
 async def _store(
-    key: tuple[str, str, str],
+    key: AnalysisKey,
     *,
     result: Any = None,
     error: analytics.TableError | None = None,
-) -> None:
+) -> TableAnalysis:
+    row = TableAnalysis(
+        sha256=key[0],
+        kind=key[1],
+        arguments=key[2],
+        result=result,
+        error=error.message if error is not None else None,
+        error_line=error.line if error is not None else None,
+    )
     # Another server may have stored the same result first; either row is right.
     with contextlib.suppress(IntegrityError):
-        await TableAnalysis.create(
-            sha256=key[0],
-            kind=key[1],
-            arguments=key[2],
-            result=result,
-            error=error.message if error is not None else None,
-            error_line=error.line if error is not None else None,
-        )
+        await row.save()
+    return row
+
+
+async def _load_stored(keys: list[AnalysisKey]) -> list[TableAnalysis | None]:
+    rows = await TableAnalysis.filter(
+        sha256__in={key[0] for key in keys},
+        kind__in={key[1] for key in keys},
+        arguments__in={key[2] for key in keys},
+    )
+    found = {(row.sha256, row.kind, row.arguments): row for row in rows}
+    return [found.get(key) for key in keys]

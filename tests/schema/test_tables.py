@@ -10,7 +10,7 @@ import openpyxl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import Api
+from conftest import Api, QueryCounter
 from workspace import dataset_with, new_dataset, put, snapshot
 
 from quiver.analytics import exports
@@ -298,3 +298,23 @@ async def test_parquet_uploads_are_tables_too(
     table = await table_of(api, admin_token, dataset_id, "t.parquet", FILE_TABLE)
     assert table["rowCount"] == 3
     assert table["columns"][0] == {"name": "n", "dtype": "int64", "nullable": True}
+
+
+async def test_a_page_of_files_reads_their_cached_tables_in_a_constant_number_of_queries(
+    api: Api, client: httpx.AsyncClient, admin_token: str, count_queries: QueryCounter
+) -> None:
+    query = """query($id: ID!) { dataset(id: $id) { files(first: 50) {
+      edges { node { path table { rowCount columnCount } } } } } }"""
+
+    async def statements(count: int) -> int:
+        files = {f"t{i}.csv": f"a,b\n{i},{count}\n".encode() for i in range(count)}
+        dataset_id = await dataset_with(api, client, admin_token, f"many-{count}", files)
+        await api.data(query, {"id": dataset_id}, token=admin_token)  # computes each schema
+        count_queries.statements.clear()
+        data = await api.data(query, {"id": dataset_id}, token=admin_token)
+        assert [e["node"]["table"]["rowCount"] for e in data["dataset"]["files"]["edges"]] == [
+            1
+        ] * count
+        return len(count_queries.statements)
+
+    assert await statements(2) == await statements(6)
