@@ -130,7 +130,8 @@ def gc(
     verb = "Would delete" if dry_run else "Deleted"
     typer.echo(
         f"{verb} {report.blobs_deleted} blobs ({report.bytes_freed} bytes), "
-        f"{report.staging_deleted} stale staging objects, {report.strays_deleted} strays"
+        f"{report.staging_deleted} stale staging objects, {report.strays_deleted} strays, "
+        f"{report.cached_tables_deleted} cached tables"
     )
 
 
@@ -146,7 +147,9 @@ async def _collect(settings: Settings, grace: timedelta, *, dry_run: bool) -> Ga
             # Expired uploads go first, so the bytes only they held are collected now.
             expired = await expire_uploads(settings)
             typer.echo(f"Removed {expired} expired uploads")
-        return await collect_garbage(storage, grace=grace, dry_run=dry_run)
+        return await collect_garbage(
+            storage, grace=grace, dry_run=dry_run, cache_dir=settings.data_dir / "cache"
+        )
     finally:
         await storage.close()
         await Tortoise.close_connections()

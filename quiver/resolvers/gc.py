@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import anyio.to_thread
 from tortoise.expressions import Q, Subquery
 from tortoise.transactions import in_transaction
 
@@ -22,6 +24,7 @@ class GarbageReport:
     bytes_freed: int = 0
     staging_deleted: int = 0
     strays_deleted: int = 0
+    cached_tables_deleted: int = 0
 
 
 def _unreferenced() -> Q:
@@ -42,6 +45,7 @@ async def collect_garbage(
     grace: timedelta = DEFAULT_GRACE,
     now: datetime | None = None,
     dry_run: bool = False,
+    cache_dir: Path | None = None,
 ) -> GarbageReport:
     """Delete unreferenced blobs untouched for ``grace``, stale staging bytes and strays.
 
@@ -77,7 +81,21 @@ async def collect_garbage(
                     report.bytes_freed += int(size)
     await _sweep(storage, "staging", cutoff, report, dry_run=dry_run, strays=False)
     await _sweep(storage, "blobs", cutoff, report, dry_run=dry_run, strays=True)
+    if cache_dir is not None:
+        await _sweep_table_cache(cache_dir / "tables", report, dry_run=dry_run)
     return report
+
+
+async def _sweep_table_cache(directory: Path, report: GarbageReport, *, dry_run: bool) -> None:
+    """Delete Parquet forms of tables whose bytes are gone (analysis rows stay: they are
+    keyed by content, so they are right again if the same bytes ever come back)."""
+    forms = await anyio.to_thread.run_sync(lambda: sorted(directory.glob("*/*.parquet")))
+    for form in forms:
+        if await Blob.exists(sha256=form.stem):
+            continue
+        report.cached_tables_deleted += 1
+        if not dry_run:
+            await anyio.to_thread.run_sync(lambda path=form: path.unlink(missing_ok=True))
 
 
 async def _sweep(

@@ -13,6 +13,7 @@ from quiver.models import Blob, Dataset, Team, Version, VersionEntry
 from quiver.resolvers.blobs import store_blob
 from quiver.resolvers.files import put_file
 from quiver.resolvers.gc import collect_garbage
+from quiver.resolvers.tables import TableFile, Tables
 from quiver.storage import LocalStorage
 from quiver.storage.blobs import blob_key
 
@@ -109,3 +110,21 @@ async def test_a_dry_run_reports_and_deletes_nothing(db: str, storage: LocalStor
     assert report.blobs_deleted == 1
     assert await storage.exists(blob_key(orphan.sha256))
     assert await Blob.exists(sha256=orphan.sha256)
+
+
+async def test_parquet_forms_of_collected_tables_go_with_their_bytes(
+    db: str, storage: LocalStorage, tmp_path: Path
+) -> None:
+    dataset = await new_dataset()
+    kept = await store_blob(storage, chunks(b"a,b\n1,2\n"))
+    await put_file(dataset.id, "kept.csv", kept, content_type="text/csv")
+    gone = await store_blob(storage, chunks(b"a,b\n3,4\n"))
+    tables = Tables(storage, tmp_path / "cache")
+    for blob in (kept, gone):
+        await tables.parquet_form(TableFile("t.csv", blob.sha256, "csv", blob.size))
+    forms = tmp_path / "cache" / "tables"
+
+    report = await collect_garbage(storage, now=LATER, cache_dir=tmp_path / "cache")
+
+    assert report.cached_tables_deleted == 1
+    assert [form.stem for form in forms.glob("*/*.parquet")] == [kept.sha256]
