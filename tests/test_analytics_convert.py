@@ -174,6 +174,7 @@ def test_a_late_value_of_another_type_widens_the_column_for_every_row(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(convert_module, "BLOCK_SIZE", 4096)
+    monkeypatch.setattr(convert_module, "ROW_GROUP_ROWS", 500)
     rows = "".join(f"{n},,{n},\n" for n in range(2000))
     path = write(tmp_path, "a.csv", f"ints,late,mixed,empty\n{rows}1,7,abc,\n5,2.5,x,\n")
     table = converted(path)

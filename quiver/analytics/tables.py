@@ -3,8 +3,8 @@
 Column dtypes follow pandas' names: ints of any width are ``int64``; floats and decimals
 ``float64``; booleans ``bool``; dates and timestamps ``datetime64``; strings ``category``
 when they look like a closed set of labels — at most 1000 distinct values, and at most half
-as many distinct values as non-null values (each value repeats, on average, at least
-once) — else ``object``; anything else (binary, lists, structs) ``object``. A column is
+as many distinct values as non-null values (each value appears twice or more on average)
+— else ``object``; anything else (binary, lists, structs) ``object``. A column is
 ``nullable`` when it holds at least one null (a float NaN counts as null, as in pandas).
 """
 
