@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -95,7 +96,7 @@ async def _sweep_table_cache(directory: Path, report: GarbageReport, *, dry_run:
             continue
         report.cached_tables_deleted += 1
         if not dry_run:
-            await anyio.to_thread.run_sync(lambda path=form: path.unlink(missing_ok=True))
+            await anyio.to_thread.run_sync(functools.partial(form.unlink, missing_ok=True))
 
 
 async def _sweep(
