@@ -320,9 +320,13 @@ def ragged_row(
     found = first_ragged_line(source, dialect, expected)
     if found is None:
         shown = f": {text[:80]!r}" if text else ""
-        return TableError(f"A row has {actual} fields, expected {expected}{shown}")
+        return TableError(f"A row has {_fields(actual)}, expected {expected}{shown}")
     line, fields = found
-    return TableError(f"Line {line} has {fields} fields, expected {expected}", line=line)
+    return TableError(f"Line {line} has {_fields(fields)}, expected {expected}", line=line)
+
+
+def _fields(count: int) -> str:
+    return "1 field" if count == 1 else f"{count} fields"
 
 
 def first_ragged_line(source: Path, dialect: CsvDialect, expected: int) -> tuple[int, int] | None:
