@@ -173,7 +173,8 @@ def ydata_python(venv: Path) -> tuple[Path | None, str]:
     python = venv / "bin" / "python"
     try:
         if not python.exists():
-            subprocess.run(["python3", "-m", "venv", str(venv)], check=True, capture_output=True)
+            venv_command = ["python3", "-m", "venv", str(venv)]
+            subprocess.run(venv_command, check=True, capture_output=True, text=True)
             pip = [str(python), "-m", "pip", "install", "--quiet", *YDATA_PACKAGES]
             subprocess.run(pip, check=True, capture_output=True, text=True)
         probe = "import ydata_profiling; print(ydata_profiling.__version__)"
