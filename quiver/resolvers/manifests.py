@@ -98,7 +98,7 @@ async def insert_files(
     if renames is not None:
         params.append(_pairs_param(renames))
     params += [source.pk, target_pk]
-    watermark = await _max_file_id(target_pk)
+    watermark = await _max_file_id()
     await sql.execute(
         "INSERT INTO quiver_dataset_file (dataset_id, path, blob_id, size, content_type, "
         "metadata, created_at, updated_at) "
@@ -109,8 +109,8 @@ async def insert_files(
         f"WHERE d.dataset_id = ? AND d.path = {new_path})",
         *params,
     )
-    # Rows of this dataset are only written under its lock, so every row above the
-    # watermark is one this call inserted.
+    # Ids only grow, and rows of this dataset are only written under its lock, so every
+    # row of it above the table's largest id before the insert is one this call made.
     await _copy_tags(source, target_pk, renames, newer_than=watermark)
 
 
@@ -139,21 +139,34 @@ async def overwrite_files(
         *params,
     )
     if renames is None:
-        await sql.execute(
-            "DELETE FROM quiver_file_tag WHERE file_id IN (SELECT d.id FROM quiver_dataset_file d "
-            f"JOIN {source.table} s ON s.{source.key} = ? AND s.path = d.path "
-            "WHERE d.dataset_id = ?)",
-            source.pk,
-            target_pk,
-        )
-    else:
-        await sql.execute(
-            "DELETE FROM quiver_file_tag WHERE file_id IN (SELECT d.id FROM quiver_dataset_file d "
-            f"JOIN {_PAIRS[dialect]} m ON m.new = d.path WHERE d.dataset_id = ?)",
-            _pairs_param(renames),
-            target_pk,
-        )
+        # Only files whose tags differ are retagged: a restore costs what changed.
+        retag = await _files_with_other_tags(source, target_pk)
+        if retag:
+            await sql.execute(
+                "DELETE FROM quiver_file_tag WHERE file_id IN {json_ints}", json.dumps(retag)
+            )
+            await _copy_tags(source, target_pk, None, newer_than=None, only=retag)
+        return
+    await sql.execute(
+        "DELETE FROM quiver_file_tag WHERE file_id IN (SELECT d.id FROM quiver_dataset_file d "
+        f"JOIN {_PAIRS[dialect]} m ON m.new = d.path WHERE d.dataset_id = ?)",
+        _pairs_param(renames),
+        target_pk,
+    )
     await _copy_tags(source, target_pk, renames, newer_than=None)
+
+
+async def _files_with_other_tags(source: Source, target_pk: int) -> list[int]:
+    """Ids of target files at the source's paths whose tags are not the source's."""
+    # Against another working set, every file is retagged.
+    differs = "AND s.tags <> {file_tags_json}" if source.is_version else ""
+    rows = await sql.fetch(
+        f"SELECT f.id AS id FROM quiver_dataset_file f JOIN {source.table} s "
+        f"ON s.{source.key} = ? AND s.path = f.path WHERE f.dataset_id = ? {differs}",
+        source.pk,
+        target_pk,
+    )
+    return [int(row["id"]) for row in rows]
 
 
 async def prune_files(source: Source, target_pk: int) -> None:
@@ -168,7 +181,12 @@ async def prune_files(source: Source, target_pk: int) -> None:
 
 
 async def _copy_tags(
-    source: Source, target_pk: int, renames: Renames | None, *, newer_than: int | None
+    source: Source,
+    target_pk: int,
+    renames: Renames | None,
+    *,
+    newer_than: int | None,
+    only: Sequence[int] | None = None,
 ) -> None:
     """Tag target rows like their source rows: those above a watermark, or (without one)
     every target row the source (or ``renames``) names."""
@@ -198,6 +216,9 @@ async def _copy_tags(
     if newer_than is not None:
         newer = "AND n.id > ?"
         params.append(newer_than)
+    if only is not None:
+        newer += " AND n.id IN {json_ints}"
+        params.append(json.dumps(list(only)))
     await sql.execute(
         "INSERT INTO quiver_file_tag (file_id, dataset_id, tag, position) "
         f"SELECT n.id, n.dataset_id, {tag}, {position} FROM quiver_dataset_file n {join} {rows} "
@@ -206,11 +227,9 @@ async def _copy_tags(
     )
 
 
-async def _max_file_id(dataset_pk: int) -> int:
-    rows = await sql.fetch(
-        "SELECT COALESCE(MAX(id), 0) AS top FROM quiver_dataset_file WHERE dataset_id = ?",
-        dataset_pk,
-    )
+async def _max_file_id() -> int:
+    # The whole table's largest id is one primary-key lookup; a dataset's own needs a scan.
+    rows = await sql.fetch("SELECT COALESCE(MAX(id), 0) AS top FROM quiver_dataset_file")
     return int(rows[0]["top"])
 
 

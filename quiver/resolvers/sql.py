@@ -14,6 +14,7 @@ _FRAGMENTS = {
     "sqlite": {
         # A parameter holding a JSON array of strings, as rows of ``value``.
         "json_strings": "(SELECT value FROM json_each(?))",
+        "json_ints": "(SELECT value FROM json_each(?))",
         "timestamp": "?",
         # The tags of working-set file ``f`` as a JSON array, in their order.
         "file_tags_json": (
@@ -28,6 +29,7 @@ _FRAGMENTS = {
     },
     "postgres": {
         "json_strings": "(SELECT jsonb_array_elements_text(CAST(? AS JSONB)))",
+        "json_ints": "(SELECT CAST(jsonb_array_elements_text(CAST(? AS JSONB)) AS BIGINT))",
         "timestamp": "CAST(? AS TIMESTAMPTZ)",
         "file_tags_json": (
             "COALESCE((SELECT jsonb_agg(t.tag ORDER BY t.position) FROM quiver_file_tag t "

@@ -215,6 +215,11 @@ async def test_restore_makes_the_working_set_equal_to_the_version(
     await put(client, admin_token, dataset_id, "edited.txt", b"edited later")
     await api.mutate(DELETE_FILES, {"id": dataset_id, "paths": ["gone.txt"]}, token=admin_token)
     await put(client, admin_token, dataset_id, "extra.txt", b"extra")
+    await api.data(
+        SET_METADATA,
+        {"id": dataset_id, "path": "same.txt", "metadata": {"m": 1}, "tags": ["retagged"]},
+        token=admin_token,
+    )
 
     restored = await api.mutate(RESTORE, {"id": version["id"]}, token=admin_token)
     assert restored["dataset"] == {"fileCount": 3, "totalSize": 4 + 2 + 4}
