@@ -73,13 +73,18 @@ async def fetch(statement: str, *params: Any) -> list[dict[str, Any]]:
     return await connection().execute_query_dict(render(statement), list(params))
 
 
-async def lock_dataset(dataset_pk: int) -> None:
+async def lock_dataset(dataset_pk: int, *, bulk: bool = False) -> None:
     """Take the dataset row's lock for this transaction: every writer of a working set does,
     first, so snapshots and set-based rewrites never interleave with uploads.
 
     SQLite has no row locks; its writers are already serialized by the database lock.
+    ``bulk`` tunes the transaction for set-based rewrites of many rows.
     """
     await execute("SELECT id FROM quiver_dataset WHERE id = ? {lock}", dataset_pk)
+    if bulk and dialect() == "postgres":
+        # Compiling a 100k-row INSERT … SELECT costs PostgreSQL's JIT more than it saves:
+        # measured 3.6 s with it, 2.8 s without. Only this transaction is affected.
+        await execute("SET LOCAL jit = off")
 
 
 async def recount_dataset(dataset_pk: int, now: datetime) -> None:

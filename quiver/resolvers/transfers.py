@@ -59,6 +59,8 @@ async def copy_dataset(
         origin_node = NodeRef.dataset(origin.id)
     now = datetime.now(UTC)
     async with in_transaction():
+        # Files and tags are copied by two statements: the lock keeps uploads out between.
+        await sql.lock_dataset(origin.id, bulk=True)
         if paths is not None:
             missing = await manifests.missing_paths(source, paths)
             if missing:
@@ -112,7 +114,7 @@ async def merge_datasets(
     async with in_transaction():
         # Both locks, always in id order, so two opposite merges cannot deadlock.
         for pk in sorted((target.id, source_row.id)):
-            await sql.lock_dataset(pk)
+            await sql.lock_dataset(pk, bulk=True)
         conflicting = await manifests.conflicts(source, target.id)
         if conflicting and on_conflict == ConflictPolicy.FAIL:
             raise Refused(_conflict_problems(conflicting))

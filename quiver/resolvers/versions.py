@@ -59,7 +59,7 @@ async def create_version(
     paths = checked_paths(only_paths)
     async with in_transaction():
         # The lock orders this snapshot with uploads: it sees each batch wholly or not at all.
-        await sql.lock_dataset(dataset.id)
+        await sql.lock_dataset(dataset.id, bulk=True)
         if paths is not None:
             missing = await manifests.missing_paths(manifests.Source.working_set(dataset.id), paths)
             if missing:
@@ -134,7 +134,7 @@ async def restore_version(viewer: Viewer, version_id: str) -> Dataset:
     now = datetime.now(UTC)
     source = manifests.Source.version(version.id)
     async with in_transaction():
-        await sql.lock_dataset(dataset.id)
+        await sql.lock_dataset(dataset.id, bulk=True)
         await manifests.prune_files(source, dataset.id)
         await manifests.overwrite_files(source, dataset.id, now)
         await manifests.insert_files(source, dataset.id, now, keep_created=True)
