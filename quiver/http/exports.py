@@ -23,9 +23,9 @@ from quiver.auth import Viewer
 from quiver.http.endpoint import ViewerEndpoint
 from quiver.http.files import content_disposition
 from quiver.ids import decode_global_id
+from quiver.resolvers.access import readable_versions
 from quiver.resolvers.errors import ArgumentError
 from quiver.resolvers.tables import Tables, TableUnreadable, run_analysis, version_table
-from quiver.resolvers.versions import readable_versions
 
 FORMATS = {
     "csv": "text/csv; charset=utf-8",

@@ -12,8 +12,7 @@ from quiver.auth import Viewer
 from quiver.http.endpoint import ViewerEndpoint
 from quiver.ids import decode_global_id, global_id_type
 from quiver.models import DatasetFile, VersionEntry
-from quiver.resolvers.access import visible_datasets
-from quiver.resolvers.versions import readable_versions
+from quiver.resolvers.access import readable_versions, visible_datasets
 from quiver.storage.blobs import blob_key
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")

@@ -9,7 +9,7 @@ from tortoise.queryset import QuerySet
 
 from quiver.auth import Viewer
 from quiver.ids import decode_global_id
-from quiver.models import Dataset, DatasetShare, Role, User, Visibility
+from quiver.models import Dataset, DatasetShare, Role, User, Version, Visibility
 from quiver.resolvers.errors import ErrorCode, FieldPath, Refused
 
 
@@ -25,6 +25,11 @@ def visible_datasets(viewer: Viewer) -> QuerySet[Dataset]:
     return datasets.filter(
         public | Q(owner_team_id__in=list(viewer.team_roles)) | Q(id__in=Subquery(shared))
     )
+
+
+def readable_versions(viewer: Viewer) -> QuerySet[Version]:
+    """Versions of datasets the viewer may read: live ones, and deleted ones kept for lineage."""
+    return Version.filter(dataset_id__in=Subquery(visible_datasets(viewer).values("id")))
 
 
 def viewer_shares(viewer: Viewer) -> QuerySet[DatasetShare]:

@@ -33,7 +33,7 @@ from quiver.models import (
     User,
     Version,
 )
-from quiver.resolvers.access import require_role, require_user, visible_datasets
+from quiver.resolvers.access import readable_versions, require_role, require_user, visible_datasets
 from quiver.resolvers.errors import ArgumentError, ErrorCode, FieldPath, Problem, Refused
 from quiver.resolvers.loaders import Loaders
 from quiver.resolvers.validation import check_short_text, raise_if_any
@@ -172,12 +172,9 @@ async def _endpoint(
         if row is not None:
             await require_role(viewer, row, needed, id_field)
     elif ref is not None and ref.kind == NodeKind.VERSION:
-        row = await Version.get_or_none(id=ref.pk)
-        dataset = await visible_datasets(viewer).get_or_none(id=row.dataset_id) if row else None
-        if dataset is None:
-            row = None
-        else:
-            await require_role(viewer, dataset, needed, id_field)
+        row = await readable_versions(viewer).get_or_none(id=ref.pk)
+        if row is not None:
+            await require_role(viewer, await Dataset.get(id=row.dataset_id), needed, id_field)
     elif ref is not None:
         row = await ExternalEntity.get_or_none(id=ref.pk)
     if ref is None or row is None:

@@ -25,7 +25,7 @@ from quiver.models import (
     User,
     Version,
 )
-from quiver.resolvers.access import viewer_shares, visible_datasets
+from quiver.resolvers.access import readable_versions, viewer_shares, visible_datasets
 
 K = TypeVar("K", bound=Hashable)
 M = TypeVar("M", bound=Model)
@@ -102,8 +102,7 @@ def VersionByIdLoader(viewer: Viewer) -> DataLoader[int, Version | None]:
     """Versions by pk, of datasets the viewer may read (deleted ones kept for lineage too)."""
 
     async def load(ids: list[int]) -> list[Version | None]:
-        visible = Subquery(visible_datasets(viewer).values("id"))
-        rows = await Version.filter(id__in=ids, dataset_id__in=visible)
+        rows = await readable_versions(viewer).filter(id__in=ids)
         return _by_key(rows, ids, lambda v: v.id)
 
     return DataLoader(load_fn=load)

@@ -10,15 +10,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from tortoise.expressions import F, Q, Subquery
-from tortoise.queryset import QuerySet
+from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
 from quiver.auth import Viewer
 from quiver.ids import decode_global_id
 from quiver.models import Dataset, LineageEdge, LineageRelation, NodeKind, Role, Version
 from quiver.resolvers import manifests, sql
-from quiver.resolvers.access import require_role, require_user, visible_datasets
+from quiver.resolvers.access import readable_versions, require_role, require_user
 from quiver.resolvers.errors import FieldPath, Refused
 from quiver.resolvers.files import ensure_active, writable_dataset
 from quiver.resolvers.lineage import NodeRef, forget_node, record_edge
@@ -26,11 +25,6 @@ from quiver.resolvers.pagination import Page, keyset_page
 from quiver.resolvers.validation import check_description, raise_if_any
 
 MAX_ONLY_PATHS = 10_000
-
-
-def readable_versions(viewer: Viewer) -> QuerySet[Version]:
-    """Versions of datasets the viewer may read: live ones, and deleted ones kept for lineage."""
-    return Version.filter(dataset_id__in=Subquery(visible_datasets(viewer).values("id")))
 
 
 async def version_for(viewer: Viewer, global_id: str, needed: Role, field: FieldPath) -> Version:
