@@ -10,9 +10,8 @@ from starlette.responses import PlainTextResponse, Response, StreamingResponse
 
 from quiver.auth import Viewer
 from quiver.http.endpoint import ViewerEndpoint
-from quiver.ids import decode_global_id, global_id_type
-from quiver.models import DatasetFile, VersionEntry
-from quiver.resolvers.access import readable_versions, visible_datasets
+from quiver.resolvers.files import readable_file
+from quiver.resolvers.loaders import Loaders
 from quiver.storage.blobs import blob_key
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
@@ -52,7 +51,7 @@ class FileDownload(ViewerEndpoint):
     """Same rules as GraphQL: a file of a dataset the caller cannot read is a 404."""
 
     async def respond(self, request: Request, viewer: Viewer) -> Response:
-        file = await readable_file(viewer, request.path_params["id"])
+        file = await readable_file(Loaders(viewer), request.path_params["id"])
         if file is None:
             return PlainTextResponse("No file with this id", status_code=404)
         etag = f'"{file.blob_id}"'
@@ -81,26 +80,6 @@ class FileDownload(ViewerEndpoint):
             return Response(status_code=status, headers=headers, media_type=media_type)
         chunks = await self.storage.open(blob_key(file.blob_id), start=start, end=end)
         return StreamingResponse(chunks, status_code=status, headers=headers, media_type=media_type)
-
-
-async def readable_file(viewer: Viewer, global_id: str) -> DatasetFile | VersionEntry | None:
-    """A working-set file or a version's file, if the viewer may read its dataset."""
-    kind = global_id_type(global_id)
-    pk = decode_global_id(global_id, kind)
-    if pk is None:
-        return None
-    if kind == "File":
-        file = await DatasetFile.get_or_none(id=pk)
-        if file is not None and await visible_datasets(viewer).filter(id=file.dataset_id).exists():
-            return file
-    elif kind == "VersionFile":
-        entry = await VersionEntry.get_or_none(id=pk)
-        if (
-            entry is not None
-            and await readable_versions(viewer).filter(id=entry.version_id).exists()
-        ):
-            return entry
-    return None
 
 
 def _matches(if_none_match: str | None, etag: str) -> bool:

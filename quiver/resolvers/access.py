@@ -1,16 +1,41 @@
-"""Who may see and change a dataset: the one place permissions are decided."""
+"""Who may see and change what: the one place permissions are decided.
+
+Each resource has a queryset of the rows a viewer may read (``visible_*``); loaders and
+HTTP endpoints are built on them, so no resolver decides visibility itself. Something a
+caller cannot read is NOT_FOUND (or null), exactly like something that does not exist.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TypeVar
 
 from tortoise.expressions import Q, Subquery
+from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
 from quiver.auth import Viewer
 from quiver.ids import decode_global_id
-from quiver.models import Dataset, DatasetShare, Role, User, Version, Visibility
+from quiver.models import (
+    ApiKey,
+    Dataset,
+    DatasetFile,
+    DatasetShare,
+    ExternalEntity,
+    LineageEdge,
+    Membership,
+    NodeKind,
+    Role,
+    Team,
+    Upload,
+    User,
+    Version,
+    VersionEntry,
+    Visibility,
+)
 from quiver.resolvers.errors import ErrorCode, FieldPath, Refused
+
+M = TypeVar("M", bound=Model)
 
 
 def visible_datasets(viewer: Viewer) -> QuerySet[Dataset]:
@@ -30,6 +55,98 @@ def visible_datasets(viewer: Viewer) -> QuerySet[Dataset]:
 def readable_versions(viewer: Viewer) -> QuerySet[Version]:
     """Versions of datasets the viewer may read: live ones, and deleted ones kept for lineage."""
     return Version.filter(dataset_id__in=Subquery(visible_datasets(viewer).values("id")))
+
+
+# People, teams and external entities belong to no dataset. Signed-in callers may look any
+# of them up (to share a dataset with someone, to record lineage); anonymous callers see
+# only those a public dataset shows: its owner team and that team's members, the creators
+# of it and of its versions, and the external entities joined to it or its versions by an
+# edge. Every path (node, typed fields, lineage, HTTP) loads them through these querysets.
+
+
+def visible_teams(viewer: Viewer) -> QuerySet[Team]:
+    """Teams the viewer may see."""
+    if viewer.is_authenticated:
+        return Team.all()
+    return Team.filter(id__in=Subquery(visible_datasets(viewer).values("owner_team_id")))
+
+
+def visible_memberships(viewer: Viewer) -> QuerySet[Membership]:
+    """Memberships of the teams the viewer may see."""
+    if viewer.is_authenticated:
+        return Membership.all()
+    return Membership.filter(team_id__in=Subquery(visible_teams(viewer).values("id")))
+
+
+def visible_users(viewer: Viewer) -> QuerySet[User]:
+    """Users the viewer may see (their e-mail is decided by ``sees_private_fields_of``)."""
+    if viewer.is_authenticated:
+        return User.all()
+    datasets = visible_datasets(viewer)
+    return User.filter(
+        Q(id__in=Subquery(visible_memberships(viewer).values("user_id")))
+        | Q(id__in=Subquery(datasets.filter(created_by_id__isnull=False).values("created_by_id")))
+        | Q(
+            id__in=Subquery(
+                readable_versions(viewer)
+                .filter(created_by_id__isnull=False)
+                .values("created_by_id")
+            )
+        )
+    )
+
+
+def sees_private_fields_of(viewer: Viewer, user_id: int) -> bool:
+    """Whether the viewer may read a user's e-mail and API keys: the user themself or admins."""
+    return viewer.is_admin or (viewer.user_id is not None and viewer.user_id == user_id)
+
+
+def _none(model: type[M]) -> QuerySet[M]:
+    return model.filter(id__in=[])
+
+
+def visible_api_keys(viewer: Viewer) -> QuerySet[ApiKey]:
+    """The viewer's own keys; every key for admins; none for anonymous callers."""
+    if viewer.is_admin:
+        return ApiKey.all()
+    return ApiKey.filter(user_id=viewer.user_id) if viewer.user is not None else _none(ApiKey)
+
+
+def visible_uploads(viewer: Viewer) -> QuerySet[Upload]:
+    """Uploads the viewer started; every upload for admins; none for anonymous callers."""
+    if viewer.is_admin:
+        return Upload.all()
+    return Upload.filter(user_id=viewer.user_id) if viewer.user is not None else _none(Upload)
+
+
+def visible_external_entities(viewer: Viewer) -> QuerySet[ExternalEntity]:
+    """External entities the viewer may see (the rule above)."""
+    if viewer.is_authenticated:
+        return ExternalEntity.all()
+    datasets = Subquery(visible_datasets(viewer).values("id"))
+    versions = Subquery(readable_versions(viewer).values("id"))
+    external = NodeKind.EXTERNAL
+    downstream = LineageEdge.filter(
+        Q(source_kind=NodeKind.DATASET, source_id__in=datasets)
+        | Q(source_kind=NodeKind.VERSION, source_id__in=versions),
+        target_kind=external,
+    ).values("target_id")
+    upstream = LineageEdge.filter(
+        Q(target_kind=NodeKind.DATASET, target_id__in=datasets)
+        | Q(target_kind=NodeKind.VERSION, target_id__in=versions),
+        source_kind=external,
+    ).values("source_id")
+    return ExternalEntity.filter(Q(id__in=Subquery(downstream)) | Q(id__in=Subquery(upstream)))
+
+
+def visible_files(viewer: Viewer) -> QuerySet[DatasetFile]:
+    """Working-set files of the datasets the viewer may read."""
+    return DatasetFile.filter(dataset_id__in=Subquery(visible_datasets(viewer).values("id")))
+
+
+def visible_version_entries(viewer: Viewer) -> QuerySet[VersionEntry]:
+    """Files of the versions the viewer may read."""
+    return VersionEntry.filter(version_id__in=Subquery(readable_versions(viewer).values("id")))
 
 
 def viewer_shares(viewer: Viewer) -> QuerySet[DatasetShare]:

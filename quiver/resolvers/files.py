@@ -13,11 +13,13 @@ from tortoise.expressions import F, Subquery
 from tortoise.transactions import in_transaction
 
 from quiver.auth import Viewer
-from quiver.models import Dataset, DatasetFile, DatasetStatus, FileTag, Role
+from quiver.ids import decode_global_id, global_id_type
+from quiver.models import Dataset, DatasetFile, DatasetStatus, FileTag, Role, VersionEntry
 from quiver.resolvers import sql
 from quiver.resolvers.access import dataset_for
 from quiver.resolvers.blobs import store_blob, touch_blobs
 from quiver.resolvers.errors import ErrorCode, FieldPath, Problem, Refused
+from quiver.resolvers.loaders import Loaders
 from quiver.resolvers.pagination import Page, keyset_page
 from quiver.resolvers.validation import normalize_tags, raise_if_any
 from quiver.storage import Storage
@@ -27,6 +29,23 @@ MAX_PATH_LENGTH = 1024
 MAX_BATCH = 1000
 DB_BATCH = 500
 T = TypeVar("T")
+
+
+FileRow = DatasetFile | VersionEntry
+VERSION_FILE = "VersionFile"
+
+
+async def readable_file(loaders: Loaders, global_id: str) -> FileRow | None:
+    """A working-set file (``File``) or a version's file (``VersionFile``) the viewer may read."""
+    kind = global_id_type(global_id)
+    pk = decode_global_id(global_id, kind)
+    if pk is None:
+        return None
+    if kind == "File":
+        return await loaders.file_by_id.load(pk)
+    if kind == VERSION_FILE:
+        return await loaders.version_file_by_id.load(pk)
+    return None
 
 
 def check_path(path: str, field: FieldPath) -> list[Problem]:

@@ -24,8 +24,15 @@ from quiver.models import (
     Team,
     User,
     Version,
+    VersionEntry,
 )
-from quiver.resolvers.access import readable_versions, viewer_shares, visible_datasets
+from quiver.resolvers.access import (
+    readable_versions,
+    viewer_shares,
+    visible_datasets,
+    visible_files,
+    visible_version_entries,
+)
 
 K = TypeVar("K", bound=Hashable)
 M = TypeVar("M", bound=Model)
@@ -89,11 +96,21 @@ def ApiKeyByIdLoader() -> DataLoader[int, ApiKey | None]:
     return DataLoader(load_fn=load)
 
 
-def FileByIdLoader() -> DataLoader[int, DatasetFile | None]:
-    """Files by pk; callers check the dataset's visibility through DatasetByIdLoader."""
+def FileByIdLoader(viewer: Viewer) -> DataLoader[int, DatasetFile | None]:
+    """Working-set files by pk, of datasets the viewer may read."""
 
     async def load(ids: list[int]) -> list[DatasetFile | None]:
-        return _by_key(await DatasetFile.filter(id__in=ids), ids, lambda f: f.id)
+        return _by_key(await visible_files(viewer).filter(id__in=ids), ids, lambda f: f.id)
+
+    return DataLoader(load_fn=load)
+
+
+def VersionFileByIdLoader(viewer: Viewer) -> DataLoader[int, VersionEntry | None]:
+    """Version files by pk, of versions the viewer may read."""
+
+    async def load(ids: list[int]) -> list[VersionEntry | None]:
+        rows = await visible_version_entries(viewer).filter(id__in=ids)
+        return _by_key(rows, ids, lambda e: e.id)
 
     return DataLoader(load_fn=load)
 
@@ -173,7 +190,8 @@ class Loaders:
         self.user_by_id = UserByIdLoader()
         self.team_by_id = TeamByIdLoader()
         self.api_key_by_id = ApiKeyByIdLoader()
-        self.file_by_id = FileByIdLoader()
+        self.file_by_id = FileByIdLoader(viewer)
+        self.version_file_by_id = VersionFileByIdLoader(viewer)
         self.version_by_id = VersionByIdLoader(viewer)
         self.latest_version_by_dataset_id = LatestVersionByDatasetIdLoader()
         self.external_entity_by_id = ExternalEntityByIdLoader()

@@ -121,17 +121,11 @@ class File(Node):
 
 
 async def _load_file(context: Context, pk: int) -> models.DatasetFile | None:
-    file = await context.loaders.file_by_id.load(pk)
-    if file is None or await context.loaders.dataset_by_id.load(file.dataset_id) is None:
-        return None
-    return file
+    return await context.loaders.file_by_id.load(pk)
 
 
 async def _load_version_file(context: Context, pk: int) -> models.VersionEntry | None:
-    entry = await models.VersionEntry.get_or_none(id=pk)
-    if entry is None or await context.loaders.version_by_id.load(entry.version_id) is None:
-        return None
-    return entry
+    return await context.loaders.version_file_by_id.load(pk)
 
 
 node_loader("File")(_load_file)
