@@ -53,7 +53,7 @@ from quiver.resolvers.files import (
     put_files,
     writable_dataset,
 )
-from quiver.storage import LocalStorage, Storage
+from quiver.storage import Storage
 from quiver.storage.blobs import StoredBlob, blob_key
 
 # What a zip may hold beyond its unpacked bytes: two headers and the name, per entry.
@@ -108,11 +108,8 @@ async def import_upload(
     if upload.completed_at is None or upload.blob_id is None:
         raise Refused.invalid(field, "The upload is not finished yet")
     key = blob_key(upload.blob_id)
-    source: Source
-    if isinstance(storage, LocalStorage):
-        source = storage.path_for(key)  # read in place: zip needs no local copy then
-    else:
-        source = await storage.open(key)
+    # Read in place when the bytes are a local file: zip then needs no local copy.
+    source: Source = storage.local_path(key) or await storage.open(key)
     return await import_archive(
         viewer,
         storage,

@@ -34,7 +34,6 @@ from quiver.models import DatasetFile, TableAnalysis, VersionEntry
 from quiver.resolvers.errors import ArgumentError
 from quiver.storage import Storage
 from quiver.storage.blobs import blob_key
-from quiver.storage.local import LocalStorage
 
 ANALYSIS_THREADS = 2
 MAX_PREVIEW = 100
@@ -191,9 +190,8 @@ class Tables:
             return dest
         await aiofiles.os.makedirs(dest.parent, exist_ok=True)
         key = blob_key(table.sha256)
-        if isinstance(self.storage, LocalStorage):
+        if (source := self.storage.local_path(key)) is not None:
             # The bytes are a local file already: convert (or link) them where they are.
-            source = self.storage.path_for(key)
             await run_analysis(analytics.convert_to_parquet, source, dest, table.format)
             return dest
         download = dest.with_name(f".{table.sha256}.{uuid.uuid4().hex}.download")

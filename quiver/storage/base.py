@@ -5,7 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Protocol
+
+import aiofiles
+
+FILE_CHUNK_SIZE = 8 * 1024 * 1024
 
 
 class StorageError(Exception):
@@ -46,6 +51,21 @@ class Storage(Protocol):
         """Store the stream at key; the object becomes visible only once complete."""
         ...
 
+    async def put_file(
+        self, key: str, path: Path, *, expected_size: int | None = None
+    ) -> ObjectMeta:
+        """Store the local file at path under key, leaving the file where it is.
+
+        The local adapter hard-links it when it can (no byte copied) and copies it
+        otherwise; S3 streams it as a multipart upload. A file whose size is not
+        ``expected_size`` raises StorageError and stores nothing.
+        """
+        ...
+
+    def local_path(self, key: str) -> Path | None:
+        """The local file that holds key, to read in place; None when the bytes are remote."""
+        ...
+
     async def open(
         self, key: str, *, start: int = 0, end: int | None = None
     ) -> AsyncIterator[bytes]:
@@ -83,6 +103,21 @@ class Storage(Protocol):
     async def close(self) -> None:
         """Release what the backend holds."""
         ...
+
+
+async def file_chunks(path: Path, *, expected_size: int | None = None) -> AsyncIterator[bytes]:
+    """A local file's bytes, for adapters that stream it to ``put``.
+
+    A size other than ``expected_size`` raises StorageError while ``put`` still iterates,
+    so the put stores nothing.
+    """
+    size = 0
+    async with aiofiles.open(path, "rb") as file:
+        while chunk := await file.read(FILE_CHUNK_SIZE):
+            size += len(chunk)
+            yield chunk
+    if expected_size is not None and size != expected_size:
+        raise StorageError(f"{path} holds {size} bytes, not the expected {expected_size}")
 
 
 def validate_key(key: str) -> str:

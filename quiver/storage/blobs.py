@@ -6,20 +6,16 @@ blob row that the garbage collector coordinates on.
 
 from __future__ import annotations
 
-import errno
 import hashlib
-import os
 import re
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import aiofiles
 import anyio
 
-from quiver.storage.base import Storage, StorageError
-from quiver.storage.local import LocalStorage, sync_directory
+from quiver.storage.base import Storage
 
 SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
 # Hashing a chunk this large in a worker thread costs less than blocking the loop with it.
@@ -114,55 +110,7 @@ async def publish_file(storage: Storage, path: Path, *, sha256: str, size: int) 
     For callers that hashed the bytes as they arrived (tus uploads): nothing is re-read to
     hash it. The caller vouches for the hash and touches the blob row first, as for
     ``publish_blob``; identical bytes already stored are replaced, which refreshes them.
-    On a LocalStorage on the same filesystem the file is fsynced and hard-linked into
-    place, so no byte is copied; elsewhere it is streamed with ``put``. ``path`` itself
-    is left where it is for the caller to remove.
+    ``path`` itself is left where it is for the caller to remove.
     """
-    key = blob_key(sha256)
-    if isinstance(storage, LocalStorage) and await anyio.to_thread.run_sync(
-        _link_into, storage, path, key, size
-    ):
-        return StoredBlob(sha256=sha256, size=size)
-    meta = await storage.put(key, _file_chunks(path))
-    if meta.size != size:
-        raise StorageError(f"{path} holds {meta.size} bytes, not the expected {size}")
+    await storage.put_file(blob_key(sha256), path, expected_size=size)
     return StoredBlob(sha256=sha256, size=size)
-
-
-PUBLISH_CHUNK_SIZE = 8 * 1024 * 1024
-# A hard link cannot cross filesystems, and some filesystems have none at all.
-_NO_LINK_ERRNOS = frozenset({errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EOPNOTSUPP})
-
-
-def _link_into(storage: LocalStorage, path: Path, key: str, size: int) -> bool:
-    """Hard-link path at key (atomically replacing it); False when no link is possible."""
-    with path.open("rb") as file:
-        actual = os.fstat(file.fileno()).st_size
-        if actual != size:
-            raise StorageError(f"{path} holds {actual} bytes, not the expected {size}")
-        os.fsync(file.fileno())
-    target = storage.path_for(key)
-    storage.temp_dir.mkdir(parents=True, exist_ok=True)
-    temp = storage.temp_dir / uuid.uuid4().hex
-    try:
-        os.link(path, temp)
-    except OSError as error:
-        if error.errno in _NO_LINK_ERRNOS:
-            return False
-        raise StorageError(f"cannot link {path} into storage: {error}") from error
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(temp, target)
-    except OSError as error:
-        raise StorageError(f"cannot store {key!r}: {error}") from error
-    finally:
-        # Renaming a link over another name of the same file is a no-op that keeps both.
-        temp.unlink(missing_ok=True)
-    sync_directory(target.parent)
-    return True
-
-
-async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
-    async with aiofiles.open(path, "rb") as file:
-        while chunk := await file.read(PUBLISH_CHUNK_SIZE):
-            yield chunk

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import stat
@@ -28,6 +29,8 @@ from quiver.storage.base import (
 
 CHUNK_SIZE = 1024 * 1024
 TEMP_DIR_NAME = ".tmp"
+# A hard link cannot cross filesystems, and some filesystems have none at all.
+NO_LINK_ERRNOS = frozenset({errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EOPNOTSUPP})
 
 
 class LocalStorage:
@@ -47,6 +50,10 @@ class LocalStorage:
         if key.split("/", 1)[0] == TEMP_DIR_NAME:
             raise ValueError(f"storage keys under {TEMP_DIR_NAME}/ are reserved: {key!r}")
         return self.root / key
+
+    def local_path(self, key: str) -> Path:
+        """The file that holds key: every object here can be read in place."""
+        return self.path_for(key)
 
     async def put(self, key: str, stream: AsyncIterable[bytes]) -> ObjectMeta:
         """Write the stream to a temp file, fsync it, then rename it over key."""
@@ -80,6 +87,19 @@ class LocalStorage:
         # The rename is durable only once the directory entry itself is on disk.
         with _storage_errors(failure):
             await anyio.to_thread.run_sync(sync_directory, path.parent)
+        return _meta(key, status)
+
+    async def put_file(
+        self, key: str, path: Path, *, expected_size: int | None = None
+    ) -> ObjectMeta:
+        """Hard-link the fsynced file at key (no byte copied); copy it where links fail."""
+        target = self.path_for(key)
+        temp = self.temp_dir / uuid.uuid4().hex
+        with _storage_errors(f"cannot store {key!r}"):
+            await aiofiles.os.makedirs(self.temp_dir, exist_ok=True)
+        status = await anyio.to_thread.run_sync(
+            _link_or_copy, path, target, temp, expected_size, f"cannot store {key!r}"
+        )
         return _meta(key, status)
 
     async def open(
@@ -235,6 +255,46 @@ def _scan(directory: Path) -> tuple[list[tuple[Path, os.stat_result]], list[Path
     except (FileNotFoundError, NotADirectoryError):
         pass
     return files, subdirectories
+
+
+def _link_or_copy(
+    source: Path, target: Path, temp: Path, expected_size: int | None, failure: str
+) -> os.stat_result:
+    # Opening the caller's file fails as it likes; only our own writes are translated.
+    with source.open("rb") as reader:
+        try:
+            with _storage_errors(failure):
+                status = os.fstat(reader.fileno())
+                if expected_size is not None and status.st_size != expected_size:
+                    raise StorageError(
+                        f"{source} holds {status.st_size} bytes, not the expected {expected_size}"
+                    )
+                # A link shares the caller's bytes: they must be on disk before it is.
+                os.fsync(reader.fileno())
+                if not _linked(source, temp):
+                    with temp.open("xb") as writer:
+                        shutil.copyfileobj(reader, writer, CHUNK_SIZE)
+                        writer.flush()
+                        status = _sync_and_stat(writer.fileno())
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(temp, target)
+        finally:
+            # Renaming a link over another name of the same file is a no-op that keeps both.
+            temp.unlink(missing_ok=True)
+    with _storage_errors(failure):
+        sync_directory(target.parent)
+    return status
+
+
+def _linked(source: Path, link: Path) -> bool:
+    """Hard-link source at link; False when this filesystem cannot link it there."""
+    try:
+        os.link(source, link)
+    except OSError as error:
+        if error.errno in NO_LINK_ERRNOS:
+            return False
+        raise
+    return True
 
 
 def _copy_file(source: Path, target: Path, temp: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import AsyncIterable, AsyncIterator, Iterator, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
@@ -18,6 +19,7 @@ from quiver.storage.base import (
     ObjectNotFound,
     RangeNotSatisfiable,
     StorageError,
+    file_chunks,
     validate_key,
     validate_prefix,
     validate_range,
@@ -118,6 +120,17 @@ class S3Storage:
         with _storage_errors(key):
             await writer.close()
         return await self.head(key)
+
+    async def put_file(
+        self, key: str, path: Path, *, expected_size: int | None = None
+    ) -> ObjectMeta:
+        """Stream the file with ``put``: one PUT, or a multipart upload past one part."""
+        return await self.put(key, file_chunks(path, expected_size=expected_size))
+
+    def local_path(self, key: str) -> Path | None:
+        """None: the bytes are in the bucket, to be read with ``open``."""
+        validate_key(key)
+        return None
 
     async def open(
         self, key: str, *, start: int = 0, end: int | None = None

@@ -33,6 +33,7 @@ from quiver.http.partials import UPLOAD_TTL, expire_uploads, partial_path
 from quiver.http.tus import WRITE_SIZE
 from quiver.models import Blob, Upload
 from quiver.storage import LocalStorage
+from quiver.storage.base import file_chunks
 
 pytestmark = pytest.mark.anyio
 
@@ -578,13 +579,19 @@ async def test_an_upload_whose_completion_was_cut_short_completes_on_head(
 
 
 class ElsewhereStorage:
-    """A LocalStorage in disguise: what publish_file sees of S3, so it streams, not links."""
+    """A LocalStorage in disguise: it offers no local path and streams files, as S3 does."""
 
     def __init__(self, inner: LocalStorage) -> None:
         self.inner = inner
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
+
+    def local_path(self, key: str) -> None:
+        return None
+
+    async def put_file(self, key: str, path: Path, *, expected_size: int | None = None) -> Any:
+        return await self.inner.put(key, file_chunks(path, expected_size=expected_size))
 
 
 async def test_bytes_stream_into_storage_that_is_not_a_local_folder(

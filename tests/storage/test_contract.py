@@ -6,11 +6,18 @@ import hashlib
 import random
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import anyio
 import pytest
 
-from quiver.storage import LocalStorage, ObjectNotFound, RangeNotSatisfiable, Storage
+from quiver.storage import (
+    LocalStorage,
+    ObjectNotFound,
+    RangeNotSatisfiable,
+    Storage,
+    StorageError,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -320,6 +327,80 @@ async def test_a_cancelled_put_leaves_no_object(storage: Storage) -> None:
     assert await no_temp_files(storage)
 
 
+async def test_put_file_stores_a_local_file_and_leaves_it_in_place(
+    storage: Storage, tmp_path: Path
+) -> None:
+    data = random_bytes(LARGE_SIZE)
+    source = tmp_path / "upload.part"
+    source.write_bytes(data)
+
+    meta = await storage.put_file("from/file", source, expected_size=LARGE_SIZE)
+
+    assert (meta.key, meta.size) == ("from/file", LARGE_SIZE)
+    assert await storage.head("from/file") == meta
+    assert await read(storage, "from/file") == data
+    assert source.read_bytes() == data
+    assert await no_temp_files(storage)
+
+
+async def test_put_file_replaces_an_existing_object(storage: Storage, tmp_path: Path) -> None:
+    source = tmp_path / "new"
+    source.write_bytes(b"new bytes")
+    await storage.put("target", chunks(b"old content"))
+
+    await storage.put_file("target", source)
+
+    assert await read(storage, "target") == b"new bytes"
+
+
+async def test_put_file_of_an_empty_file_stores_an_empty_object(
+    storage: Storage, tmp_path: Path
+) -> None:
+    source = tmp_path / "empty"
+    source.touch()
+
+    meta = await storage.put_file("empty", source, expected_size=0)
+
+    assert meta.size == 0
+    assert await read(storage, "empty") == b""
+
+
+async def test_put_file_of_a_file_of_another_size_stores_nothing(
+    storage: Storage, tmp_path: Path
+) -> None:
+    source = tmp_path / "short"
+    source.write_bytes(b"12345")
+    await storage.put("kept", chunks(b"version 1"))
+
+    with pytest.raises(StorageError, match="holds 5 bytes, not the expected 6"):
+        await storage.put_file("new", source, expected_size=6)
+    with pytest.raises(StorageError, match="holds 5 bytes, not the expected 4"):
+        await storage.put_file("kept", source, expected_size=4)
+
+    assert await storage.exists("new") is False
+    assert await read(storage, "kept") == b"version 1"
+    assert await no_temp_files(storage)
+
+
+async def test_put_file_of_a_missing_file_raises_file_not_found(
+    storage: Storage, tmp_path: Path
+) -> None:
+    with pytest.raises(FileNotFoundError):
+        await storage.put_file("never", tmp_path / "missing")
+
+    assert await storage.exists("never") is False
+    assert await no_temp_files(storage)
+
+
+async def test_a_local_path_when_offered_holds_the_objects_bytes(storage: Storage) -> None:
+    await storage.put("in/place", chunks(b"read me where I am"))
+
+    path = storage.local_path("in/place")
+
+    # None (remote bytes, read with open) is a valid answer; a path must be the object.
+    assert path is None or path.read_bytes() == b"read me where I am"
+
+
 @pytest.mark.parametrize(
     "key", ["", "/etc/passwd", "..", "a/../../b", "a//b", "a/", "./a", "nul\0"]
 )
@@ -334,3 +415,7 @@ async def test_keys_that_are_not_relative_paths_are_rejected(storage: Storage, k
         await storage.delete(key)
     with pytest.raises(ValueError, match="storage key"):
         await storage.copy("fine", key)
+    with pytest.raises(ValueError, match="storage key"):
+        await storage.put_file(key, Path(__file__))
+    with pytest.raises(ValueError, match="storage key"):
+        storage.local_path(key)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -9,6 +11,7 @@ import anyio
 import pytest
 
 from quiver.storage import LocalStorage, StorageError
+from quiver.storage import local as local_module
 
 pytestmark = pytest.mark.anyio
 
@@ -68,3 +71,42 @@ def test_a_relative_root_is_resolved_against_the_working_directory(
     monkeypatch.chdir(tmp_path)
 
     assert LocalStorage(Path("quiver-data/blobs")).root == tmp_path / "quiver-data" / "blobs"
+
+
+async def test_put_file_hard_links_the_file_so_no_byte_is_copied(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path / "blobs")
+    source = tmp_path / "upload.part"
+    source.write_bytes(b"linked")
+
+    await storage.put_file("ab/linked", source, expected_size=6)
+
+    stored = storage.root / "ab" / "linked"
+    assert stored.stat().st_ino == source.stat().st_ino
+    assert stored.stat().st_nlink == 2
+    assert await temp_files(storage) == []
+
+
+async def test_put_file_copies_where_the_filesystem_cannot_link(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def cross_device(source: Path, link: Path) -> None:
+        raise OSError(errno.EXDEV, os.strerror(errno.EXDEV))
+
+    monkeypatch.setattr(local_module.os, "link", cross_device)
+    storage = LocalStorage(tmp_path / "blobs")
+    source = tmp_path / "upload.part"
+    source.write_bytes(b"copied")
+
+    meta = await storage.put_file("copied", source, expected_size=6)
+
+    stored = storage.root / "copied"
+    assert (meta.size, stored.read_bytes()) == (6, b"copied")
+    assert stored.stat().st_ino != source.stat().st_ino
+    assert stored.stat().st_nlink == 1
+    assert await temp_files(storage) == []
+
+
+def test_local_path_is_the_file_under_the_root(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+
+    assert storage.local_path("ab/cd/abcdef") == tmp_path / "ab" / "cd" / "abcdef"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import obstore
@@ -74,3 +75,20 @@ async def test_a_stream_past_one_part_is_uploaded_in_parts(s3_server: S3Server) 
     assert large["e_tag"] is not None
     assert large["e_tag"].strip('"').endswith("-3")
     assert large["size"] == 11 * MIB
+
+
+@pytest.mark.anyio
+async def test_a_file_past_one_part_is_uploaded_in_parts_and_offers_no_local_path(
+    s3_server: S3Server, tmp_path: Path
+) -> None:
+    storage = s3_server.storage("tests/put-file")
+    source = tmp_path / "large.bin"
+    source.write_bytes(random.Random(1).randbytes(11 * MIB))
+
+    await storage.put_file("large", source, expected_size=11 * MIB)
+
+    large = await obstore.head_async(storage.store, "large")
+    await storage.close()
+    assert large["e_tag"] is not None
+    assert large["e_tag"].strip('"').endswith("-3")
+    assert storage.local_path("large") is None
