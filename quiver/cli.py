@@ -148,7 +148,7 @@ async def _collect(settings: Settings, grace: timedelta, *, dry_run: bool) -> Ga
             expired = await expire_uploads(settings)
             typer.echo(f"Removed {expired} expired uploads")
         return await collect_garbage(
-            storage, grace=grace, dry_run=dry_run, cache_dir=settings.data_dir / "cache"
+            storage, grace=grace, dry_run=dry_run, cache_dir=settings.cache_dir
         )
     finally:
         await storage.close()

@@ -42,6 +42,21 @@ class Settings:
             blobs = (self.data_dir / "blobs").absolute()
             object.__setattr__(self, "storage_url", f"file://{blobs}")
 
+    @property
+    def cache_dir(self) -> Path:
+        """Derived local files (tables' Parquet forms), rebuilt when missing."""
+        return self.data_dir / "cache"
+
+    @property
+    def tmp_dir(self) -> Path:
+        """Scratch files of one request: spooled zips, zip directories being built."""
+        return self.data_dir / "tmp"
+
+    @property
+    def uploads_dir(self) -> Path:
+        """The bytes of unfinished uploads, whatever the blob storage."""
+        return self.data_dir / "uploads"
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read every field from ``QUIVER_<FIELD>``; unset variables keep the default."""

@@ -30,7 +30,7 @@ class Context:
 
     def __post_init__(self) -> None:
         self.loaders = Loaders(self.viewer)
-        self.tables = Tables(self.storage, self.settings.data_dir / "cache")
+        self.tables = Tables(self.storage, self.settings.cache_dir)
 
 
 Info: TypeAlias = strawberry.Info[Context, None]

@@ -92,6 +92,14 @@ def test_database_and_storage_urls_derive_from_the_data_dir(tmp_path: Path) -> N
     assert settings.storage_url == f"file://{tmp_path}/blobs"
 
 
+def test_local_folders_derive_from_the_data_dir_and_follow_a_new_one(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "old").with_overrides(data_dir=tmp_path / "new")
+
+    assert settings.cache_dir == tmp_path / "new" / "cache"
+    assert settings.tmp_dir == tmp_path / "new" / "tmp"
+    assert settings.uploads_dir == tmp_path / "new" / "uploads"
+
+
 def test_explicit_urls_win_over_the_derived_ones(tmp_path: Path) -> None:
     settings = Settings.from_env(
         {

@@ -76,7 +76,7 @@ class DatasetArchive(ViewerEndpoint):
             return Response(headers=headers, media_type=media_type)
         make_encoder: Callable[[], Encoder] = TarGzEncoder
         if archive_format == "zip":
-            temp_dir = self.settings.data_dir / "tmp"
+            temp_dir = self.settings.tmp_dir
             await aiofiles.os.makedirs(temp_dir, exist_ok=True)
             make_encoder = partial(ZipEncoder, temp_dir)
         body = archive_stream(self.storage, members, make_encoder)

@@ -52,7 +52,7 @@ class VersionExport(ViewerEndpoint):
             return PlainTextResponse(str(problem), status_code=400)
         if table is None:
             return PlainTextResponse("No table in this version (or at this path)", 404)
-        tables = Tables(self.storage, self.settings.data_dir / "cache")
+        tables = Tables(self.storage, self.settings.cache_dir)
         try:
             await tables.schema(table)  # malformed files are refused before any byte is sent
             parquet = await tables.parquet_form(table)

@@ -300,7 +300,7 @@ async def _spooled(
 ) -> AsyncIterator[Path]:
     """Copy the stream to a local temp file (zip needs to seek), within the size limit."""
     limit = settings.max_archive_size + settings.max_archive_files * ZIP_ENTRY_OVERHEAD
-    directory = settings.data_dir / "tmp"
+    directory = settings.tmp_dir
     await aiofiles.os.makedirs(directory, exist_ok=True)
     path = directory / f"archive-{uuid.uuid4().hex}.zip"
     try:

@@ -265,7 +265,7 @@ async def test_an_abandoned_zip_export_closes_its_spooled_directory(
             yield archive_encoders.Member(row.path, row.blob_id, row.size, row.updated_at)
 
     encoders: list[archive_encoders.ZipEncoder] = []
-    temp_dir = settings.data_dir / "tmp"
+    temp_dir = settings.tmp_dir
     temp_dir.mkdir(parents=True, exist_ok=True)
 
     def make_encoder() -> archive_encoders.ZipEncoder:

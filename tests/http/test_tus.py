@@ -615,7 +615,7 @@ async def test_bytes_stream_into_storage_that_is_not_a_local_folder(
     assert download.content == content
     stored = tmp_path / "elsewhere" / "blobs" / sha256[:2] / sha256[2:4] / sha256
     assert stored.stat().st_nlink == 1  # a copy, not a link to the partial file
-    assert list((settings.data_dir / "uploads").iterdir()) == []
+    assert list(settings.uploads_dir.iterdir()) == []
 
 
 # --- live: the real tuspy client against uvicorn ------------------------------------------

@@ -215,7 +215,7 @@ async def test_nested_unicode_paths_land_under_the_prefix_byte_for_byte(
     )
     assert download.status_code == 200
     assert download.content == NESTED["images/cats/ü-1.jpg"]
-    spool = settings.data_dir / "tmp"
+    spool = settings.tmp_dir
     assert not spool.exists() or list(spool.iterdir()) == []  # the zip's local copy is gone
 
 
