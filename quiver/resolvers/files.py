@@ -6,10 +6,11 @@ import mimetypes
 from collections.abc import AsyncIterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F, Subquery
+from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from quiver.auth import Viewer
@@ -19,11 +20,12 @@ from quiver.resolvers import sql
 from quiver.resolvers.access import dataset_for
 from quiver.resolvers.blobs import store_blob, touch_blobs
 from quiver.resolvers.errors import ErrorCode, FieldPath, Problem, Refused
-from quiver.resolvers.loaders import Loaders
-from quiver.resolvers.pagination import Page, keyset_page
 from quiver.resolvers.validation import normalize_tags, raise_if_any
 from quiver.storage import Storage
 from quiver.storage.blobs import SHA256_PATTERN, ChecksumMismatch, StoredBlob, TooLarge
+
+if TYPE_CHECKING:
+    from quiver.resolvers.loaders import Loaders
 
 MAX_PATH_LENGTH = 1024
 MAX_BATCH = 1000
@@ -255,21 +257,15 @@ async def _adjust_totals(dataset_pk: int, *, files: int, size: int) -> None:
     )
 
 
-async def list_files(
-    dataset_pk: int,
-    *,
-    first: int | None,
-    after: str | None,
-    prefix: str | None = None,
-    tag: str | None = None,
-) -> Page[DatasetFile]:
-    files = DatasetFile.filter(dataset_id=dataset_pk)
+def working_files(*, prefix: str | None = None, tag: str | None = None) -> QuerySet[DatasetFile]:
+    """Working-set files, of every dataset, under ``prefix`` and carrying ``tag`` if given."""
+    files = DatasetFile.all()
     if prefix:
         files = files.filter(path__startswith=prefix)
     if tag:
-        tagged = FileTag.filter(dataset_id=dataset_pk, tag=tag.strip().lower())
+        tagged = FileTag.filter(tag=tag.strip().lower())
         files = files.filter(id__in=Subquery(tagged.values("file_id")))
-    return await keyset_page(files, key="path", descending=False, first=first, after=after)
+    return files
 
 
 async def delete_files(viewer: Viewer, dataset_id: str, paths: list[str]) -> list[str]:

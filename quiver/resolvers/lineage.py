@@ -14,7 +14,7 @@ import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
@@ -33,10 +33,18 @@ from quiver.models import (
     User,
     Version,
 )
-from quiver.resolvers.access import readable_versions, require_role, require_user, visible_datasets
+from quiver.resolvers.access import (
+    readable_versions,
+    require_role,
+    require_user,
+    visible_datasets,
+    visible_external_entities,
+)
 from quiver.resolvers.errors import ArgumentError, ErrorCode, FieldPath, Problem, Refused
-from quiver.resolvers.loaders import Loaders
 from quiver.resolvers.validation import check_short_text, raise_if_any
+
+if TYPE_CHECKING:
+    from quiver.resolvers.loaders import Loaders
 
 MAX_DEPTH = 10
 MAX_EXTERNAL_ID = 255
@@ -48,10 +56,13 @@ _KIND_OF_TYPE = {
 }
 
 
-class Direction(StrEnum):
+class LineageDirection(StrEnum):
     UPSTREAM = "UPSTREAM"
     DOWNSTREAM = "DOWNSTREAM"
     BOTH = "BOTH"
+
+
+NodeRow = Dataset | Version | ExternalEntity
 
 
 @dataclass(frozen=True)
@@ -134,7 +145,7 @@ class Endpoint:
 
 async def record_lineage(
     viewer: Viewer, source: Endpoint, target: Endpoint, relation: LineageRelation
-) -> tuple[LineageEdge, Any, Any]:
+) -> tuple[LineageEdge, NodeRow, NodeRow]:
     """Record that ``source`` was used by, or produced, ``target``.
 
     Reading a dataset is enough to say what used it; saying where a dataset or version
@@ -158,7 +169,7 @@ async def record_lineage(
 
 async def _endpoint(
     viewer: Viewer, endpoint: Endpoint, field: FieldPath, needed: Role
-) -> tuple[NodeRef, Any]:
+) -> tuple[NodeRef, NodeRow]:
     if (endpoint.id is None) == (endpoint.external is None):
         raise Refused.invalid(field, "Give exactly one of id and external")
     if endpoint.external is not None:
@@ -166,7 +177,7 @@ async def _endpoint(
         return NodeRef(NodeKind.EXTERNAL, entity.id), entity
     ref = NodeRef.from_global_id(endpoint.id or "")
     id_field = (*field, "id")
-    row: Any = None
+    row: NodeRow | None = None
     if ref is not None and ref.kind == NodeKind.DATASET:
         row = await visible_datasets(viewer).get_or_none(id=ref.pk)
         if row is not None:
@@ -176,7 +187,7 @@ async def _endpoint(
         if row is not None:
             await require_role(viewer, await Dataset.get(id=row.dataset_id), needed, id_field)
     elif ref is not None:
-        row = await ExternalEntity.get_or_none(id=ref.pk)
+        row = await visible_external_entities(viewer).get_or_none(id=ref.pk)
     if ref is None or row is None:
         raise Refused.not_found(id_field, "No dataset, version or external entity with this id")
     return ref, row
@@ -212,7 +223,7 @@ class Graph:
     edges: list[LineageEdge] = field(default_factory=list)
 
 
-async def walk(root: NodeRef, direction: Direction, depth: int, loaders: Loaders) -> Graph:
+async def walk(root: NodeRef, direction: LineageDirection, depth: int, loaders: Loaders) -> Graph:
     """Breadth-first from ``root``, at most ``depth`` edges away: one edge query per level.
 
     Nodes the viewer cannot see are neither returned nor walked through, and edges to
@@ -242,15 +253,17 @@ async def walk(root: NodeRef, direction: Direction, depth: int, loaders: Loaders
     return graph
 
 
-async def _edges_touching(frontier: Iterable[NodeRef], direction: Direction) -> list[LineageEdge]:
+async def _edges_touching(
+    frontier: Iterable[NodeRef], direction: LineageDirection
+) -> list[LineageEdge]:
     by_kind: dict[NodeKind, list[int]] = {}
     for ref in frontier:
         by_kind.setdefault(ref.kind, []).append(ref.pk)
     condition = Q()
     for kind, pks in by_kind.items():
-        if direction in (Direction.DOWNSTREAM, Direction.BOTH):
+        if direction in (LineageDirection.DOWNSTREAM, LineageDirection.BOTH):
             condition |= Q(source_kind=kind, source_id__in=pks)
-        if direction in (Direction.UPSTREAM, Direction.BOTH):
+        if direction in (LineageDirection.UPSTREAM, LineageDirection.BOTH):
             condition |= Q(target_kind=kind, target_id__in=pks)
     return await LineageEdge.filter(condition).order_by("id")
 
@@ -263,7 +276,7 @@ def _target(edge: LineageEdge) -> NodeRef:
     return NodeRef(NodeKind(edge.target_kind), edge.target_id)
 
 
-async def load_node(loaders: Loaders, ref: NodeRef) -> Dataset | Version | ExternalEntity | None:
+async def load_node(loaders: Loaders, ref: NodeRef) -> NodeRow | None:
     """The row behind a node if the viewer may see it (through the request's loaders)."""
     if ref.kind == NodeKind.DATASET:
         return await loaders.dataset_by_id.load(ref.pk)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
 from strawberry.dataloader import DataLoader
 from tortoise.expressions import Subquery
 from tortoise.functions import Max
 from tortoise.models import Model
+from tortoise.queryset import QuerySet
 
 from quiver.auth import Viewer
 from quiver.models import (
@@ -29,13 +31,23 @@ from quiver.models import (
 from quiver.resolvers.access import (
     readable_versions,
     viewer_shares,
+    visible_api_keys,
     visible_datasets,
+    visible_external_entities,
     visible_files,
+    visible_memberships,
+    visible_teams,
+    visible_users,
     visible_version_entries,
 )
+from quiver.resolvers.errors import ArgumentError
+from quiver.resolvers.files import working_files
+from quiver.resolvers.pagination import Page, counts_by_parent, keyset_pages
+from quiver.resolvers.versions import live_versions, version_files
 
 K = TypeVar("K", bound=Hashable)
 M = TypeVar("M", bound=Model)
+F = TypeVar("F", DatasetFile, VersionEntry)
 
 
 def _by_key(rows: Iterable[M], keys: Sequence[K], key: Callable[[M], K]) -> list[M | None]:
@@ -75,23 +87,33 @@ def SharedRolesByDatasetIdLoader(viewer: Viewer) -> DataLoader[int, list[Role]]:
     return DataLoader(load_fn=load)
 
 
-def UserByIdLoader() -> DataLoader[int, User | None]:
+def UserByIdLoader(viewer: Viewer) -> DataLoader[int, User | None]:
     async def load(ids: list[int]) -> list[User | None]:
-        return _by_key(await User.filter(id__in=ids), ids, lambda u: u.id)
+        return _by_key(await visible_users(viewer).filter(id__in=ids), ids, lambda u: u.id)
 
     return DataLoader(load_fn=load)
 
 
-def TeamByIdLoader() -> DataLoader[int, Team | None]:
+def TeamByIdLoader(viewer: Viewer) -> DataLoader[int, Team | None]:
     async def load(ids: list[int]) -> list[Team | None]:
-        return _by_key(await Team.filter(id__in=ids), ids, lambda t: t.id)
+        return _by_key(await visible_teams(viewer).filter(id__in=ids), ids, lambda t: t.id)
 
     return DataLoader(load_fn=load)
 
 
-def ApiKeyByIdLoader() -> DataLoader[int, ApiKey | None]:
+def ApiKeyByIdLoader(viewer: Viewer) -> DataLoader[int, ApiKey | None]:
     async def load(ids: list[int]) -> list[ApiKey | None]:
-        return _by_key(await ApiKey.filter(id__in=ids), ids, lambda k: k.id)
+        return _by_key(await visible_api_keys(viewer).filter(id__in=ids), ids, lambda k: k.id)
+
+    return DataLoader(load_fn=load)
+
+
+def ApiKeysByUserIdLoader(viewer: Viewer) -> DataLoader[int, list[ApiKey]]:
+    """Each user's keys, oldest first; empty for users whose keys the viewer may not see."""
+
+    async def load(ids: list[int]) -> list[list[ApiKey]]:
+        rows = await visible_api_keys(viewer).filter(user_id__in=ids).order_by("user_id", "id")
+        return _grouped(rows, ids, lambda k: k.user_id)
 
     return DataLoader(load_fn=load)
 
@@ -142,9 +164,10 @@ def LatestVersionByDatasetIdLoader() -> DataLoader[int, Version | None]:
     return DataLoader(load_fn=load)
 
 
-def ExternalEntityByIdLoader() -> DataLoader[int, ExternalEntity | None]:
+def ExternalEntityByIdLoader(viewer: Viewer) -> DataLoader[int, ExternalEntity | None]:
     async def load(ids: list[int]) -> list[ExternalEntity | None]:
-        return _by_key(await ExternalEntity.filter(id__in=ids), ids, lambda e: e.id)
+        rows = await visible_external_entities(viewer).filter(id__in=ids)
+        return _by_key(rows, ids, lambda e: e.id)
 
     return DataLoader(load_fn=load)
 
@@ -165,20 +188,162 @@ def TagsByFileIdLoader() -> DataLoader[int, list[str]]:
     return DataLoader(load_fn=load)
 
 
-def MembershipsByTeamIdLoader() -> DataLoader[int, list[Membership]]:
+def MembershipsByTeamIdLoader(viewer: Viewer) -> DataLoader[int, list[Membership]]:
     async def load(ids: list[int]) -> list[list[Membership]]:
-        rows = await Membership.filter(team_id__in=ids).order_by("team_id", "id")
+        rows = await visible_memberships(viewer).filter(team_id__in=ids).order_by("team_id", "id")
         return _grouped(rows, ids, lambda m: m.team_id)
 
     return DataLoader(load_fn=load)
 
 
-def MembershipsByUserIdLoader() -> DataLoader[int, list[Membership]]:
+def MembershipsByUserIdLoader(viewer: Viewer) -> DataLoader[int, list[Membership]]:
     async def load(ids: list[int]) -> list[list[Membership]]:
-        rows = await Membership.filter(user_id__in=ids).order_by("user_id", "id")
+        rows = await visible_memberships(viewer).filter(user_id__in=ids).order_by("user_id", "id")
         return _grouped(rows, ids, lambda m: m.user_id)
 
     return DataLoader(load_fn=load)
+
+
+@dataclass(frozen=True)
+class PageArgs:
+    """The arguments of a nested connection; parents asking the same are paged together."""
+
+    first: int | None = None
+    after: str | None = None
+    prefix: str | None = None
+    tag: str | None = None
+
+
+PageKey = tuple[int, PageArgs]
+PagesFetcher = Callable[[list[int], PageArgs], Awaitable[list[Page[M]]]]
+
+
+def _pages_loader(fetch: PagesFetcher[M]) -> DataLoader[PageKey, Page[M]]:
+    """A loader of one page under each parent: one batch per distinct set of arguments."""
+
+    async def load(keys: list[PageKey]) -> list[Page[M] | BaseException]:
+        parents_by_args: dict[PageArgs, list[int]] = defaultdict(list)
+        for parent, args in keys:
+            parents_by_args[args].append(parent)
+        found: dict[PageKey, Page[M] | BaseException] = {}
+        for args, parents in parents_by_args.items():
+            try:
+                pages: list[Page[M] | BaseException] = list(await fetch(parents, args))
+            except ArgumentError as error:
+                # A bad cursor or page size fails the fields that asked for it, not the batch.
+                pages = [error] * len(parents)
+            found.update(((p, args), page) for p, page in zip(parents, pages, strict=True))
+        return [found[key] for key in keys]
+
+    return DataLoader(load_fn=load)
+
+
+def _counts_loader(
+    queryset: Callable[[PageArgs], QuerySet[M]], parent: str
+) -> DataLoader[PageKey, int]:
+    """``totalCount`` of nested connections: one grouped count per distinct filter."""
+
+    async def load(keys: list[PageKey]) -> list[int]:
+        parents_by_args: dict[PageArgs, list[int]] = defaultdict(list)
+        for key_parent, args in keys:
+            parents_by_args[args].append(key_parent)
+        found: dict[PageKey, int] = {}
+        for args, parents in parents_by_args.items():
+            counts = await counts_by_parent(queryset(args), parent=parent, parents=parents)
+            found.update(((p, args), n) for p, n in zip(parents, counts, strict=True))
+        return [found[key] for key in keys]
+
+    return DataLoader(load_fn=load)
+
+
+def _filter_args(args: PageArgs) -> PageArgs:
+    """The part of the arguments a total depends on."""
+    return PageArgs(prefix=args.prefix, tag=args.tag)
+
+
+def FilesPageByDatasetLoader() -> DataLoader[PageKey, Page[DatasetFile]]:
+    """A page of each dataset's working set in path order (callers loaded the dataset)."""
+
+    def matching(args: PageArgs) -> QuerySet[DatasetFile]:
+        return working_files(prefix=args.prefix, tag=args.tag)
+
+    counts = _counts_loader(matching, "dataset_id")
+
+    async def fetch(parents: list[int], args: PageArgs) -> list[Page[DatasetFile]]:
+        return await keyset_pages(
+            matching(args),
+            parent="dataset_id",
+            parents=parents,
+            key="path",
+            descending=False,
+            first=args.first,
+            after=args.after,
+            count=lambda p: counts.load((p, _filter_args(args))),
+        )
+
+    return _pages_loader(fetch)
+
+
+def VersionsPageByDatasetLoader() -> DataLoader[PageKey, Page[Version]]:
+    """A page of each dataset's live versions, newest first."""
+    counts = _counts_loader(lambda args: live_versions(), "dataset_id")
+
+    async def fetch(parents: list[int], args: PageArgs) -> list[Page[Version]]:
+        return await keyset_pages(
+            live_versions(),
+            parent="dataset_id",
+            parents=parents,
+            key="number",
+            descending=True,
+            first=args.first,
+            after=args.after,
+            count=lambda p: counts.load((p, PageArgs())),
+        )
+
+    return _pages_loader(fetch)
+
+
+def FilesPageByVersionLoader() -> DataLoader[PageKey, Page[VersionEntry]]:
+    """A page of each version's files in path order (callers loaded the version)."""
+    counts = _counts_loader(lambda args: version_files(prefix=args.prefix), "version_id")
+
+    async def fetch(parents: list[int], args: PageArgs) -> list[Page[VersionEntry]]:
+        return await keyset_pages(
+            version_files(prefix=args.prefix),
+            parent="version_id",
+            parents=parents,
+            key="path",
+            descending=False,
+            first=args.first,
+            after=args.after,
+            count=lambda p: counts.load((p, _filter_args(args))),
+        )
+
+    return _pages_loader(fetch)
+
+
+PathKey = tuple[int, str]
+
+
+def _by_parent_and_path(model: type[F], parent: str) -> DataLoader[PathKey, F | None]:
+    async def load(keys: list[PathKey]) -> list[F | None]:
+        parents = sorted({p for p, _ in keys})
+        paths = sorted({path for _, path in keys})
+        rows = await model.filter(**{f"{parent}__in": parents, "path__in": paths})
+        found = {(getattr(row, parent), row.path): row for row in rows}
+        return [found.get(key) for key in keys]
+
+    return DataLoader(load_fn=load)
+
+
+def FileByDatasetAndPathLoader() -> DataLoader[PathKey, DatasetFile | None]:
+    """The working-set file at a path of a dataset (callers loaded the dataset)."""
+    return _by_parent_and_path(DatasetFile, "dataset_id")
+
+
+def VersionFileByVersionAndPathLoader() -> DataLoader[PathKey, VersionEntry | None]:
+    """A version's file at a path (callers loaded the version)."""
+    return _by_parent_and_path(VersionEntry, "version_id")
 
 
 class Loaders:
@@ -187,18 +352,24 @@ class Loaders:
     def __init__(self, viewer: Viewer) -> None:
         self.dataset_by_id = DatasetByIdLoader(viewer)
         self.shared_roles_by_dataset_id = SharedRolesByDatasetIdLoader(viewer)
-        self.user_by_id = UserByIdLoader()
-        self.team_by_id = TeamByIdLoader()
-        self.api_key_by_id = ApiKeyByIdLoader()
+        self.user_by_id = UserByIdLoader(viewer)
+        self.team_by_id = TeamByIdLoader(viewer)
+        self.api_key_by_id = ApiKeyByIdLoader(viewer)
+        self.api_keys_by_user_id = ApiKeysByUserIdLoader(viewer)
         self.file_by_id = FileByIdLoader(viewer)
         self.version_file_by_id = VersionFileByIdLoader(viewer)
         self.version_by_id = VersionByIdLoader(viewer)
         self.latest_version_by_dataset_id = LatestVersionByDatasetIdLoader()
-        self.external_entity_by_id = ExternalEntityByIdLoader()
+        self.external_entity_by_id = ExternalEntityByIdLoader(viewer)
         self.tags_by_dataset_id = TagsByDatasetIdLoader()
         self.tags_by_file_id = TagsByFileIdLoader()
-        self.memberships_by_team_id = MembershipsByTeamIdLoader()
-        self.memberships_by_user_id = MembershipsByUserIdLoader()
+        self.memberships_by_team_id = MembershipsByTeamIdLoader(viewer)
+        self.memberships_by_user_id = MembershipsByUserIdLoader(viewer)
+        self.files_page_by_dataset = FilesPageByDatasetLoader()
+        self.versions_page_by_dataset = VersionsPageByDatasetLoader()
+        self.files_page_by_version = FilesPageByVersionLoader()
+        self.file_by_dataset_and_path = FileByDatasetAndPathLoader()
+        self.version_file_by_version_and_path = VersionFileByVersionAndPathLoader()
 
     def prime_dataset(self, dataset: Dataset) -> None:
         """Seed the dataset loader with a row already in hand (after a mutation)."""

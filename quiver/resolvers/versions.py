@@ -11,17 +11,25 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from tortoise.expressions import F, Q
+from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from quiver.auth import Viewer
 from quiver.ids import decode_global_id
-from quiver.models import Dataset, LineageEdge, LineageRelation, NodeKind, Role, Version
+from quiver.models import (
+    Dataset,
+    LineageEdge,
+    LineageRelation,
+    NodeKind,
+    Role,
+    Version,
+    VersionEntry,
+)
 from quiver.resolvers import manifests, sql
 from quiver.resolvers.access import readable_versions, require_role, require_user
 from quiver.resolvers.errors import FieldPath, Refused
 from quiver.resolvers.files import ensure_active, writable_dataset
 from quiver.resolvers.lineage import NodeRef, forget_node, record_edge
-from quiver.resolvers.pagination import Page, keyset_page
 from quiver.resolvers.validation import check_description, raise_if_any
 
 MAX_ONLY_PATHS = 10_000
@@ -85,10 +93,15 @@ async def latest_version(dataset_pk: int) -> Version | None:
     return await Version.filter(dataset_id=dataset_pk, deleted_at=None).order_by("-number").first()
 
 
-async def list_versions(dataset_pk: int, *, first: int | None, after: str | None) -> Page[Version]:
-    """Live versions, newest first."""
-    versions = Version.filter(dataset_id=dataset_pk, deleted_at=None)
-    return await keyset_page(versions, key="number", descending=True, first=first, after=after)
+def live_versions() -> QuerySet[Version]:
+    """Versions not deleted, of every dataset (deleted ones are reached through lineage)."""
+    return Version.filter(deleted_at=None)
+
+
+def version_files(*, prefix: str | None = None) -> QuerySet[VersionEntry]:
+    """Files of every version, under ``prefix`` if given."""
+    entries = VersionEntry.all()
+    return entries.filter(path__startswith=prefix) if prefix else entries
 
 
 async def delete_version(viewer: Viewer, version_id: str) -> Version:

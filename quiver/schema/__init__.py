@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import strawberry
 from strawberry.schema.config import StrawberryConfig
+from tortoise.models import Model
 
 from quiver.config import Settings
 from quiver.context import Info
@@ -21,9 +22,12 @@ from quiver.schema.versions import Version, VersionMutation, VersionQuery
 
 @strawberry.type(description="Read the dataset graph.")
 class Query(DatasetQuery, VersionQuery, LineageQuery, UserQuery):
-    @strawberry.field(description="Any object by its global ID; null if unknown or hidden.")
-    async def node(self, info: Info, id: strawberry.ID) -> Node | None:
-        return await resolve_node(info, id)  # type: ignore[no-any-return]
+    @strawberry.field(
+        description="Any object by its global ID; null if unknown or hidden.",
+        graphql_type=Node | None,
+    )
+    async def node(self, info: Info, id: strawberry.ID) -> Model | None:
+        return await resolve_node(info, id)
 
 
 @strawberry.type(description="Change the dataset graph.")

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
-
 import strawberry
 from strawberry.file_uploads import Upload
 
+from quiver import models
 from quiver.context import Info
 from quiver.resolvers import archives as ops
 from quiver.resolvers.errors import Refused
-from quiver.schema.errors import UserError, payload
+from quiver.schema.datasets import Dataset
+from quiver.schema.errors import UserError, mutation, user_errors_field
 from quiver.schema.scalars import Long
 from quiver.schema.uploads import spooled_part, upload_chunks
-
-if TYPE_CHECKING:
-    from quiver.schema.datasets import Dataset
 
 MAX_PATHS = 1000
 
@@ -36,8 +33,8 @@ class ImportArchiveInput:
 
 @strawberry.type(description="Result of importArchive.")
 class ImportArchivePayload:
-    dataset: Annotated[Dataset, strawberry.lazy("quiver.schema.datasets")] | None = (
-        strawberry.field(default=None, description="The dataset, with its new counts.")
+    dataset: models.Dataset | None = strawberry.field(
+        default=None, description="The dataset, with its new counts.", graphql_type=Dataset | None
     )
     file_count: int = strawberry.field(
         default=0, description="Files imported (a path the archive holds twice counts once)."
@@ -46,22 +43,19 @@ class ImportArchivePayload:
     paths: list[str] = strawberry.field(
         default_factory=list, description=f"The imported paths, sorted; the first {MAX_PATHS}."
     )
-    user_errors: list[UserError] = strawberry.field(description="Why nothing was imported.")
+    user_errors: list[UserError] = user_errors_field()
 
 
 @strawberry.type
 class ArchiveMutation:
-    @strawberry.mutation(
+    @mutation(
         description="Unpack a zip or tar.gz into a dataset: all its files are added, or none."
     )
     async def import_archive(self, info: Info, input: ImportArchiveInput) -> ImportArchivePayload:
         context = info.context
         upload = spooled_part(input.archive) if input.archive is not None else None
-
-        async def run() -> dict[str, object]:
-            if (upload is None) == (input.upload_id is None):
-                raise Refused.invalid(ops.ARCHIVE_FIELD, "Give exactly one of archive and uploadId")
-            if upload is not None:
+        try:
+            if upload is not None and input.upload_id is None:
                 result = await ops.import_archive(
                     context.viewer,
                     context.storage,
@@ -71,8 +65,7 @@ class ArchiveMutation:
                     prefix=input.prefix or "",
                     source_size=upload.size,
                 )
-            else:
-                assert input.upload_id is not None
+            elif upload is None and input.upload_id is not None:
                 result = await ops.import_upload(
                     context.viewer,
                     context.storage,
@@ -81,16 +74,15 @@ class ArchiveMutation:
                     upload_id=input.upload_id,
                     prefix=input.prefix or "",
                 )
-            return {
-                "dataset": result.dataset,
-                "file_count": result.count,
-                "total_size": result.total_size,
-                "paths": result.files[:MAX_PATHS],
-            }
-
-        try:
-            return await payload(ImportArchivePayload, run)
+            else:
+                raise Refused.invalid(ops.ARCHIVE_FIELD, "Give exactly one of archive and uploadId")
         finally:
             # Starlette spools the part to a temp file; release it whatever happened.
             if upload is not None:
                 await upload.close()
+        return ImportArchivePayload(
+            dataset=result.dataset,
+            file_count=result.count,
+            total_size=Long(result.total_size),
+            paths=result.files[:MAX_PATHS],
+        )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Any
 
 import strawberry
 from strawberry.types.unset import UNSET
@@ -15,20 +15,18 @@ from quiver.context import Context, Info
 from quiver.ids import decode_global_id
 from quiver.models import DatasetStatus, DatasetType, Role, Visibility
 from quiver.resolvers import datasets as ops
-from quiver.resolvers import files as file_ops
 from quiver.resolvers import versions as version_ops
 from quiver.resolvers.access import strongest_role
-from quiver.resolvers.lineage import Direction, NodeRef
-from quiver.schema.errors import UserError, payload
+from quiver.resolvers.lineage import LineageDirection, NodeRef
+from quiver.resolvers.loaders import PageArgs
+from quiver.schema.errors import UserError, mutation, user_errors_field
 from quiver.schema.files import File
+from quiver.schema.lineage import LineageGraph, lineage_of
 from quiver.schema.node import Node, global_id_resolver, node_loader
 from quiver.schema.pagination import Connection, connection
 from quiver.schema.scalars import Long
 from quiver.schema.users import Team, User
-from quiver.schema.versions import Version
-
-if TYPE_CHECKING:
-    from quiver.schema.lineage import LineageGraph
+from quiver.schema.versions import RestoreVersionInput, Version
 
 strawberry.enum(DatasetType, description="What kind of data a dataset holds.")
 strawberry.enum(DatasetStatus, description="Whether a dataset is in use.")
@@ -77,41 +75,50 @@ class Dataset(Node):
         return info.context.loaders.tags_by_dataset_id.load(root.id)
 
     @strawberry.field(description="The team that owns the dataset.", graphql_type=Team | None)
-    def owner(self, root: strawberry.Parent[models.Dataset], info: Info) -> Awaitable[Team | None]:
-        return info.context.loaders.team_by_id.load(root.owner_team_id)  # type: ignore[return-value]
+    def owner(
+        self, root: strawberry.Parent[models.Dataset], info: Info
+    ) -> Awaitable[models.Team | None]:
+        return info.context.loaders.team_by_id.load(root.owner_team_id)
 
     @strawberry.field(description="Who created it.", graphql_type=User | None)
     def created_by(
         self, root: strawberry.Parent[models.Dataset], info: Info
-    ) -> Awaitable[User | None] | None:
+    ) -> Awaitable[models.User | None] | None:
         if root.created_by_id is None:
             return None
-        return info.context.loaders.user_by_id.load(root.created_by_id)  # type: ignore[return-value]
+        return info.context.loaders.user_by_id.load(root.created_by_id)
 
     @strawberry.field(description="Files in the working set, ordered by path.")
     async def files(
         self,
         root: strawberry.Parent[models.Dataset],
+        info: Info,
         first: int | None = 20,
         after: str | None = None,
         prefix: str | None = None,
         tag: str | None = None,
     ) -> Connection[File]:
-        page = await file_ops.list_files(root.id, first=first, after=after, prefix=prefix, tag=tag)
-        return connection(page)
+        args = PageArgs(first=first, after=after, prefix=prefix, tag=tag)
+        return connection(await info.context.loaders.files_page_by_dataset.load((root.id, args)))
 
-    @strawberry.field(description="The file at a path; null if there is none.")
-    async def file(self, root: strawberry.Parent[models.Dataset], path: str) -> File | None:
-        return await models.DatasetFile.get_or_none(dataset_id=root.id, path=path)  # type: ignore[return-value]
+    @strawberry.field(
+        description="The file at a path; null if there is none.", graphql_type=File | None
+    )
+    def file(
+        self, root: strawberry.Parent[models.Dataset], info: Info, path: str
+    ) -> Awaitable[models.DatasetFile | None]:
+        return info.context.loaders.file_by_dataset_and_path.load((root.id, path))
 
     @strawberry.field(description="Its live versions, newest first.")
     async def versions(
         self,
         root: strawberry.Parent[models.Dataset],
+        info: Info,
         first: int | None = 20,
         after: str | None = None,
     ) -> Connection[Version]:
-        return connection(await version_ops.list_versions(root.id, first=first, after=after))
+        args = PageArgs(first=first, after=after)
+        return connection(await info.context.loaders.versions_page_by_dataset.load((root.id, args)))
 
     @strawberry.field(
         description="Its newest live version; null before the first.", graphql_type=Version | None
@@ -126,11 +133,9 @@ class Dataset(Node):
         self,
         root: strawberry.Parent[models.Dataset],
         info: Info,
-        direction: Direction = Direction.BOTH,
+        direction: LineageDirection = LineageDirection.BOTH,
         depth: int = 3,
-    ) -> Annotated[LineageGraph, strawberry.lazy("quiver.schema.lineage")]:
-        from quiver.schema.lineage import lineage_of
-
+    ) -> LineageGraph:
         return await lineage_of(info, NodeRef.dataset(root.id), direction, depth)
 
     @strawberry.field(description="The strongest role the caller holds on it; null if none.")
@@ -243,8 +248,10 @@ class ShareDatasetInput:
 
 @strawberry.type(description="Result of a dataset mutation.")
 class DatasetPayload:
-    dataset: Dataset | None = strawberry.field(default=None, description="The dataset.")
-    user_errors: list[UserError] = strawberry.field(description="Why nothing was done.")
+    dataset: models.Dataset | None = strawberry.field(
+        default=None, description="The dataset.", graphql_type=Dataset | None
+    )
+    user_errors: list[UserError] = user_errors_field()
 
 
 _UPDATABLE = ("name", "description", "type", "tags", "visibility", "licence", "project")
@@ -266,10 +273,13 @@ def _filter_of(where: DatasetFilter | None) -> ops.DatasetFilter:
 
 @strawberry.type
 class DatasetQuery:
-    @strawberry.field(description="A dataset by ID; null when it does not exist or is hidden.")
-    async def dataset(self, info: Info, id: strawberry.ID) -> Dataset | None:
+    @strawberry.field(
+        description="A dataset by ID; null when it does not exist or is hidden.",
+        graphql_type=Dataset | None,
+    )
+    async def dataset(self, info: Info, id: strawberry.ID) -> models.Dataset | None:
         pk = decode_global_id(id, "Dataset")
-        return await info.context.loaders.dataset_by_id.load(pk) if pk is not None else None  # type: ignore[return-value]
+        return await info.context.loaders.dataset_by_id.load(pk) if pk is not None else None
 
     @strawberry.field(description="Datasets the caller may read, a page at a time.")
     async def datasets(
@@ -294,71 +304,64 @@ class DatasetQuery:
 
 @strawberry.type
 class DatasetMutation:
-    @strawberry.mutation(description="Create a dataset owned by a team.")
+    @mutation(description="Create a dataset owned by a team.")
     async def create_dataset(self, info: Info, input: CreateDatasetInput) -> DatasetPayload:
-        async def run() -> dict[str, object]:
-            dataset = await ops.create_dataset(
-                info.context.viewer,
-                name=input.name,
-                description=input.description,
-                type=input.type,
-                tags=input.tags,
-                visibility=input.visibility,
-                licence=input.licence,
-                project=input.project,
-                team_id=input.team_id,
-            )
-            return {"dataset": dataset}
+        dataset = await ops.create_dataset(
+            info.context.viewer,
+            name=input.name,
+            description=input.description,
+            type=input.type,
+            tags=input.tags,
+            visibility=input.visibility,
+            licence=input.licence,
+            project=input.project,
+            team_id=input.team_id,
+        )
+        return DatasetPayload(dataset=dataset)
 
-        return await payload(DatasetPayload, run)
-
-    @strawberry.mutation(description="Change some fields of a dataset; the others stay.")
+    @mutation(description="Change some fields of a dataset; the others stay.")
     async def update_dataset(self, info: Info, input: UpdateDatasetInput) -> DatasetPayload:
         changes = {
             key: getattr(input, key) for key in _UPDATABLE if getattr(input, key) is not UNSET
         }
+        dataset = await ops.update_dataset(info.context.viewer, input.id, changes)
+        return changed_dataset(info, dataset)
 
-        async def run() -> dict[str, object]:
-            dataset = await ops.update_dataset(info.context.viewer, input.id, changes)
-            info.context.loaders.prime_dataset(dataset)
-            return {"dataset": dataset}
-
-        return await payload(DatasetPayload, run)
-
-    @strawberry.mutation(description="Soft-delete a dataset (or, with hard, remove it).")
+    @mutation(description="Soft-delete a dataset (or, with hard, remove it).")
     async def delete_dataset(self, info: Info, input: DeleteDatasetInput) -> DatasetPayload:
-        async def run() -> dict[str, object]:
-            loaders = info.context.loaders
-            pk = decode_global_id(input.id, "Dataset")
-            # After a hard delete the tag rows are gone; read them first for the payload.
-            tags = await loaders.tags_by_dataset_id.load(pk) if input.hard and pk else None
-            dataset = await ops.delete_dataset(info.context.viewer, input.id, hard=input.hard)
-            loaders.prime_dataset(dataset)
-            if tags is not None:
-                loaders.tags_by_dataset_id.prime(dataset.id, tags)
-            return {"dataset": dataset}
+        loaders = info.context.loaders
+        pk = decode_global_id(input.id, "Dataset")
+        # After a hard delete the tag rows are gone; read them first for the payload.
+        tags = await loaders.tags_by_dataset_id.load(pk) if input.hard and pk else None
+        dataset = await ops.delete_dataset(info.context.viewer, input.id, hard=input.hard)
+        payload = changed_dataset(info, dataset)
+        if tags is not None:
+            loaders.tags_by_dataset_id.prime(dataset.id, tags)
+        return payload
 
-        return await payload(DatasetPayload, run)
-
-    @strawberry.mutation(description="Bring back a soft-deleted dataset.")
+    @mutation(description="Bring back a soft-deleted dataset.")
     async def reinstate_dataset(self, info: Info, input: ReinstateDatasetInput) -> DatasetPayload:
-        async def run() -> dict[str, object]:
-            dataset = await ops.reinstate_dataset(info.context.viewer, input.id)
-            info.context.loaders.prime_dataset(dataset)
-            return {"dataset": dataset}
+        return changed_dataset(info, await ops.reinstate_dataset(info.context.viewer, input.id))
 
-        return await payload(DatasetPayload, run)
-
-    @strawberry.mutation(description="Grant a user or team a role on a dataset, or revoke it.")
+    @mutation(description="Grant a user or team a role on a dataset, or revoke it.")
     async def share_dataset(self, info: Info, input: ShareDatasetInput) -> DatasetPayload:
-        async def run() -> dict[str, object]:
-            dataset = await ops.share_dataset(
-                info.context.viewer,
-                input.dataset_id,
-                user_id=input.user_id,
-                team_id=input.team_id,
-                role=input.role,
-            )
-            return {"dataset": dataset}
+        dataset = await ops.share_dataset(
+            info.context.viewer,
+            input.dataset_id,
+            user_id=input.user_id,
+            team_id=input.team_id,
+            role=input.role,
+        )
+        return DatasetPayload(dataset=dataset)
 
-        return await payload(DatasetPayload, run)
+    @mutation(description="Make the working set equal to a version (WRITE).")
+    async def restore_version(self, info: Info, input: RestoreVersionInput) -> DatasetPayload:
+        return changed_dataset(
+            info, await version_ops.restore_version(info.context.viewer, input.version_id)
+        )
+
+
+def changed_dataset(info: Info, dataset: models.Dataset) -> DatasetPayload:
+    """The payload of a mutation that changed ``dataset``: loaders see its new state."""
+    info.context.loaders.prime_dataset(dataset)
+    return DatasetPayload(dataset=dataset)

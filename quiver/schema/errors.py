@@ -1,11 +1,15 @@
-"""``UserError``: what a mutation reports when the caller can fix the request."""
+"""``UserError`` and ``mutation``: refusals a caller can fix become the payload's ``userErrors``."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from functools import cached_property
+from typing import Any
 
 import strawberry
+from strawberry.extensions import FieldExtension
+from strawberry.extensions.field_extension import AsyncExtensionResolver
+from strawberry.types.field import StrawberryField
+from strawberry.types.lazy_type import LazyType
 
 from quiver.resolvers.errors import ErrorCode, Refused
 
@@ -22,6 +26,11 @@ class UserError:
     code: ErrorCode = strawberry.field(description="What is wrong, for programs.")
 
 
+def user_errors_field() -> Any:
+    """The ``userErrors`` field every payload has: empty when the mutation succeeded."""
+    return strawberry.field(default_factory=list, description="Why nothing was done.")
+
+
 def user_errors(refusal: Refused) -> list[UserError]:
     return [
         UserError(
@@ -31,15 +40,28 @@ def user_errors(refusal: Refused) -> list[UserError]:
     ]
 
 
-P = TypeVar("P")
+class RefusalsAsUserErrors(FieldExtension):
+    """Answer a ``Refused`` raised by a mutation with its payload type, holding only
+    ``userErrors`` (Saleor's ``BaseMutation.mutate``): every mutation body is typed code
+    that returns its payload, and none handles refusals itself."""
+
+    def apply(self, field: StrawberryField) -> None:
+        self.field = field
+
+    @cached_property
+    def payload_type(self) -> Any:
+        payload_type: Any = self.field.type
+        return payload_type.resolve_type() if isinstance(payload_type, LazyType) else payload_type
+
+    async def resolve_async(
+        self, next_: AsyncExtensionResolver, source: Any, info: Any, **kwargs: Any
+    ) -> Any:
+        try:
+            return await next_(source, info, **kwargs)
+        except Refused as refusal:
+            return self.payload_type(user_errors=user_errors(refusal))
 
 
-async def payload(
-    make: Callable[..., P], operation: Callable[[], Awaitable[dict[str, object]]]
-) -> P:
-    """Run ``operation`` and build its payload, turning a refusal into ``userErrors``."""
-    try:
-        values = await operation()
-    except Refused as refusal:
-        return make(user_errors=user_errors(refusal))
-    return make(**values, user_errors=[])
+def mutation(*, description: str) -> Any:
+    """``@strawberry.mutation`` whose refusals become the payload's ``userErrors``."""
+    return strawberry.mutation(description=description, extensions=[RefusalsAsUserErrors()])

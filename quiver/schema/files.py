@@ -12,23 +12,19 @@ from strawberry.types.unset import UNSET
 
 from quiver import models
 from quiver.context import Context, Info
-from quiver.ids import decode_global_id, encode_global_id, global_id_type
+from quiver.ids import encode_global_id
 from quiver.resolvers import files as ops
+from quiver.resolvers.files import VERSION_FILE, FileRow, readable_file
 from quiver.resolvers.tables import table_file
-from quiver.schema.errors import UserError, payload
+from quiver.schema.errors import UserError, mutation, user_errors_field
 from quiver.schema.node import Node, node_loader
 from quiver.schema.scalars import JSON, Long
+from quiver.schema.tables import Table, table_of
 from quiver.schema.uploads import spooled_part, upload_chunks
 
 if TYPE_CHECKING:
     from quiver.schema.datasets import Dataset
-    from quiver.schema.tables import Table
     from quiver.schema.versions import Version
-
-
-FileRow = models.DatasetFile | models.VersionEntry
-
-VERSION_FILE = "VersionFile"
 
 
 def file_global_id(root: strawberry.Parent[FileRow]) -> strawberry.ID:
@@ -71,23 +67,26 @@ class File(Node):
         base = str(info.context.request.base_url).rstrip("/")
         return f"{base}/files/{file_global_id(root)}"
 
-    @strawberry.field(description="The dataset it belongs to.")
-    async def dataset(
-        self, root: strawberry.Parent[FileRow], info: Info
-    ) -> Annotated[Dataset, strawberry.lazy("quiver.schema.datasets")] | None:
+    @strawberry.field(
+        description="The dataset it belongs to.",
+        graphql_type=Annotated["Dataset", strawberry.lazy("quiver.schema.datasets")] | None,
+    )
+    async def dataset(self, root: strawberry.Parent[FileRow], info: Info) -> models.Dataset | None:
         loaders = info.context.loaders
         if isinstance(root, models.VersionEntry):
             version = await loaders.version_by_id.load(root.version_id)
             if version is None:
                 return None
-            return await loaders.dataset_by_id.load(version.dataset_id)  # type: ignore[return-value]
-        return await loaders.dataset_by_id.load(root.dataset_id)  # type: ignore[return-value]
+            return await loaders.dataset_by_id.load(version.dataset_id)
+        return await loaders.dataset_by_id.load(root.dataset_id)
 
     @strawberry.field(
         description="The version it belongs to; null for a file of the working set.",
         graphql_type=Annotated["Version", strawberry.lazy("quiver.schema.versions")] | None,
     )
-    def version(self, root: strawberry.Parent[FileRow], info: Info) -> Awaitable[Any] | None:
+    def version(
+        self, root: strawberry.Parent[FileRow], info: Info
+    ) -> Awaitable[models.Version | None] | None:
         if isinstance(root, models.VersionEntry):
             return info.context.loaders.version_by_id.load(root.version_id)
         return None
@@ -96,11 +95,7 @@ class File(Node):
         description="The file read as a table; null unless it is CSV, TSV or Parquet. A file "
         "that cannot be read as one is an error with code INVALID (and the line)."
     )
-    async def table(
-        self, root: strawberry.Parent[FileRow], info: Info
-    ) -> Annotated[Table, strawberry.lazy("quiver.schema.tables")] | None:
-        from quiver.schema.tables import table_of
-
+    async def table(self, root: strawberry.Parent[FileRow], info: Info) -> Table | None:
         return await table_of(info, table_file(root))
 
     @classmethod
@@ -109,15 +104,7 @@ class File(Node):
 
     @classmethod
     async def resolve_reference(cls, info: Info, id: strawberry.ID) -> FileRow | None:
-        kind = global_id_type(id)
-        pk = decode_global_id(id, kind)
-        if pk is None:
-            return None
-        if kind == "File":
-            return await _load_file(info.context, pk)
-        if kind == VERSION_FILE:
-            return await _load_version_file(info.context, pk)
-        return None
+        return await readable_file(info.context.loaders, id)
 
 
 async def _load_file(context: Context, pk: int) -> models.DatasetFile | None:
@@ -176,8 +163,10 @@ class SetFileMetadataInput:
 
 @strawberry.type(description="Result of a file mutation.")
 class FilePayload:
-    file: File | None = strawberry.field(default=None, description="The file.")
-    user_errors: list[UserError] = strawberry.field(description="Why nothing was done.")
+    file: models.DatasetFile | None = strawberry.field(
+        default=None, description="The file.", graphql_type=File | None
+    )
+    user_errors: list[UserError] = user_errors_field()
 
 
 @strawberry.type(description="Result of deleteFiles.")
@@ -185,16 +174,15 @@ class DeleteFilesPayload:
     deleted_paths: list[str] = strawberry.field(
         default_factory=list, description="Paths that were removed (those that existed)."
     )
-    user_errors: list[UserError] = strawberry.field(description="Why nothing was done.")
+    user_errors: list[UserError] = user_errors_field()
 
 
 @strawberry.type
 class FileMutation:
-    @strawberry.mutation(description="Upload a file (GraphQL multipart request).")
+    @mutation(description="Upload a file (GraphQL multipart request).")
     async def upload_file(self, info: Info, input: UploadFileInput) -> FilePayload:
         context = info.context
-
-        async def run() -> dict[str, object]:
+        try:
             file = await ops.upload_file(
                 context.viewer,
                 context.storage,
@@ -207,46 +195,33 @@ class FileMutation:
                 tags=input.tags,
                 max_size=context.settings.max_upload_size,
             )
-            return {"file": file}
-
-        try:
-            return await payload(FilePayload, run)
         finally:
             # Starlette spools the part to a temp file; release it whatever happened.
             await spooled_part(input.file).close()
+        return FilePayload(file=file)
 
-    @strawberry.mutation(description="Remove files from a dataset's working set.")
+    @mutation(description="Remove files from a dataset's working set.")
     async def delete_files(self, info: Info, input: DeleteFilesInput) -> DeleteFilesPayload:
-        async def run() -> dict[str, object]:
-            deleted = await ops.delete_files(info.context.viewer, input.dataset_id, input.paths)
-            return {"deleted_paths": deleted}
+        deleted = await ops.delete_files(info.context.viewer, input.dataset_id, input.paths)
+        return DeleteFilesPayload(deleted_paths=deleted)
 
-        return await payload(DeleteFilesPayload, run)
-
-    @strawberry.mutation(description="Rename a file within its dataset.")
+    @mutation(description="Rename a file within its dataset.")
     async def move_file(self, info: Info, input: MoveFileInput) -> FilePayload:
-        async def run() -> dict[str, object]:
-            file = await ops.move_file(
-                info.context.viewer,
-                input.dataset_id,
-                input.path,
-                input.new_path,
-                overwrite=input.overwrite,
-            )
-            return {"file": file}
+        file = await ops.move_file(
+            info.context.viewer,
+            input.dataset_id,
+            input.path,
+            input.new_path,
+            overwrite=input.overwrite,
+        )
+        return FilePayload(file=file)
 
-        return await payload(FilePayload, run)
-
-    @strawberry.mutation(description="Replace or merge a file's metadata and tags.")
+    @mutation(description="Replace or merge a file's metadata and tags.")
     async def set_file_metadata(self, info: Info, input: SetFileMetadataInput) -> FilePayload:
         changes = {
             k: getattr(input, k) for k in ("metadata", "tags") if getattr(input, k) is not UNSET
         }
-
-        async def run() -> dict[str, object]:
-            file = await ops.set_file_metadata(
-                info.context.viewer, input.dataset_id, input.path, changes, merge=input.merge
-            )
-            return {"file": file}
-
-        return await payload(FilePayload, run)
+        file = await ops.set_file_metadata(
+            info.context.viewer, input.dataset_id, input.path, changes, merge=input.merge
+        )
+        return FilePayload(file=file)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 
@@ -13,12 +13,14 @@ from quiver.ids import encode_global_id
 from quiver.models import ExternalKind, LineageRelation, NodeKind
 from quiver.resolvers import lineage as ops
 from quiver.resolvers.errors import ArgumentError
-from quiver.resolvers.lineage import Direction, NodeRef
-from quiver.schema.datasets import Dataset
-from quiver.schema.errors import UserError, payload
+from quiver.resolvers.lineage import LineageDirection, NodeRef
+from quiver.schema.errors import UserError, mutation, user_errors_field
 from quiver.schema.node import Node, global_id_resolver, node_loader
 from quiver.schema.scalars import JSON
-from quiver.schema.versions import Version
+
+if TYPE_CHECKING:
+    from quiver.schema.datasets import Dataset
+    from quiver.schema.versions import Version
 
 strawberry.enum(ExternalKind, description="What an external entity is.")
 strawberry.enum(
@@ -28,7 +30,7 @@ strawberry.enum(
     "or converted from the source); USED_BY and PRODUCED are recorded by callers (the source "
     "was used by, or produced, the target).",
 )
-strawberry.enum(Direction, name="LineageDirection", description="Which way to walk lineage.")
+strawberry.enum(LineageDirection, description="Which way to walk lineage.")
 
 _TYPE_OF_KIND = {
     NodeKind.DATASET: "Dataset",
@@ -55,14 +57,15 @@ class ExternalEntity(Node):
 
 @node_loader("ExternalEntity")
 async def _load_external(context: Context, pk: int) -> models.ExternalEntity | None:
-    # External entities belong to no dataset; signed-in callers may look them up.
-    if context.viewer.user is None:
-        return None
     return await context.loaders.external_entity_by_id.load(pk)
 
 
+# Datasets and versions show their lineage, so their modules import this one: the union
+# names them lazily, and the import cycle exists for the type checker only.
 LineageNode = Annotated[
-    Dataset | Version | ExternalEntity,
+    Annotated["Dataset", strawberry.lazy("quiver.schema.datasets")]
+    | Annotated["Version", strawberry.lazy("quiver.schema.versions")]
+    | ExternalEntity,
     strawberry.union("LineageNode", description="Something data comes from or goes to."),
 ]
 
@@ -81,24 +84,30 @@ class LineageEdge:
         return _global_id(NodeKind(root.target_kind), root.target_id)
 
 
+LineageRow = models.Dataset | models.Version | models.ExternalEntity
+
+
 @strawberry.type(description="Nodes reachable from a root (the first node) and their edges.")
 class LineageGraph:
-    nodes: list[LineageNode] = strawberry.field(description="The root first, then by distance.")
-    edges: list[LineageEdge] = strawberry.field(description="Edges between those nodes.")
+    nodes: list[LineageRow] = strawberry.field(
+        description="The root first, then by distance.", graphql_type=list[LineageNode]
+    )
+    edges: list[models.LineageEdge] = strawberry.field(
+        description="Edges between those nodes.", graphql_type=list[LineageEdge]
+    )
 
 
 def _global_id(kind: NodeKind, pk: int) -> strawberry.ID:
     return strawberry.ID(encode_global_id(_TYPE_OF_KIND[kind], pk))
 
 
-async def lineage_of(info: Info, root: NodeRef, direction: Direction, depth: int) -> LineageGraph:
+async def lineage_of(
+    info: Info, root: NodeRef, direction: LineageDirection, depth: int
+) -> LineageGraph:
     loaders = info.context.loaders
     graph = await ops.walk(root, direction, depth, loaders)
     rows = [await ops.load_node(loaders, ref) for ref in graph.nodes]
-    return LineageGraph(
-        nodes=[row for row in rows if row is not None],  # type: ignore[misc]
-        edges=graph.edges,  # type: ignore[arg-type]
-    )
+    return LineageGraph(nodes=[row for row in rows if row is not None], edges=graph.edges)
 
 
 @strawberry.input(description="An experiment, model or deployment, upserted by kind and ID.")
@@ -130,10 +139,16 @@ class RecordLineageInput:
 
 @strawberry.type(description="Result of recordLineage.")
 class LineagePayload:
-    edge: LineageEdge | None = strawberry.field(default=None, description="The edge.")
-    source: LineageNode | None = strawberry.field(default=None, description="Its source.")
-    target: LineageNode | None = strawberry.field(default=None, description="Its target.")
-    user_errors: list[UserError] = strawberry.field(description="Why nothing was done.")
+    edge: models.LineageEdge | None = strawberry.field(
+        default=None, description="The edge.", graphql_type=LineageEdge | None
+    )
+    source: LineageRow | None = strawberry.field(
+        default=None, description="Its source.", graphql_type=LineageNode | None
+    )
+    target: LineageRow | None = strawberry.field(
+        default=None, description="Its target.", graphql_type=LineageNode | None
+    )
+    user_errors: list[UserError] = user_errors_field()
 
 
 def _endpoint(given: LineageEndpointInput) -> ops.Endpoint:
@@ -159,7 +174,7 @@ class LineageQuery:
         self,
         info: Info,
         id: strawberry.ID,
-        direction: Direction = Direction.BOTH,
+        direction: LineageDirection = LineageDirection.BOTH,
         depth: int = 3,
     ) -> LineageGraph:
         root = NodeRef.from_global_id(id)
@@ -170,18 +185,12 @@ class LineageQuery:
 
 @strawberry.type
 class LineageMutation:
-    @strawberry.mutation(
+    @mutation(
         description="Record an edge to or from an external entity, dataset or version "
         "(READ on a source dataset, WRITE on a target one)."
     )
     async def record_lineage(self, info: Info, input: RecordLineageInput) -> LineagePayload:
-        async def run() -> dict[str, object]:
-            edge, source, target = await ops.record_lineage(
-                info.context.viewer,
-                _endpoint(input.source),
-                _endpoint(input.target),
-                input.relation,
-            )
-            return {"edge": edge, "source": source, "target": target}
-
-        return await payload(LineagePayload, run)
+        edge, source, target = await ops.record_lineage(
+            info.context.viewer, _endpoint(input.source), _endpoint(input.target), input.relation
+        )
+        return LineagePayload(edge=edge, source=source, target=target)

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import strawberry
+from tortoise.models import Model
 
 from quiver.context import Context, Info
 from quiver.ids import decode_global_id, encode_global_id, global_id_type
@@ -25,7 +26,7 @@ def global_id_resolver(type_name: str) -> Callable[[Any], strawberry.ID]:
     return resolve
 
 
-NodeLoader = Callable[[Context, int], Awaitable[Any]]
+NodeLoader = Callable[[Context, int], Awaitable[Model | None]]
 _LOADERS: dict[str, NodeLoader] = {}
 
 
@@ -39,7 +40,7 @@ def node_loader(type_name: str) -> Callable[[NodeLoader], NodeLoader]:
     return register
 
 
-async def resolve_node(info: Info, id: strawberry.ID) -> Any:
+async def resolve_node(info: Info, id: strawberry.ID) -> Model | None:
     type_name = global_id_type(id)
     load = _LOADERS.get(type_name or "")
     pk = decode_global_id(id, type_name)

@@ -1,4 +1,4 @@
-"""Field permissions declared on the schema (row visibility lives in resolvers.access)."""
+"""Field permissions declared on the schema; what they allow is decided in resolvers.access."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 from strawberry.permission import BasePermission
 
 from quiver.context import Info
+from quiver.resolvers.access import sees_private_fields_of
 
 
 class IsSelfOrAdmin(BasePermission):
@@ -15,5 +16,4 @@ class IsSelfOrAdmin(BasePermission):
     message = "Only the user themself or an admin may see this"
 
     def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
-        viewer = info.context.viewer
-        return viewer.is_admin or (viewer.user_id is not None and viewer.user_id == source.id)
+        return sees_private_fields_of(info.context.viewer, source.id)

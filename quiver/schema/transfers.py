@@ -7,8 +7,8 @@ import strawberry
 from quiver.context import Info
 from quiver.resolvers import transfers as ops
 from quiver.resolvers.transfers import ConflictPolicy
-from quiver.schema.datasets import DatasetPayload
-from quiver.schema.errors import payload
+from quiver.schema.datasets import DatasetPayload, changed_dataset
+from quiver.schema.errors import mutation
 
 strawberry.enum(
     ConflictPolicy,
@@ -56,48 +56,35 @@ class ClearDatasetInput:
 
 @strawberry.type
 class TransferMutation:
-    @strawberry.mutation(
+    @mutation(
         description="Copy a dataset or version into a new dataset (READ on the source), or, "
         "without newName, snapshot it as its next version (WRITE). Rows only: no bytes move."
     )
     async def copy_dataset(self, info: Info, input: CopyDatasetInput) -> DatasetPayload:
-        async def run() -> dict[str, object]:
-            dataset = await ops.copy_dataset(
-                info.context.viewer,
-                input.id,
-                new_name=input.new_name,
-                only_paths=input.only_paths,
-                team_id=input.team_id,
-            )
-            info.context.loaders.prime_dataset(dataset)
-            return {"dataset": dataset}
+        dataset = await ops.copy_dataset(
+            info.context.viewer,
+            input.id,
+            new_name=input.new_name,
+            only_paths=input.only_paths,
+            team_id=input.team_id,
+        )
+        return changed_dataset(info, dataset)
 
-        return await payload(DatasetPayload, run)
-
-    @strawberry.mutation(description="Add the source's files and labels to the target.")
+    @mutation(description="Add the source's files and labels to the target.")
     async def merge_datasets(self, info: Info, input: MergeDatasetsInput) -> DatasetPayload:
-        async def run() -> dict[str, object]:
-            dataset = await ops.merge_datasets(
-                info.context.viewer,
-                input.target_id,
-                input.source_id,
-                on_conflict=input.on_conflict,
-                delete_source=input.delete_source,
-                hard=input.hard,
-            )
-            info.context.loaders.prime_dataset(dataset)
-            return {"dataset": dataset}
+        dataset = await ops.merge_datasets(
+            info.context.viewer,
+            input.target_id,
+            input.source_id,
+            on_conflict=input.on_conflict,
+            delete_source=input.delete_source,
+            hard=input.hard,
+        )
+        return changed_dataset(info, dataset)
 
-        return await payload(DatasetPayload, run)
-
-    @strawberry.mutation(
+    @mutation(
         description="Remove every file (with metadata and tags) and sample (with annotations) "
         "from the working set. Versions, labels and the dataset's own fields stay."
     )
     async def clear_dataset(self, info: Info, input: ClearDatasetInput) -> DatasetPayload:
-        async def run() -> dict[str, object]:
-            dataset = await ops.clear_dataset(info.context.viewer, input.id)
-            info.context.loaders.prime_dataset(dataset)
-            return {"dataset": dataset}
-
-        return await payload(DatasetPayload, run)
+        return changed_dataset(info, await ops.clear_dataset(info.context.viewer, input.id))

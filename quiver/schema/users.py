@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from strawberry.permission import PermissionExtension
@@ -13,7 +13,7 @@ from quiver import models
 from quiver.context import Context, Info
 from quiver.models import Role
 from quiver.resolvers import users as ops
-from quiver.schema.errors import UserError, payload
+from quiver.schema.errors import UserError, mutation, user_errors_field
 from quiver.schema.node import Node, global_id_resolver, node_loader
 from quiver.schema.permissions import IsSelfOrAdmin
 
@@ -37,22 +37,28 @@ class User(Node):
         resolver=global_id_resolver("User"), description="The global ID of the user."
     )
 
-    @strawberry.field(description="Teams the user belongs to.")
-    async def teams(self, root: strawberry.Parent[models.User], info: Info) -> list[Team]:
+    @strawberry.field(
+        description="Teams the user belongs to.",
+        graphql_type=list[Annotated["Team", strawberry.lazy(__name__)]],
+    )
+    async def teams(self, root: strawberry.Parent[models.User], info: Info) -> list[models.Team]:
         memberships = await info.context.loaders.memberships_by_user_id.load(root.id)
         teams = await info.context.loaders.team_by_id.load_many([m.team_id for m in memberships])
-        return [team for team in teams if team is not None]  # type: ignore[misc]
+        return [team for team in teams if team is not None]
 
     @strawberry.field(
         description="The user's API keys (never their secrets); for the user and admins.",
+        graphql_type=list[Annotated["ApiKey", strawberry.lazy(__name__)]],
         extensions=[
             PermissionExtension(
                 permissions=[IsSelfOrAdmin()], fail_silently=True, use_directives=False
             )
         ],
     )
-    async def api_keys(self, root: strawberry.Parent[models.User]) -> list[ApiKey]:
-        return await models.ApiKey.filter(user_id=root.id).order_by("id")  # type: ignore[return-value]
+    def api_keys(
+        self, root: strawberry.Parent[models.User], info: Info
+    ) -> Awaitable[list[models.ApiKey]]:
+        return info.context.loaders.api_keys_by_user_id.load(root.id)
 
     @classmethod
     def is_type_of(cls, obj: Any, info: Any) -> bool:
@@ -64,8 +70,10 @@ class TeamMember:
     role: Role = strawberry.field(description="The member's role in the team.")
 
     @strawberry.field(description="The member.", graphql_type=User)
-    def user(self, root: strawberry.Parent[models.Membership], info: Info) -> Awaitable[User]:
-        return info.context.loaders.user_by_id.load(root.user_id)  # type: ignore[return-value]
+    def user(
+        self, root: strawberry.Parent[models.Membership], info: Info
+    ) -> Awaitable[models.User | None]:
+        return info.context.loaders.user_by_id.load(root.user_id)
 
 
 @strawberry.type(description="A group of users that owns datasets.")
@@ -81,8 +89,8 @@ class Team(Node):
     )
     def members(
         self, root: strawberry.Parent[models.Team], info: Info
-    ) -> Awaitable[list[TeamMember]]:
-        return info.context.loaders.memberships_by_team_id.load(root.id)  # type: ignore[return-value]
+    ) -> Awaitable[list[models.Membership]]:
+        return info.context.loaders.memberships_by_team_id.load(root.id)
 
     @classmethod
     def is_type_of(cls, obj: Any, info: Any) -> bool:
@@ -102,37 +110,30 @@ class ApiKey(Node):
     )
 
     @strawberry.field(description="Whose key it is.", graphql_type=User)
-    def user(self, root: strawberry.Parent[models.ApiKey], info: Info) -> Awaitable[User]:
-        return info.context.loaders.user_by_id.load(root.user_id)  # type: ignore[return-value]
+    def user(
+        self, root: strawberry.Parent[models.ApiKey], info: Info
+    ) -> Awaitable[models.User | None]:
+        return info.context.loaders.user_by_id.load(root.user_id)
 
     @classmethod
     def is_type_of(cls, obj: Any, info: Any) -> bool:
         return isinstance(obj, models.ApiKey)
 
 
-# People and teams are looked up by ID only by signed-in callers (to share, to add members);
-# anonymous callers see the names only where a public dataset shows its owner or creator.
+# Who sees which users, teams and keys is decided in resolvers.access; the loaders apply it.
 @node_loader("User")
 async def _load_user(context: Context, pk: int) -> models.User | None:
-    if not context.viewer.is_authenticated:
-        return None
     return await context.loaders.user_by_id.load(pk)
 
 
 @node_loader("Team")
 async def _load_team(context: Context, pk: int) -> models.Team | None:
-    if not context.viewer.is_authenticated:
-        return None
     return await context.loaders.team_by_id.load(pk)
 
 
 @node_loader("ApiKey")
 async def _load_api_key(context: Context, pk: int) -> models.ApiKey | None:
-    key = await context.loaders.api_key_by_id.load(pk)
-    viewer = context.viewer
-    if key is None or not (viewer.is_admin or key.user_id == viewer.user_id):
-        return None
-    return key
+    return await context.loaders.api_key_by_id.load(pk)
 
 
 @strawberry.input(description="A new API key.")
@@ -168,77 +169,67 @@ class AddTeamMemberInput:
 
 @strawberry.type(description="Result of an API key mutation.")
 class ApiKeyPayload:
-    api_key: ApiKey | None = strawberry.field(default=None, description="The key.")
+    api_key: models.ApiKey | None = strawberry.field(
+        default=None, description="The key.", graphql_type=ApiKey | None
+    )
     secret: str | None = strawberry.field(
         default=None, description="The whole key, returned once when it is created; store it."
     )
-    user_errors: list[UserError] = strawberry.field(description="Why nothing was done.")
+    user_errors: list[UserError] = user_errors_field()
 
 
 @strawberry.type(description="Result of a user mutation.")
 class UserPayload:
-    user: User | None = strawberry.field(default=None, description="The user.")
-    user_errors: list[UserError] = strawberry.field(description="Why nothing was done.")
+    user: models.User | None = strawberry.field(
+        default=None, description="The user.", graphql_type=User | None
+    )
+    user_errors: list[UserError] = user_errors_field()
 
 
 @strawberry.type(description="Result of a team mutation.")
 class TeamPayload:
-    team: Team | None = strawberry.field(default=None, description="The team.")
-    user_errors: list[UserError] = strawberry.field(description="Why nothing was done.")
+    team: models.Team | None = strawberry.field(
+        default=None, description="The team.", graphql_type=Team | None
+    )
+    user_errors: list[UserError] = user_errors_field()
 
 
 @strawberry.type
 class UserQuery:
-    @strawberry.field(description="The signed-in user; null for anonymous callers.")
-    def viewer(self, info: Info) -> User | None:
-        return info.context.viewer.user  # type: ignore[return-value]
+    @strawberry.field(
+        description="The signed-in user; null for anonymous callers.", graphql_type=User | None
+    )
+    def viewer(self, info: Info) -> models.User | None:
+        return info.context.viewer.user
 
 
 @strawberry.type
 class UserMutation:
-    @strawberry.mutation(description="Create an API key; the secret is in the payload, once.")
+    @mutation(description="Create an API key; the secret is in the payload, once.")
     async def create_api_key(self, info: Info, input: CreateApiKeyInput) -> ApiKeyPayload:
-        async def run() -> dict[str, object]:
-            issued = await ops.create_api_key(
-                info.context.viewer, name=input.name, user_id=input.user_id
-            )
-            return {"api_key": issued.api_key, "secret": issued.secret}
+        issued = await ops.create_api_key(
+            info.context.viewer, name=input.name, user_id=input.user_id
+        )
+        return ApiKeyPayload(api_key=issued.api_key, secret=issued.secret)
 
-        return await payload(ApiKeyPayload, run)
-
-    @strawberry.mutation(description="Revoke an API key; requests using it fail from now on.")
+    @mutation(description="Revoke an API key; requests using it fail from now on.")
     async def revoke_api_key(self, info: Info, input: RevokeApiKeyInput) -> ApiKeyPayload:
-        async def run() -> dict[str, object]:
-            return {"api_key": await ops.revoke_api_key(info.context.viewer, input.id)}
+        return ApiKeyPayload(api_key=await ops.revoke_api_key(info.context.viewer, input.id))
 
-        return await payload(ApiKeyPayload, run)
-
-    @strawberry.mutation(description="Create a user with a personal team (admins only).")
+    @mutation(description="Create a user with a personal team (admins only).")
     async def create_user(self, info: Info, input: CreateUserInput) -> UserPayload:
-        async def run() -> dict[str, object]:
-            user = await ops.create_user_as_admin(
-                info.context.viewer, name=input.name, email=input.email
-            )
-            return {"user": user}
+        user = await ops.create_user_as_admin(
+            info.context.viewer, name=input.name, email=input.email
+        )
+        return UserPayload(user=user)
 
-        return await payload(UserPayload, run)
-
-    @strawberry.mutation(description="Create a team; the caller becomes its ADMIN.")
+    @mutation(description="Create a team; the caller becomes its ADMIN.")
     async def create_team(self, info: Info, input: CreateTeamInput) -> TeamPayload:
-        async def run() -> dict[str, object]:
-            return {"team": await ops.create_team(info.context.viewer, name=input.name)}
+        return TeamPayload(team=await ops.create_team(info.context.viewer, name=input.name))
 
-        return await payload(TeamPayload, run)
-
-    @strawberry.mutation(description="Add a user to a team, or change their role there.")
+    @mutation(description="Add a user to a team, or change their role there.")
     async def add_team_member(self, info: Info, input: AddTeamMemberInput) -> TeamPayload:
-        async def run() -> dict[str, object]:
-            team = await ops.add_team_member(
-                info.context.viewer,
-                team_id=input.team_id,
-                user_id=input.user_id,
-                role=input.role,
-            )
-            return {"team": team}
-
-        return await payload(TeamPayload, run)
+        team = await ops.add_team_member(
+            info.context.viewer, team_id=input.team_id, user_id=input.user_id, role=input.role
+        )
+        return TeamPayload(team=team)

@@ -15,20 +15,20 @@ from quiver.ids import decode_global_id
 from quiver.resolvers import diffs
 from quiver.resolvers import versions as ops
 from quiver.resolvers.errors import ArgumentError
-from quiver.resolvers.lineage import Direction, NodeRef
-from quiver.resolvers.pagination import keyset_page
+from quiver.resolvers.lineage import LineageDirection, NodeRef
+from quiver.resolvers.loaders import PageArgs
 from quiver.resolvers.tables import version_table
-from quiver.schema.errors import UserError, payload
+from quiver.schema.errors import UserError, mutation, user_errors_field
 from quiver.schema.files import File
+from quiver.schema.lineage import LineageGraph, lineage_of
 from quiver.schema.node import Node, global_id_resolver, node_loader
 from quiver.schema.pagination import Connection, connection
 from quiver.schema.scalars import Long
+from quiver.schema.tables import Table, table_of
 from quiver.schema.users import User
 
 if TYPE_CHECKING:
     from quiver.schema.datasets import Dataset
-    from quiver.schema.lineage import LineageGraph
-    from quiver.schema.tables import Table
 
 DIFF_PAGE = 100
 
@@ -115,14 +115,18 @@ class Version(Node):
         description="The dataset it is a version of.",
         graphql_type=Annotated["Dataset", strawberry.lazy("quiver.schema.datasets")],
     )
-    def dataset(self, root: strawberry.Parent[models.Version], info: Info) -> Awaitable[Any]:
+    def dataset(
+        self, root: strawberry.Parent[models.Version], info: Info
+    ) -> Awaitable[models.Dataset | None]:
         return info.context.loaders.dataset_by_id.load(root.dataset_id)
 
     @strawberry.field(
         description="The version before it.",
         graphql_type=Annotated["Version", strawberry.lazy("quiver.schema.versions")] | None,
     )
-    def parent(self, root: strawberry.Parent[models.Version], info: Info) -> Awaitable[Any] | None:
+    def parent(
+        self, root: strawberry.Parent[models.Version], info: Info
+    ) -> Awaitable[models.Version | None] | None:
         if root.parent_id is None:
             return None
         return info.context.loaders.version_by_id.load(root.parent_id)
@@ -130,7 +134,7 @@ class Version(Node):
     @strawberry.field(description="Who took it.", graphql_type=User | None)
     def created_by(
         self, root: strawberry.Parent[models.Version], info: Info
-    ) -> Awaitable[Any] | None:
+    ) -> Awaitable[models.User | None] | None:
         if root.created_by_id is None:
             return None
         return info.context.loaders.user_by_id.load(root.created_by_id)
@@ -139,19 +143,21 @@ class Version(Node):
     async def files(
         self,
         root: strawberry.Parent[models.Version],
+        info: Info,
         first: int | None = 20,
         after: str | None = None,
         prefix: str | None = None,
     ) -> Connection[File]:
-        entries = models.VersionEntry.filter(version_id=root.id)
-        if prefix:
-            entries = entries.filter(path__startswith=prefix)
-        page = await keyset_page(entries, key="path", descending=False, first=first, after=after)
-        return connection(page)
+        args = PageArgs(first=first, after=after, prefix=prefix)
+        return connection(await info.context.loaders.files_page_by_version.load((root.id, args)))
 
-    @strawberry.field(description="Its file at a path; null if there is none.")
-    async def file(self, root: strawberry.Parent[models.Version], path: str) -> File | None:
-        return await models.VersionEntry.get_or_none(version_id=root.id, path=path)  # type: ignore[return-value]
+    @strawberry.field(
+        description="Its file at a path; null if there is none.", graphql_type=File | None
+    )
+    def file(
+        self, root: strawberry.Parent[models.Version], info: Info, path: str
+    ) -> Awaitable[models.VersionEntry | None]:
+        return info.context.loaders.version_file_by_version_and_path.load((root.id, path))
 
     @strawberry.field(
         description="The version's table: the file at `path`, or its only CSV, TSV or Parquet "
@@ -159,9 +165,7 @@ class Version(Node):
     )
     async def table(
         self, root: strawberry.Parent[models.Version], info: Info, path: str | None = None
-    ) -> Annotated[Table, strawberry.lazy("quiver.schema.tables")] | None:
-        from quiver.schema.tables import table_of
-
+    ) -> Table | None:
         return await table_of(info, await version_table(root.id, path))
 
     @strawberry.field(description="What changed from the version `against` to this one.")
@@ -179,11 +183,9 @@ class Version(Node):
         self,
         root: strawberry.Parent[models.Version],
         info: Info,
-        direction: Direction = Direction.BOTH,
+        direction: LineageDirection = LineageDirection.BOTH,
         depth: int = 3,
-    ) -> Annotated[LineageGraph, strawberry.lazy("quiver.schema.lineage")]:
-        from quiver.schema.lineage import lineage_of
-
+    ) -> LineageGraph:
         return await lineage_of(info, NodeRef.version(root.id), direction, depth)
 
     @classmethod
@@ -219,53 +221,35 @@ class RestoreVersionInput:
 
 @strawberry.type(description="Result of a version mutation.")
 class VersionPayload:
-    version: Version | None = strawberry.field(default=None, description="The version.")
-    user_errors: list[UserError] = strawberry.field(description="Why nothing was done.")
+    version: models.Version | None = strawberry.field(
+        default=None, description="The version.", graphql_type=Version | None
+    )
+    user_errors: list[UserError] = user_errors_field()
 
 
 @strawberry.type
 class VersionQuery:
-    @strawberry.field(description="A version by ID; null when it does not exist or is hidden.")
-    async def version(self, info: Info, id: strawberry.ID) -> Version | None:
+    @strawberry.field(
+        description="A version by ID; null when it does not exist or is hidden.",
+        graphql_type=Version | None,
+    )
+    async def version(self, info: Info, id: strawberry.ID) -> models.Version | None:
         pk = decode_global_id(id, "Version")
-        return await info.context.loaders.version_by_id.load(pk) if pk is not None else None  # type: ignore[return-value]
+        return await info.context.loaders.version_by_id.load(pk) if pk is not None else None
 
 
 @strawberry.type
 class VersionMutation:
-    @strawberry.mutation(description="Snapshot the working set as the next version (WRITE).")
+    @mutation(description="Snapshot the working set as the next version (WRITE).")
     async def create_version(self, info: Info, input: CreateVersionInput) -> VersionPayload:
-        async def run() -> dict[str, object]:
-            version = await ops.create_version(
-                info.context.viewer, input.dataset_id, description=input.description
-            )
-            return {"version": version}
+        version = await ops.create_version(
+            info.context.viewer, input.dataset_id, description=input.description
+        )
+        return VersionPayload(version=version)
 
-        return await payload(VersionPayload, run)
-
-    @strawberry.mutation(
+    @mutation(
         description="Delete a version (ADMIN). One that something came from is kept, "
         "hidden from the dataset's versions but readable through lineage."
     )
     async def delete_version(self, info: Info, input: DeleteVersionInput) -> VersionPayload:
-        async def run() -> dict[str, object]:
-            return {"version": await ops.delete_version(info.context.viewer, input.id)}
-
-        return await payload(VersionPayload, run)
-
-    @strawberry.mutation(description="Make the working set equal to a version (WRITE).")
-    async def restore_version(
-        self, info: Info, input: RestoreVersionInput
-    ) -> Annotated[DatasetPayload, strawberry.lazy("quiver.schema.datasets")]:
-        from quiver.schema.datasets import DatasetPayload
-
-        async def run() -> dict[str, object]:
-            dataset = await ops.restore_version(info.context.viewer, input.version_id)
-            info.context.loaders.prime_dataset(dataset)
-            return {"dataset": dataset}
-
-        return await payload(DatasetPayload, run)
-
-
-if TYPE_CHECKING:
-    from quiver.schema.datasets import DatasetPayload
+        return VersionPayload(version=await ops.delete_version(info.context.viewer, input.id))
