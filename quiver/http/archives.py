@@ -17,7 +17,7 @@ import aiofiles.os
 import anyio
 import anyio.to_thread
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 from tortoise.queryset import QuerySet
 
 from quiver.auth import Viewer
@@ -34,6 +34,7 @@ from quiver.http.files import content_disposition
 from quiver.ids import decode_global_id
 from quiver.models import DatasetFile, Version, VersionEntry
 from quiver.resolvers.access import visible_datasets
+from quiver.resolvers.errors import Refused
 from quiver.storage import Storage
 from quiver.storage.blobs import blob_key
 
@@ -50,21 +51,21 @@ class DatasetArchive(ViewerEndpoint):
     async def respond(self, request: Request, viewer: Viewer) -> Response:
         archive_format = request.query_params.get("format", "zip")
         if archive_format not in FORMATS:
-            return PlainTextResponse("format must be zip or tar.gz", status_code=400)
+            raise Refused.invalid(("format",), "format must be zip or tar.gz")
         raw_version = request.query_params.get("version")
         if raw_version is not None and not (raw_version.isascii() and raw_version.isdigit()):
-            return PlainTextResponse("version must be a version number", status_code=400)
+            raise Refused.invalid(("version",), "version must be a version number")
         pk = decode_global_id(request.path_params["id"], "Dataset")
         dataset = await visible_datasets(viewer).get_or_none(id=pk) if pk is not None else None
         if dataset is None:
-            return PlainTextResponse("No dataset with this id", status_code=404)
+            raise Refused.not_found(("id",), "No dataset with this id")
         name = dataset.name
         if raw_version is None:
             members = _working_set(dataset.id)
         else:
             version = await Version.get_or_none(dataset_id=dataset.id, number=int(raw_version))
             if version is None:
-                return PlainTextResponse(f"No version {raw_version}", status_code=404)
+                raise Refused.not_found(("version",), f"No version {raw_version}")
             members = _version_entries(version)
             name = f"{name}-v{version.number}"
         headers = {

@@ -16,7 +16,7 @@ import aiofiles
 import aiofiles.os
 from starlette.concurrency import iterate_in_threadpool
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 
 from quiver import analytics
 from quiver.auth import Viewer
@@ -24,7 +24,7 @@ from quiver.http.endpoint import ViewerEndpoint
 from quiver.http.files import content_disposition
 from quiver.ids import decode_global_id
 from quiver.resolvers.access import readable_versions
-from quiver.resolvers.errors import ArgumentError
+from quiver.resolvers.errors import ArgumentError, ErrorCode, Refused
 from quiver.resolvers.tables import Tables, TableUnreadable, run_analysis, version_table
 
 FORMATS = {
@@ -41,23 +41,23 @@ class VersionExport(ViewerEndpoint):
     async def respond(self, request: Request, viewer: Viewer) -> Response:
         export_format = request.query_params.get("format", "csv")
         if export_format not in FORMATS:
-            return PlainTextResponse("format must be csv, xlsx or parquet", status_code=400)
+            raise Refused.invalid(("format",), "format must be csv, xlsx or parquet")
         pk = decode_global_id(request.path_params["id"], "Version")
         version = await readable_versions(viewer).get_or_none(id=pk) if pk is not None else None
         if version is None:
-            return PlainTextResponse("No version with this id", status_code=404)
+            raise Refused.not_found(("id",), "No version with this id")
         try:
             table = await version_table(version.id, request.query_params.get("path"))
         except ArgumentError as problem:
-            return PlainTextResponse(str(problem), status_code=400)
+            raise Refused.invalid(("path",), str(problem)) from None
         if table is None:
-            return PlainTextResponse("No table in this version (or at this path)", 404)
+            raise Refused.not_found(("path",), "No table in this version (or at this path)")
         tables = Tables(self.storage, self.settings.cache_dir)
         try:
             await tables.schema(table)  # malformed files are refused before any byte is sent
             parquet = await tables.parquet_form(table)
         except TableUnreadable as problem:
-            return PlainTextResponse(f"INVALID: {problem}", status_code=422)
+            raise Refused.invalid(("path",), str(problem)) from None
         stem = Path(table.path.rsplit("/", 1)[-1]).stem or "table"
         headers = {
             "Content-Disposition": content_disposition(f"{stem}-v{version.number}.{export_format}"),
@@ -73,7 +73,7 @@ class VersionExport(ViewerEndpoint):
         try:
             await run_analysis(analytics.write_xlsx, parquet, workbook)
         except analytics.TooManyRows as problem:
-            return PlainTextResponse(f"TOO_LARGE: {problem}", status_code=413)
+            raise Refused.one(("format",), str(problem), ErrorCode.TOO_LARGE) from None
         return StreamingResponse(
             _read(workbook, remove=True), headers=headers, media_type=media_type
         )

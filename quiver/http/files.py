@@ -10,6 +10,7 @@ from starlette.responses import PlainTextResponse, Response, StreamingResponse
 
 from quiver.auth import Viewer
 from quiver.http.endpoint import ViewerEndpoint
+from quiver.resolvers.errors import Refused
 from quiver.resolvers.files import readable_file
 from quiver.resolvers.loaders import Loaders
 from quiver.storage.blobs import blob_key
@@ -53,7 +54,7 @@ class FileDownload(ViewerEndpoint):
     async def respond(self, request: Request, viewer: Viewer) -> Response:
         file = await readable_file(Loaders(viewer), request.path_params["id"])
         if file is None:
-            return PlainTextResponse("No file with this id", status_code=404)
+            raise Refused.not_found(("id",), "No file with this id")
         etag = f'"{file.blob_id}"'
         headers = {
             "ETag": etag,
