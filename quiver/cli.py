@@ -136,8 +136,8 @@ def gc(
 
 
 async def _collect(settings: Settings, grace: timedelta, *, dry_run: bool) -> GarbageReport:
-    from quiver.http.partials import expire_uploads
     from quiver.resolvers.gc import collect_garbage
+    from quiver.resolvers.uploads import expire_uploads
     from quiver.storage import storage_from_url
 
     await Tortoise.init(config=db.tortoise_config(settings.database_url))

@@ -34,7 +34,7 @@ import anyio.to_thread
 
 from quiver.auth import Viewer
 from quiver.config import Settings
-from quiver.models import Dataset, Upload
+from quiver.models import Dataset
 from quiver.resolvers.archive_entries import (
     CountingReader,
     Entry,
@@ -53,6 +53,7 @@ from quiver.resolvers.files import (
     put_files,
     writable_dataset,
 )
+from quiver.resolvers.uploads import find_upload
 from quiver.storage import Storage
 from quiver.storage.blobs import StoredBlob, blob_key
 
@@ -98,9 +99,7 @@ async def import_upload(
     """Import a finished tus upload that was sent with ``archive`` = true."""
     dataset = await writable_dataset(viewer, dataset_id, ("input", "datasetId"))
     field: FieldPath = ("input", "uploadId")
-    upload = await Upload.get_or_none(id=upload_id)
-    if upload is None or (upload.user_id != viewer.user_id and not viewer.is_admin):
-        raise Refused.not_found(field, "No upload with this id")
+    upload = await find_upload(viewer, upload_id, field)
     if upload.dataset_id != dataset.id:
         raise Refused.invalid(field, "The upload was made for another dataset")
     if not upload.archive:

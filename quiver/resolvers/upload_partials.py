@@ -1,8 +1,10 @@
-"""Partial upload files on local disk: where tus bytes wait, their locks, and their expiry.
+"""Partial upload files on local disk: where an upload's bytes wait, and their locks.
 
-``<data dir>/uploads/<id>.part`` holds the bytes received so far, whatever the blob
-storage; its size is the upload's offset. An exclusive ``flock`` on it is the per-upload
-lock, so two writers never interleave, even in two server processes.
+``<uploads dir>/<id>.part`` holds the bytes received so far, whatever the blob storage;
+its size is the upload's offset, right even after a crash or a connection cut mid-write.
+An exclusive ``flock`` on it is the per-upload lock, so two writers never interleave, even
+in two server processes. Whoever holds the lock and finds the upload's row gone removes
+the partial file.
 """
 
 from __future__ import annotations
@@ -13,22 +15,13 @@ import hashlib
 import os
 import re
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import anyio
 import anyio.to_thread
 
 from quiver.config import Settings
-from quiver.models import Upload
 
-if TYPE_CHECKING:
-    from hashlib import _Hash
-
-# An upload nobody has touched for this long is removed by expire_uploads().
-UPLOAD_TTL = timedelta(hours=24)
-UPLOADS_DIR_NAME = "uploads"
 READ_SIZE = 8 * 1024 * 1024
 UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
 
@@ -37,16 +30,13 @@ class UploadBusy(Exception):
     """Another request holds the upload's lock."""
 
 
-def uploads_directory(settings: Settings) -> Path:
-    return settings.data_dir / UPLOADS_DIR_NAME
-
-
 def partial_path(settings: Settings, upload_id: str) -> Path:
-    return uploads_directory(settings) / f"{upload_id}.part"
+    return settings.uploads_dir / f"{upload_id}.part"
 
 
 @contextlib.asynccontextmanager
 async def locked_partial(path: Path) -> AsyncIterator[int]:
+    """The partial file's descriptor (created if missing), locked; raises UploadBusy."""
     descriptor = await anyio.to_thread.run_sync(_open_locked, path)
     try:
         yield descriptor
@@ -79,14 +69,6 @@ def unlink_if_same(path: Path, descriptor: int) -> None:
             os.unlink(path)
 
 
-def write_block(descriptor: int, data: memoryview, offset: int, hashers: list[_Hash]) -> None:
-    written = 0
-    while written < len(data):  # pwrite may write less than asked
-        written += os.pwrite(descriptor, data[written:], offset + written)
-    for hasher in hashers:
-        hasher.update(data)
-
-
 def hash_file(descriptor: int) -> str:
     hasher = hashlib.sha256()
     position = 0
@@ -96,36 +78,16 @@ def hash_file(descriptor: int) -> str:
     return hasher.hexdigest()
 
 
-async def expire_uploads(settings: Settings, now: datetime | None = None) -> int:
-    """Remove uploads untouched for UPLOAD_TTL and stray partial files; how many went.
-
-    An upload some request is writing to right now is left alone: that request renews it.
-    """
-    now = now or datetime.now(UTC)
-    removed = 0
-    for upload_id in await Upload.filter(expires_at__lte=now).values_list("id", flat=True):
-        path = partial_path(settings, str(upload_id))
-        with contextlib.suppress(UploadBusy):
-            async with locked_partial(path) as descriptor:
-                if await Upload.filter(id=upload_id, expires_at__lte=now).delete():
-                    removed += 1
-                    await anyio.to_thread.run_sync(unlink_if_same, path, descriptor)
-    # Partial files without a row: left by a crash between creating the two, or removed rows.
-    cutoff = (now - UPLOAD_TTL).timestamp()
-    for path in await anyio.to_thread.run_sync(
-        _stale_partials, uploads_directory(settings), cutoff
-    ):
-        if await Upload.exists(id=path.stem):
-            continue
-        with contextlib.suppress(UploadBusy):
-            async with locked_partial(path) as descriptor:
-                if not await Upload.exists(id=path.stem):
-                    removed += 1
-                    await anyio.to_thread.run_sync(unlink_if_same, path, descriptor)
-    return removed
+async def size_on_disk(path: Path) -> int:
+    """How many bytes the partial file holds: 0 when there is none yet."""
+    try:
+        return (await anyio.to_thread.run_sync(os.stat, path)).st_size
+    except FileNotFoundError:
+        return 0
 
 
-def _stale_partials(directory: Path, cutoff: float) -> list[Path]:
+def stale_partials(directory: Path, cutoff: float) -> list[Path]:
+    """Partial files in directory last written before ``cutoff`` (a POSIX timestamp)."""
     try:
         entries = list(os.scandir(directory))
     except FileNotFoundError:

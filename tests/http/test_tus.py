@@ -29,9 +29,10 @@ from tusclient.uploader import Uploader
 
 from quiver.app import create_app
 from quiver.config import Settings
-from quiver.http.partials import UPLOAD_TTL, expire_uploads, partial_path
-from quiver.http.tus import WRITE_SIZE
+from quiver.http.tus_writer import WRITE_SIZE
 from quiver.models import Blob, Upload
+from quiver.resolvers.upload_partials import partial_path
+from quiver.resolvers.uploads import UPLOAD_TTL, expire_uploads
 from quiver.storage import LocalStorage
 from quiver.storage.base import file_chunks
 
@@ -347,7 +348,7 @@ async def test_creating_needs_credentials_and_write_access(
 
     assert anonymous.status_code == 401
     assert read_only.status_code == 403
-    assert "WRITE" in read_only.text
+    assert read_only.text == "FORBIDDEN: This needs the WRITE role on the dataset"
     assert unseen.status_code == 404
     assert no_such.status_code == 404
     assert bad_path.status_code == 400
