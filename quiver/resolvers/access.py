@@ -216,3 +216,42 @@ async def require_role(viewer: Viewer, dataset: Dataset, needed: Role, field: Fi
         if viewer.user is None:
             require_user(viewer)
         raise Refused.forbidden(field, f"This needs the {needed.value} role on the dataset")
+
+
+async def team_for(
+    viewer: Viewer, global_id: str, field: FieldPath, *, needed: Role | None = None
+) -> Team:
+    """The team named by ``global_id``, if the viewer may see it and holds ``needed`` in it."""
+    pk = decode_global_id(global_id, "Team")
+    team = await visible_teams(viewer).get_or_none(id=pk) if pk is not None else None
+    if team is None:
+        raise Refused.not_found(field, "No team with this id")
+    if needed is not None and not can_act_for_team(viewer, team.id, needed):
+        require_user(viewer)
+        raise Refused.forbidden(field, f"This needs the {needed.value} role in the team")
+    return team
+
+
+async def user_for(viewer: Viewer, global_id: str, field: FieldPath) -> User:
+    """The user named by ``global_id``, if the viewer may see them."""
+    pk = decode_global_id(global_id, "User")
+    user = await visible_users(viewer).get_or_none(id=pk) if pk is not None else None
+    if user is None:
+        raise Refused.not_found(field, "No user with this id")
+    return user
+
+
+async def api_key_for(viewer: Viewer, global_id: str, field: FieldPath) -> ApiKey:
+    """The API key named by ``global_id``, if it is the viewer's own (or the viewer is admin)."""
+    pk = decode_global_id(global_id, "ApiKey")
+    api_key = await visible_api_keys(viewer).get_or_none(id=pk) if pk is not None else None
+    if api_key is None:
+        raise Refused.not_found(field, "No API key with this id")
+    return api_key
+
+
+def require_admin(viewer: Viewer, message: str) -> None:
+    """Refuse unless the viewer administers this server."""
+    require_user(viewer)
+    if not viewer.is_admin:
+        raise Refused.forbidden(None, message)

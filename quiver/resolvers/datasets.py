@@ -13,7 +13,6 @@ from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from quiver.auth import Viewer
-from quiver.ids import decode_global_id
 from quiver.models import (
     Dataset,
     DatasetShare,
@@ -26,10 +25,11 @@ from quiver.models import (
     Visibility,
 )
 from quiver.resolvers.access import (
-    can_act_for_team,
     dataset_for,
+    require_role,
     require_user,
-    role_on,
+    team_for,
+    user_for,
     visible_datasets,
 )
 from quiver.resolvers.errors import ErrorCode, FieldPath, Problem, Refused
@@ -168,9 +168,7 @@ async def update_dataset(viewer: Viewer, global_id: str, changes: Mapping[str, A
     raise_if_any(problems)
     if "visibility" in changes and changes["visibility"] != dataset.visibility:
         # Publishing shares the dataset with everyone, so it takes what sharing takes.
-        role = await role_on(viewer, dataset)
-        if role is None or not role.includes(Role.ADMIN):
-            raise Refused.forbidden(("input", "visibility"), "Changing visibility needs ADMIN")
+        await require_role(viewer, dataset, Role.ADMIN, ("input", "visibility"))
     if "name" in changes and changes["name"] != dataset.name:
         await _ensure_name_free(dataset.owner_team_id, changes["name"], ("input", "name"))
     for key in ("name", "description", "type", "visibility", "licence", "project"):
@@ -230,18 +228,13 @@ async def share_dataset(
     dataset = await dataset_for(viewer, dataset_id, Role.ADMIN, ("input", "datasetId"))
     if (user_id is None) == (team_id is None):
         raise Refused.invalid(("input",), "Give exactly one of userId and teamId")
+    grantee: User | Team
     if user_id is not None:
-        pk = decode_global_id(user_id, "User")
-        grantee: User | Team | None = await User.get_or_none(id=pk) if pk else None
-        field: FieldPath = ("input", "userId")
+        grantee = await user_for(viewer, user_id, ("input", "userId"))
         key = "user_id"
     else:
-        pk = decode_global_id(team_id or "", "Team")
-        grantee = await Team.get_or_none(id=pk) if pk else None
-        field = ("input", "teamId")
+        grantee = await team_for(viewer, team_id or "", ("input", "teamId"))
         key = "team_id"
-    if grantee is None:
-        raise Refused.not_found(field, "No such user or team")
     existing = DatasetShare.filter(dataset_id=dataset.id, **{key: grantee.id})
     if role is None:
         await existing.delete()
@@ -256,13 +249,7 @@ async def _owner_team(viewer: Viewer, user: User, team_id: str | None) -> Team:
         if team is None:
             raise Refused.invalid(("input", "teamId"), "You have no personal team; name a team")
         return team
-    pk = decode_global_id(team_id, "Team")
-    team = await Team.get_or_none(id=pk) if pk is not None else None
-    if team is None or not (viewer.is_admin or pk in viewer.team_roles):
-        raise Refused.not_found(("input", "teamId"), "No team with this id")
-    if not can_act_for_team(viewer, team.id, Role.WRITE):
-        raise Refused.forbidden(("input", "teamId"), "Creating datasets needs WRITE in the team")
-    return team
+    return await team_for(viewer, team_id, ("input", "teamId"), needed=Role.WRITE)
 
 
 async def _ensure_name_free(team_id: int, name: str, field: FieldPath) -> None:

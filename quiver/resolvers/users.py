@@ -11,7 +11,13 @@ from tortoise.transactions import in_transaction
 from quiver.auth import Viewer, create_user, generate_api_key
 from quiver.ids import decode_global_id
 from quiver.models import ApiKey, Membership, Role, Team, User
-from quiver.resolvers.access import require_user
+from quiver.resolvers.access import (
+    api_key_for,
+    require_admin,
+    require_user,
+    team_for,
+    user_for,
+)
 from quiver.resolvers.errors import ErrorCode, Problem, Refused
 from quiver.resolvers.validation import check_short_text, raise_if_any
 
@@ -33,15 +39,10 @@ async def create_api_key(viewer: Viewer, *, name: str, user_id: str | None) -> I
     caller = require_user(viewer)
     raise_if_any(_check_label(name, ("input", "name"), "Name"))
     owner = caller
-    if user_id is not None:
-        pk = decode_global_id(user_id, "User")
-        if pk != caller.id:
-            if not viewer.is_admin:
-                raise Refused.forbidden(("input", "userId"), "Only admins create keys for others")
-            found = await User.get_or_none(id=pk) if pk is not None else None
-            if found is None:
-                raise Refused.not_found(("input", "userId"), "No user with this id")
-            owner = found
+    if user_id is not None and decode_global_id(user_id, "User") != caller.id:
+        if not viewer.is_admin:
+            raise Refused.forbidden(("input", "userId"), "Only admins create keys for others")
+        owner = await user_for(viewer, user_id, ("input", "userId"))
     new_key = generate_api_key()
     api_key = await ApiKey.create(
         user_id=owner.id, name=name.strip(), prefix=new_key.prefix, key_hash=new_key.key_hash
@@ -50,11 +51,8 @@ async def create_api_key(viewer: Viewer, *, name: str, user_id: str | None) -> I
 
 
 async def revoke_api_key(viewer: Viewer, global_id: str) -> ApiKey:
-    caller = require_user(viewer)
-    pk = decode_global_id(global_id, "ApiKey")
-    api_key = await ApiKey.get_or_none(id=pk) if pk is not None else None
-    if api_key is None or not (viewer.is_admin or api_key.user_id == caller.id):
-        raise Refused.not_found(("input", "id"), "No API key with this id")
+    require_user(viewer)
+    api_key = await api_key_for(viewer, global_id, ("input", "id"))
     if api_key.revoked_at is None:
         api_key.revoked_at = datetime.now(UTC)
         await api_key.save(update_fields=["revoked_at"])
@@ -62,9 +60,7 @@ async def revoke_api_key(viewer: Viewer, global_id: str) -> ApiKey:
 
 
 async def create_user_as_admin(viewer: Viewer, *, name: str, email: str | None) -> User:
-    require_user(viewer)
-    if not viewer.is_admin:
-        raise Refused.forbidden(None, "Only admins create users")
+    require_admin(viewer, "Only admins create users")
     problems = _check_label(name, ("input", "name"), "Name")
     if email is not None and ("@" not in email or len(email) > 254):
         problems.append(Problem(("input", "email"), "Not an e-mail address", ErrorCode.INVALID))
@@ -88,16 +84,8 @@ async def create_team(viewer: Viewer, *, name: str) -> Team:
 async def add_team_member(viewer: Viewer, *, team_id: str, user_id: str, role: Role) -> Team:
     """Add a user to a team, or change their role there; needs ADMIN in the team."""
     require_user(viewer)
-    team_pk = decode_global_id(team_id, "Team")
-    team = await Team.get_or_none(id=team_pk) if team_pk is not None else None
-    if team is None or not (viewer.is_admin or team.id in viewer.team_roles):
-        raise Refused.not_found(("input", "teamId"), "No team with this id")
-    if not (viewer.is_admin or viewer.team_roles[team.id] == Role.ADMIN):
-        raise Refused.forbidden(("input", "teamId"), "Adding members needs ADMIN in the team")
-    user_pk = decode_global_id(user_id, "User")
-    user = await User.get_or_none(id=user_pk) if user_pk is not None else None
-    if user is None:
-        raise Refused.not_found(("input", "userId"), "No user with this id")
+    team = await team_for(viewer, team_id, ("input", "teamId"), needed=Role.ADMIN)
+    user = await user_for(viewer, user_id, ("input", "userId"))
     updated = await Membership.filter(team_id=team.id, user_id=user.id).update(role=role)
     if not updated:
         await Membership.create(team_id=team.id, user_id=user.id, role=role)
