@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
 from tortoise.models import Model
 
 from quiver.config import Settings
@@ -43,9 +45,18 @@ class Mutation(
     pass
 
 
+class QuiverSchema(strawberry.federation.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """Log nothing here: faults are logged once, with the request id, where they are
+        masked (``MaskInternalErrors``), and a caller's mistake (a bad cursor, a too-deep
+        query) is the caller's to read in the response, not a server event."""
+
+
 def build_schema(settings: Settings | None = None) -> strawberry.federation.Schema:
     settings = settings or Settings()
-    return strawberry.federation.Schema(
+    return QuiverSchema(
         query=Query,
         mutation=Mutation,
         types=[Dataset, File, Version, ExternalEntity, User, Team, ApiKey],
