@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
+from quiver.resolvers.exports import Member
 from quiver.storage import StorageError
 
 FLUSH_SIZE = 256 * 1024
@@ -67,14 +68,6 @@ MAX_16, MAX_32 = 0xFFFF, 0xFFFF_FFFF
 ZIP64_SIZE = zipfile.ZIP64_LIMIT
 ZIP64_OFFSET = MAX_32
 ZIP64_ENTRIES = MAX_16
-
-
-@dataclass(frozen=True)
-class Member:
-    path: str
-    blob_id: str
-    size: int
-    modified: datetime
 
 
 class Sink:

@@ -11,37 +11,30 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from functools import partial
-from typing import TypeVar
 
 import aiofiles.os
 import anyio
 import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from tortoise.queryset import QuerySet
 
 from quiver.auth import Viewer
 from quiver.http.archive_encoders import (
     FLUSH_SIZE,
     Encoder,
-    Member,
     TarGzEncoder,
     ZipEncoder,
     next_piece,
 )
 from quiver.http.endpoint import ViewerEndpoint
 from quiver.http.files import content_disposition
-from quiver.ids import decode_global_id
-from quiver.models import DatasetFile, Version, VersionEntry
-from quiver.resolvers.access import visible_datasets
 from quiver.resolvers.errors import Refused
+from quiver.resolvers.exports import Member, dataset_archive
 from quiver.storage import Storage
 from quiver.storage.blobs import blob_key
 
-PAGE_SIZE = 500
 # Compressing a chunk this large in a worker thread costs less than blocking the loop.
 THREAD_THRESHOLD = 256 * 1024
-R = TypeVar("R", DatasetFile, VersionEntry)
 FORMATS = {"zip": "application/zip", "tar.gz": "application/gzip"}
 
 
@@ -55,21 +48,10 @@ class DatasetArchive(ViewerEndpoint):
         raw_version = request.query_params.get("version")
         if raw_version is not None and not (raw_version.isascii() and raw_version.isdigit()):
             raise Refused.invalid(("version",), "version must be a version number")
-        pk = decode_global_id(request.path_params["id"], "Dataset")
-        dataset = await visible_datasets(viewer).get_or_none(id=pk) if pk is not None else None
-        if dataset is None:
-            raise Refused.not_found(("id",), "No dataset with this id")
-        name = dataset.name
-        if raw_version is None:
-            members = _working_set(dataset.id)
-        else:
-            version = await Version.get_or_none(dataset_id=dataset.id, number=int(raw_version))
-            if version is None:
-                raise Refused.not_found(("version",), f"No version {raw_version}")
-            members = _version_entries(version)
-            name = f"{name}-v{version.number}"
+        version_number = int(raw_version) if raw_version is not None else None
+        contents = await dataset_archive(viewer, request.path_params["id"], version_number)
         headers = {
-            "Content-Disposition": content_disposition(f"{name}.{archive_format}"),
+            "Content-Disposition": content_disposition(f"{contents.name}.{archive_format}"),
             "Cache-Control": "private, no-store",
         }
         media_type = FORMATS[archive_format]
@@ -80,31 +62,8 @@ class DatasetArchive(ViewerEndpoint):
             temp_dir = self.settings.tmp_dir
             await aiofiles.os.makedirs(temp_dir, exist_ok=True)
             make_encoder = partial(ZipEncoder, temp_dir)
-        body = archive_stream(self.storage, members, make_encoder)
+        body = archive_stream(self.storage, contents.members, make_encoder)
         return StreamingResponse(body, headers=headers, media_type=media_type)
-
-
-async def _working_set(dataset_pk: int) -> AsyncIterator[Member]:
-    async for file in _by_path(DatasetFile.filter(dataset_id=dataset_pk)):
-        yield Member(file.path, file.blob_id, file.size, file.updated_at)
-
-
-async def _version_entries(version: Version) -> AsyncIterator[Member]:
-    async for entry in _by_path(VersionEntry.filter(version_id=version.id)):
-        yield Member(entry.path, entry.blob_id, entry.size, version.created_at)
-
-
-async def _by_path(rows: QuerySet[R]) -> AsyncIterator[R]:
-    """Every row in path order, a keyset page of PAGE_SIZE at a time (never all at once)."""
-    after: str | None = None
-    while True:
-        page_rows = rows if after is None else rows.filter(path__gt=after)
-        page = await page_rows.order_by("path").limit(PAGE_SIZE)
-        for row in page:
-            yield row
-        if len(page) < PAGE_SIZE:
-            return
-        after = page[-1].path
 
 
 async def archive_stream(
