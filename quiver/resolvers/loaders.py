@@ -261,65 +261,52 @@ def _filter_args(args: PageArgs) -> PageArgs:
     return PageArgs(prefix=args.prefix, tag=args.tag)
 
 
-def FilesPageByDatasetLoader() -> DataLoader[PageKey, Page[DatasetFile]]:
-    """A page of each dataset's working set in path order (callers loaded the dataset)."""
+def _connection_loader(
+    matching: Callable[[PageArgs], QuerySet[M]], *, parent: str, key: str, descending: bool
+) -> DataLoader[PageKey, Page[M]]:
+    """Pages of ``matching(args)`` under each parent, ordered by ``(key, id)``."""
+    counts = _counts_loader(matching, parent)
 
-    def matching(args: PageArgs) -> QuerySet[DatasetFile]:
-        return working_files(prefix=args.prefix, tag=args.tag)
-
-    counts = _counts_loader(matching, "dataset_id")
-
-    async def fetch(parents: list[int], args: PageArgs) -> list[Page[DatasetFile]]:
+    async def fetch(parents: list[int], args: PageArgs) -> list[Page[M]]:
         return await keyset_pages(
             matching(args),
-            parent="dataset_id",
+            parent=parent,
             parents=parents,
-            key="path",
-            descending=False,
+            key=key,
+            descending=descending,
             first=args.first,
             after=args.after,
             count=lambda p: counts.load((p, _filter_args(args))),
         )
 
     return _pages_loader(fetch)
+
+
+def FilesPageByDatasetLoader() -> DataLoader[PageKey, Page[DatasetFile]]:
+    """A page of each dataset's working set in path order (callers loaded the dataset)."""
+    return _connection_loader(
+        lambda args: working_files(prefix=args.prefix, tag=args.tag),
+        parent="dataset_id",
+        key="path",
+        descending=False,
+    )
 
 
 def VersionsPageByDatasetLoader() -> DataLoader[PageKey, Page[Version]]:
     """A page of each dataset's live versions, newest first."""
-    counts = _counts_loader(lambda args: live_versions(), "dataset_id")
-
-    async def fetch(parents: list[int], args: PageArgs) -> list[Page[Version]]:
-        return await keyset_pages(
-            live_versions(),
-            parent="dataset_id",
-            parents=parents,
-            key="number",
-            descending=True,
-            first=args.first,
-            after=args.after,
-            count=lambda p: counts.load((p, PageArgs())),
-        )
-
-    return _pages_loader(fetch)
+    return _connection_loader(
+        lambda args: live_versions(), parent="dataset_id", key="number", descending=True
+    )
 
 
 def FilesPageByVersionLoader() -> DataLoader[PageKey, Page[VersionEntry]]:
     """A page of each version's files in path order (callers loaded the version)."""
-    counts = _counts_loader(lambda args: version_files(prefix=args.prefix), "version_id")
-
-    async def fetch(parents: list[int], args: PageArgs) -> list[Page[VersionEntry]]:
-        return await keyset_pages(
-            version_files(prefix=args.prefix),
-            parent="version_id",
-            parents=parents,
-            key="path",
-            descending=False,
-            first=args.first,
-            after=args.after,
-            count=lambda p: counts.load((p, _filter_args(args))),
-        )
-
-    return _pages_loader(fetch)
+    return _connection_loader(
+        lambda args: version_files(prefix=args.prefix),
+        parent="version_id",
+        key="path",
+        descending=False,
+    )
 
 
 PathKey = tuple[int, str]
