@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -36,6 +35,13 @@ from quiver.analytics.engine import (
     is_text,
     quote_identifier,
 )
+from quiver.analytics.results import (
+    ColumnDrift,
+    ComparisonSummary,
+    DriftKind,
+    ShiftLevel,
+    TableComparison,
+)
 from quiver.analytics.tables import dtype_for, value_label
 
 EPSILON = 1e-4
@@ -45,7 +51,7 @@ HIGH_PSI = 0.25
 MAX_LISTED_CATEGORIES = 100
 
 
-def compare_tables(parquet: Path, baseline: Path) -> dict[str, Any]:
+def compare_tables(parquet: Path, baseline: Path) -> TableComparison:
     """Schema differences and per-column drift of ``parquet`` against ``baseline``."""
     current_schema, baseline_schema = arrow_schema(parquet), arrow_schema(baseline)
     rows = pq.ParquetFile(parquet).metadata.num_rows
@@ -53,7 +59,7 @@ def compare_tables(parquet: Path, baseline: Path) -> dict[str, Any]:
     current_fields = {field.name: field for field in current_schema}
     baseline_fields = {field.name: field for field in baseline_schema}
     common = [name for name in current_fields if name in baseline_fields]
-    summary = {
+    summary: ComparisonSummary = {
         "baseline_rows": baseline_rows,
         "rows": rows,
         "rows_diff": rows - baseline_rows,
@@ -70,7 +76,7 @@ def compare_tables(parquet: Path, baseline: Path) -> dict[str, Any]:
         for name in common
         if (kind := drift_kind(current_fields[name].type, baseline_fields[name].type))
     }
-    columns: list[dict[str, Any]] = []
+    columns: list[ColumnDrift] = []
     with connect(parquet) as connection:
         attach(connection, baseline, baseline_schema, view="b")
         numeric = [name for name, kind in kinds.items() if kind == "NUMERIC"]
@@ -83,7 +89,7 @@ def compare_tables(parquet: Path, baseline: Path) -> dict[str, Any]:
     return {"summary": summary, "columns": columns}
 
 
-def drift_kind(current: pa.DataType, baseline: pa.DataType) -> str | None:
+def drift_kind(current: pa.DataType, baseline: pa.DataType) -> DriftKind | None:
     if is_numeric(current) and is_numeric(baseline):
         return "NUMERIC"
     if (is_text(current) and is_text(baseline)) or (
@@ -106,7 +112,7 @@ def psi(current: list[int], expected: list[int]) -> float | None:
     return total
 
 
-def shift_level(value: float | None) -> str | None:
+def shift_level(value: float | None) -> ShiftLevel | None:
     if value is None:
         return None
     if value < MODERATE_PSI:
@@ -120,7 +126,7 @@ def missing_percent(count: int, rows: int) -> float | None:
 
 def numeric_columns(
     connection: duckdb.DuckDBPyConnection, names: list[str], rows: int, baseline_rows: int
-) -> dict[str, dict[str, Any]]:
+) -> dict[str, ColumnDrift]:
     """Moments of both tables, then both tables' counts in the baseline's decile bins."""
     if not names:
         return {}
@@ -129,7 +135,7 @@ def numeric_columns(
     edges = {name: decile_edges(connection, name) for name in names}
     current_bins = binned(connection, "t", edges)
     base_bins = binned(connection, "b", edges)
-    drift: dict[str, dict[str, Any]] = {}
+    drift: dict[str, ColumnDrift] = {}
     for name in names:
         (count, mean, std), (b_count, b_mean, b_std) = current[name], base[name]
         value = psi(current_bins[name], base_bins[name])
@@ -206,7 +212,7 @@ def binned(
 
 def categorical_column(
     connection: duckdb.DuckDBPyConnection, name: str, rows: int, baseline_rows: int
-) -> dict[str, Any]:
+) -> ColumnDrift:
     current, base = frequencies(connection, "t", name), frequencies(connection, "b", name)
     categories = sorted(set(current) | set(base))
     value = psi([current.get(c, 0) for c in categories], [base.get(c, 0) for c in categories])

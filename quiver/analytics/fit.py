@@ -11,13 +11,14 @@ from scipy.stats import chi2
 
 from quiver.analytics.engine import arrow_schema, connect, is_numeric, quote_identifier
 from quiver.analytics.errors import BadArgument
+from quiver.analytics.results import ChiSquareResult, ColumnPercentiles
 from quiver.analytics.tables import value_label
 
 PROBABILITY_SUM_TOLERANCE = 1e-9
 MAX_QUANTILES = 1000
 
 
-def percentiles(parquet: Path, columns: list[str], q: list[float]) -> list[dict[str, Any]]:
+def percentiles(parquet: Path, columns: list[str], q: list[float]) -> list[ColumnPercentiles]:
     """Each column's quantiles at ``q`` (linear interpolation, as numpy's default)."""
     if len(q) > MAX_QUANTILES:
         raise BadArgument("q", f"at most {MAX_QUANTILES} quantiles at once")
@@ -29,10 +30,10 @@ def percentiles(parquet: Path, columns: list[str], q: list[float]) -> list[dict[
         field_type = column_type(fields, name, "columns")
         if not is_numeric(field_type):
             raise BadArgument("columns", f"column {name!r} is not numeric")
-    results: list[dict[str, Any]] = []
+    results: list[ColumnPercentiles] = []
     with connect(parquet) as connection:
         for name in columns:
-            values: list[Any] = [None] * len(q)
+            values: list[float | None] = [None] * len(q)
             if q:
                 found = connection.execute(
                     f"SELECT quantile_cont({quote_identifier(name)}::DOUBLE, "
@@ -54,7 +55,7 @@ def percentiles(parquet: Path, columns: list[str], q: list[float]) -> list[dict[
 
 def chi_square_test(
     parquet: Path, column: str, expected: dict[str, float] | None
-) -> dict[str, Any]:
+) -> ChiSquareResult:
     """Pearson's chi-square test of a column's category counts against probabilities.
 
     Categories are the column's non-null values as strings (booleans ``true``/``false``).

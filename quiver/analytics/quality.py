@@ -22,9 +22,9 @@ value is distinct and it has at least 20 of them.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from quiver.analytics.engine import arrow_schema, connect, is_text, quote_identifier
+from quiver.analytics.results import ColumnStatistics, QualityCheck, QualityReport, TableStatistics
 
 WEIGHTS = {
     "missing_values": 30.0,
@@ -40,10 +40,10 @@ IDENTIFIER_MIN_ROWS = 20
 NAMES_SHOWN = 5
 
 
-def quality_report(parquet: Path, stats: dict[str, Any]) -> dict[str, Any]:
+def quality_report(parquet: Path, stats: TableStatistics) -> QualityReport:
     """Score the table at ``parquet`` whose :func:`table_statistics` are ``stats``."""
-    rows: int = stats["row_count"]
-    columns: list[dict[str, Any]] = stats["columns"]
+    rows = stats["row_count"]
+    columns = stats["columns"]
     width = len(columns)
     text_columns = [field.name for field in arrow_schema(parquet) if is_text(field.type) and rows]
     by_name = {column["name"]: column for column in columns}
@@ -81,7 +81,7 @@ def quality_report(parquet: Path, stats: dict[str, Any]) -> dict[str, Any]:
             identifiers, "identifier-like columns", "no column looks like an identifier"
         ),
     }
-    checks = [
+    checks: list[QualityCheck] = [
         {
             "name": name,
             "passed": shares[name] <= TOLERATED_SHARE.get(name, 0.0),
@@ -120,7 +120,7 @@ def percent(share: float) -> str:
     return f"{100 * share:.1f}%"
 
 
-def worst_columns(columns: list[dict[str, Any]]) -> str:
+def worst_columns(columns: list[ColumnStatistics]) -> str:
     missing = sorted(
         (column for column in columns if column["missing"]),
         key=lambda column: (-column["missing"], column["name"]),

@@ -52,6 +52,14 @@ from quiver.analytics.moments import (
     sample_std,
     skewness,
 )
+from quiver.analytics.results import (
+    ColumnStatistics,
+    Correlation,
+    Histogram,
+    NumericStatistics,
+    TableStatistics,
+    ValueCount,
+)
 from quiver.analytics.tables import dtype_for, json_value, value_label
 
 MAX_BINS = 100
@@ -73,8 +81,8 @@ class Summary:
     quartiles: list[float] | None = None
     moments: tuple[float, float, float] | None = None
     outliers: int | None = None
-    histogram: dict[str, list[Any]] | None = None
-    top_values: list[dict[str, Any]] | None = None
+    histogram: Histogram | None = None
+    top_values: list[ValueCount] | None = None
 
     @property
     def name(self) -> str:
@@ -94,7 +102,7 @@ class Summary:
         return is_text(self.field.type) or pa.types.is_boolean(self.field.type)
 
 
-def table_statistics(parquet: Path, *, bins: int = 10, top_k: int = 10) -> dict[str, Any]:
+def table_statistics(parquet: Path, *, bins: int = 10, top_k: int = 10) -> TableStatistics:
     """Statistics of every column, the numeric correlations and the duplicate row count."""
     if not 1 <= bins <= MAX_BINS:
         raise BadArgument("bins", f"bins must be between 1 and {MAX_BINS}")
@@ -127,7 +135,7 @@ def table_statistics(parquet: Path, *, bins: int = 10, top_k: int = 10) -> dict[
 
 def simple_aggregates(
     connection: duckdb.DuckDBPyConnection, summaries: list[Summary], numeric: list[Summary]
-) -> tuple[int, list[dict[str, Any]]]:
+) -> tuple[int, list[Correlation]]:
     """Pass 1: counts, min, max, mean, string bytes and all correlations in one SELECT."""
     aggregates = ["count(*)"]
     for summary in summaries:
@@ -152,7 +160,7 @@ def simple_aggregates(
             summary.mean = next(values)
         if is_text(summary.field.type):
             summary.text_bytes = int(next(values) or 0)
-    correlations = [
+    correlations: list[Correlation] = [
         {"x": x.name, "y": y.name, "pearson": pearson(next(values), x, y)} for x, y in pairs
     ]
     return rows, correlations
@@ -181,7 +189,7 @@ def quartiles(connection: duckdb.DuckDBPyConnection, summary: Summary) -> list[f
 
 def top_values(
     connection: duckdb.DuckDBPyConnection, summary: Summary, top_k: int
-) -> tuple[list[dict[str, Any]], int]:
+) -> tuple[list[ValueCount], int]:
     """The most frequent values (ties by value) and the number of distinct values."""
     found = connection.execute(
         f"SELECT value, n, count(*) OVER () FROM ("
@@ -189,7 +197,9 @@ def top_values(
         f"  WHERE {summary.sql} IS NOT NULL GROUP BY {summary.sql}"
         f") ORDER BY n DESC, value ASC LIMIT {int(top_k)}"
     ).fetchall()
-    values = [{"value": value_label(value), "count": int(n)} for value, n, _ in found]
+    values: list[ValueCount] = [
+        {"value": value_label(value), "count": int(n)} for value, n, _ in found
+    ]
     return values, int(found[0][2]) if found else 0
 
 
@@ -295,11 +305,11 @@ def memory_usage(parquet: Path, schema: pa.Schema, summaries: list[Summary], row
     return total
 
 
-def column_statistics(summary: Summary, rows: int) -> dict[str, Any]:
+def column_statistics(summary: Summary, rows: int) -> ColumnStatistics:
     """One column's statistics as plain, JSON-safe data."""
     kind = summary.field.type
     missing = rows - summary.count
-    result: dict[str, Any] = {
+    result: ColumnStatistics = {
         "name": summary.name,
         "dtype": dtype_for(kind, unique=summary.unique, count=summary.count),
         "count": summary.count,
@@ -322,11 +332,11 @@ def column_statistics(summary: Summary, rows: int) -> dict[str, Any]:
         zoned = pa.types.is_timestamp(kind) and kind.tz is not None
         result["min"], result["max"] = iso(summary.minimum, zoned), iso(summary.maximum, zoned)
     if summary.numeric and summary.count:
-        result.update(numeric_statistics(summary))
+        result = {**result, **numeric_statistics(summary)}
     return result
 
 
-def numeric_statistics(summary: Summary) -> dict[str, Any]:
+def numeric_statistics(summary: Summary) -> NumericStatistics:
     assert summary.quartiles is not None
     assert summary.moments is not None
     m2, m3, m4 = summary.moments

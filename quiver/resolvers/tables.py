@@ -14,10 +14,10 @@ import contextlib
 import hashlib
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import aiofiles
 import aiofiles.os
@@ -30,8 +30,11 @@ from tortoise.expressions import Q
 
 from quiver import analytics
 from quiver.analytics.convert import TABULAR_CONTENT_TYPES
+from quiver.analytics.results import TableSchemaJson
+from quiver.ids import decode_global_id
 from quiver.models import DatasetFile, TableAnalysis, VersionEntry
 from quiver.resolvers.errors import ArgumentError
+from quiver.resolvers.loaders import Loaders
 from quiver.storage import Storage
 from quiver.storage.blobs import blob_key
 
@@ -44,8 +47,10 @@ ANALYSES = Counter(
 )
 _limiter: anyio.CapacityLimiter | None = None
 AnalysisKey = tuple[str, str, str]  # (sha256, kind, arguments)
-_in_flight: dict[AnalysisKey, asyncio.Future[Any]] = {}
+_in_flight: dict[AnalysisKey, asyncio.Future[object]] = {}
 T = TypeVar("T")
+# What an analysis returns: JSON objects (TypedDicts) or lists of them, cached as they are.
+Result = TypeVar("Result", bound=Mapping[str, object] | Sequence[Mapping[str, object]])
 FileRow = DatasetFile | VersionEntry
 
 
@@ -107,6 +112,18 @@ async def version_table(version_pk: int, path: str | None) -> TableFile | None:
     return candidates[0] if candidates else None
 
 
+async def baseline_table(loaders: Loaders, baseline_id: str, path: str) -> TableFile:
+    """The table at ``path`` (else the only table) of the version ``baseline_id`` names."""
+    pk = decode_global_id(baseline_id, "Version")
+    version = await loaders.version_by_id.load(pk) if pk is not None else None
+    if version is None:
+        raise ArgumentError("`baseline` is not the ID of a version you can read")
+    found = await version_table(version.id, path) or await version_table(version.id, None)
+    if found is None:
+        raise ArgumentError("The baseline version holds no table")
+    return found
+
+
 class Tables:
     """Parquet forms and cached analyses over one storage and one cache folder."""
 
@@ -119,9 +136,7 @@ class Tables:
         )
 
     async def schema(self, table: TableFile) -> analytics.TableSchema:
-        result = await self.analysis(table, "schema", None, analytics.table_schema)
-        if isinstance(result, analytics.TableSchema):
-            return result
+        result = await self.analysis(table, "schema", None, _schema_json)
         return analytics.TableSchema(
             row_count=result["row_count"],
             columns=[analytics.Column(**column) for column in result["columns"]],
@@ -138,9 +153,9 @@ class Tables:
         table: TableFile,
         kind: str,
         arguments: Any,
-        compute: Callable[..., Any],
+        compute: Callable[..., Result],
         *extra: Any,
-    ) -> Any:
+    ) -> Result:
         """The result of ``compute(parquet, *extra)``, from the cache or computed once now.
 
         Concurrent requests for the same result share one computation.
@@ -148,10 +163,10 @@ class Tables:
         key = (table.sha256, kind, _arguments_key(arguments))
         cached = await self._stored.load(key)
         if cached is not None:
-            return _result_of(table, cached)
+            return _result_of(compute, table, cached)
         if key in _in_flight:
-            return await asyncio.shield(_in_flight[key])
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            return _shaped_as(compute, await asyncio.shield(_in_flight[key]))
+        future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
         _in_flight[key] = future
         try:
             result = await self._compute(table, key, compute, *extra)
@@ -166,8 +181,8 @@ class Tables:
             del _in_flight[key]
 
     async def _compute(
-        self, table: TableFile, key: AnalysisKey, compute: Callable[..., Any], *extra: Any
-    ) -> Any:
+        self, table: TableFile, key: AnalysisKey, compute: Callable[..., Result], *extra: Any
+    ) -> Result:
         try:
             parquet = await self.parquet_form(table)
             ANALYSES.labels(kind=key[1]).inc()
@@ -177,7 +192,7 @@ class Tables:
         except analytics.TableError as error:
             self._remember(await _store(key, error=error))
             raise TableUnreadable(table.path, error.message, error.line) from None
-        self._remember(await _store(key, result=_plain(result)))
+        self._remember(await _store(key, result=result))
         return result
 
     def _remember(self, row: TableAnalysis) -> None:
@@ -221,20 +236,31 @@ def _arguments_key(arguments: Any) -> str:
     return hashlib.sha256(encoded.encode()).hexdigest()
 
 
-def _plain(result: Any) -> Any:
-    """Results as JSON: dataclasses (the schema) become dicts."""
-    if isinstance(result, analytics.TableSchema):
-        return {
-            "row_count": result.row_count,
-            "columns": [vars(column) for column in result.columns],
-        }
-    return result
+def _schema_json(parquet: Path) -> TableSchemaJson:
+    """The table's schema as JSON, the form it is cached in."""
+    schema = analytics.table_schema(parquet)
+    return {
+        "row_count": schema.row_count,
+        "columns": [
+            {"name": column.name, "dtype": column.dtype, "nullable": column.nullable}
+            for column in schema.columns
+        ],
+    }
 
 
-def _result_of(table: TableFile, cached: TableAnalysis) -> Any:
+def _result_of(compute: Callable[..., Result], table: TableFile, cached: TableAnalysis) -> Result:
     if cached.error is not None:
         raise TableUnreadable(table.path, cached.error, cached.error_line)
-    return cached.result
+    return _shaped_as(compute, cached.result)
+
+
+def _shaped_as(compute: Callable[..., Result], found: object) -> Result:
+    """``found``, stored or being computed under a key of ``compute``'s kind, as its result.
+
+    A key names one kind of analysis, so one compute function; its results are plain JSON
+    (see quiver.analytics.results), so one read back from the cache has the same shape.
+    """
+    return cast(Result, found)
 
 
 async def _store(

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import functools
 from enum import Enum
-from typing import Any
 
 import strawberry
 
 from quiver import analytics
+from quiver.analytics import results
 from quiver.context import Info
-from quiver.ids import decode_global_id
 from quiver.resolvers.errors import ArgumentError
-from quiver.resolvers.tables import TableFile, version_table
+from quiver.resolvers.tables import TableFile, baseline_table
 from quiver.schema.scalars import JSON, Long
 
 
@@ -212,14 +211,7 @@ class Table:
     )
     async def compare(self, info: Info, baseline: strawberry.ID) -> TableComparison:
         tables = info.context.tables
-        pk = decode_global_id(baseline, "Version")
-        version = await info.context.loaders.version_by_id.load(pk) if pk is not None else None
-        if version is None:
-            raise ArgumentError("`baseline` is not the ID of a version you can read")
-        other = await version_table(version.id, self.file.path)
-        other = other or await version_table(version.id, None)
-        if other is None:
-            raise ArgumentError("The baseline version holds no table")
+        other = await baseline_table(info.context.loaders, baseline, self.file.path)
         baseline_form = await tables.parquet_form(other)
         result = await tables.analysis(
             self.file,
@@ -229,7 +221,7 @@ class Table:
             baseline_form,
         )
         return TableComparison(
-            summary=ComparisonSummary(**result["summary"]),
+            summary=_comparison_summary(result["summary"]),
             columns=[_drift(column) for column in result["columns"]],
         )
 
@@ -269,7 +261,13 @@ class Table:
             column,
             expected,
         )
-        return ChiSquareResult(**result)
+        return ChiSquareResult(
+            statistic=result["statistic"],
+            degrees_of_freedom=result["degrees_of_freedom"],
+            p_value=result["p_value"],
+            observed=JSON(result["observed"]),
+            expected=JSON(result["expected"]),
+        )
 
 
 async def table_of(info: Info, file: TableFile | None) -> Table | None:
@@ -286,37 +284,85 @@ async def table_of(info: Info, file: TableFile | None) -> Table | None:
     )
 
 
-async def _statistics(info: Info, file: TableFile, bins: int, top_k: int) -> Any:
+async def _statistics(
+    info: Info, file: TableFile, bins: int, top_k: int
+) -> results.TableStatistics:
     compute = functools.partial(analytics.table_statistics, bins=bins, top_k=top_k)
     return await info.context.tables.analysis(
         file, "statistics", {"bins": bins, "top_k": top_k}, compute
     )
 
 
-def table_statistics(stats: dict[str, Any]) -> TableStatistics:
+def table_statistics(stats: results.TableStatistics) -> TableStatistics:
     return TableStatistics(
-        row_count=stats["row_count"],
-        duplicate_rows=stats["duplicate_rows"],
-        memory_usage=stats["memory_usage"],
+        row_count=Long(stats["row_count"]),
+        duplicate_rows=Long(stats["duplicate_rows"]),
+        memory_usage=Long(stats["memory_usage"]),
         columns=[_column_statistics(column) for column in stats["columns"]],
         correlations=[Correlation(**pair) for pair in stats["correlations"]],
     )
 
 
-def _column_statistics(column: dict[str, Any]) -> ColumnStatistics:
-    values = dict(column)
-    if values["percentiles"] is not None:
-        values["percentiles"] = Percentiles(**values["percentiles"])
-    if values["histogram"] is not None:
-        values["histogram"] = Histogram(**values["histogram"])
-    if values["top_values"] is not None:
-        values["top_values"] = [ValueCount(**item) for item in values["top_values"]]
-    return ColumnStatistics(**values)
+def _column_statistics(column: results.ColumnStatistics) -> ColumnStatistics:
+    percentiles, histogram = column["percentiles"], column["histogram"]
+    outliers, top_values = column["outlier_count"], column["top_values"]
+    return ColumnStatistics(
+        name=column["name"],
+        dtype=column["dtype"],
+        count=Long(column["count"]),
+        missing=Long(column["missing"]),
+        missing_percent=column["missing_percent"],
+        unique=Long(column["unique"]),
+        min=JSON(column["min"]),
+        max=JSON(column["max"]),
+        mean=column["mean"],
+        std=column["std"],
+        percentiles=Percentiles(**percentiles) if percentiles is not None else None,
+        skewness=column["skewness"],
+        kurtosis=column["kurtosis"],
+        iqr=column["iqr"],
+        outlier_count=Long(outliers) if outliers is not None else None,
+        histogram=(
+            Histogram(
+                counts=[Long(count) for count in histogram["counts"]],
+                bin_edges=histogram["bin_edges"],
+            )
+            if histogram is not None
+            else None
+        ),
+        top_values=(
+            [ValueCount(value=item["value"], count=Long(item["count"])) for item in top_values]
+            if top_values is not None
+            else None
+        ),
+    )
 
 
-def _drift(column: dict[str, Any]) -> ColumnDrift:
-    values = dict(column)
-    values["kind"] = DriftKind(values["kind"])
-    if values["shift_level"] is not None:
-        values["shift_level"] = ShiftLevel(values["shift_level"])
-    return ColumnDrift(**values)
+def _comparison_summary(summary: results.ComparisonSummary) -> ComparisonSummary:
+    return ComparisonSummary(
+        baseline_rows=Long(summary["baseline_rows"]),
+        rows=Long(summary["rows"]),
+        rows_diff=Long(summary["rows_diff"]),
+        columns_added=summary["columns_added"],
+        columns_removed=summary["columns_removed"],
+        columns_type_changed=summary["columns_type_changed"],
+    )
+
+
+def _drift(column: results.ColumnDrift) -> ColumnDrift:
+    level = column["shift_level"]
+    return ColumnDrift(
+        name=column["name"],
+        kind=DriftKind(column["kind"]),
+        baseline_mean=column["baseline_mean"],
+        mean=column["mean"],
+        baseline_std=column["baseline_std"],
+        std=column["std"],
+        baseline_missing=column["baseline_missing"],
+        missing=column["missing"],
+        mean_shift_pct=column["mean_shift_pct"],
+        psi=column["psi"],
+        shift_level=ShiftLevel(level) if level is not None else None,
+        new_categories=column["new_categories"],
+        vanished_categories=column["vanished_categories"],
+    )
