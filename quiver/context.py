@@ -30,6 +30,10 @@ class Context:
 
     def __post_init__(self) -> None:
         self.loaders = Loaders(self.viewer)
+
+    def forget_loaded(self) -> None:
+        """Start the loaders' caches afresh: what a mutation changes is read anew after it."""
+        self.loaders = Loaders(self.viewer)
         self.tables = Tables(self.storage, self.settings.cache_dir)
 
 

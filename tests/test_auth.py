@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import jwt
 import pytest
-from conftest import ADMIN_KEY, Api, Person
+from support import ADMIN_KEY, Api, MakeUser
 
 from quiver.app import create_app
 from quiver.auth import ensure_admin_key
@@ -19,8 +19,6 @@ from quiver.ids import decode_global_id, encode_global_id
 from quiver.models import ApiKey, User
 
 pytestmark = pytest.mark.anyio
-
-MakeUser = Callable[[str], Awaitable[Person]]
 
 # 64 bytes: PyJWT warns (an error here) about shorter HMAC keys for HS512.
 JWT_SECRET = "quiver-test-jwt-secret-long-enough-for-hs256-and-hs512-0123456789"

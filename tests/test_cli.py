@@ -12,7 +12,7 @@ from dataclasses import fields
 from pathlib import Path
 
 import httpx
-from live import PROJECT_DIR, run_uvicorn
+from support import PROJECT_DIR, run_uvicorn
 
 from quiver.config import Settings
 

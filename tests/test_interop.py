@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from live import ensure_node_modules, node_available, run_node, run_uvicorn
+from support import ensure_node_modules, node_available, run_node, run_uvicorn
 
 CREATE_DATASET = """
 mutation CreateDataset($input: CreateDatasetInput!) {

@@ -13,7 +13,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from conftest import IN_CI, POSTGRES_URL, _postgres_reachable, _psql
+from support import IN_CI, POSTGRES_URL, database_url_named, postgres_reachable, run_sql
 from tortoise.exceptions import IntegrityError
 
 from quiver.auth import create_user
@@ -69,13 +69,13 @@ def test_a_database_with_datasets_upgrades_to_the_latest_migration(
         url = f"sqlite://{tmp_path / 'quiver.db'}"
         scratch = None
     else:
-        if not _postgres_reachable(POSTGRES_URL):
+        if not postgres_reachable(POSTGRES_URL):
             if IN_CI:
                 pytest.fail("PostgreSQL is not reachable; CI requires it", pytrace=False)
             pytest.skip("PostgreSQL is not reachable")
         scratch = f"quiver_upgrade_{uuid.uuid4().hex[:12]}"
-        _psql(POSTGRES_URL, f'CREATE DATABASE "{scratch}"')
-        url = POSTGRES_URL.rsplit("/", 1)[0] + f"/{scratch}"
+        run_sql(POSTGRES_URL, f'CREATE DATABASE "{scratch}"')
+        url = database_url_named(scratch)
     env = {
         **os.environ,
         "QUIVER_DATABASE_URL": url,
@@ -96,7 +96,7 @@ def test_a_database_with_datasets_upgrades_to_the_latest_migration(
         assert [tuple(row) for row in rows] == [("kept", 0)]
     finally:
         if scratch is not None:
-            _psql(POSTGRES_URL, f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
+            run_sql(POSTGRES_URL, f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
 
 
 def _execute(url: str, statements: list[str]) -> list[Any]:

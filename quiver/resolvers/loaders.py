@@ -361,6 +361,3 @@ class Loaders:
     def prime_dataset(self, dataset: Dataset) -> None:
         """Seed the dataset loader with a row already in hand (after a mutation)."""
         self.dataset_by_id.prime(dataset.id, dataset, force=True)
-        # Tags may have changed too; strawberry's clear() raises for keys never loaded.
-        if self.tags_by_dataset_id.cache_map.get(dataset.id) is not None:
-            self.tags_by_dataset_id.clear(dataset.id)

@@ -43,7 +43,10 @@ def user_errors(refusal: Refused) -> list[UserError]:
 class RefusalsAsUserErrors(FieldExtension):
     """Answer a ``Refused`` raised by a mutation with its payload type, holding only
     ``userErrors`` (Saleor's ``BaseMutation.mutate``): every mutation body is typed code
-    that returns its payload, and none handles refusals itself."""
+    that returns its payload, and none handles refusals itself.
+
+    Each mutation also starts with empty loader caches, so its payload (and any mutation
+    after it in the same request) never shows rows loaded before it changed them."""
 
     def apply(self, field: StrawberryField) -> None:
         self.field = field
@@ -56,6 +59,7 @@ class RefusalsAsUserErrors(FieldExtension):
     async def resolve_async(
         self, next_: AsyncExtensionResolver, source: Any, info: Any, **kwargs: Any
     ) -> Any:
+        info.context.forget_loaded()
         try:
             return await next_(source, info, **kwargs)
         except Refused as refusal:

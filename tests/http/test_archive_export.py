@@ -8,28 +8,24 @@ import json
 import os
 import tarfile
 import zipfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-from conftest import Api
+from support import Api, dataset_with, new_dataset, put, working_set
 
 from quiver.config import Settings
 from quiver.http import archive_encoders, archives
 from quiver.ids import decode_global_id, encode_global_id
 from quiver.models import DatasetFile
+from quiver.resolvers import exports
 from quiver.storage import storage_from_url
 
 pytestmark = pytest.mark.anyio
 
-CREATE = """mutation($name: String!, $visibility: Visibility) {
-  createDataset(input: {name: $name, visibility: $visibility}) {
-    dataset { id } userErrors { field message code } } }"""
 CREATE_VERSION = """mutation($id: ID!) { createVersion(input: {datasetId: $id}) {
   version { number } userErrors { field message code } } }"""
-UPLOAD = """mutation($input: UploadFileInput!) { uploadFile(input: $input) {
-  file { path } userErrors { field message code } } }"""
 
 FILES = {
     "b/ü-nested/deep/file.bin": os.urandom(3 * 1024 * 1024 + 11),
@@ -38,41 +34,6 @@ FILES = {
     "photos/cat.jpg": os.urandom(5000),
     "zz/" + "long-name-" * 12 + ".txt": b"a path longer than 100 characters",
 }
-
-
-async def upload(
-    client: httpx.AsyncClient, token: str, dataset_id: str, path: str, content: bytes
-) -> None:
-    operations = {
-        "query": UPLOAD,
-        "variables": {"input": {"datasetId": dataset_id, "path": path, "file": None}},
-    }
-    response = await client.post(
-        "/graphql",
-        data={
-            "operations": json.dumps(operations),
-            "map": json.dumps({"0": ["variables.input.file"]}),
-        },
-        files={"0": ("blob", content, "application/octet-stream")},
-        headers={"Authorization": f"Bearer {token}"},
-    )
-    assert response.json()["data"]["uploadFile"]["userErrors"] == []
-
-
-async def dataset_with(
-    api: Api,
-    client: httpx.AsyncClient,
-    token: str,
-    files: dict[str, bytes],
-    *,
-    name: str = "export-me",
-    visibility: str = "PRIVATE",
-) -> str:
-    created = await api.mutate(CREATE, {"name": name, "visibility": visibility}, token=token)
-    dataset_id = str(created["dataset"]["id"])
-    for path, content in files.items():
-        await upload(client, token, dataset_id, path, content)
-    return dataset_id
 
 
 async def get_archive(
@@ -111,7 +72,7 @@ async def test_an_export_holds_every_file_byte_for_byte_in_path_order(
     read: Any,
     media_type: str,
 ) -> None:
-    dataset_id = await dataset_with(api, client, admin_token, FILES)
+    dataset_id = await dataset_with(api, client, admin_token, "export-me", FILES)
     response = await get_archive(client, dataset_id, admin_token, format=archive_format)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == media_type
@@ -124,7 +85,7 @@ async def test_an_export_holds_every_file_byte_for_byte_in_path_order(
 async def test_zip_is_the_default_format_and_an_empty_dataset_exports_an_empty_archive(
     api: Api, client: httpx.AsyncClient, admin_token: str
 ) -> None:
-    dataset_id = await dataset_with(api, client, admin_token, {})
+    dataset_id = await dataset_with(api, client, admin_token, "export-me", {})
     response = await get_archive(client, dataset_id, admin_token)
     assert response.status_code == 200
     assert unzip(response.content) == []
@@ -135,9 +96,9 @@ async def test_zip_is_the_default_format_and_an_empty_dataset_exports_an_empty_a
 async def test_files_are_paged_through_in_path_order(
     api: Api, client: httpx.AsyncClient, admin_token: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(archives, "PAGE_SIZE", 2)
+    monkeypatch.setattr(exports, "PAGE_SIZE", 2)
     files = {f"{name}.txt": name.encode() for name in ("e", "a", "d", "c", "b")}
-    dataset_id = await dataset_with(api, client, admin_token, files)
+    dataset_id = await dataset_with(api, client, admin_token, "export-me", files)
     response = await get_archive(client, dataset_id, admin_token, format="tar.gz")
     assert untar(response.content) == sorted(files.items())
 
@@ -145,9 +106,9 @@ async def test_files_are_paged_through_in_path_order(
 async def test_a_version_exports_its_own_manifest(
     api: Api, client: httpx.AsyncClient, admin_token: str
 ) -> None:
-    dataset_id = await dataset_with(api, client, admin_token, {"old.txt": b"1"})
+    dataset_id = await dataset_with(api, client, admin_token, "export-me", {"old.txt": b"1"})
     await api.mutate(CREATE_VERSION, {"id": dataset_id}, token=admin_token)
-    await upload(client, admin_token, dataset_id, "now.txt", b"now")
+    await put(client, admin_token, dataset_id, "now.txt", b"now")
     response = await get_archive(client, dataset_id, admin_token, format="zip", version="1")
     assert response.status_code == 200
     assert 'filename="export-me-v1.zip"' in response.headers["content-disposition"]
@@ -159,7 +120,7 @@ async def test_a_version_exports_its_own_manifest(
 async def test_private_datasets_are_not_found_for_outsiders_and_anonymous_callers(
     api: Api, client: httpx.AsyncClient, admin_token: str, make_user: Any
 ) -> None:
-    dataset_id = await dataset_with(api, client, admin_token, {"secret.txt": b"s"})
+    dataset_id = await dataset_with(api, client, admin_token, "export-me", {"secret.txt": b"s"})
     outsider = await make_user("outsider")
     assert (await get_archive(client, dataset_id, outsider.token)).status_code == 404
     assert (await get_archive(client, dataset_id, None)).status_code == 404
@@ -172,7 +133,7 @@ async def test_public_datasets_export_for_anyone(
     api: Api, client: httpx.AsyncClient, admin_token: str
 ) -> None:
     dataset_id = await dataset_with(
-        api, client, admin_token, {"open.txt": b"o"}, name="open", visibility="PUBLIC"
+        api, client, admin_token, "open", {"open.txt": b"o"}, visibility="PUBLIC"
     )
     response = await get_archive(client, dataset_id, None, format="tar.gz")
     assert response.status_code == 200
@@ -183,7 +144,7 @@ async def test_public_datasets_export_for_anyone(
 async def test_bad_parameters_are_a_400(
     api: Api, client: httpx.AsyncClient, admin_token: str, params: dict[str, str]
 ) -> None:
-    dataset_id = await dataset_with(api, client, admin_token, {})
+    dataset_id = await dataset_with(api, client, admin_token, "export-me", {})
     response = await get_archive(client, dataset_id, admin_token, **params)
     assert response.status_code == 400
 
@@ -196,7 +157,7 @@ async def test_bad_credentials_are_a_401(client: httpx.AsyncClient, db: str) -> 
 async def test_head_sends_the_headers_without_building_the_archive(
     api: Api, client: httpx.AsyncClient, admin_token: str
 ) -> None:
-    dataset_id = await dataset_with(api, client, admin_token, {"a.txt": b"a"})
+    dataset_id = await dataset_with(api, client, admin_token, "export-me", {"a.txt": b"a"})
     response = await client.head(
         f"/datasets/{dataset_id}/archive?format=tar.gz",
         headers={"Authorization": f"Bearer {admin_token}"},
@@ -208,13 +169,13 @@ async def test_head_sends_the_headers_without_building_the_archive(
 async def test_an_exported_archive_imports_back_into_the_same_files(
     api: Api, client: httpx.AsyncClient, admin_token: str
 ) -> None:
-    source_id = await dataset_with(api, client, admin_token, FILES)
+    source_id = await dataset_with(api, client, admin_token, "export-me", FILES)
     exported = await get_archive(client, source_id, admin_token, format="zip")
-    target = await api.mutate(CREATE, {"name": "copy", "visibility": "PRIVATE"}, token=admin_token)
+    target_id = await new_dataset(api, admin_token, "copy")
     operations = {
         "query": """mutation($input: ImportArchiveInput!) { importArchive(input: $input) {
           fileCount userErrors { code message } } }""",
-        "variables": {"input": {"datasetId": target["dataset"]["id"], "archive": None}},
+        "variables": {"input": {"datasetId": target_id, "archive": None}},
     }
     response = await client.post(
         "/graphql",
@@ -227,12 +188,10 @@ async def test_an_exported_archive_imports_back_into_the_same_files(
     )
     result = response.json()["data"]["importArchive"]
     assert (result["userErrors"], result["fileCount"]) == ([], len(FILES))
-    copied = await DatasetFile.filter(
-        dataset_id=decode_global_id(target["dataset"]["id"], "Dataset")
-    ).order_by("path")
-    assert [(file.path, file.blob_id) for file in copied] == [
-        (path, hashlib.sha256(content).hexdigest()) for path, content in sorted(FILES.items())
-    ]
+    copied = await working_set(api, admin_token, target_id)
+    assert {path: sha256 for path, (sha256, _, _) in copied.files.items()} == {
+        path: hashlib.sha256(content).hexdigest() for path, content in FILES.items()
+    }
 
 
 async def test_zip64_fields_are_readable_wherever_they_are_needed(
@@ -242,7 +201,7 @@ async def test_zip64_fields_are_readable_wherever_they_are_needed(
     # records: zip64 sizes, offsets, and the zip64 end of central directory.
     for threshold in ("ZIP64_SIZE", "ZIP64_OFFSET", "ZIP64_ENTRIES"):
         monkeypatch.setattr(archive_encoders, threshold, 0)
-    dataset_id = await dataset_with(api, client, admin_token, FILES)
+    dataset_id = await dataset_with(api, client, admin_token, "export-me", FILES)
     response = await get_archive(client, dataset_id, admin_token, format="zip")
     assert unzip(response.content) == sorted(FILES.items())
     assert b"PK\x06\x06" in response.content[-200:]  # the zip64 end record is there
@@ -257,12 +216,12 @@ async def test_an_abandoned_zip_export_closes_its_spooled_directory(
 ) -> None:
     monkeypatch.setattr(archive_encoders, "DIRECTORY_IN_MEMORY", 1)  # the directory goes to disk
     files = {f"{i}.bin": os.urandom(100 * 1024) for i in range(4)}
-    dataset_id = await dataset_with(api, client, admin_token, files)
+    dataset_id = await dataset_with(api, client, admin_token, "export-me", files)
     rows = await DatasetFile.filter(dataset_id=decode_global_id(dataset_id, "Dataset"))
 
-    async def members() -> AsyncIterator[archive_encoders.Member]:
+    async def members() -> AsyncIterator[exports.Member]:
         for row in rows:
-            yield archive_encoders.Member(row.path, row.blob_id, row.size, row.updated_at)
+            yield exports.Member(row.path, row.blob_id, row.size, row.updated_at)
 
     encoders: list[archive_encoders.ZipEncoder] = []
     temp_dir = settings.tmp_dir
@@ -274,6 +233,7 @@ async def test_an_abandoned_zip_export_closes_its_spooled_directory(
 
     storage = storage_from_url(settings.storage_url)
     stream = archives.archive_stream(storage, members(), make_encoder)
+    assert isinstance(stream, AsyncGenerator)  # what an abandoned response closes
     first = await anext(stream)  # two entries in, the third under way
     assert first.startswith(b"PK\x03\x04")
     assert encoders[0].directory._rolled  # type: ignore[attr-defined]

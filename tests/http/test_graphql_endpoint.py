@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 import httpx
 import pytest
-from conftest import Api, Person
+from support import Api, MakeUser, create_dataset
 
 pytestmark = pytest.mark.anyio
-
-MakeUser = Callable[[str], Awaitable[Person]]
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 
@@ -20,14 +16,6 @@ VIEWER = "{ viewer { name isAdmin } }"
 DATASET_NAMES = "{ datasets { totalCount edges { node { name } } } }"
 CREATE_TEAM = 'mutation { createTeam(input: {name: "via-get"}) { team { id } } }'
 SYNTAX_ERROR = "{ viewer { name "
-CREATE_DATASET = """
-mutation($input: CreateDatasetInput!) {
-  createDataset(input: $input) {
-    dataset { id name }
-    userErrors { field message code }
-  }
-}
-"""
 SERVICE_SDL = "{ _service { sdl } }"
 ENTITIES = """
 query($representations: [_Any!]!) {
@@ -41,12 +29,6 @@ JAVASCRIPT_TYPES = {"text/javascript", "application/javascript"}
 
 def media_type(response: httpx.Response) -> str:
     return response.headers["content-type"].split(";")[0].strip()
-
-
-async def create_dataset(api: Api, token: str, name: str, **fields: Any) -> dict[str, Any]:
-    payload = await api.mutate(CREATE_DATASET, {"input": {"name": name, **fields}}, token=token)
-    dataset: dict[str, Any] = payload["dataset"]
-    return dataset
 
 
 # GET

@@ -21,9 +21,8 @@ from urllib.parse import urlsplit
 import anyio
 import httpx
 import pytest
-from conftest import Api, Person
-from live import run_uvicorn
 from starlette.types import Message
+from support import Api, Person, run_uvicorn
 from tusclient.client import TusClient
 from tusclient.uploader import Uploader
 

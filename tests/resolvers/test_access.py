@@ -1,33 +1,29 @@
 """Who may read and change a dataset: every actor against every action, over real HTTP.
 
-The world of each test: team A, created by Alice, with a reader, a writer and an admin
-member added through ``addTeamMember``; team B, created by an outsider, with a teammate;
-a PRIVATE dataset owned by team A; a site admin; and anonymous callers.
+The world, seeded once per module and database through the resolvers: team A, created by
+Alice, with a reader, a writer and an admin member; team B, created by an outsider, with a
+teammate; a site admin; and anonymous callers. Each test gets a fresh PRIVATE dataset owned
+by team A, and afterwards loses every dataset and team membership it made.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from conftest import Api, Person
+from support import ADMIN_KEY, Api, Person, app_on_empty_database, create_dataset, seeded_person
 
+from quiver.auth import Viewer, ensure_admin_key, viewer_for_user
 from quiver.ids import decode_global_id, encode_global_id
-from quiver.models import Dataset, DatasetStatus
+from quiver.models import Dataset, DatasetStatus, Membership, Role, User
+from quiver.resolvers import datasets as dataset_resolvers
+from quiver.resolvers.users import add_team_member, create_team
 
 pytestmark = pytest.mark.anyio
 
-CREATE_TEAM = """
-mutation($name: String!) {
-  createTeam(input: {name: $name}) {
-    team { id }
-    userErrors { field message code }
-  }
-}
-"""
 ADD_TEAM_MEMBER = """
 mutation($teamId: ID!, $userId: ID!, $role: Role!) {
   addTeamMember(input: {teamId: $teamId, userId: $userId, role: $role}) {
@@ -113,8 +109,6 @@ NEEDS_WRITE = {
 }
 NEEDS_ADMIN = {**NEEDS_WRITE, "writer": "FORBIDDEN"}
 
-MakeUser = Callable[[str], Awaitable[Person]]
-
 
 @dataclass
 class World:
@@ -172,23 +166,6 @@ def codes(payload: dict[str, Any]) -> list[str]:
     return [error["code"] for error in payload["userErrors"]]
 
 
-async def create_team(api: Api, name: str, creator: Person) -> str:
-    payload = await api.mutate(CREATE_TEAM, {"name": name}, token=creator.token)
-    team_id: str = payload["team"]["id"]
-    return team_id
-
-
-async def add_member(api: Api, team_id: str, person: Person, role: str, by: Person) -> None:
-    variables = {"teamId": team_id, "userId": person.id, "role": role}
-    await api.mutate(ADD_TEAM_MEMBER, variables, token=by.token)
-
-
-async def create_dataset(api: Api, token: str, name: str, **fields: Any) -> dict[str, Any]:
-    payload = await api.mutate(CREATE_DATASET, {"input": {"name": name, **fields}}, token=token)
-    dataset: dict[str, Any] = payload["dataset"]
-    return dataset
-
-
 async def soft_delete(dataset_id: str) -> None:
     """Soft-delete straight in the database, so a test of another operation needs no API."""
     await Dataset.filter(id=decode_global_id(dataset_id, "Dataset")).update(
@@ -196,38 +173,76 @@ async def soft_delete(dataset_id: str) -> None:
     )
 
 
-@pytest.fixture
-async def world(api: Api, admin_token: str, make_user: MakeUser) -> World:
-    alice = await make_user("alice")
-    reader = await make_user("reader")
-    writer = await make_user("writer")
-    admin = await make_user("admin-member")
-    outsider = await make_user("outsider")
-    teammate = await make_user("teammate")
-    team_a = await create_team(api, "team-a", alice)
-    await add_member(api, team_a, reader, "READ", by=alice)
-    await add_member(api, team_a, writer, "WRITE", by=alice)
-    await add_member(api, team_a, admin, "ADMIN", by=alice)
-    team_b = await create_team(api, "team-b", outsider)
-    await add_member(api, team_b, teammate, "READ", by=outsider)
-    dataset = await create_dataset(
-        api, alice.token, "secret-plans", teamId=team_a, description="original"
+@dataclass(frozen=True)
+class People:
+    """The part of the world that tests leave as they found it."""
+
+    api: Api
+    site_admin_token: str
+    persons: dict[str, Person]
+    alice_viewer: Viewer
+    team_a: str
+    team_b: str
+    last_membership_id: int
+
+
+async def seed_people(api: Api) -> People:
+    site_admin = await viewer_for_user(await ensure_admin_key(ADMIN_KEY))
+    names = ["alice", "reader", "writer", "admin", "outsider", "teammate"]
+    persons = {name: await seeded_person(site_admin, name) for name in names}
+    users = {name: await User.get(id=decode_global_id(p.id, "User")) for name, p in persons.items()}
+
+    async def team_of(creator: str, name: str, members: dict[str, Role]) -> str:
+        team = await create_team(await viewer_for_user(users[creator]), name=name)
+        team_id = encode_global_id("Team", team.id)
+        by = await viewer_for_user(users[creator])  # now with the new team's ADMIN role
+        for member, role in members.items():
+            await add_team_member(by, team_id=team_id, user_id=persons[member].id, role=role)
+        return team_id
+
+    team_a = await team_of(
+        "alice", "team-a", {"reader": Role.READ, "writer": Role.WRITE, "admin": Role.ADMIN}
     )
-    assert dataset["visibility"] == "PRIVATE"
-    assert dataset["owner"]["id"] == team_a
-    return World(
+    team_b = await team_of("outsider", "team-b", {"teammate": Role.READ})
+    last_membership = await Membership.all().order_by("-id").first()
+    assert last_membership is not None
+    return People(
         api=api,
-        site_admin_token=admin_token,
-        alice=alice,
-        reader=reader,
-        writer=writer,
-        admin=admin,
-        outsider=outsider,
-        teammate=teammate,
+        site_admin_token=ADMIN_KEY,
+        persons=persons,
+        alice_viewer=await viewer_for_user(users["alice"]),
         team_a=team_a,
         team_b=team_b,
-        dataset_id=dataset["id"],
+        last_membership_id=last_membership.id,
     )
+
+
+@pytest.fixture(scope="module")
+async def people(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[People]:
+    async with app_on_empty_database(database_url, tmp_path_factory.mktemp("access")) as (api, _):
+        yield await seed_people(api)
+
+
+@pytest.fixture
+async def world(people: People) -> AsyncIterator[World]:
+    dataset = await dataset_resolvers.create_dataset(
+        people.alice_viewer, name="secret-plans", description="original", team_id=people.team_a
+    )
+    try:
+        yield World(
+            api=people.api,
+            site_admin_token=people.site_admin_token,
+            team_a=people.team_a,
+            team_b=people.team_b,
+            dataset_id=encode_global_id("Dataset", dataset.id),
+            **people.persons,
+        )
+    finally:
+        # What any test here may have made: datasets (with their shares) and memberships.
+        await Dataset.all().delete()
+        await Membership.filter(id__gt=people.last_membership_id).delete()
 
 
 async def test_team_a_lists_its_members_with_the_roles_they_were_given(world: World) -> None:
@@ -251,7 +266,9 @@ async def test_team_a_lists_its_members_with_the_roles_they_were_given(world: Wo
     ("actor", "expected"),
     [
         ("anonymous", "UNAUTHENTICATED"),
-        ("outsider", "NOT_FOUND"),
+        # A team is visible to every signed-in caller: an outsider is refused, not told
+        # that it does not exist.
+        ("outsider", "FORBIDDEN"),
         ("reader", "FORBIDDEN"),
         ("writer", "FORBIDDEN"),
         ("admin", None),
@@ -692,7 +709,7 @@ async def test_anonymous_callers_cannot_create_datasets(world: World) -> None:
 @pytest.mark.parametrize(
     ("actor", "expected"),
     [
-        ("outsider", "NOT_FOUND"),
+        ("outsider", "FORBIDDEN"),
         ("reader", "FORBIDDEN"),
         ("writer", None),
         ("admin", None),

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Api
+from support import Api
 
 from quiver.app import create_app
 from quiver.auth import ensure_admin_key, viewer_for_user

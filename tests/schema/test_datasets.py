@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
 import pytest
+from support import Api, MakeUser, Person
 
 pytestmark = pytest.mark.anyio
 
@@ -69,10 +69,6 @@ query($first: Int) {
   }
 }
 """
-
-Api = Any
-Person = Any
-MakeUser = Callable[[str], Awaitable[Person]]
 
 
 def global_id(type_name: str, pk: int) -> str:

@@ -9,12 +9,10 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Api
+from support import Api, new_dataset
 
 pytestmark = pytest.mark.anyio
 
-CREATE = """mutation($name: String!) { createDataset(input: {name: $name}) {
-  dataset { id } userErrors { field message code } } }"""
 UPLOAD = """mutation($input: UploadFileInput!) { uploadFile(input: $input) {
   file { id path size sha256 contentType metadata tags downloadUrl dataset { name } }
   userErrors { field message code } } }"""
@@ -53,15 +51,10 @@ async def upload(
     )
 
 
-async def new_dataset(api: Api, token: str, name: str = "files") -> str:
-    created = await api.mutate(CREATE, {"name": name}, token=token)
-    return str(created["dataset"]["id"])
-
-
 async def test_uploaded_file_downloads_byte_for_byte_with_its_sha256(
     api: Api, client: httpx.AsyncClient, admin_token: str
 ) -> None:
-    dataset_id = await new_dataset(api, admin_token)
+    dataset_id = await new_dataset(api, admin_token, "files")
     content = os.urandom(3 * 1024 * 1024 + 7)
     response = await upload(
         client, admin_token, {"datasetId": dataset_id, "path": "a/b/ü.bin"}, content
@@ -85,7 +78,7 @@ async def test_uploaded_file_downloads_byte_for_byte_with_its_sha256(
 async def test_empty_and_one_byte_files_round_trip(
     api: Api, client: httpx.AsyncClient, admin_token: str
 ) -> None:
-    dataset_id = await new_dataset(api, admin_token)
+    dataset_id = await new_dataset(api, admin_token, "files")
     for path, content in (("empty", b""), ("one", b"x")):
         response = await upload(
             client, admin_token, {"datasetId": dataset_id, "path": path}, content
@@ -100,7 +93,7 @@ async def test_empty_and_one_byte_files_round_trip(
 async def test_ranges_and_conditional_requests_follow_http(
     api: Api, client: httpx.AsyncClient, admin_token: str
 ) -> None:
-    dataset_id = await new_dataset(api, admin_token)
+    dataset_id = await new_dataset(api, admin_token, "files")
     content = bytes(range(256)) * 4
     response = await upload(
         client, admin_token, {"datasetId": dataset_id, "path": "r.bin"}, content
@@ -132,7 +125,7 @@ async def test_ranges_and_conditional_requests_follow_http(
 async def test_a_declared_checksum_that_does_not_match_refuses_the_file(
     api: Api, client: httpx.AsyncClient, admin_token: str
 ) -> None:
-    dataset_id = await new_dataset(api, admin_token)
+    dataset_id = await new_dataset(api, admin_token, "files")
     variables = {"datasetId": dataset_id, "path": "x", "sha256": "0" * 64}
     response = await upload(client, admin_token, variables, b"hello")
     result = response.json()["data"]["uploadFile"]
@@ -147,7 +140,7 @@ async def test_a_declared_checksum_that_does_not_match_refuses_the_file(
 async def test_bad_paths_are_refused_as_invalid(
     api: Api, client: httpx.AsyncClient, admin_token: str, path: str
 ) -> None:
-    dataset_id = await new_dataset(api, admin_token)
+    dataset_id = await new_dataset(api, admin_token, "files")
     response = await upload(client, admin_token, {"datasetId": dataset_id, "path": path}, b"x")
     result = response.json()["data"]["uploadFile"]
     assert result["userErrors"][0]["code"] == "INVALID"
@@ -165,7 +158,7 @@ async def test_multipart_without_a_preflight_header_is_refused(
 async def test_counts_follow_uploads_replacements_moves_and_deletes(
     api: Api, client: httpx.AsyncClient, admin_token: str
 ) -> None:
-    dataset_id = await new_dataset(api, admin_token)
+    dataset_id = await new_dataset(api, admin_token, "files")
     for path, size in (("img/1.png", 10), ("img/2.png", 20), ("txt/a.txt", 5)):
         await upload(client, admin_token, {"datasetId": dataset_id, "path": path}, b"z" * size)
     listing = await api.data(FILES, {"id": dataset_id}, token=admin_token)
@@ -216,7 +209,7 @@ async def test_counts_follow_uploads_replacements_moves_and_deletes(
 async def test_metadata_and_tags_replace_or_merge_and_tags_filter_the_listing(
     api: Api, client: httpx.AsyncClient, admin_token: str
 ) -> None:
-    dataset_id = await new_dataset(api, admin_token)
+    dataset_id = await new_dataset(api, admin_token, "files")
     await upload(
         client,
         admin_token,
@@ -252,7 +245,7 @@ async def test_metadata_and_tags_replace_or_merge_and_tags_filter_the_listing(
 async def test_private_files_are_not_found_for_others(
     api: Api, client: httpx.AsyncClient, admin_token: str, make_user: Any
 ) -> None:
-    dataset_id = await new_dataset(api, admin_token)
+    dataset_id = await new_dataset(api, admin_token, "files")
     response = await upload(client, admin_token, {"datasetId": dataset_id, "path": "secret"}, b"s")
     url = response.json()["data"]["uploadFile"]["file"]["downloadUrl"]
     outsider = await make_user("outsider")
@@ -269,7 +262,7 @@ async def test_concurrent_uploads_keep_file_count_and_total_size_exact(
 ) -> None:
     import anyio
 
-    dataset_id = await new_dataset(api, admin_token)
+    dataset_id = await new_dataset(api, admin_token, "files")
     sizes = {f"f{i}": 100 + i for i in range(20)}
 
     async def send(path: str, size: int) -> None:
@@ -302,7 +295,7 @@ async def test_concurrent_uploads_keep_file_count_and_total_size_exact(
 async def test_a_reader_cannot_upload_and_gets_forbidden(
     api: Api, client: httpx.AsyncClient, admin_token: str, make_user: Any
 ) -> None:
-    dataset_id = await new_dataset(api, admin_token)
+    dataset_id = await new_dataset(api, admin_token, "files")
     reader = await make_user("reader")
     await api.mutate(
         """mutation($d: ID!, $u: ID!) {

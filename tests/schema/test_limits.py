@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Api
+from support import Api, new_dataset
 from tortoise import connections
 
 from quiver.app import create_app
@@ -170,14 +170,6 @@ def error_log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     return caplog
 
 
-async def create_dataset(api: Api, token: str) -> str:
-    payload = await api.mutate(
-        CREATE_DATASET, {"input": {"name": "fragile", "tags": ["x"]}}, token=token
-    )
-    dataset_id: str = payload["dataset"]["id"]
-    return dataset_id
-
-
 @pytest.mark.parametrize("given_request_id", [None, "trace-fault-1"])
 async def test_an_internal_fault_is_masked_and_carries_the_request_id(
     client: httpx.AsyncClient,
@@ -186,7 +178,7 @@ async def test_an_internal_fault_is_masked_and_carries_the_request_id(
     error_log: pytest.LogCaptureFixture,
     given_request_id: str | None,
 ) -> None:
-    dataset_id = await create_dataset(api, admin_token)
+    dataset_id = await new_dataset(api, admin_token, "fragile", tags=["x"])
     headers = {"Authorization": f"Bearer {admin_token}"}
     if given_request_id:
         headers["X-Request-ID"] = given_request_id
@@ -218,7 +210,7 @@ async def test_an_internal_fault_is_logged_with_the_request_id_and_the_real_exce
     admin_token: str,
     error_log: pytest.LogCaptureFixture,
 ) -> None:
-    dataset_id = await create_dataset(api, admin_token)
+    dataset_id = await new_dataset(api, admin_token, "fragile", tags=["x"])
     error_log.clear()
 
     async with table_renamed("quiver_dataset_tag"):
@@ -239,7 +231,7 @@ async def test_an_internal_fault_is_logged_with_the_request_id_and_the_real_exce
 
 
 async def test_the_api_works_again_once_the_fault_is_gone(api: Api, admin_token: str) -> None:
-    dataset_id = await create_dataset(api, admin_token)
+    dataset_id = await new_dataset(api, admin_token, "fragile", tags=["x"])
     async with table_renamed("quiver_dataset_tag"):
         pass
 

@@ -6,8 +6,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Api, Person, QueryCounter
-from workspace import dataset_with, new_dataset, share, snapshot
+from support import Api, Person, QueryCounter, dataset_with, new_dataset, share, snapshot
 
 pytestmark = pytest.mark.anyio
 

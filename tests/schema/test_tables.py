@@ -10,8 +10,7 @@ import openpyxl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import Api, QueryCounter
-from workspace import dataset_with, new_dataset, put, snapshot
+from support import Api, QueryCounter, dataset_with, new_dataset, put, snapshot
 
 from quiver.analytics import exports
 from quiver.resolvers.tables import ANALYSES

@@ -8,8 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Api, Person
-from workspace import dataset_with, new_dataset, put, share, snapshot, working_set
+from support import Api, Person, dataset_with, new_dataset, put, share, snapshot, working_set
 
 from quiver.config import Settings
 from quiver.ids import decode_global_id

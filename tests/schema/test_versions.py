@@ -9,8 +9,9 @@ import anyio
 import anyio.lowlevel
 import httpx
 import pytest
-from conftest import Api, QueryCounter
-from workspace import (
+from support import (
+    Api,
+    QueryCounter,
     dataset_with,
     new_dataset,
     put,

@@ -36,6 +36,16 @@ GRPC_OFFSET = 10000
 PORT_RANGE = range(10000, 20000)
 
 
+def _worker_ports() -> range:
+    """This test process's share of PORT_RANGE, so parallel workers never pick the same port."""
+    # pytest-xdist names its workers gw0, gw1, ... and says how many there are.
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    share = len(PORT_RANGE) // workers
+    start = PORT_RANGE.start + worker * share
+    return range(start, start + share)
+
+
 @dataclass(frozen=True, slots=True)
 class S3Server:
     """A running S3 endpoint with one empty bucket."""
@@ -117,8 +127,9 @@ def _weed_binary() -> str | None:
 
 def _free_ports() -> dict[str, int]:
     ports: dict[str, int] = {}
+    candidates = _worker_ports()
     while len(ports) < len(COMPONENTS):
-        port = random.choice(PORT_RANGE)
+        port = random.choice(candidates)
         if port in ports.values() or not _bindable(port) or not _bindable(port + GRPC_OFFSET):
             continue
         ports[COMPONENTS[len(ports)]] = port
