@@ -106,11 +106,33 @@ async def _user_from_jwt(token: str, settings: Settings) -> User:
             options={"require": ["sub", "exp"], "verify_aud": bool(settings.jwt_audience)},
         )
     except jwt.PyJWTError as exc:
-        raise AuthenticationError(f"Invalid token: {exc}") from None
+        raise AuthenticationError(_jwt_refusal(exc)) from None
     user = await _user_from_subject(str(claims["sub"]))
     if user is None:
         raise AuthenticationError("The token's subject is not a known user")
     return user
+
+
+def _jwt_refusal(error: jwt.PyJWTError) -> str:
+    """Quiver's own words for why a JWT is refused: PyJWT's texts are not part of our API."""
+    if isinstance(error, jwt.MissingRequiredClaimError):
+        return f"The token has no '{error.claim}' claim"
+    for kind, message in _JWT_REFUSALS:
+        if isinstance(error, kind):
+            return message
+    return "The token is not valid"
+
+
+# Checked in order: InvalidSignatureError is a DecodeError.
+_JWT_REFUSALS: tuple[tuple[type[jwt.PyJWTError], str], ...] = (
+    (jwt.ExpiredSignatureError, "The token has expired"),
+    (jwt.ImmatureSignatureError, "The token is not valid yet"),
+    (jwt.InvalidSignatureError, "The token's signature is not valid"),
+    (jwt.InvalidAlgorithmError, "The token must be signed with HS256"),
+    (jwt.InvalidAudienceError, "The token is not for this server"),
+    (jwt.exceptions.InvalidSubjectError, "The token's subject must be a string"),
+    (jwt.DecodeError, "The token is not a well-formed JWT"),
+)
 
 
 async def _user_from_subject(subject: str) -> User | None:

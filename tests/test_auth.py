@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -307,7 +309,7 @@ async def test_an_expired_jwt_is_refused_with_401(
 
     response = await refusal(jwt_client, bearer(mint(ann.id, expires_in=timedelta(minutes=-1))))
 
-    assert "expired" in response.text
+    assert response.text == "The token has expired"
 
 
 async def test_a_jwt_with_a_bad_signature_is_refused_with_401(
@@ -318,7 +320,7 @@ async def test_a_jwt_with_a_bad_signature_is_refused_with_401(
 
     response = await refusal(jwt_client, bearer(forged))
 
-    assert "Signature verification failed" in response.text
+    assert response.text == "The token's signature is not valid"
 
 
 async def test_a_jwt_without_an_expiry_is_refused_with_401(
@@ -329,7 +331,7 @@ async def test_a_jwt_without_an_expiry_is_refused_with_401(
 
     response = await refusal(jwt_client, bearer(token))
 
-    assert "exp" in response.text
+    assert response.text == "The token has no 'exp' claim"
 
 
 async def test_a_jwt_signed_with_another_algorithm_is_refused_with_401(
@@ -341,7 +343,63 @@ async def test_a_jwt_signed_with_another_algorithm_is_refused_with_401(
 
     response = await refusal(jwt_client, bearer(token))
 
-    assert "Invalid token" in response.text
+    assert response.text == "The token must be signed with HS256"
+
+
+@pytest.mark.parametrize(
+    ("audience", "refusal_text"),
+    [
+        (None, "The token has no 'aud' claim"),
+        ("another-server", "The token is not for this server"),
+    ],
+    ids=["no-audience", "another-audience"],
+)
+async def test_a_jwt_for_another_audience_is_refused_with_401(
+    settings: Settings, make_user: MakeUser, audience: str | None, refusal_text: str
+) -> None:
+    ann = await make_user("ann")
+    claims: dict[str, Any] = {"sub": ann.id, "exp": datetime.now(UTC) + timedelta(minutes=5)}
+    if audience is not None:
+        claims["aud"] = audience
+    app = create_app(
+        settings.with_overrides(jwt_secret=JWT_SECRET, jwt_audience="quiver"), manage_database=False
+    )
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://quiver.test") as client:
+        response = await refusal(client, bearer(jwt.encode(claims, JWT_SECRET)))
+        ours = await viewer_of(client, jwt.encode({**claims, "aud": "quiver"}, JWT_SECRET))
+
+    assert response.text == refusal_text
+    assert ours == {"id": ann.id, "name": "ann", "isAdmin": False}
+
+
+def signed_by_hand(header: bytes, payload: bytes) -> str:
+    """A JWT of these raw parts with a valid HS256 signature, however malformed the parts."""
+    parts = [base64.urlsafe_b64encode(part).rstrip(b"=") for part in (header, payload)]
+    signing_input = b".".join(parts)
+    signature = hmac.new(JWT_SECRET.encode(), signing_input, hashlib.sha256).digest()
+    return b".".join([signing_input, base64.urlsafe_b64encode(signature).rstrip(b"=")]).decode()
+
+
+@pytest.mark.parametrize(
+    ("token", "refusal_text"),
+    [
+        ("not.a.jwt", "The token is not a well-formed JWT"),
+        (signed_by_hand(b'{"alg":"HS256"}', b"not json"), "The token is not a well-formed JWT"),
+        (signed_by_hand(b"{}", b"{}"), "The token must be signed with HS256"),
+        (
+            signed_by_hand(b'{"alg":"HS256"}', b'{"sub": 5, "exp": 99999999999}'),
+            "The token's subject must be a string",
+        ),
+    ],
+    ids=["not-base64-json", "payload-not-json", "no-algorithm", "numeric-subject"],
+)
+async def test_a_malformed_jwt_is_refused_with_401_in_quivers_words(
+    jwt_client: httpx.AsyncClient, token: str, refusal_text: str
+) -> None:
+    response = await refusal(jwt_client, bearer(token))
+
+    assert response.text == refusal_text
 
 
 @pytest.mark.parametrize(
