@@ -12,7 +12,6 @@ import stat
 import tarfile
 import zipfile
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -160,7 +159,7 @@ def limited_client(
     clients: list[httpx.AsyncClient] = []
 
     async def make(**limits: int) -> httpx.AsyncClient:
-        app = create_app(replace(settings, **limits), manage_database=False)
+        app = create_app(settings.with_overrides(**limits), manage_database=False)
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://q")
         clients.append(client)
         return client
@@ -251,7 +250,7 @@ async def test_existing_files_are_replaced_and_the_counts_stay_exact(
     api: Api, client: httpx.AsyncClient, admin_token: str
 ) -> None:
     dataset_id = await new_dataset(api, admin_token)
-    operations = {
+    operations: dict[str, Any] = {
         "query": UPLOAD,
         "variables": {"input": {"datasetId": dataset_id, "path": "a.txt", "tags": ["old"]}},
     }

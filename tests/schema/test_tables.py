@@ -266,7 +266,7 @@ async def test_a_version_table_exports_as_csv_parquet_and_xlsx(
     assert table.column("city").to_pylist() == ["Oslo", "Lima", "Oslo", "Cairo"]
 
     as_xlsx = await client.get(url, params={"format": "xlsx"}, headers=headers)
-    sheet = openpyxl.load_workbook(io.BytesIO(as_xlsx.content), read_only=True).active
+    (sheet,) = openpyxl.load_workbook(io.BytesIO(as_xlsx.content), read_only=True).worksheets
     rows = list(sheet.iter_rows(values_only=True))
     assert rows[0] == ("city", "temp", "rain", "when")
     assert rows[2][:3] == ("Lima", 22.0, False)

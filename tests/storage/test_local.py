@@ -11,7 +11,6 @@ import anyio
 import pytest
 
 from quiver.storage import LocalStorage, StorageError
-from quiver.storage import local as local_module
 
 pytestmark = pytest.mark.anyio
 
@@ -92,7 +91,7 @@ async def test_put_file_copies_where_the_filesystem_cannot_link(
     def cross_device(source: Path, link: Path) -> None:
         raise OSError(errno.EXDEV, os.strerror(errno.EXDEV))
 
-    monkeypatch.setattr(local_module.os, "link", cross_device)
+    monkeypatch.setattr(os, "link", cross_device)  # what quiver.storage.local calls
     storage = LocalStorage(tmp_path / "blobs")
     source = tmp_path / "upload.part"
     source.write_bytes(b"copied")
