@@ -444,6 +444,8 @@ async def test_a_second_patch_on_a_busy_upload_is_locked_out(
 
     async def slow_body() -> AsyncIterator[bytes]:
         yield b"abc"
+        # The server reads the body only while it holds the upload's lock, and now asks for
+        # more of it: the lock is taken.
         first_chunk_sent.set()
         await release.wait()
 
@@ -459,7 +461,6 @@ async def test_a_second_patch_on_a_busy_upload_is_locked_out(
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(slow_patch)
         await first_chunk_sent.wait()
-        await anyio.sleep(0.05)  # let the slow PATCH take the lock and start writing
         second = await patch(client, admin_token, url, 0, b"xyz")
         deleted = await client.delete(url, headers={**TUS, **auth(admin_token)})
         release.set()
