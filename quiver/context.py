@@ -30,11 +30,14 @@ class Context:
 
     def __post_init__(self) -> None:
         self.loaders = Loaders(self.viewer)
+        self.tables = Tables(self.storage, self.settings.cache_dir)
 
     def forget_loaded(self) -> None:
-        """Start the loaders' caches afresh: what a mutation changes is read anew after it."""
+        """Start the loaders' caches afresh: what a mutation changes is read anew after it.
+
+        ``tables`` stays: its results are keyed by content hash, which no mutation changes.
+        """
         self.loaders = Loaders(self.viewer)
-        self.tables = Tables(self.storage, self.settings.cache_dir)
 
 
 Info: TypeAlias = strawberry.Info[Context, None]

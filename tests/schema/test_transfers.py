@@ -145,9 +145,9 @@ async def test_copy_needs_read_on_the_source_and_belongs_to_the_caller(
     assert await error_codes(api, COPY, {"id": source, "newName": "x"}, None) == ["UNAUTHENTICATED"]
     # Without a new name the copy is a version of the source, which takes WRITE.
     assert await error_codes(api, COPY, {"id": source}, reader.token) == ["FORBIDDEN"]
-    # The new dataset cannot be put in someone else's team.
+    # The new dataset cannot be put in someone else's team (which signed-in callers can see).
     variables = {"id": source, "newName": "theirs", "teamId": owner.team_id}
-    assert await error_codes(api, COPY, variables, reader.token) == ["NOT_FOUND"]
+    assert await error_codes(api, COPY, variables, reader.token) == ["FORBIDDEN"]
 
 
 async def test_a_copy_name_taken_in_the_team_is_a_conflict_and_leaves_nothing(
