@@ -21,7 +21,13 @@ async def chunks(*parts: bytes) -> AsyncIterator[bytes]:
 
 
 async def temp_files(storage: LocalStorage) -> list[str]:
-    return [path.name async for path in anyio.Path(storage.temp_dir).iterdir()]
+    temp_dir = anyio.Path(storage.temp_dir)
+    return [path.name async for path in temp_dir.iterdir()] if await temp_dir.exists() else []
+
+
+async def failing_stream() -> AsyncIterator[bytes]:
+    yield b"x" * (6 * 1024 * 1024)
+    raise RuntimeError("the source broke")
 
 
 async def test_a_put_creates_the_root_and_leaves_no_temp_file(tmp_path: Path) -> None:
@@ -109,3 +115,52 @@ def test_local_path_is_the_file_under_the_root(tmp_path: Path) -> None:
     storage = LocalStorage(tmp_path)
 
     assert storage.local_path("ab/cd/abcdef") == tmp_path / "ab" / "cd" / "abcdef"
+
+
+# The contract (test_contract.py) says a failed write stores nothing; here, it leaves no
+# temp file behind either.
+
+
+@pytest.mark.parametrize("existing", [None, b"version 1"], ids=["new-key", "overwrite"])
+async def test_a_put_whose_stream_fails_leaves_no_temp_file(
+    tmp_path: Path, existing: bytes | None
+) -> None:
+    storage = LocalStorage(tmp_path)
+    if existing is not None:
+        await storage.put("key", chunks(existing))
+
+    with pytest.raises(RuntimeError, match="the source broke"):
+        await storage.put("key", failing_stream())
+
+    assert await temp_files(storage) == []
+
+
+async def test_a_cancelled_put_leaves_no_temp_file(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    halfway = anyio.Event()
+
+    async def stalled() -> AsyncIterator[bytes]:
+        yield b"x" * 1024
+        halfway.set()
+        await anyio.sleep_forever()
+        yield b"never sent"
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(storage.put, "cancelled", stalled())
+        await halfway.wait()
+        group.cancel_scope.cancel()
+
+    assert await temp_files(storage) == []
+
+
+async def test_put_file_that_is_refused_leaves_no_temp_file(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path / "blobs")
+    source = tmp_path / "short"
+    source.write_bytes(b"12345")
+
+    with pytest.raises(StorageError, match="holds 5 bytes, not the expected 6"):
+        await storage.put_file("new", source, expected_size=6)
+    with pytest.raises(FileNotFoundError):
+        await storage.put_file("never", tmp_path / "missing")
+
+    assert await temp_files(storage) == []
