@@ -81,6 +81,27 @@ def api(client: httpx.AsyncClient) -> Api:
 
 
 @pytest.fixture
+def bare_settings(tmp_path: Path) -> Settings:
+    """Settings of an app with no database behind it: for tests of what needs none, which
+    then run once instead of once per database."""
+    database_url = f"sqlite://{tmp_path / 'never-opened.db'}"
+    return Settings(data_dir=tmp_path / "data", database_url=database_url, migrate_on_start=False)
+
+
+@pytest.fixture
+async def bare_client(bare_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(bare_settings, manage_database=False)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://quiver.test") as client:
+        yield client
+
+
+@pytest.fixture
+def bare_api(bare_client: httpx.AsyncClient) -> Api:
+    return Api(bare_client)
+
+
+@pytest.fixture
 async def admin_token(db: str) -> str:
     """An admin's API key, bootstrapped the way QUIVER_ADMIN_API_KEY does it."""
     await ensure_admin_key(ADMIN_KEY)

@@ -210,8 +210,8 @@ async def test_an_admin_may_revoke_anyones_key(
     await refusal(client, bearer(anns_key["secret"]))
 
 
-async def test_anonymous_callers_cannot_create_keys(api: Api) -> None:
-    payload = (await api.data(CREATE_API_KEY, {"name": "sneaky"}))["createApiKey"]
+async def test_anonymous_callers_cannot_create_keys(bare_api: Api) -> None:
+    payload = (await bare_api.data(CREATE_API_KEY, {"name": "sneaky"}))["createApiKey"]
 
     assert [error["code"] for error in payload["userErrors"]] == ["UNAUTHENTICATED"]
     assert payload["secret"] is None
@@ -441,8 +441,8 @@ async def test_viewer_is_the_signed_in_user(api: Api, make_user: MakeUser) -> No
     assert data["viewer"] == {"id": ann.id, "name": "ann", "isAdmin": False}
 
 
-async def test_viewer_is_null_for_anonymous_callers(api: Api) -> None:
-    data = await api.data(VIEWER)
+async def test_viewer_is_null_for_anonymous_callers(bare_api: Api) -> None:
+    data = await bare_api.data(VIEWER)
 
     assert data == {"viewer": None}
 

@@ -90,8 +90,8 @@ async def test_a_mutation_sent_with_get_is_refused_and_not_run(
 # GraphiQL
 
 
-async def test_graphiql_is_served_to_browsers(client: httpx.AsyncClient) -> None:
-    response = await client.get("/graphql", headers={"Accept": "text/html"})
+async def test_graphiql_is_served_to_browsers(bare_client: httpx.AsyncClient) -> None:
+    response = await bare_client.get("/graphql", headers={"Accept": "text/html"})
 
     assert response.status_code == 200
     assert media_type(response) == "text/html"
@@ -99,8 +99,8 @@ async def test_graphiql_is_served_to_browsers(client: httpx.AsyncClient) -> None
     assert "{{ASSETS}}" not in response.text
 
 
-async def test_graphiql_loads_nothing_from_another_host(client: httpx.AsyncClient) -> None:
-    response = await client.get("/graphql", headers={"Accept": "text/html"})
+async def test_graphiql_loads_nothing_from_another_host(bare_client: httpx.AsyncClient) -> None:
+    response = await bare_client.get("/graphql", headers={"Accept": "text/html"})
 
     html = response.text
     for needle in ('src="http', "src='http", 'href="http', "href='http", "//unpkg", "jsdelivr"):
@@ -112,14 +112,14 @@ async def test_graphiql_loads_nothing_from_another_host(client: httpx.AsyncClien
 
 
 async def test_every_graphiql_asset_is_served_locally_with_its_content_type(
-    client: httpx.AsyncClient,
+    bare_client: httpx.AsyncClient,
 ) -> None:
-    html = (await client.get("/graphql", headers={"Accept": "text/html"})).text
+    html = (await bare_client.get("/graphql", headers={"Accept": "text/html"})).text
     assets = [url for url in ASSET_URL.findall(html) if url.startswith("/graphiql-assets/")]
 
     assert len(assets) >= 7  # react, react-dom, js-cookie, graphiql js+css, explorer js+css
     for url in assets:
-        response = await client.get(url)
+        response = await bare_client.get(url)
         assert response.status_code == 200, url
         assert len(response.content) > 100, url
         if url.endswith(".js"):
@@ -129,8 +129,8 @@ async def test_every_graphiql_asset_is_served_locally_with_its_content_type(
             assert media_type(response) == "text/css", url
 
 
-async def test_graphql_clients_get_json_not_the_ide(client: httpx.AsyncClient) -> None:
-    response = await client.get(
+async def test_graphql_clients_get_json_not_the_ide(bare_client: httpx.AsyncClient) -> None:
+    response = await bare_client.get(
         "/graphql", params={"query": VIEWER}, headers={"Accept": "application/json"}
     )
 
@@ -143,9 +143,9 @@ async def test_graphql_clients_get_json_not_the_ide(client: httpx.AsyncClient) -
 
 
 async def test_a_syntax_error_is_a_400_without_data_for_graphql_response_json(
-    client: httpx.AsyncClient,
+    bare_client: httpx.AsyncClient,
 ) -> None:
-    response = await client.post(
+    response = await bare_client.post(
         "/graphql", json={"query": SYNTAX_ERROR}, headers={"Accept": GRAPHQL_RESPONSE_JSON}
     )
 
@@ -157,9 +157,9 @@ async def test_a_syntax_error_is_a_400_without_data_for_graphql_response_json(
 
 
 async def test_a_syntax_error_is_a_200_with_errors_for_application_json(
-    client: httpx.AsyncClient,
+    bare_client: httpx.AsyncClient,
 ) -> None:
-    response = await client.post(
+    response = await bare_client.post(
         "/graphql", json={"query": SYNTAX_ERROR}, headers={"Accept": "application/json"}
     )
 
@@ -171,9 +171,9 @@ async def test_a_syntax_error_is_a_200_with_errors_for_application_json(
 
 
 async def test_a_successful_query_with_graphql_response_json_is_a_200(
-    client: httpx.AsyncClient,
+    bare_client: httpx.AsyncClient,
 ) -> None:
-    response = await client.post(
+    response = await bare_client.post(
         "/graphql", json={"query": VIEWER}, headers={"Accept": GRAPHQL_RESPONSE_JSON}
     )
 
@@ -212,11 +212,11 @@ async def test_a_field_error_with_graphql_response_json_keeps_its_data(
     ],
 )
 async def test_the_response_media_type_follows_accept(
-    client: httpx.AsyncClient, accept: str | None, expected: str
+    bare_client: httpx.AsyncClient, accept: str | None, expected: str
 ) -> None:
     headers = {"Accept": accept} if accept else {}
 
-    response = await client.post("/graphql", json={"query": VIEWER}, headers=headers)
+    response = await bare_client.post("/graphql", json={"query": VIEWER}, headers=headers)
 
     assert response.status_code == 200
     assert media_type(response) == expected
@@ -225,32 +225,32 @@ async def test_the_response_media_type_follows_accept(
 # Probes and request ids
 
 
-async def test_healthz_answers_ok(client: httpx.AsyncClient) -> None:
-    response = await client.get("/healthz")
+async def test_healthz_answers_ok(bare_client: httpx.AsyncClient) -> None:
+    response = await bare_client.get("/healthz")
 
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
 
 
-async def test_a_given_request_id_is_echoed_back(client: httpx.AsyncClient) -> None:
-    response = await client.post(
+async def test_a_given_request_id_is_echoed_back(bare_client: httpx.AsyncClient) -> None:
+    response = await bare_client.post(
         "/graphql", json={"query": VIEWER}, headers={"X-Request-ID": "trace-42.abc_DEF"}
     )
 
     assert response.headers["x-request-id"] == "trace-42.abc_DEF"
 
 
-async def test_a_request_id_is_made_when_none_is_given(client: httpx.AsyncClient) -> None:
-    first = await client.get("/healthz")
-    second = await client.get("/healthz")
+async def test_a_request_id_is_made_when_none_is_given(bare_client: httpx.AsyncClient) -> None:
+    first = await bare_client.get("/healthz")
+    second = await bare_client.get("/healthz")
 
     assert re.fullmatch(r"[0-9a-f]{32}", first.headers["x-request-id"])
     assert first.headers["x-request-id"] != second.headers["x-request-id"]
 
 
 @pytest.mark.parametrize("given", ["has spaces", "x" * 129, "semi;colon", "new\\nline"])
-async def test_an_unsafe_request_id_is_replaced(client: httpx.AsyncClient, given: str) -> None:
-    response = await client.get("/healthz", headers={"X-Request-ID": given})
+async def test_an_unsafe_request_id_is_replaced(bare_client: httpx.AsyncClient, given: str) -> None:
+    response = await bare_client.get("/healthz", headers={"X-Request-ID": given})
 
     assert re.fullmatch(r"[0-9a-f]{32}", response.headers["x-request-id"])
 
@@ -269,8 +269,8 @@ async def test_a_401_carries_the_request_id_too(client: httpx.AsyncClient) -> No
 # Federation
 
 
-async def test_the_service_sdl_declares_dataset_an_entity_keyed_by_id(api: Api) -> None:
-    data = await api.data(SERVICE_SDL)
+async def test_the_service_sdl_declares_dataset_an_entity_keyed_by_id(bare_api: Api) -> None:
+    data = await bare_api.data(SERVICE_SDL)
 
     sdl = data["_service"]["sdl"]
     assert re.search(r'type Dataset implements Node @key\(fields: "id"\)', sdl)

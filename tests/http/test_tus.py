@@ -118,9 +118,9 @@ async def file_of(api: Api, token: str, dataset_id: str, path: str) -> dict[str,
 
 
 async def test_options_advertise_the_protocol_without_credentials(
-    client: httpx.AsyncClient, settings: Settings
+    bare_client: httpx.AsyncClient, bare_settings: Settings
 ) -> None:
-    response = await client.options("/uploads/")
+    response = await bare_client.options("/uploads/")
 
     assert response.status_code == 204
     assert response.headers["tus-version"] == "1.0.0"
@@ -134,7 +134,7 @@ async def test_options_advertise_the_protocol_without_credentials(
         "checksum",
     }
     assert response.headers["tus-checksum-algorithm"] == "sha256"
-    assert response.headers["tus-max-size"] == str(settings.max_upload_size)
+    assert response.headers["tus-max-size"] == str(bare_settings.max_upload_size)
 
 
 async def test_chunks_become_a_file_of_the_dataset_byte_for_byte(

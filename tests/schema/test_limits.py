@@ -65,9 +65,9 @@ def readable(body: dict[str, Any]) -> list[str]:
 
 
 @pytest.fixture
-async def limited(settings: Settings) -> AsyncIterator[Api]:
+async def limited(bare_settings: Settings) -> AsyncIterator[Api]:
     """The API of an app with small limits: depth 3, 2 aliases, 40 tokens."""
-    small = settings.with_overrides(max_query_depth=3, max_aliases=2, max_tokens=40)
+    small = bare_settings.with_overrides(max_query_depth=3, max_aliases=2, max_tokens=40)
     transport = httpx.ASGITransport(app=create_app(small, manage_database=False))
     async with httpx.AsyncClient(transport=transport, base_url="http://quiver.test") as client:
         yield Api(client)
@@ -133,19 +133,19 @@ async def test_the_default_limits_allow_a_query_at_the_default_depth(
     assert body["data"]["viewer"]["teams"]
 
 
-async def test_the_default_limits_refuse_a_very_deep_query(api: Api) -> None:
+async def test_the_default_limits_refuse_a_very_deep_query(bare_api: Api) -> None:
     limit = Settings().max_query_depth
 
-    body = await api.post(deep_query(limit + 1))
+    body = await bare_api.post(deep_query(limit + 1))
 
     assert readable(body) == [f"'anonymous' exceeds maximum operation depth of {limit}"]
 
 
-async def test_the_default_limits_refuse_many_aliases(api: Api) -> None:
+async def test_the_default_limits_refuse_many_aliases(bare_api: Api) -> None:
     limit = Settings().max_aliases
     query = "{ " + " ".join(f"a{i}: viewer {{ name }}" for i in range(limit + 1)) + " }"
 
-    body = await api.post(query)
+    body = await bare_api.post(query)
 
     assert readable(body) == [f"{limit + 1} aliases found. Allowed: {limit}"]
 
@@ -254,22 +254,22 @@ async def test_user_errors_are_not_masked(api: Api, admin_token: str) -> None:
     assert payload["userErrors"][0]["message"] != INTERNAL_ERROR
 
 
-async def test_a_refusal_of_an_anonymous_caller_is_a_user_error(api: Api) -> None:
-    body = await api.post(CREATE_DATASET, {"input": {"name": "anon"}})
+async def test_a_refusal_of_an_anonymous_caller_is_a_user_error(bare_api: Api) -> None:
+    body = await bare_api.post(CREATE_DATASET, {"input": {"name": "anon"}})
 
     assert "errors" not in body
     (error,) = body["data"]["createDataset"]["userErrors"]
     assert error["code"] == "UNAUTHENTICATED"
 
 
-async def test_validation_errors_are_not_masked(api: Api) -> None:
-    body = await api.post("{ datasets { nope } }")
+async def test_validation_errors_are_not_masked(bare_api: Api) -> None:
+    body = await bare_api.post("{ datasets { nope } }")
 
     assert readable(body) == ["Cannot query field 'nope' on type 'DatasetConnection'."]
 
 
-async def test_variable_coercion_errors_are_not_masked(api: Api) -> None:
-    body = await api.post(
+async def test_variable_coercion_errors_are_not_masked(bare_api: Api) -> None:
+    body = await bare_api.post(
         "query($first: Int) { datasets(first: $first) { totalCount } }", {"first": "many"}
     )
 
