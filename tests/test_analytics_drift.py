@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -12,17 +10,19 @@ import pytest
 
 from quiver.analytics import compare_tables
 from quiver.analytics.drift import shift_level
+from quiver.analytics.results import ColumnDrift, TableComparison
 
 
-def compare(tmp_path: Path, current: pa.Table, baseline: pa.Table) -> dict[str, Any]:
+def compare(tmp_path: Path, current: pa.Table, baseline: pa.Table) -> TableComparison:
     pq.write_table(current, tmp_path / "current.parquet")
     pq.write_table(baseline, tmp_path / "baseline.parquet")
     return compare_tables(tmp_path / "current.parquet", tmp_path / "baseline.parquet")
 
 
-def drift_of(result: dict[str, Any], name: str) -> dict[str, Any]:
-    (found,) = [column for column in result["columns"] if column["name"] == name]
-    return found
+def drift_of(result: TableComparison, name: str) -> ColumnDrift:
+    found = [column for column in result["columns"] if column["name"] == name]
+    (only,) = found
+    return only
 
 
 def test_numeric_psi_uses_the_baselines_deciles(tmp_path: Path) -> None:
@@ -115,4 +115,4 @@ def test_a_column_empty_on_one_side_has_no_psi(tmp_path: Path) -> None:
     current = pa.table({"x": [1.0, 2.0]})
     x = drift_of(compare(tmp_path, current, baseline), "x")
     assert (x["psi"], x["shift_level"], x["baseline_mean"]) == (None, None, None)
-    assert math.isclose(x["mean"], 1.5)
+    assert x["mean"] == pytest.approx(1.5)

@@ -10,15 +10,16 @@ import pyarrow.parquet as pq
 import pytest
 
 from quiver.analytics import quality_report, table_statistics
+from quiver.analytics.results import QualityReport
 
 
-def report_for(tmp_path: Path, table: pa.Table) -> dict[str, Any]:
+def report_for(tmp_path: Path, table: pa.Table) -> QualityReport:
     path = tmp_path / "table.parquet"
     pq.write_table(table, path)
     return quality_report(path, table_statistics(path))
 
 
-def outcomes(report: dict[str, Any]) -> dict[str, bool]:
+def outcomes(report: QualityReport) -> dict[str, bool]:
     return {check["name"]: check["passed"] for check in report["checks"]}
 
 
@@ -74,7 +75,7 @@ def test_each_problem_costs_its_weight_times_the_share_affected(tmp_path: Path) 
 
 def test_duplicate_rows_cost_twenty_points_times_their_share(tmp_path: Path) -> None:
     # 10 distinct rows, each twice: 10 of 20 rows repeat -> 20 * 0.5 = 10 -> score 90.
-    rows = {"a": list(range(10)), "b": [f"s{i}" for i in range(10)]}
+    rows: dict[str, list[Any]] = {"a": list(range(10)), "b": [f"s{i}" for i in range(10)]}
     table = pa.concat_tables([pa.table(rows), pa.table(rows)])
     report = report_for(tmp_path, table)
     assert report["overall_score"] == 90.0

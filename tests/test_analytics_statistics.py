@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from quiver.analytics import BadArgument, table_statistics
+from quiver.analytics.results import ColumnStatistics, TableStatistics
 
 ROWS = 400
 REPEATED = 12
@@ -68,7 +70,7 @@ def table_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def stats(table_path: Path) -> dict[str, Any]:
+def stats(table_path: Path) -> TableStatistics:
     return table_statistics(table_path, bins=BINS, top_k=TOP_K)
 
 
@@ -77,9 +79,10 @@ def frame(table_path: Path) -> pd.DataFrame:
     return pq.read_table(table_path).to_pandas()
 
 
-def column(stats: dict[str, Any], name: str) -> dict[str, Any]:
-    (found,) = [c for c in stats["columns"] if c["name"] == name]
-    return found
+def column(stats: TableStatistics, name: str) -> ColumnStatistics:
+    found = [c for c in stats["columns"] if c["name"] == name]
+    (only,) = found
+    return only
 
 
 def same(actual: Any, expected: Any) -> bool:
@@ -89,7 +92,7 @@ def same(actual: Any, expected: Any) -> bool:
     return bool(actual == pytest.approx(float(expected), rel=1e-9))
 
 
-def test_statistics_are_plain_json(stats: dict[str, Any]) -> None:
+def test_statistics_are_plain_json(stats: TableStatistics) -> None:
     assert json.loads(json.dumps(stats, allow_nan=False)) == stats
     assert stats["row_count"] == ROWS + REPEATED
     assert [c["name"] for c in stats["columns"]] == NUMERIC + COUNTED + TEMPORAL
@@ -97,7 +100,7 @@ def test_statistics_are_plain_json(stats: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("name", NUMERIC)
 def test_numeric_statistics_match_pandas(
-    stats: dict[str, Any], frame: pd.DataFrame, name: str
+    stats: TableStatistics, frame: pd.DataFrame, name: str
 ) -> None:
     ours = column(stats, name)
     values = frame[name].astype("float64")
@@ -106,6 +109,7 @@ def test_numeric_statistics_match_pandas(
     assert ours["missing"] == values.isna().sum()
     assert same(ours["missing_percent"], 100 * values.isna().sum() / len(values))
     assert ours["unique"] == values.nunique()
+    by_key: Mapping[str, object] = ours
     for key, expected in [
         ("min", values.min()),
         ("max", values.max()),
@@ -114,37 +118,43 @@ def test_numeric_statistics_match_pandas(
         ("skewness", values.skew()),
         ("kurtosis", values.kurt()),
     ]:
-        assert same(ours[key], expected), (key, ours[key], expected)
+        assert same(by_key[key], expected), (key, by_key[key], expected)
     if present.empty:
         assert ours["percentiles"] is None
         assert ours["histogram"] is None
         assert ours["outlier_count"] is None
         return
     p25, p50, p75 = values.quantile([0.25, 0.5, 0.75])
-    assert same(ours["percentiles"]["p25"], p25)
-    assert same(ours["percentiles"]["p50"], p50)
-    assert same(ours["percentiles"]["p75"], p75)
+    percentiles = ours["percentiles"]
+    assert percentiles is not None
+    assert same(percentiles["p25"], p25)
+    assert same(percentiles["p50"], p50)
+    assert same(percentiles["p75"], p75)
     assert same(ours["iqr"], p75 - p25)
     low, high = p25 - 1.5 * (p75 - p25), p75 + 1.5 * (p75 - p25)
     assert ours["outlier_count"] == ((present < low) | (present > high)).sum()
     counts, edges = np.histogram(present.to_numpy(), bins=BINS)
-    assert ours["histogram"]["counts"] == counts.tolist()
-    assert ours["histogram"]["bin_edges"] == edges.tolist()
+    histogram = ours["histogram"]
+    assert histogram is not None
+    assert histogram["counts"] == counts.tolist()
+    assert histogram["bin_edges"] == edges.tolist()
     assert ours["top_values"] is None
 
 
-def test_the_chosen_columns_cover_the_hard_cases(stats: dict[str, Any]) -> None:
+def test_the_chosen_columns_cover_the_hard_cases(stats: TableStatistics) -> None:
     assert column(stats, "constant_float")["std"] == 0.0
     assert column(stats, "constant_float")["skewness"] is None
     assert column(stats, "constant_int")["kurtosis"] is None
     assert column(stats, "no_floats")["mean"] is None
     assert column(stats, "with_nan")["missing"] > column(stats, "with_nan")["count"] * 0.05
-    assert column(stats, "skewed")["outlier_count"] > 0
+    outliers = column(stats, "skewed")["outlier_count"]
+    assert outliers is not None
+    assert outliers > 0
 
 
 @pytest.mark.parametrize("name", COUNTED)
 def test_text_and_bool_statistics_match_pandas(
-    stats: dict[str, Any], frame: pd.DataFrame, name: str
+    stats: TableStatistics, frame: pd.DataFrame, name: str
 ) -> None:
     ours = column(stats, name)
     values = frame[name]
@@ -158,7 +168,7 @@ def test_text_and_bool_statistics_match_pandas(
         assert ours[key] is None
 
 
-def test_dtypes_follow_pandas_names(stats: dict[str, Any]) -> None:
+def test_dtypes_follow_pandas_names(stats: TableStatistics) -> None:
     dtypes = {c["name"]: c["dtype"] for c in stats["columns"]}
     assert dtypes == {
         "normal": "float64",
@@ -179,7 +189,7 @@ def test_dtypes_follow_pandas_names(stats: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("name", TEMPORAL)
 def test_datetime_statistics_give_iso_min_and_max(
-    stats: dict[str, Any], frame: pd.DataFrame, name: str
+    stats: TableStatistics, frame: pd.DataFrame, name: str
 ) -> None:
     ours = column(stats, name)
     values = frame[name]
@@ -191,7 +201,7 @@ def test_datetime_statistics_give_iso_min_and_max(
 
 
 def test_correlations_match_pandas_pairwise_complete(
-    stats: dict[str, Any], frame: pd.DataFrame
+    stats: TableStatistics, frame: pd.DataFrame
 ) -> None:
     expected = frame[NUMERIC].astype("float64").corr()
     pairs = [(x, y) for i, x in enumerate(NUMERIC) for y in NUMERIC[i + 1 :]]
@@ -201,12 +211,12 @@ def test_correlations_match_pandas_pairwise_complete(
     assert sum(found["pearson"] is not None for found in stats["correlations"]) == 6
 
 
-def test_duplicate_rows_match_pandas(stats: dict[str, Any], frame: pd.DataFrame) -> None:
+def test_duplicate_rows_match_pandas(stats: TableStatistics, frame: pd.DataFrame) -> None:
     assert stats["duplicate_rows"] == frame.duplicated().sum() == REPEATED
 
 
 def test_memory_usage_is_the_size_of_the_arrow_table(
-    stats: dict[str, Any], table_path: Path
+    stats: TableStatistics, table_path: Path
 ) -> None:
     arrow_bytes = pq.read_table(table_path).combine_chunks().nbytes
     assert stats["memory_usage"] == pytest.approx(arrow_bytes, rel=0.01)
