@@ -247,7 +247,8 @@ async def test_a_non_admin_cannot_create_a_key_for_another_user(
     assert [error["code"] for error in payload["userErrors"]] == ["FORBIDDEN"]
     assert payload["userErrors"][0]["field"] == ["input", "userId"]
     assert payload["secret"] is None
-    assert await ApiKey.filter(user_id=decode_global_id(bob.id, "User")).count() == 1
+    bobs = await api.data(USER_DETAILS, {"id": bob.id}, token=bob.token)
+    assert [key["name"] for key in bobs["node"]["apiKeys"]] == ["tests"]
 
 
 async def test_a_user_may_name_themself_when_creating_a_key(api: Api, make_user: MakeUser) -> None:

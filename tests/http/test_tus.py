@@ -6,11 +6,13 @@ import base64
 import contextlib
 import fcntl
 import hashlib
+import io
 import os
 import secrets
 import signal
 import socket
 import time
+import zipfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -30,7 +32,7 @@ from tusclient.uploader.uploader import Uploader
 from quiver.app import create_app
 from quiver.config import Settings
 from quiver.http.tus_writer import WRITE_SIZE
-from quiver.models import Blob, Upload
+from quiver.models import Upload
 from quiver.resolvers.upload_partials import partial_path
 from quiver.resolvers.uploads import UPLOAD_TTL, expire_uploads
 from quiver.storage import LocalStorage
@@ -48,6 +50,8 @@ FILE = """query($id: ID!, $path: String!) { dataset(id: $id) { fileCount totalSi
   file(path: $path) { path size sha256 contentType downloadUrl } } }"""
 SHARE = """mutation($d: ID!, $u: ID!) {
   shareDataset(input: {datasetId: $d, userId: $u, role: READ}) { userErrors { code } } }"""
+IMPORT = """mutation($input: ImportArchiveInput!) { importArchive(input: $input) {
+  fileCount paths userErrors { field message code } } }"""
 
 
 def encode_metadata(**values: str) -> str:
@@ -299,7 +303,6 @@ async def test_termination_removes_the_bytes_and_the_upload(
 
     assert deleted.status_code == 204
     assert not partial_path(settings, upload_id).exists()
-    assert not await Upload.exists(id=upload_id)
     assert (await head(client, admin_token, url)).status_code == 404
     assert (await patch(client, admin_token, url, 5, b"67890")).status_code == 404
     dataset = await file_of(api, admin_token, dataset_id, "a")
@@ -357,11 +360,15 @@ async def test_creating_needs_credentials_and_write_access(
     assert await Upload.all().count() == 0
 
 
-async def test_an_archive_upload_keeps_its_blob_and_adds_no_file(
-    api: Api, client: httpx.AsyncClient, admin_token: str, settings: Settings
+async def test_an_archive_upload_adds_no_file_and_is_imported_by_its_id(
+    api: Api, client: httpx.AsyncClient, admin_token: str
 ) -> None:
     dataset_id = await new_dataset(api, admin_token)
-    content = os.urandom(1000)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("inside/a.txt", b"alpha")
+        archive.writestr("inside/b.txt", b"beta")
+    content = buffer.getvalue()
     url = await created_url(
         client, admin_token, dataset_id, "import.zip", len(content), archive="true"
     )
@@ -371,16 +378,10 @@ async def test_an_archive_upload_keeps_its_blob_and_adds_no_file(
     assert response.status_code == 204
     dataset = await file_of(api, admin_token, dataset_id, "import.zip")
     assert (dataset["fileCount"], dataset["totalSize"], dataset["file"]) == (0, 0, None)
-    upload = await Upload.get(id=url.rsplit("/", 1)[-1])
-    sha256 = hashlib.sha256(content).hexdigest()
-    assert (upload.archive, upload.blob_id, upload.length, upload.file_id) == (
-        True, sha256, len(content), None
-    )  # fmt: skip
-    assert upload.completed_at is not None
-    assert (await Blob.get(sha256=sha256)).size == len(content)
-    stored = settings.data_dir / "blobs" / "blobs" / sha256[:2] / sha256[2:4] / sha256
-    assert stored.read_bytes() == content
-    assert not partial_path(settings, upload.id).exists()
+    # The bytes were kept: the finished upload imports by its id.
+    variables = {"input": {"datasetId": dataset_id, "uploadId": url.rsplit("/", 1)[-1]}}
+    imported = await api.mutate(IMPORT, variables, token=admin_token)
+    assert (imported["paths"], imported["fileCount"]) == (["inside/a.txt", "inside/b.txt"], 2)
 
 
 async def test_completion_replaces_the_file_at_the_path_and_keeps_counters_exact(
