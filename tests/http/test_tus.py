@@ -24,7 +24,7 @@ import anyio
 import httpx
 import pytest
 from starlette.types import Message
-from support import Api, Person, run_uvicorn
+from support import Api, Person, new_dataset, run_uvicorn
 from tusclient.client import TusClient
 from tusclient.uploader.baseuploader import BaseUploader
 from tusclient.uploader.uploader import Uploader
@@ -64,11 +64,6 @@ def auth(token: str | None) -> dict[str, str]:
 
 def checksum(data: bytes) -> str:
     return "sha256 " + base64.b64encode(hashlib.sha256(data).digest()).decode()
-
-
-async def new_dataset(api: Api, token: str, name: str = "tus") -> str:
-    created = await api.mutate(CREATE, {"name": name}, token=token)
-    return str(created["dataset"]["id"])
 
 
 async def create(

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
-from support import Api
+from support import Api, new_dataset
 
 from quiver.app import create_app
 from quiver.auth import ensure_admin_key, viewer_for_user
@@ -34,8 +34,6 @@ from quiver.storage import LocalStorage, storage_from_url
 pytestmark = pytest.mark.anyio
 
 MiB = 1024 * 1024
-CREATE = """mutation($name: String!) { createDataset(input: {name: $name}) {
-  dataset { id } userErrors { field message code } } }"""
 IMPORT = """mutation($input: ImportArchiveInput!) { importArchive(input: $input) {
   dataset { id fileCount totalSize } fileCount totalSize paths
   userErrors { field message code } } }"""
@@ -138,11 +136,6 @@ async def send_archive(
     assert "errors" not in body, body["errors"]
     result: dict[str, Any] = body["data"]["importArchive"]
     return result
-
-
-async def new_dataset(api: Api, token: str, name: str = "archives") -> str:
-    created = await api.mutate(CREATE, {"name": name}, token=token)
-    return str(created["dataset"]["id"])
 
 
 async def listing(api: Api, token: str, dataset_id: str) -> dict[str, Any]:
