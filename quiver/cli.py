@@ -75,22 +75,54 @@ def migrate(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
 
 @apikey_app.command("create")
 def apikey_create(
-    name: Annotated[str, typer.Option(help="What the key is for.")],
+    name: Annotated[
+        str, typer.Option(help="A name for the key, to tell it apart later (e.g. laptop, ci).")
+    ],
     admin: Annotated[bool, typer.Option(help="Make the key's user an admin.")] = False,
+    user: Annotated[
+        str | None,
+        typer.Option(
+            help="The name of the admin user the key belongs to (created if there is none "
+            "of that name); default: the first admin, or a new one named admin."
+        ),
+    ] = None,
     user_email: Annotated[
-        str | None, typer.Option(help="The key's user (created if new); default: admin.")
+        str | None,
+        typer.Option(help="Instead, the user with this e-mail (created if new, named by --user)."),
     ] = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Create an API key and print it once; only its hash is stored."""
+    """Create an API key in an existing Quiver database and print it once (only its hash is
+    stored). Run it where `quiver serve` runs, or point it there with --data-dir."""
     settings = _settings(data_dir, database_url)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    secret = asyncio.run(_create_key(settings, name, admin=admin, email=user_email))
+    missing = _missing_sqlite_database(settings)
+    if missing is not None:
+        # A new empty database would print a key the running server has never heard of.
+        typer.echo(
+            f"No Quiver database in {missing.parent.absolute()} (no {missing.name} there). "
+            "Point to the server's data directory with --data-dir or QUIVER_DATA_DIR (or its "
+            "database with --database-url), or start it there first with `quiver serve` or "
+            "`quiver migrate`.",
+            err=True,
+        )
+        raise typer.Exit(code=1)
+    secret = asyncio.run(_create_key(settings, name, admin=admin, user_name=user, email=user_email))
     typer.echo(secret)
 
 
-async def _create_key(settings: Settings, name: str, *, admin: bool, email: str | None) -> str:
+def _missing_sqlite_database(settings: Settings) -> Path | None:
+    """The SQLite file the settings name, when it does not exist (None: it does, or not SQLite)."""
+    scheme, _, path = settings.database_url.partition("://")
+    if scheme != "sqlite" or path in ("", ":memory:"):
+        return None
+    database = Path(path)
+    return None if database.is_file() else database
+
+
+async def _create_key(
+    settings: Settings, name: str, *, admin: bool, user_name: str | None, email: str | None
+) -> str:
     from quiver.auth import create_user, generate_api_key
     from quiver.models import ApiKey, User
 
@@ -99,12 +131,13 @@ async def _create_key(settings: Settings, name: str, *, admin: bool, email: str 
     try:
         if email is not None:
             user = await User.get_or_none(email=email) or await create_user(
-                email.split("@")[0], email=email, is_admin=admin
+                user_name or email.split("@")[0], email=email, is_admin=admin
             )
         else:
-            user = await User.filter(is_admin=True).order_by("id").first() or await create_user(
-                "admin", is_admin=True
-            )
+            admins = User.filter(is_admin=True).order_by("id")
+            if user_name is not None:
+                admins = admins.filter(name=user_name)
+            user = await admins.first() or await create_user(user_name or "admin", is_admin=True)
         if admin and not user.is_admin:
             user.is_admin = True
             await user.save(update_fields=["is_admin"])

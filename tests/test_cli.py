@@ -100,6 +100,7 @@ def test_the_data_dir_flag_wins_over_the_environment(tmp_path: Path) -> None:
 
 def test_apikey_create_admin_prints_a_key_that_authenticates_as_an_admin(tmp_path: Path) -> None:
     env = clean_environment(data_dir=str(tmp_path))
+    assert quiver("migrate", env=env).returncode == 0
 
     created = quiver("apikey", "create", "--admin", "--name", "x", env=env)
     again = quiver("apikey", "create", "--admin", "--name", "y", env=env)
@@ -131,6 +132,7 @@ def test_apikey_create_admin_prints_a_key_that_authenticates_as_an_admin(tmp_pat
 
 def test_apikey_create_for_an_email_makes_that_users_key(tmp_path: Path) -> None:
     env = clean_environment(data_dir=str(tmp_path))
+    assert quiver("migrate", env=env).returncode == 0
 
     created = quiver(
         "apikey", "create", "--name", "notebook", "--user-email", "ann@example.org", env=env
@@ -145,6 +147,7 @@ def test_apikey_create_for_an_email_makes_that_users_key(tmp_path: Path) -> None
 
 def test_the_database_keeps_only_a_hash_of_a_cli_key(tmp_path: Path) -> None:
     env = clean_environment(data_dir=str(tmp_path))
+    assert quiver("migrate", env=env).returncode == 0
 
     created = quiver("apikey", "create", "--admin", "--name", "x", env=env)
 
@@ -221,3 +224,42 @@ def test_gc_expires_abandoned_uploads_and_reports_what_it_collected(tmp_path: Pa
     assert "Removed 0 expired uploads" in collected.stdout
     assert "Deleted 0 blobs (0 bytes), 1 stale staging objects, 0 strays" in collected.stdout
     assert not stale.exists()
+
+
+def test_apikey_create_without_a_database_names_where_it_looked_and_creates_nothing(
+    tmp_path: Path,
+) -> None:
+    # Run from a directory that holds no quiver-data, as a user in another terminal does.
+    created = quiver(
+        "apikey", "create", "--admin", "--name", "me", env=clean_environment(), cwd=tmp_path
+    )
+
+    assert created.returncode != 0, report(created)
+    assert created.stdout == ""
+    assert "No Quiver database in" in created.stderr, report(created)
+    assert str((tmp_path / "quiver-data").absolute()) in created.stderr, report(created)
+    assert "--data-dir" in created.stderr, report(created)
+    assert "QUIVER_DATA_DIR" in created.stderr, report(created)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_apikey_create_with_user_names_the_admin_it_creates(tmp_path: Path) -> None:
+    env = clean_environment(data_dir=str(tmp_path))
+    assert quiver("migrate", env=env).returncode == 0
+
+    created = quiver("apikey", "create", "--admin", "--name", "laptop", "--user", "ada", env=env)
+
+    assert created.returncode == 0, report(created)
+    with run_uvicorn(env) as base_url:
+        viewer = viewer_of(base_url, created.stdout.strip())
+    assert viewer == {"name": "ada", "email": None, "isAdmin": True}
+
+
+def test_apikey_create_help_says_what_name_and_user_are(tmp_path: Path) -> None:
+    completed = quiver("apikey", "create", "--help", env=clean_environment(data_dir=str(tmp_path)))
+
+    assert completed.returncode == 0, report(completed)
+    assert "--name" in completed.stdout
+    assert "A name for the key" in completed.stdout, report(completed)
+    assert "--user " in completed.stdout, report(completed)
+    assert "The name of the admin user" in completed.stdout, report(completed)
