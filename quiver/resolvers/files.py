@@ -35,6 +35,15 @@ T = TypeVar("T")
 
 FileRow = DatasetFile | VersionEntry
 VERSION_FILE = "VersionFile"
+# What a multipart client sends when it knows nothing about the bytes (httpx, browsers, S3).
+GENERIC_CONTENT_TYPES = frozenset({"application/octet-stream", "binary/octet-stream"})
+_JSON_KINDS: dict[type, str] = {
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "a boolean",
+    list: "a list",
+}
 
 
 async def readable_file(loaders: Loaders, global_id: str) -> FileRow | None:
@@ -68,8 +77,29 @@ def check_path(path: str, field: FieldPath) -> list[Problem]:
     return [Problem(field, reason, ErrorCode.INVALID)] if reason else []
 
 
+def check_metadata(metadata: Any, field: FieldPath, *, merge: bool = False) -> list[Problem]:
+    """Metadata is a JSON object, or null for none; a merge needs an object to merge in."""
+    if isinstance(metadata, dict) or (metadata is None and not merge):
+        return []
+    if metadata is None:
+        reason = "Metadata to merge must be a JSON object; to clear it, send null without merge"
+    else:
+        kind = _JSON_KINDS.get(type(metadata), type(metadata).__name__)
+        reason = f'Metadata must be a JSON object (e.g. {{"source": "camera"}}), not {kind}'
+    return [Problem(field, reason, ErrorCode.INVALID)]
+
+
 def guess_content_type(path: str) -> str | None:
     return mimetypes.guess_type(path, strict=False)[0]
+
+
+def specific_content_type(content_type: str | None) -> str | None:
+    """``content_type`` unless it only says "some bytes", which says less than the path."""
+    if content_type is None or not content_type.strip():
+        return None
+    if content_type.split(";", 1)[0].strip().lower() in GENERIC_CONTENT_TYPES:
+        return None
+    return content_type
 
 
 async def writable_dataset(viewer: Viewer, dataset_id: str, field: FieldPath) -> Dataset:
@@ -101,6 +131,7 @@ async def upload_file(
     problems = check_path(path, ("input", "path"))
     if sha256 is not None and not SHA256_PATTERN.fullmatch(sha256.lower()):
         problems.append(Problem(("input", "sha256"), "Not a hex sha256", ErrorCode.INVALID))
+    problems += check_metadata(metadata, ("input", "metadata"))
     normalized_tags, tag_problems = normalize_tags(tags or [], ("input", "tags"))
     raise_if_any(problems + tag_problems)
     try:
@@ -322,9 +353,13 @@ async def set_file_metadata(
     """Replace (or, with ``merge``, shallow-merge) a file's metadata and/or tags."""
     dataset = await writable_dataset(viewer, dataset_id, ("input", "datasetId"))
     tags: list[str] | None = None
+    problems: list[Problem] = []
+    if "metadata" in changes:
+        problems += check_metadata(changes["metadata"], ("input", "metadata"), merge=merge)
     if changes.get("tags") is not None:
-        tags, problems = normalize_tags(changes["tags"], ("input", "tags"))
-        raise_if_any(problems)
+        tags, tag_problems = normalize_tags(changes["tags"], ("input", "tags"))
+        problems += tag_problems
+    raise_if_any(problems)
     async with in_transaction():
         # Read under the lock, so a merge never builds on a value another writer replaced.
         await sql.lock_dataset(dataset.id)
@@ -333,7 +368,7 @@ async def set_file_metadata(
             raise Refused.not_found(("input", "path"), f"No file at {path!r}")
         if "metadata" in changes:
             metadata = changes["metadata"]
-            if merge and isinstance(metadata, dict) and isinstance(file.metadata, dict):
+            if merge and isinstance(file.metadata, dict):
                 metadata = {**file.metadata, **metadata}
             file.metadata = metadata
         await file.save()

@@ -128,9 +128,13 @@ class UploadFileInput:
         default=None, description="If given, the upload is refused unless the bytes match."
     )
     content_type: str | None = strawberry.field(
-        default=None, description="MIME type; guessed from the path when omitted."
+        default=None,
+        description="MIME type; when omitted, the part's own type, unless it is the generic "
+        "application/octet-stream, in which case it is guessed from the path.",
     )
-    metadata: JSON | None = strawberry.field(default=None, description="Free JSON metadata.")
+    metadata: JSON | None = strawberry.field(
+        default=None, description="Free metadata: a JSON object (anything else is INVALID)."
+    )
     tags: list[str] | None = strawberry.field(default=None, description="Tags.")
 
 
@@ -154,7 +158,11 @@ class MoveFileInput:
 class SetFileMetadataInput:
     dataset_id: strawberry.ID = strawberry.field(description="The dataset.")
     path: str = strawberry.field(description="The file.")
-    metadata: JSON | None = strawberry.field(default=UNSET, description="New metadata.")
+    metadata: JSON | None = strawberry.field(
+        default=UNSET,
+        description="New metadata: a JSON object (anything else is INVALID), or null to clear "
+        "it (not with merge).",
+    )
     tags: list[str] | None = strawberry.field(default=UNSET, description="New tags.")
     merge: bool = strawberry.field(
         default=False, description="Merge into the existing metadata and tags instead."
@@ -190,7 +198,8 @@ class FileMutation:
                 path=input.path,
                 stream=upload_chunks(spooled_part(input.file)),
                 sha256=input.sha256,
-                content_type=input.content_type or getattr(input.file, "content_type", None),
+                content_type=input.content_type
+                or ops.specific_content_type(getattr(input.file, "content_type", None)),
                 metadata=input.metadata,
                 tags=input.tags,
                 max_size=context.settings.max_upload_size,

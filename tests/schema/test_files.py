@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from typing import Any
 
@@ -306,3 +307,110 @@ async def test_a_reader_cannot_upload_and_gets_forbidden(
     )
     response = await upload(client, reader.token, {"datasetId": dataset_id, "path": "x"}, b"x")
     assert response.json()["data"]["uploadFile"]["userErrors"][0]["code"] == "FORBIDDEN"
+
+
+@pytest.mark.parametrize("metadata", ["a string", 7, 1.5, True, ["a", 1], '{"w": 1}'])
+async def test_metadata_that_is_not_a_json_object_is_refused_on_the_metadata_field(
+    api: Api,
+    client: httpx.AsyncClient,
+    admin_token: str,
+    caplog: pytest.LogCaptureFixture,
+    metadata: Any,
+) -> None:
+    dataset_id = await new_dataset(api, admin_token, "files")
+    await upload(client, admin_token, {"datasetId": dataset_id, "path": "a"}, b"a")
+    caplog.set_level(logging.WARNING)
+
+    uploaded = await upload(
+        client, admin_token, {"datasetId": dataset_id, "path": "b", "metadata": metadata}, b"b"
+    )
+    result = uploaded.json()["data"]["uploadFile"]
+    assert result["file"] is None
+    assert [(e["field"], e["code"]) for e in result["userErrors"]] == [
+        (["input", "metadata"], "INVALID")
+    ]
+    assert "object" in result["userErrors"][0]["message"]
+    for merge in (False, True):
+        changes = {"datasetId": dataset_id, "path": "a", "metadata": metadata, "merge": merge}
+        refused = (await api.data(SET_METADATA, {"input": changes}, token=admin_token))[
+            "setFileMetadata"
+        ]
+        assert refused["file"] is None
+        assert [(e["field"], e["code"]) for e in refused["userErrors"]] == [
+            (["input", "metadata"], "INVALID")
+        ]
+
+    listing = await api.data(FILES, {"id": dataset_id}, token=admin_token)
+    assert [e["node"]["path"] for e in listing["dataset"]["files"]["edges"]] == ["a"]
+    assert [record.getMessage() for record in caplog.records] == []
+
+
+async def test_null_metadata_clears_it_but_cannot_be_merged(
+    api: Api, client: httpx.AsyncClient, admin_token: str
+) -> None:
+    dataset_id = await new_dataset(api, admin_token, "files")
+    await upload(
+        client, admin_token, {"datasetId": dataset_id, "path": "a", "metadata": {"w": 1}}, b"a"
+    )
+    merge_null = {"datasetId": dataset_id, "path": "a", "metadata": None, "merge": True}
+    refused = (await api.data(SET_METADATA, {"input": merge_null}, token=admin_token))[
+        "setFileMetadata"
+    ]
+    assert [(e["field"], e["code"]) for e in refused["userErrors"]] == [
+        (["input", "metadata"], "INVALID")
+    ]
+    merge_tags_only = {"datasetId": dataset_id, "path": "a", "tags": ["x"], "merge": True}
+    merged = await api.mutate(SET_METADATA, {"input": merge_tags_only}, token=admin_token)
+    assert merged["file"] == {"metadata": {"w": 1}, "tags": ["x"]}
+    cleared = await api.mutate(
+        SET_METADATA,
+        {"input": {"datasetId": dataset_id, "path": "a", "metadata": None}},
+        token=admin_token,
+    )
+    assert cleared["file"] == {"metadata": None, "tags": ["x"]}
+
+
+CONTENT_TYPE = """query($id: ID!, $path: String!) { dataset(id: $id) {
+  file(path: $path) { contentType downloadUrl } } }"""
+
+
+@pytest.mark.parametrize(
+    ("part_type", "given", "expected"),
+    [
+        ("application/octet-stream", None, "image/png"),
+        ("Application/Octet-Stream; charset=binary", None, "image/png"),
+        ("image/webp", None, "image/webp"),
+        ("application/octet-stream", "application/octet-stream", "application/octet-stream"),
+        ("image/webp", "image/gif", "image/gif"),
+    ],
+)
+async def test_a_generic_part_type_does_not_hide_the_type_guessed_from_the_path(
+    api: Api,
+    client: httpx.AsyncClient,
+    admin_token: str,
+    part_type: str,
+    given: str | None,
+    expected: str,
+) -> None:
+    dataset_id = await new_dataset(api, admin_token, "files")
+    variables = {"datasetId": dataset_id, "path": "img/cat.png"}
+    if given is not None:
+        variables["contentType"] = given
+    operations = {"query": UPLOAD, "variables": {"input": {**variables, "file": None}}}
+    response = await client.post(
+        "/graphql",
+        data={
+            "operations": json.dumps(operations),
+            "map": json.dumps({"0": ["variables.input.file"]}),
+        },
+        files={"0": ("cat.png", b"\x89PNG\r\n", part_type)},
+        headers={"Authorization": f"Bearer {admin_token}"},
+    )
+    assert response.json()["data"]["uploadFile"]["file"]["contentType"] == expected
+    file = (
+        await api.data(CONTENT_TYPE, {"id": dataset_id, "path": "img/cat.png"}, token=admin_token)
+    )["dataset"]["file"]
+    download = await client.get(
+        file["downloadUrl"], headers={"Authorization": f"Bearer {admin_token}"}
+    )
+    assert download.headers["content-type"] == expected
