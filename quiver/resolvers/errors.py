@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 FieldPath = tuple[str, ...]
 
@@ -54,4 +56,28 @@ class Refused(Exception):
 
 
 class ArgumentError(Exception):
-    """A query argument that cannot be served (bad cursor, page too large): a readable error."""
+    """A query argument the caller can fix (bad cursor, page too large, an ID of another
+    kind): a GraphQL error whose ``extensions`` carry its ``code`` and ``argument``.
+
+    Messages name their argument first, in backticks (`` `after` is not a cursor…``); that
+    name is the ``argument`` unless one is given.
+    """
+
+    def __init__(
+        self, message: str, *, argument: str | None = None, code: ErrorCode = ErrorCode.INVALID
+    ) -> None:
+        super().__init__(message)
+        # graphql-core copies an original error's ``extensions`` into the GraphQL error.
+        self.extensions: dict[str, Any] = {"code": code.value}
+        named = argument or _first_quoted_name(message)
+        if named is not None:
+            self.extensions["argument"] = named
+
+    @classmethod
+    def not_found(cls, argument: str, message: str) -> ArgumentError:
+        return cls(message, argument=argument, code=ErrorCode.NOT_FOUND)
+
+
+def _first_quoted_name(message: str) -> str | None:
+    match = re.search(r"`(\w+)`", message)
+    return match.group(1) if match else None

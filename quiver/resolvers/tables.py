@@ -59,7 +59,7 @@ class TableUnreadable(ArgumentError):
 
     def __init__(self, path: str, message: str, line: int | None) -> None:
         super().__init__(f"{path}: {message}")
-        self.extensions: dict[str, Any] = {"code": "INVALID", "path": path}
+        self.extensions = {"code": "INVALID", "path": path}
         if line is not None:
             self.extensions["line"] = line
 
@@ -68,8 +68,7 @@ class TableArgumentError(ArgumentError):
     """An argument of a table field the caller can fix (unknown column, q out of range…)."""
 
     def __init__(self, problem: analytics.BadArgument) -> None:
-        super().__init__(problem.message)
-        self.extensions = {"code": "INVALID", "argument": problem.argument}
+        super().__init__(problem.message, argument=problem.argument)
 
 
 @dataclass(frozen=True)
@@ -117,10 +116,12 @@ async def baseline_table(loaders: Loaders, baseline_id: str, path: str) -> Table
     pk = decode_global_id(baseline_id, "Version")
     version = await loaders.version_by_id.load(pk) if pk is not None else None
     if version is None:
-        raise ArgumentError("`baseline` is not the ID of a version you can read")
+        raise ArgumentError.not_found(
+            "baseline", "`baseline` is not the ID of a version you can read"
+        )
     found = await version_table(version.id, path) or await version_table(version.id, None)
     if found is None:
-        raise ArgumentError("The baseline version holds no table")
+        raise ArgumentError.not_found("baseline", "The baseline version holds no table")
     return found
 
 

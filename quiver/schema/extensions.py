@@ -15,7 +15,7 @@ from strawberry.extensions import (
 )
 from strawberry.types import ExecutionContext
 
-from quiver.resolvers.errors import ArgumentError
+from quiver.resolvers.errors import ArgumentError, ErrorCode
 
 logger = logging.getLogger("quiver.errors")
 
@@ -41,6 +41,15 @@ class MaskInternalErrors(MaskErrors):
         super().__init__(should_mask_error=is_fault, error_message=INTERNAL_ERROR)
         if execution_context is not None:
             self.execution_context = execution_context
+
+    def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
+        processed = super()._process_errors(errors)
+        for error in processed:
+            # Every error left is the caller's to fix (a malformed or invalid document, a
+            # cost limit, a value that does not coerce): one code, so clients can tell.
+            if "code" not in (error.extensions or {}):
+                error.extensions = {**(error.extensions or {}), "code": ErrorCode.INVALID.value}
+        return processed
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
         context = self.execution_context.context

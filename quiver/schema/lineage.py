@@ -179,7 +179,9 @@ class LineageQuery:
     ) -> LineageGraph:
         root = NodeRef.from_global_id(id)
         if root is None or await ops.load_node(info.context.loaders, root) is None:
-            raise ArgumentError("`id` is not a dataset, version or external entity you can read")
+            raise ArgumentError.not_found(
+                "id", "`id` is not a dataset, version or external entity you can read"
+            )
         return await lineage_of(info, root, direction, depth)
 
 

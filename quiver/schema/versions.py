@@ -175,7 +175,9 @@ class Version(Node):
         pk = decode_global_id(against, "Version")
         base = await info.context.loaders.version_by_id.load(pk) if pk is not None else None
         if base is None:
-            raise ArgumentError("`against` is not the ID of a version you can read")
+            raise ArgumentError.not_found(
+                "against", "`against` is not the ID of a version you can read"
+            )
         return VersionDiff(version_pk=root.id, base_pk=base.id)
 
     @strawberry.field(description="Where its data came from and went, to a depth (max 10).")
