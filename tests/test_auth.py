@@ -73,6 +73,14 @@ async def refusal(client: httpx.AsyncClient, headers: dict[str, str]) -> httpx.R
     return response
 
 
+def message_of(refused: httpx.Response) -> str:
+    """The message of a 401 from /graphql: a GraphQL error body, code UNAUTHENTICATED."""
+    (error,) = refused.json()["errors"]
+    assert error["extensions"] == {"code": "UNAUTHENTICATED"}, error
+    message: str = error["message"]
+    return message
+
+
 # API keys
 
 
@@ -141,7 +149,7 @@ async def test_a_revoked_key_is_refused_with_401(
 
     assert revoked["apiKey"]["revokedAt"] is not None
     response = await refusal(client, bearer(payload["secret"]))
-    assert "revoked" in response.text
+    assert "revoked" in message_of(response)
     # The user's other keys keep working.
     assert await viewer_of(client, ann.token) is not None
 
@@ -149,7 +157,7 @@ async def test_a_revoked_key_is_refused_with_401(
 async def test_a_garbage_bearer_token_is_refused_with_401(client: httpx.AsyncClient) -> None:
     response = await refusal(client, bearer("qvr_not-a-key-anyone-was-given"))
 
-    assert response.text == "Invalid or revoked API key"
+    assert message_of(response) == "Invalid or revoked API key"
 
 
 async def test_a_401_carries_a_bearer_challenge(client: httpx.AsyncClient) -> None:
@@ -157,6 +165,41 @@ async def test_a_401_carries_a_bearer_challenge(client: httpx.AsyncClient) -> No
 
     # RFC 9110 §15.5.2: a 401 must say how to authenticate.
     assert response.headers.get("www-authenticate", "").startswith("Bearer")
+
+
+@pytest.mark.parametrize(
+    ("accept", "content_type"),
+    [
+        (None, "application/json"),
+        ("application/graphql-response+json", "application/graphql-response+json"),
+    ],
+)
+async def test_a_wrong_key_gets_a_graphql_error_body_that_graphql_clients_read(
+    client: httpx.AsyncClient, accept: str | None, content_type: str
+) -> None:
+    headers = bearer("qvr_not-a-key-anyone-was-given")
+    if accept is not None:
+        headers["Accept"] = accept
+
+    response = await refusal(client, headers)
+
+    assert response.headers["content-type"].split(";")[0] == content_type
+    assert response.json() == {
+        "errors": [
+            {"message": "Invalid or revoked API key", "extensions": {"code": "UNAUTHENTICATED"}}
+        ]
+    }
+    assert response.headers["www-authenticate"] == 'Bearer realm="quiver"'
+
+
+async def test_routes_beside_graphql_answer_a_wrong_key_in_plain_text(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.get("/files/anything", headers=bearer("qvr_not-a-key-anyone-was-given"))
+
+    assert response.status_code == 401
+    assert response.headers["content-type"].startswith("text/plain")
+    assert response.text == "Invalid or revoked API key"
 
 
 @pytest.mark.parametrize(
@@ -169,7 +212,7 @@ async def test_an_authorization_header_that_is_not_a_bearer_token_is_refused_wit
 ) -> None:
     response = await refusal(client, {"Authorization": authorization})
 
-    assert "Bearer <api key or JWT>" in response.text
+    assert "Bearer <api key or JWT>" in message_of(response)
 
 
 async def test_the_bearer_scheme_is_case_insensitive(
@@ -310,7 +353,7 @@ async def test_an_expired_jwt_is_refused_with_401(
 
     response = await refusal(jwt_client, bearer(mint(ann.id, expires_in=timedelta(minutes=-1))))
 
-    assert response.text == "The token has expired"
+    assert message_of(response) == "The token has expired"
 
 
 async def test_a_jwt_with_a_bad_signature_is_refused_with_401(
@@ -321,7 +364,7 @@ async def test_a_jwt_with_a_bad_signature_is_refused_with_401(
 
     response = await refusal(jwt_client, bearer(forged))
 
-    assert response.text == "The token's signature is not valid"
+    assert message_of(response) == "The token's signature is not valid"
 
 
 async def test_a_jwt_without_an_expiry_is_refused_with_401(
@@ -332,7 +375,7 @@ async def test_a_jwt_without_an_expiry_is_refused_with_401(
 
     response = await refusal(jwt_client, bearer(token))
 
-    assert response.text == "The token has no 'exp' claim"
+    assert message_of(response) == "The token has no 'exp' claim"
 
 
 async def test_a_jwt_signed_with_another_algorithm_is_refused_with_401(
@@ -344,7 +387,7 @@ async def test_a_jwt_signed_with_another_algorithm_is_refused_with_401(
 
     response = await refusal(jwt_client, bearer(token))
 
-    assert response.text == "The token must be signed with HS256"
+    assert message_of(response) == "The token must be signed with HS256"
 
 
 @pytest.mark.parametrize(
@@ -370,7 +413,7 @@ async def test_a_jwt_for_another_audience_is_refused_with_401(
         response = await refusal(client, bearer(jwt.encode(claims, JWT_SECRET)))
         ours = await viewer_of(client, jwt.encode({**claims, "aud": "quiver"}, JWT_SECRET))
 
-    assert response.text == refusal_text
+    assert message_of(response) == refusal_text
     assert ours == {"id": ann.id, "name": "ann", "isAdmin": False}
 
 
@@ -400,7 +443,7 @@ async def test_a_malformed_jwt_is_refused_with_401_in_quivers_words(
 ) -> None:
     response = await refusal(jwt_client, bearer(token))
 
-    assert response.text == refusal_text
+    assert message_of(response) == refusal_text
 
 
 @pytest.mark.parametrize(
@@ -418,7 +461,7 @@ async def test_a_jwt_for_an_unknown_subject_is_refused_with_401(
 ) -> None:
     response = await refusal(jwt_client, bearer(mint(subject)))
 
-    assert response.text == "The token's subject is not a known user"
+    assert message_of(response) == "The token's subject is not a known user"
 
 
 async def test_a_jwt_is_refused_with_401_when_no_secret_is_configured(
@@ -428,7 +471,7 @@ async def test_a_jwt_is_refused_with_401_when_no_secret_is_configured(
 
     response = await refusal(client, bearer(mint(ann.id)))
 
-    assert response.text == "JWT authentication is not configured on this server"
+    assert message_of(response) == "JWT authentication is not configured on this server"
 
 
 # The viewer and private user fields

@@ -8,7 +8,7 @@ from typing import Any
 
 from cross_web import HTTPException
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
@@ -63,12 +63,16 @@ class QuiverGraphQL(GraphQL[Context, None]):
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
+        request = Request(scope, receive)
         try:
-            response = await self.run(Request(scope, receive))
+            response = await self.run(request)
         except HTTPException as exc:
-            response = PlainTextResponse(
-                exc.reason, status_code=exc.status_code, headers=_error_headers(exc.status_code)
-            )
+            if exc.status_code == 401:
+                response = _unauthenticated(request, exc.reason)
+            else:
+                response = PlainTextResponse(
+                    exc.reason, status_code=exc.status_code, headers=_error_headers(exc.status_code)
+                )
         await response(scope, receive, send)
 
     async def execute_single(self, *args: Any, **kwargs: Any) -> ExecutionResult:
@@ -133,6 +137,13 @@ class QuiverGraphQL(GraphQL[Context, None]):
         if sub_response.media_type == GRAPHQL_RESPONSE_JSON:
             response.headers["content-type"] = f"{GRAPHQL_RESPONSE_JSON}; charset=utf-8"
         return response
+
+
+def _unauthenticated(request: Request, message: str) -> Response:
+    """A 401 as GraphQL clients read errors: an ``errors`` body, code UNAUTHENTICATED."""
+    body = {"errors": [{"message": message, "extensions": {"code": "UNAUTHENTICATED"}}]}
+    media_type = negotiate_response_media_type(request.headers.get("accept"))
+    return JSONResponse(body, status_code=401, headers=BEARER_CHALLENGE, media_type=media_type)
 
 
 def _error_headers(status_code: int) -> dict[str, str]:
