@@ -24,6 +24,8 @@ class Settings:
     admin_api_key: str = ""
     jwt_secret: str = ""
     jwt_audience: str = ""
+    # Keys signed download links; unset, a random key is made once in the data directory.
+    signing_key: str = ""
     max_query_depth: int = 15
     max_aliases: int = 30
     max_tokens: int = 10_000
@@ -51,6 +53,11 @@ class Settings:
     def tmp_dir(self) -> Path:
         """Scratch files of one request: spooled zips, zip directories being built."""
         return self.data_dir / "tmp"
+
+    @property
+    def signing_key_file(self) -> Path:
+        """Where the key for signed links is kept when ``signing_key`` is not set."""
+        return self.data_dir / "signing.key"
 
     @property
     def uploads_dir(self) -> Path:

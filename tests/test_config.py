@@ -17,6 +17,7 @@ def test_defaults_run_on_one_laptop() -> None:
     assert settings.storage_url == f"file://{Path('quiver-data/blobs').absolute()}"
     assert settings.redis_url == ""
     assert settings.jwt_secret == ""
+    assert settings.signing_key == ""
     assert settings.migrate_on_start is True
     assert settings.debug is False
 
@@ -31,6 +32,7 @@ def test_from_env_reads_values_with_their_types() -> None:
             "QUIVER_MIGRATE_ON_START": "off",
             "QUIVER_JWT_SECRET": "s3cret",
             "QUIVER_REDIS_URL": "redis://cache:6379/0",
+            "QUIVER_SIGNING_KEY": "links-key",
         }
     )
 
@@ -42,6 +44,8 @@ def test_from_env_reads_values_with_their_types() -> None:
     assert settings.migrate_on_start is False
     assert settings.jwt_secret == "s3cret"
     assert settings.redis_url == "redis://cache:6379/0"
+    assert settings.signing_key == "links-key"
+    assert settings.signing_key_file == Path("/srv/quiver/signing.key")
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,9 @@ from __future__ import annotations
 from quiver.analytics.convert import (
     TABULAR_SUFFIXES,
     CsvDialect,
+    ReadOptions,
     convert_to_parquet,
+    read_options_of,
     sniff_csv,
     tabular_format,
 )
@@ -26,6 +28,7 @@ __all__ = [
     "BadArgument",
     "Column",
     "CsvDialect",
+    "ReadOptions",
     "TableError",
     "TableSchema",
     "TooManyRows",
@@ -37,6 +40,7 @@ __all__ = [
     "percentiles",
     "preview",
     "quality_report",
+    "read_options_of",
     "sniff_csv",
     "table_schema",
     "table_statistics",

@@ -9,6 +9,12 @@ group. Empty fields and pandas' usual null markers (``NA``, ``null``, ``NaN``, �
 in every column, strings included, as in ``pandas.read_csv``. The result is written to a
 temporary file beside ``dest`` and renamed into place, so a failure never leaves a partial
 ``dest``.
+
+Read options (delimiter, header, lines to skip, quote, encoding, null markers, column
+dtypes) are sniffed unless given; what was used is kept in the Parquet file's metadata under
+``READ_OPTIONS_KEY``. A column whose dtype was given is never widened: a value it cannot
+hold is an error naming the line. Files delimited by runs of spaces are rewritten as plain
+CSV (line for line) before pyarrow, which knows one-character delimiters only, reads them.
 """
 
 from __future__ import annotations
@@ -17,26 +23,37 @@ import codecs
 import contextlib
 import csv
 import io
+import json
 import os
 import re
 import shutil
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from quiver.analytics.errors import TableError
-from quiver.analytics.sniff import CsvDialect, column_names, first_record, sniff_csv
+from quiver.analytics.dates import unambiguous
+from quiver.analytics.errors import BadArgument, TableError
+from quiver.analytics.read_options import DTYPES, WHITESPACE, ReadOptions
+from quiver.analytics.sniff import (
+    CsvDialect,
+    column_names,
+    first_record,
+    sniff_csv,
+    split_whitespace,
+)
 
 __all__ = [
     "TABULAR_SUFFIXES",
     "CsvDialect",
+    "ReadOptions",
     "convert_to_parquet",
+    "read_options_of",
     "sniff_csv",
     "tabular_format",
 ]
@@ -65,6 +82,7 @@ ROW_GROUP_BYTES = 64 * 1024 * 1024
 SCAN_CHUNK = 1024 * 1024
 PARQUET_BATCH_ROWS = 65_536
 TIME_UNITS = ("s", "ms", "us", "ns")
+READ_OPTIONS_KEY = b"quiver.read_options"
 
 _CONVERSION_ERROR = re.compile(
     r"In CSV column #(\d+): CSV conversion error to [^:]+: invalid value '(.*)'\Z", re.DOTALL
@@ -81,15 +99,18 @@ def tabular_format(path: str, content_type: str | None) -> TabularFormat | None:
     return None
 
 
-def convert_to_parquet(source: Path, dest: Path, fmt: str) -> None:
-    """Write the Parquet form of ``source`` (``csv``, ``tsv`` or ``parquet``) to ``dest``."""
+def convert_to_parquet(
+    source: Path, dest: Path, fmt: str, options: ReadOptions | None = None
+) -> None:
+    """Write the Parquet form of ``source`` (``csv``, ``tsv`` or ``parquet``) to ``dest``,
+    reading a CSV file with ``options`` where given and sniffed options elsewhere."""
     temp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.tmp")
     try:
         if fmt == "parquet":
             validate_parquet(source)
             place_copy(source, temp)
         elif fmt in ("csv", "tsv"):
-            convert_csv(source, temp, sniff_csv(source, hint=fmt))
+            convert_csv(source, temp, sniff_csv(source, hint=fmt, options=options))
         else:
             raise ValueError(f"not a tabular format: {fmt!r}")
         os.replace(temp, dest)
@@ -132,20 +153,120 @@ class TypeConflict(Exception):
     value: str
 
 
+def read_options_of(parquet: Path) -> dict[str, Any] | None:
+    """The read options a Parquet form was converted with; None for a Parquet source."""
+    metadata = pq.read_schema(parquet).metadata or {}
+    found = metadata.get(READ_OPTIONS_KEY)
+    return json.loads(found) if found is not None else None
+
+
+@dataclass(frozen=True)
+class ColumnPlan:
+    """How the columns are read: types set before reading, and what follows from them."""
+
+    types: dict[str, pa.DataType]
+    forced: frozenset[str]
+    date_only: frozenset[str]
+    timestamp_parsers: list[str]
+
+
+def column_plan(dialect: CsvDialect, names: list[str]) -> ColumnPlan:
+    """Sniffed date columns, text for dates in no clear order, and the dtypes given."""
+    given = dict(dialect.dtypes)
+    unknown = sorted(given.keys() - set(names))
+    if unknown:
+        raise BadArgument(
+            "options.dtypes", f"No column named {unknown[0]!r}; the columns are {names}"
+        )
+    types: dict[str, pa.DataType] = {}
+    dated = [column for column in dialect.dates if column.index < len(names)]
+    read_as_dates = unambiguous(dated)
+    parsers: list[str] = [cast(str, pacsv.ISO8601)]  # a sentinel pyarrow accepts as a format
+    for column in dated:
+        name = names[column.index]
+        as_date = column in read_as_dates or given.get(name) == "datetime64"
+        types[name] = pa.timestamp("s") if as_date else pa.string()
+        if as_date:
+            parsers += [fmt for fmt in column.formats if fmt not in parsers]
+    date_only = {
+        names[column.index]
+        for column in read_as_dates
+        if column.date_only and names[column.index] not in given
+    }
+    types.update({name: DTYPES[dtype] for name, dtype in given.items()})
+    return ColumnPlan(types, frozenset(given), frozenset(date_only), parsers)
+
+
 def convert_csv(source: Path, temp: Path, dialect: CsvDialect) -> None:
+    if dialect.delimiter != WHITESPACE:
+        convert_delimited(source, temp, dialect, dialect)
+        return
+    # Runs of spaces: rewrite as CSV line for line, so line numbers still hold in errors.
+    plain = temp.with_name(f"{temp.name}.csv")
+    try:
+        try:
+            whitespace_to_csv(source, plain, dialect)
+        except UnicodeDecodeError as error:
+            raise bad_encoding(source, dialect) from error
+        rewritten = replace(dialect, delimiter=",", quotechar='"', encoding="utf-8")
+        convert_delimited(plain, temp, rewritten, dialect)
+    finally:
+        plain.unlink(missing_ok=True)
+
+
+def whitespace_to_csv(source: Path, dest: Path, dialect: CsvDialect) -> None:
+    with (
+        source.open("r", encoding=dialect.encoding, newline=None) as lines,
+        dest.open("w", encoding="utf-8", newline="") as out,
+    ):
+        writer = csv.writer(out, lineterminator="\n")
+        for line in lines:
+            if line.strip():
+                writer.writerow(split_whitespace(line, dialect.quotechar))
+            else:
+                out.write("\n")
+
+
+def convert_delimited(source: Path, temp: Path, dialect: CsvDialect, shown: CsvDialect) -> None:
+    """Convert ``source`` read as ``dialect``; ``shown`` is what the user reads it as."""
     names = column_names(first_record(source, dialect), dialect.header)
-    overrides: dict[str, pa.DataType] = {}
+    plan = column_plan(dialect, names)
+    overrides = dict(plan.types)
     # Each restart widens one column one step (null → int → float → string at most).
     for _ in range(4 * len(names) + 1):
         try:
-            rows = write_csv_as_parquet(source, temp, dialect, names, overrides)
+            rows = write_csv_as_parquet(source, temp, dialect, names, overrides, plan, shown)
         except TypeConflict as conflict:
-            overrides[names[conflict.column]] = widen(conflict.current, conflict.value)
+            name = names[conflict.column]
+            if name in plan.forced:
+                raise unfit_value(source, dialect, conflict, name) from None
+            overrides[name] = widen(conflict.current, conflict.value)
             continue
         if rows == 0:
-            raise TableError("The file has a header but no data rows", line=2)
+            raise TableError("The file has a header but no data rows", line=dialect.skip_rows + 2)
         return
     raise TableError("The column types could not be settled")  # unreachable in practice
+
+
+def unfit_value(source: Path, dialect: CsvDialect, conflict: TypeConflict, name: str) -> TableError:
+    """A value a column whose dtype was given cannot hold, with its line."""
+    dtype = dict(dialect.dtypes)[name]
+    line = first_line_holding(source, dialect, conflict.column, conflict.value)
+    where = f"Line {line}: " if line is not None else ""
+    return TableError(
+        f"{where}column {name!r} is read as {dtype} but holds {conflict.value[:80]!r}", line=line
+    )
+
+
+def first_line_holding(source: Path, dialect: CsvDialect, column: int, value: str) -> int | None:
+    with source.open("r", encoding=dialect.encoding, errors="replace", newline="") as file:
+        for _ in range(dialect.skip_rows):
+            file.readline()
+        reader = csv.reader(file, delimiter=dialect.delimiter, quotechar=dialect.quotechar)
+        for start, record in records_with_lines(reader):
+            if column < len(record) and record[column] == value:
+                return dialect.skip_rows + start
+    return None
 
 
 def write_csv_as_parquet(
@@ -154,6 +275,8 @@ def write_csv_as_parquet(
     dialect: CsvDialect,
     names: list[str],
     overrides: dict[str, pa.DataType],
+    plan: ColumnPlan,
+    shown: CsvDialect,
 ) -> int:
     """Stream one attempt; the number of data rows written."""
     invalid: list[pacsv.InvalidRow] = []
@@ -167,7 +290,7 @@ def write_csv_as_parquet(
         # pyarrow reads UTF-8 natively and skips a BOM itself; other codecs are transcoded.
         encoding="utf8" if dialect.encoding.startswith("utf-8") else dialect.encoding,
         column_names=names,
-        skip_rows=leading_blank_lines(source),
+        skip_rows=dialect.skip_rows + leading_blank_lines(source, after=dialect.skip_rows),
         skip_rows_after_names=1 if dialect.header else 0,
     )
     parse_options = pacsv.ParseOptions(
@@ -176,14 +299,20 @@ def write_csv_as_parquet(
         newlines_in_values=True,
         invalid_row_handler=on_invalid_row,
     )
-    convert_options = pacsv.ConvertOptions(column_types=overrides, strings_can_be_null=True)
+    convert_options = pacsv.ConvertOptions(
+        column_types=overrides,
+        strings_can_be_null=True,
+        null_values=list(dialect.null_values),
+        timestamp_parsers=plan.timestamp_parsers,
+    )
+    metadata = {READ_OPTIONS_KEY: json.dumps(shown.read_options()).encode()}
     rows = 0
     reader: pacsv.CSVStreamingReader | None = None
     try:
         reader = pacsv.open_csv(source, read_options, parse_options, convert_options)
         check_text_columns(source, dialect, reader.schema)
-        schema = writable_schema(reader.schema)
-        with pq.ParquetWriter(temp, schema) as writer:
+        schema = writable_schema(reader.schema, plan.date_only)
+        with pq.ParquetWriter(temp, schema.with_metadata(metadata)) as writer:
             pending: list[pa.RecordBatch] = []
             for batch in reader:
                 check_text_columns(source, dialect, batch.schema)
@@ -255,11 +384,16 @@ def infer_value_type(value: str) -> pa.DataType:
     return pa.string() if pa.types.is_null(kind) else kind
 
 
-def writable_schema(schema: pa.Schema) -> pa.Schema:
-    """All-null columns (so far) become strings: Parquet readers handle those everywhere."""
-    fields = [
-        field.with_type(pa.string()) if pa.types.is_null(field.type) else field for field in schema
-    ]
+def writable_schema(schema: pa.Schema, date_only: frozenset[str] = frozenset()) -> pa.Schema:
+    """All-null columns (so far) become strings: Parquet readers handle those everywhere.
+    Columns sniffed as dates without times are dates, not midnight timestamps."""
+    fields = []
+    for field in schema:
+        if pa.types.is_null(field.type):
+            field = field.with_type(pa.string())
+        elif field.name in date_only and pa.types.is_timestamp(field.type):
+            field = field.with_type(pa.date32())
+        fields.append(field)
     return pa.schema(fields)
 
 
@@ -269,13 +403,14 @@ def check_text_columns(source: Path, dialect: CsvDialect, schema: pa.Schema) -> 
         raise bad_encoding(source, dialect)
 
 
-def leading_blank_lines(source: Path) -> int:
-    """Empty lines before the first record, which pyarrow counts as rows when skipping."""
+def leading_blank_lines(source: Path, *, after: int = 0) -> int:
+    """Empty lines (after the first ``after`` lines) before the first record, which pyarrow
+    counts as rows when skipping."""
     with source.open("rb") as file:
         head = file.read(64 * 1024)
     head = head.removeprefix(codecs.BOM_UTF8)
     count = 0
-    for line in head.split(b"\n"):
+    for line in head.split(b"\n")[after:]:
         if line.rstrip(b"\r"):
             break
         count += 1
@@ -338,10 +473,12 @@ def first_ragged_line(source: Path, dialect: CsvDialect, expected: int) -> tuple
     """(line, field count) of the first record without ``expected`` fields."""
     # A second pass, but only on the failure path; csv tracks lines across quoted newlines.
     with source.open("r", encoding=dialect.encoding, errors="replace", newline="") as file:
+        for _ in range(dialect.skip_rows):
+            file.readline()
         reader = csv.reader(file, delimiter=dialect.delimiter, quotechar=dialect.quotechar)
         for start, record in records_with_lines(reader):
             if record and len(record) != expected:
-                return start, len(record)
+                return dialect.skip_rows + start, len(record)
     return None
 
 

@@ -16,13 +16,15 @@ high_cardinality_identifiers    ID-like string columns / columns            5   
 ``overall_score = clamp(100 - Σ weight · s, 0, 100)``, rounded to two decimals: the weights
 add up to 100, so a table that fails every check entirely scores 0. A string column mixes
 types when at least 5 % but not all of its values parse as numbers; it is ID-like when every
-value is distinct and it has at least 20 of them.
+value is distinct, it has at least 20 of them, and they are not all dates or timestamps (a
+date column kept as text, such as ``01/02/2012``, identifies nothing).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from quiver.analytics.dates import DATE_LAYOUTS, TIME_LAYOUTS
 from quiver.analytics.engine import arrow_schema, connect, is_text, quote_identifier
 from quiver.analytics.results import ColumnStatistics, QualityCheck, QualityReport, TableStatistics
 
@@ -38,6 +40,7 @@ TOLERATED_SHARE = {"missing_values": 0.05, "outliers": 0.05}
 MIXED_MIN_NUMERIC_SHARE = 0.05
 IDENTIFIER_MIN_ROWS = 20
 NAMES_SHOWN = 5
+DATE_FORMATS = [layout + time for layout, _ in DATE_LAYOUTS for time in TIME_LAYOUTS]
 
 
 def quality_report(parquet: Path, stats: TableStatistics) -> QualityReport:
@@ -51,12 +54,14 @@ def quality_report(parquet: Path, stats: TableStatistics) -> QualityReport:
     missing = sum(column["missing"] for column in columns)
     constant = [column["name"] for column in columns if column["unique"] <= 1]
     mixed = mixed_type_columns(parquet, text_columns)
-    identifiers = [
+    distinct = [
         name
         for name in text_columns
         if by_name[name]["count"] >= IDENTIFIER_MIN_ROWS
         and by_name[name]["unique"] == by_name[name]["count"]
     ]
+    dates = set(date_columns(parquet, distinct))
+    identifiers = [name for name in distinct if name not in dates]
     numeric_values = sum(c["count"] for c in columns if c["outlier_count"] is not None)
     outliers = sum(c["outlier_count"] or 0 for c in columns)
 
@@ -110,6 +115,26 @@ def mixed_type_columns(parquet: Path, text_columns: list[str]) -> list[str]:
         if count and MIXED_MIN_NUMERIC_SHARE <= numbers / count < 1.0:
             mixed.append(name)
     return mixed
+
+
+def date_columns(parquet: Path, text_columns: list[str]) -> list[str]:
+    """String columns whose every value reads as a date or timestamp, ISO or a common layout."""
+    if not text_columns:
+        return []
+    formats = "[" + ", ".join(f"'{fmt}'" for fmt in DATE_FORMATS) + "]"
+    aggregates = []
+    for name in text_columns:
+        column = quote_identifier(name)
+        parsed = f"coalesce(TRY_CAST({column} AS TIMESTAMP), try_strptime({column}, {formats}))"
+        aggregates += [f"count({parsed})", f"count({column})"]
+    with connect(parquet) as connection:
+        found = connection.execute(f"SELECT {', '.join(aggregates)} FROM t").fetchone()
+    assert found is not None
+    return [
+        name
+        for index, name in enumerate(text_columns)
+        if int(found[2 * index]) == int(found[2 * index + 1])
+    ]
 
 
 def ratio(part: int, whole: int) -> float:

@@ -1,4 +1,5 @@
-"""Guess a CSV file's encoding, delimiter, quote character and header from its first 64 KiB."""
+"""Guess how to read a CSV file from its first 64 KiB: encoding, delimiter (one character, or
+runs of spaces), quote character, metadata lines to skip, header, and date layouts."""
 
 from __future__ import annotations
 
@@ -8,41 +9,97 @@ import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from quiver.analytics.dates import LOOKS_LIKE_DATE, DateColumn, column_date_layout
 from quiver.analytics.errors import TableError
+from quiver.analytics.read_options import DEFAULT_NULL_VALUES, WHITESPACE, ReadOptions
 
 HEAD_BYTES = 64 * 1024
 DELIMITERS = (",", ";", "\t", "|")
 QUOTES = ('"', "'")
 SAMPLE_RECORDS = 200
+# At most this many leading lines are taken for a title or metadata and skipped.
+MAX_METADATA_LINES = 10
+METADATA_MIN_CONSISTENCY = 0.9
 UTF8_BOM = codecs.BOM_UTF8
 
 _NUMBER = re.compile(r"[+-]?(\d[\d_]*\.?\d*|\.\d+)([eE][+-]?\d+)?")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?")
+_INTEGER = re.compile(r"[+-]?\d+")
 _BOOLEAN = frozenset({"true", "false"})
 
 
 @dataclass(frozen=True)
 class CsvDialect:
-    """How to read a CSV file; ``encoding`` is a Python codec name."""
+    """How to read a CSV file; ``encoding`` is a Python codec name, ``delimiter`` one
+    character or ``WHITESPACE``, ``skip_rows`` lines before the header (or first row)."""
 
     delimiter: str
     quotechar: str
     encoding: str
     header: bool
+    skip_rows: int = 0
+    null_values: tuple[str, ...] = DEFAULT_NULL_VALUES
+    dtypes: tuple[tuple[str, str], ...] = ()
+    dates: tuple[DateColumn, ...] = ()
+
+    def read_options(self) -> dict[str, Any]:
+        """What the file is read with, as ``ReadOptions.to_json`` writes it."""
+        return ReadOptions(
+            delimiter=self.delimiter,
+            header=self.header,
+            skip_rows=self.skip_rows,
+            quote=self.quotechar,
+            encoding=self.encoding,
+            null_values=self.null_values,
+            dtypes=self.dtypes,
+        ).to_json()
 
 
-def sniff_csv(path: Path, hint: str | None = None) -> CsvDialect:
-    """The dialect of ``path``; a ``hint`` ending in ``tsv`` or ``tab`` prefers tabs."""
+def sniff_csv(
+    path: Path, hint: str | None = None, options: ReadOptions | None = None
+) -> CsvDialect:
+    """The dialect of ``path``: ``options`` where given, else guessed; a ``hint`` ending in
+    ``tsv`` or ``tab`` prefers tabs."""
+    given = options or ReadOptions()
     with path.open("rb") as file:
         head = file.read(HEAD_BYTES)
         truncated = bool(file.read(1))
     if not head.strip():
         raise TableError("The file is empty")
-    encoding, text = decode_head(head, truncated=truncated)
-    prefer_tab = hint is not None and hint.lower().endswith(("tsv", "tab"))
-    delimiter, quotechar, records = best_split(text, truncated=truncated, prefer_tab=prefer_tab)
-    return CsvDialect(delimiter, quotechar, encoding, has_header(records))
+    if given.encoding is not None:
+        encoding, text = given.encoding, head.decode(given.encoding, errors="replace")
+        text = text.removeprefix("\ufeff")
+    else:
+        encoding, text = decode_head(head, truncated=truncated)
+    if given.skip_rows:
+        text = "".join(text.splitlines(keepends=True)[given.skip_rows :])
+    if given.delimiter is not None:
+        delimiter, quotechar = given.delimiter, given.quote or '"'
+        records = split_records(text, delimiter, quotechar, truncated=truncated)
+    else:
+        prefer_tab = hint is not None and hint.lower().endswith(("tsv", "tab"))
+        quotes = (given.quote,) if given.quote is not None else QUOTES
+        delimiter, quotechar, records = best_split(
+            text, truncated=truncated, prefer_tab=prefer_tab, quotes=quotes
+        )
+    nulls = given.null_values if given.null_values is not None else DEFAULT_NULL_VALUES
+    skip_rows = given.skip_rows
+    if skip_rows is None:
+        skipped = metadata_records(records, nulls)
+        skip_rows, records = lines_of_records(text, skipped), records[skipped:]
+    header = given.header if given.header is not None else has_header(records)
+    return CsvDialect(
+        delimiter,
+        quotechar,
+        encoding,
+        header,
+        skip_rows=skip_rows,
+        null_values=nulls,
+        dtypes=given.dtypes or (),
+        dates=sniff_dates(records[1:] if header else records, nulls),
+    )
 
 
 def decode_head(head: bytes, *, truncated: bool) -> tuple[str, str]:
@@ -68,6 +125,12 @@ def utf8_prefix(head: bytes, *, truncated: bool) -> str:
 
 def split_records(text: str, delimiter: str, quotechar: str, *, truncated: bool) -> list[list[str]]:
     """Up to ``SAMPLE_RECORDS`` complete, non-blank records of the head."""
+    if delimiter == WHITESPACE:
+        lines = text.splitlines()
+        if truncated and len(lines) > 1:
+            lines.pop()
+        found = [split_whitespace(line, quotechar) for line in lines if line.strip()]
+        return found[:SAMPLE_RECORDS]
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quotechar=quotechar)
     records: list[list[str]] = []
     try:
@@ -83,6 +146,17 @@ def split_records(text: str, delimiter: str, quotechar: str, *, truncated: bool)
     return records
 
 
+def split_whitespace(line: str, quotechar: str) -> list[str]:
+    """The fields of a line whose fields are separated by runs of spaces and tabs."""
+    reader = csv.reader(
+        [line.strip().replace("\t", " ")], delimiter=" ", quotechar=quotechar, skipinitialspace=True
+    )
+    try:
+        return next(reader, [])
+    except csv.Error:
+        return line.split()
+
+
 def consistency(records: list[list[str]]) -> tuple[float, int]:
     """The share of records with the most common field count, and that count."""
     if not records:
@@ -94,12 +168,18 @@ def consistency(records: list[list[str]]) -> tuple[float, int]:
     return counts[modal] / len(records), modal
 
 
-def best_split(text: str, *, truncated: bool, prefer_tab: bool) -> tuple[str, str, list[list[str]]]:
-    """The delimiter and quote that split the head most consistently into the most fields."""
+def best_split(
+    text: str, *, truncated: bool, prefer_tab: bool, quotes: tuple[str, ...] = QUOTES
+) -> tuple[str, str, list[list[str]]]:
+    """The delimiter and quote that split the head most consistently into the most fields.
+
+    Runs of spaces are the delimiter only when no single character splits every record the
+    same way and runs of spaces do (values holding spaces are common; padding less so).
+    """
     delimiters = ("\t", *DELIMITERS[:2], DELIMITERS[3]) if prefer_tab else DELIMITERS
     best: tuple[tuple[float, int, int], str, str, list[list[str]]] | None = None
     for rank, (quotechar, delimiter) in enumerate(
-        (quote, delimiter) for quote in QUOTES for delimiter in delimiters
+        (quote, delimiter) for quote in quotes for delimiter in delimiters
     ):
         records = split_records(text, delimiter, quotechar, truncated=truncated)
         share, width = consistency(records)
@@ -109,10 +189,88 @@ def best_split(text: str, *, truncated: bool, prefer_tab: bool) -> tuple[str, st
         score = (share, width, -rank)
         if best is None or score > best[0]:
             best = (score, delimiter, quotechar, records)
+    if best is None or best[0][0] < 1.0:
+        records = split_records(text, WHITESPACE, quotes[0], truncated=truncated)
+        share, width = consistency(records)
+        if share == 1.0 and width >= 2 and (best is None or width >= best[0][1]):
+            return WHITESPACE, quotes[0], records
     if best is None:
         delimiter = delimiters[0]
-        return delimiter, '"', split_records(text, delimiter, '"', truncated=truncated)
+        return delimiter, quotes[0], split_records(text, delimiter, quotes[0], truncated=truncated)
     return best[1], best[2], best[3]
+
+
+def metadata_records(records: list[list[str]], nulls: tuple[str, ...]) -> int:
+    """How many leading records are a title or metadata rather than the header or data.
+
+    Those are records with another field count than the rest (``150,4,setosa,versicolor,
+    virginica`` over 31 columns), or, with the same count, a record of integers then labels
+    whose labels sit over columns that hold only numbers below (scikit-learn's iris).
+    """
+    if len(records) < 2:
+        return 0
+    _, width = consistency(records)
+    skipped = 0
+    while skipped < MAX_METADATA_LINES and len(records) - skipped > 1:
+        if len(records[skipped]) == width:
+            break
+        skipped += 1
+    if skipped:
+        share, _ = consistency(records[skipped:])
+        return skipped if share >= METADATA_MIN_CONSISTENCY else 0
+    return 1 if counts_then_labels(records, nulls) else 0
+
+
+def counts_then_labels(records: list[list[str]], nulls: tuple[str, ...]) -> bool:
+    first = [value.strip() for value in records[0]]
+    kinds = ["empty" if value in nulls else value_kind(value) for value in first]
+    integers = 0
+    while integers < len(first) and _INTEGER.fullmatch(first[integers]):
+        integers += 1
+    labels = kinds[integers:]
+    if not integers or not labels or any(kind != "text" for kind in labels):
+        return False
+    rest = records[1:]
+    body = rest[1:] if has_header(rest) else rest
+    if not body:
+        return False
+    for column in range(integers, len(first)):
+        below = {value_kind(r[column]) for r in body if column < len(r) and r[column] not in nulls}
+        below.discard("empty")
+        if below != {"number"}:
+            return False
+    return True
+
+
+def lines_of_records(text: str, count: int) -> int:
+    """The lines the first ``count`` non-blank records take (each on one line)."""
+    if count == 0:
+        return 0
+    seen = 0
+    for index, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            seen += 1
+            if seen == count:
+                return index
+    return count
+
+
+def sniff_dates(body: list[list[str]], nulls: tuple[str, ...]) -> tuple[DateColumn, ...]:
+    """The columns of ``body`` whose values are dates in a layout pyarrow does not infer."""
+    width = max((len(record) for record in body), default=0)
+    found: list[DateColumn] = []
+    for index in range(width):
+        values = [
+            value
+            for record in body
+            if index < len(record) and (value := record[index].strip()) and value not in nulls
+        ]
+        if all(_DATE.fullmatch(value) for value in values):
+            continue  # ISO 8601 (or nothing): pyarrow reads it by itself
+        column = column_date_layout(index, values)
+        if column is not None:
+            found.append(column)
+    return tuple(found)
 
 
 def value_kind(value: str) -> str:
@@ -122,7 +280,7 @@ def value_kind(value: str) -> str:
         return "empty"
     if _NUMBER.fullmatch(stripped):
         return "number"
-    if _DATE.fullmatch(stripped):
+    if _DATE.fullmatch(stripped) or LOOKS_LIKE_DATE.fullmatch(stripped):
         return "date"
     if stripped.lower() in _BOOLEAN:
         return "boolean"
@@ -168,10 +326,19 @@ def column_names(first_record: list[str], header: bool) -> list[str]:
 
 
 def first_record(path: Path, dialect: CsvDialect) -> list[str]:
-    """The first non-blank record, parsed the way the converter will parse the file."""
+    """The first non-blank record after the skipped lines, parsed as the converter will."""
     with path.open("r", encoding=dialect.encoding, errors="replace", newline="") as file:
+        for _ in range(dialect.skip_rows):
+            if not file.readline():
+                break
+        if dialect.delimiter == WHITESPACE:
+            for line in file:
+                if line.strip():
+                    return split_whitespace(line, dialect.quotechar)
         reader = csv.reader(file, delimiter=dialect.delimiter, quotechar=dialect.quotechar)
         for record in reader:
             if record:
                 return record
+    if dialect.skip_rows:
+        raise TableError(f"The file has nothing after the {dialect.skip_rows} skipped lines")
     raise TableError("The file is empty")

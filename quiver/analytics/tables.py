@@ -4,7 +4,8 @@ Column dtypes follow pandas' names: ints of any width are ``int64``; floats and 
 ``float64``; booleans ``bool``; dates and timestamps ``datetime64``; strings ``category``
 when they look like a closed set of labels — at most 1000 distinct values, and at most half
 as many distinct values as non-null values (each value appears twice or more on average)
-— else ``object``; anything else (binary, lists, structs) ``object``. A column is
+— else ``object``; dictionary-encoded strings (a dtype given as ``category``)
+``category``; anything else (binary, lists, structs) ``object``. A column is
 ``nullable`` when it holds at least one null (a float NaN counts as null, as in pandas).
 """
 
@@ -52,6 +53,8 @@ def dtype_for(kind: pa.DataType, *, unique: int = 0, count: int = 0) -> str:
     """The pandas-style dtype name of an Arrow type (strings need their counts)."""
     if pa.types.is_boolean(kind):
         return "bool"
+    if pa.types.is_dictionary(kind):
+        return "category"
     if pa.types.is_integer(kind):
         return "int64"
     if is_numeric(kind):

@@ -1,4 +1,5 @@
-"""``GET /files/{id}``: a file's bytes, streamed, with Range and ETag (= sha256)."""
+"""``GET /files/{id}``: a file's bytes, streamed, with Range and ETag (= sha256), for a
+Bearer header or a signed link (``?expires=…&signature=…``)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from quiver.auth import Viewer
-from quiver.http.endpoint import ViewerEndpoint
+from quiver.http.endpoint import ViewerEndpoint, refusal_response
 from quiver.resolvers.errors import Refused
-from quiver.resolvers.files import readable_file
+from quiver.resolvers.files import FileRow, readable_file
 from quiver.resolvers.loaders import Loaders
+from quiver.resolvers.signed_links import file_behind_link, is_signed
 from quiver.storage.blobs import blob_key
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
@@ -49,12 +52,30 @@ def content_disposition(path: str) -> str:
 
 
 class FileDownload(ViewerEndpoint):
-    """Same rules as GraphQL: a file of a dataset the caller cannot read is a 404."""
+    """A signed link is judged by its signature and expiry alone (403 when either fails);
+    without one, the same rules as GraphQL: a file the caller cannot read is a 404."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        if not is_signed(request.query_params):
+            await super().__call__(scope, receive, send)
+            return
+        try:
+            file = await file_behind_link(
+                self.settings, request.path_params["id"], request.query_params
+            )
+            response = await self.serve(request, file)
+        except Refused as refusal:
+            response = refusal_response(refusal, with_body=request.method != "HEAD")
+        await response(scope, receive, send)
 
     async def respond(self, request: Request, viewer: Viewer) -> Response:
         file = await readable_file(Loaders(viewer), request.path_params["id"])
         if file is None:
             raise Refused.not_found(("id",), "No file with this id")
+        return await self.serve(request, file)
+
+    async def serve(self, request: Request, file: FileRow) -> Response:
         etag = f'"{file.blob_id}"'
         headers = {
             "ETag": etag,

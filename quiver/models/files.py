@@ -38,6 +38,8 @@ class DatasetFile(Model):
     size = fields.BigIntField()
     content_type = fields.CharField(max_length=255, null=True)
     metadata: fields.JSONField[Any] = fields.JSONField(null=True)
+    # How to read the file as a table (quiver.analytics.ReadOptions.to_json); null: sniff.
+    read_options: fields.JSONField[Any] = fields.JSONField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 

@@ -15,7 +15,7 @@ from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
 from quiver.auth import Viewer
-from quiver.ids import decode_global_id
+from quiver.ids import decode_global_id, global_id_type
 from quiver.models import (
     ApiKey,
     Dataset,
@@ -147,6 +147,21 @@ def visible_files(viewer: Viewer) -> QuerySet[DatasetFile]:
 def visible_version_entries(viewer: Viewer) -> QuerySet[VersionEntry]:
     """Files of the versions the viewer may read."""
     return VersionEntry.filter(version_id__in=Subquery(readable_versions(viewer).values("id")))
+
+
+async def file_behind_signed_link(global_id: str) -> DatasetFile | VersionEntry | None:
+    """The file a signed link names, whoever follows it: links are minted only for callers
+    who can read the file, and the link (its signature checked before this is asked) is the
+    permission until it expires. None once the file no longer exists."""
+    kind = global_id_type(global_id)
+    pk = decode_global_id(global_id, kind)
+    if pk is None:
+        return None
+    if kind == "File":
+        return await DatasetFile.get_or_none(id=pk)
+    if kind == "VersionFile":
+        return await VersionEntry.get_or_none(id=pk)
+    return None
 
 
 def viewer_shares(viewer: Viewer) -> QuerySet[DatasetShare]:

@@ -92,7 +92,8 @@ async def _sweep_table_cache(directory: Path, report: GarbageReport, *, dry_run:
     keyed by content, so they are right again if the same bytes ever come back)."""
     forms = await anyio.to_thread.run_sync(lambda: sorted(directory.glob("*/*.parquet")))
     for form in forms:
-        if await Blob.exists(sha256=form.stem):
+        # Named <sha256>.<form key>.parquet (or <sha256>.parquet by older servers).
+        if await Blob.exists(sha256=form.name.split(".", 1)[0]):
             continue
         report.cached_tables_deleted += 1
         if not dry_run:

@@ -1,21 +1,24 @@
 """Tables: a tabular file's Parquet form and the analyses of it, each computed once per content.
 
 The Parquet form of a file lives in the local cache (``<data dir>/cache/tables``), named by
-the source's sha256. Analyses (schema, statistics, quality, drift, tests of fit) are rows
-keyed by (sha256, kind, arguments): the same bytes are never analysed twice, whichever
-dataset or version holds them, and a file found malformed stays known as malformed.
-Everything heavy runs in worker threads, at most ``ANALYSIS_THREADS`` at a time.
+the source's sha256 and its form key (the read options given and ``READER_REVISION``).
+Analyses (schema, statistics, quality, drift, tests of fit) are rows keyed by (sha256, kind,
+arguments with the form key): the same bytes read the same way are never analysed twice,
+whichever dataset or version holds them, a changed read option never serves a result of the
+old ones, and a file found malformed stays known as malformed. Everything heavy runs in
+worker threads, at most ``ANALYSIS_THREADS`` at a time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -30,16 +33,22 @@ from tortoise.expressions import Q
 
 from quiver import analytics
 from quiver.analytics.convert import TABULAR_CONTENT_TYPES
+from quiver.analytics.read_options import ReadOptions, read_options_problems
 from quiver.analytics.results import TableSchemaJson
+from quiver.auth import Viewer
 from quiver.ids import decode_global_id
 from quiver.models import DatasetFile, TableAnalysis, VersionEntry
-from quiver.resolvers.errors import ArgumentError
+from quiver.resolvers.errors import ArgumentError, ErrorCode, Problem, Refused
+from quiver.resolvers.files import writable_dataset
 from quiver.resolvers.loaders import Loaders
 from quiver.storage import Storage
 from quiver.storage.blobs import blob_key
 
 ANALYSIS_THREADS = 2
 MAX_PREVIEW = 100
+# Bumped whenever sniffing or conversion reads the same bytes differently, so that no form
+# or result of an older reader is served again.
+READER_REVISION = 2
 ANALYSES = Counter(
     "quiver_table_analyses_total",
     "Table analyses computed (cache misses), by kind.",
@@ -71,6 +80,14 @@ class TableArgumentError(ArgumentError):
         super().__init__(problem.message, argument=problem.argument)
 
 
+class ReadOptionsError(ArgumentError):
+    """Read options given as an argument that cannot be used: code INVALID, the option."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.extensions = {"code": "INVALID", "argument": f"options.{field}"}
+
+
 @dataclass(frozen=True)
 class TableFile:
     """A tabular file: where it sits, what its bytes are, and how to read them."""
@@ -79,14 +96,52 @@ class TableFile:
     sha256: str
     format: str
     size: int
+    options: ReadOptions = field(default_factory=ReadOptions)
+
+    @property
+    def form_key(self) -> str:
+        """What, besides the bytes, decides how the file reads as a table."""
+        return _digest({"reader": READER_REVISION, "options": self.options.to_json()})[:16]
 
 
-def table_file(row: FileRow) -> TableFile | None:
-    """The file as a table, or None when it is not CSV, TSV or Parquet."""
+def table_file(row: FileRow, options: ReadOptions | None = None) -> TableFile | None:
+    """The file as a table, or None when it is not CSV, TSV or Parquet.
+
+    A CSV or TSV file is read with ``options``, then the options stored on a working-set
+    file for what ``options`` leaves unset, then sniffed ones; Parquet needs none.
+    """
     fmt = analytics.tabular_format(row.path, row.content_type)
     if fmt is None:
         return None
-    return TableFile(path=row.path, sha256=row.blob_id, format=fmt, size=row.size)
+    effective = ReadOptions()
+    if fmt != "parquet":
+        if options is not None:
+            for field, message in read_options_problems(options):
+                raise ReadOptionsError(field, message)
+        stored = ReadOptions.from_json(row.read_options) if isinstance(row, DatasetFile) else None
+        effective = (options or ReadOptions()).over(stored or ReadOptions())
+    return TableFile(row.path, row.blob_id, fmt, row.size, effective)
+
+
+async def set_table_read_options(
+    viewer: Viewer, dataset_id: str, path: str, options: ReadOptions | None
+) -> DatasetFile:
+    """Keep ``options`` (None: none) with a working-set CSV or TSV file."""
+    dataset = await writable_dataset(viewer, dataset_id, ("input", "datasetId"))
+    file = await DatasetFile.get_or_none(dataset_id=dataset.id, path=path)
+    if file is None:
+        raise Refused.not_found(("input", "path"), f"No file at {path!r}")
+    if analytics.tabular_format(file.path, file.content_type) not in ("csv", "tsv"):
+        raise Refused.invalid(("input", "path"), "Read options apply to CSV and TSV files only")
+    if options is not None:
+        problems = read_options_problems(options)
+        if problems:
+            raise Refused(
+                [Problem(("input", "options", f), m, ErrorCode.INVALID) for f, m in problems]
+            )
+    file.read_options = None if options is None or options.is_empty() else options.to_json()
+    await file.save(update_fields=["read_options"])
+    return file
 
 
 def tabular_entries_of(version_pk: int) -> Any:
@@ -96,15 +151,17 @@ def tabular_entries_of(version_pk: int) -> Any:
     return VersionEntry.filter(Q(by_suffix | by_type), version_id=version_pk).order_by("path")
 
 
-async def version_table(version_pk: int, path: str | None) -> TableFile | None:
+async def version_table(
+    version_pk: int, path: str | None, options: ReadOptions | None = None
+) -> TableFile | None:
     """The version's table: the one at ``path``, or its only tabular file."""
     if path is not None:
         entry = await VersionEntry.get_or_none(version_id=version_pk, path=path)
-        return table_file(entry) if entry is not None else None
+        return table_file(entry, options) if entry is not None else None
     candidates = [
         found
         for entry in await tabular_entries_of(version_pk).limit(2)
-        if (found := table_file(entry)) is not None
+        if (found := table_file(entry, options)) is not None
     ]
     if len(candidates) > 1:
         raise ArgumentError("This version holds several tabular files; pick one with `path`")
@@ -161,7 +218,7 @@ class Tables:
 
         Concurrent requests for the same result share one computation.
         """
-        key = (table.sha256, kind, _arguments_key(arguments))
+        key = (table.sha256, kind, _arguments_key(arguments, table.form_key))
         cached = await self._stored.load(key)
         if cached is not None:
             return _result_of(compute, table, cached)
@@ -199,23 +256,37 @@ class Tables:
     def _remember(self, row: TableAnalysis) -> None:
         self._stored.prime((row.sha256, row.kind, row.arguments), row, force=True)
 
+    async def read_options(self, table: TableFile) -> dict[str, Any] | None:
+        """The options the table was read with (given or sniffed); None for Parquet."""
+        if table.format == "parquet":
+            return None
+        try:
+            parquet = await self.parquet_form(table)
+        except analytics.BadArgument as problem:
+            raise TableArgumentError(problem) from None
+        except analytics.TableError as error:
+            raise TableUnreadable(table.path, error.message, error.line) from None
+        return await run_analysis(analytics.read_options_of, parquet)
+
     async def parquet_form(self, table: TableFile) -> Path:
         """The table as a local Parquet file, converted from the stored bytes once."""
-        dest = self.cache_dir / "tables" / table.sha256[:2] / f"{table.sha256}.parquet"
+        name = f"{table.sha256}.{table.form_key}.parquet"
+        dest = self.cache_dir / "tables" / table.sha256[:2] / name
         if await aiofiles.os.path.exists(dest):
             return dest
         await aiofiles.os.makedirs(dest.parent, exist_ok=True)
         key = blob_key(table.sha256)
+        convert = functools.partial(analytics.convert_to_parquet, options=table.options)
         if (source := self.storage.local_path(key)) is not None:
             # The bytes are a local file already: convert (or link) them where they are.
-            await run_analysis(analytics.convert_to_parquet, source, dest, table.format)
+            await run_analysis(convert, source, dest, table.format)
             return dest
         download = dest.with_name(f".{table.sha256}.{uuid.uuid4().hex}.download")
         try:
             async with aiofiles.open(download, "wb") as out:
                 async for chunk in await self.storage.open(key):
                     await out.write(chunk)
-            await run_analysis(analytics.convert_to_parquet, download, dest, table.format)
+            await run_analysis(convert, download, dest, table.format)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 await aiofiles.os.unlink(download)
@@ -230,10 +301,12 @@ async def run_analysis(function: Callable[..., T], *args: Any) -> T:
     return await anyio.to_thread.run_sync(function, *args, limiter=_limiter)
 
 
-def _arguments_key(arguments: Any) -> str:
-    if arguments is None:
-        return ""
-    encoded = json.dumps(arguments, sort_keys=True, separators=(",", ":"))
+def _arguments_key(arguments: Any, form_key: str) -> str:
+    return _digest({"arguments": arguments, "form": form_key})
+
+
+def _digest(value: Any) -> str:
+    encoded = json.dumps(value, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(encoded.encode()).hexdigest()
 
 

@@ -15,6 +15,7 @@ from quiver.context import Context, Info
 from quiver.ids import encode_global_id
 from quiver.resolvers import files as ops
 from quiver.resolvers.files import VERSION_FILE, FileRow, readable_file
+from quiver.resolvers.signed_links import DEFAULT_EXPIRES_IN, MAX_EXPIRES_IN, signed_query
 from quiver.resolvers.tables import table_file
 from quiver.schema.errors import UserError, mutation, user_errors_field
 from quiver.schema.node import Node, node_loader
@@ -62,10 +63,32 @@ class File(Node):
     def sha256(self, root: strawberry.Parent[FileRow]) -> str:
         return root.blob_id
 
-    @strawberry.field(description="Where to GET the bytes (supports Range and ETag).")
-    def download_url(self, root: strawberry.Parent[FileRow], info: Info) -> str:
+    @strawberry.field(
+        description="A signed URL to GET the bytes with no Authorization header, valid for "
+        "expiresIn seconds: anyone holding it may download the file until then (Range and "
+        "ETag supported; 403 once expired or altered). The same path without its query "
+        "needs a Bearer header. S3-stored files will redirect to a presigned GET (planned)."
+    )
+    async def download_url(
+        self,
+        root: strawberry.Parent[FileRow],
+        info: Info,
+        expires_in: Annotated[
+            int | None,
+            strawberry.argument(
+                description=f"Seconds the link stays valid: 1 to {MAX_EXPIRES_IN} (7 days); "
+                f"null means {DEFAULT_EXPIRES_IN}; anything else is an error with code INVALID."
+            ),
+        ] = DEFAULT_EXPIRES_IN,
+    ) -> str:
         base = str(info.context.request.base_url).rstrip("/")
-        return f"{base}/files/{file_global_id(root)}"
+        global_id = file_global_id(root)
+        query = await signed_query(
+            info.context.settings,
+            global_id,
+            expires_in=DEFAULT_EXPIRES_IN if expires_in is None else expires_in,
+        )
+        return f"{base}/files/{global_id}?{query}"
 
     @strawberry.field(
         description="The dataset it belongs to.",

@@ -9,9 +9,17 @@ import strawberry
 
 from quiver import analytics
 from quiver.analytics import results
+from quiver.analytics.read_options import (
+    DEFAULT_NULL_VALUES,
+    DTYPES,
+    WHITESPACE,
+    ReadOptions,
+    dtypes_from,
+    read_options_problems,
+)
 from quiver.context import Info
 from quiver.resolvers.errors import ArgumentError
-from quiver.resolvers.tables import TableFile, baseline_table
+from quiver.resolvers.tables import ReadOptionsError, TableFile, baseline_table
 from quiver.schema.scalars import JSON, Long
 
 
@@ -175,6 +183,83 @@ class ChiSquareResult:
     expected: JSON = strawberry.field(description="Category -> expected count.")
 
 
+_DTYPE_NAMES = ", ".join(DTYPES)
+_DELIMITER = (
+    f"The field delimiter: one character, or {WHITESPACE!r} for runs of spaces and tabs "
+    "(as pandas' sep=r'\\s+')."
+)
+_HEADER = "Whether the first row after the skipped lines names the columns (else column_1, …)."
+_SKIP_ROWS = "Lines at the top of the file to ignore (titles, metadata) before the header or data."
+_QUOTE = "The character that quotes fields."
+_ENCODING = "The text encoding: a Python codec name such as utf-8, utf-8-sig, cp1252, latin-1."
+_NULL_VALUES = "Values read as missing, in every column (default: '', NA, null, NaN, N/A, …)."
+
+
+@strawberry.type(
+    description="How a CSV or TSV file was read: the options given, sniffed elsewhere."
+)
+class TableReadOptions:
+    delimiter: str = strawberry.field(description=_DELIMITER)
+    header: bool = strawberry.field(description=_HEADER)
+    skip_rows: int = strawberry.field(description=_SKIP_ROWS)
+    quote: str = strawberry.field(description=_QUOTE)
+    encoding: str = strawberry.field(description=_ENCODING)
+    null_values: list[str] = strawberry.field(description=_NULL_VALUES)
+    dtypes: JSON = strawberry.field(
+        description=f"The dtypes given for columns, an object column -> dtype ({_DTYPE_NAMES}); "
+        "other columns' dtypes are inferred."
+    )
+
+
+@strawberry.input(
+    description="How to read a CSV or TSV file; every option left out (or null) is sniffed."
+)
+class TableReadOptionsInput:
+    delimiter: str | None = strawberry.field(default=None, description=_DELIMITER)
+    header: bool | None = strawberry.field(default=None, description=_HEADER)
+    skip_rows: int | None = strawberry.field(default=None, description=_SKIP_ROWS)
+    quote: str | None = strawberry.field(default=None, description=_QUOTE)
+    encoding: str | None = strawberry.field(default=None, description=_ENCODING)
+    null_values: list[str] | None = strawberry.field(
+        default=None, description=_NULL_VALUES + " Given, they replace the default list."
+    )
+    dtypes: JSON | None = strawberry.field(
+        default=None,
+        description=f"An object column name -> dtype ({_DTYPE_NAMES}) forcing those columns' "
+        "types; a value that does not fit is an error naming its line.",
+    )
+
+
+def read_options_from(value: TableReadOptionsInput) -> tuple[ReadOptions, list[tuple[str, str]]]:
+    """The options, and (field, message) for each one that cannot be used."""
+    problems: list[tuple[str, str]] = []
+    dtypes = None
+    if value.dtypes is not None:
+        dtypes = dtypes_from(value.dtypes)
+        if dtypes is None:
+            problems.append(("dtypes", "dtypes is an object of column name -> dtype name"))
+    options = ReadOptions(
+        delimiter=value.delimiter,
+        header=value.header,
+        skip_rows=value.skip_rows,
+        quote=value.quote,
+        encoding=value.encoding,
+        null_values=tuple(value.null_values) if value.null_values is not None else None,
+        dtypes=dtypes,
+    )
+    return options, problems + read_options_problems(options)
+
+
+def read_options_argument(value: TableReadOptionsInput | None) -> ReadOptions | None:
+    """The ``options`` argument of a table field; an unusable one is an INVALID error."""
+    if value is None:
+        return None
+    options, problems = read_options_from(value)
+    if problems:
+        raise ReadOptionsError(*problems[0])
+    return options
+
+
 @strawberry.type(description="A CSV, TSV or Parquet file read as a table.")
 class Table:
     path: str = strawberry.field(description="The file's path.")
@@ -182,6 +267,28 @@ class Table:
     column_count: int = strawberry.field(description="Columns.")
     columns: list[Column] = strawberry.field(description="Its columns, in order.")
     file: strawberry.Private[TableFile]
+
+    @strawberry.field(
+        description="How the file was read: the read options given (as an argument, or kept "
+        "with the file by setTableReadOptions) and the sniffed ones for the rest. Null for "
+        "Parquet, which needs none."
+    )
+    async def read_options(self, info: Info) -> TableReadOptions | None:
+        found = await info.context.tables.read_options(self.file)
+        if found is None:
+            return None
+        options = analytics.ReadOptions.from_json(found)
+        return TableReadOptions(
+            delimiter=options.delimiter or ",",
+            header=bool(options.header),
+            skip_rows=options.skip_rows or 0,
+            quote=options.quote or '"',
+            encoding=options.encoding or "utf-8",
+            null_values=list(
+                options.null_values if options.null_values is not None else DEFAULT_NULL_VALUES
+            ),
+            dtypes=JSON(dict(options.dtypes or ())),
+        )
 
     @strawberry.field(description="The first rows, as JSON objects (limit at most 100).")
     async def preview(self, info: Info, limit: int = 20) -> list[JSON]:
@@ -216,7 +323,7 @@ class Table:
         result = await tables.analysis(
             self.file,
             "compare",
-            {"baseline": other.sha256},
+            {"baseline": other.sha256, "baseline_form": other.form_key},
             analytics.compare_tables,
             baseline_form,
         )

@@ -24,7 +24,7 @@ from quiver.schema.lineage import LineageGraph, lineage_of
 from quiver.schema.node import Node, global_id_resolver, node_loader
 from quiver.schema.pagination import Connection, connection
 from quiver.schema.scalars import Long
-from quiver.schema.tables import Table, table_of
+from quiver.schema.tables import Table, TableReadOptionsInput, read_options_argument, table_of
 from quiver.schema.users import User
 
 if TYPE_CHECKING:
@@ -164,9 +164,21 @@ class Version(Node):
         "file; null when there is none."
     )
     async def table(
-        self, root: strawberry.Parent[models.Version], info: Info, path: str | None = None
+        self,
+        root: strawberry.Parent[models.Version],
+        info: Info,
+        path: str | None = None,
+        options: Annotated[
+            TableReadOptionsInput | None,
+            strawberry.argument(
+                description="How to read a CSV or TSV file; what is left out is sniffed. A "
+                "version is immutable and its manifest keeps no read options (those set on a "
+                "working-set file stay there), so they are given here, per request."
+            ),
+        ] = None,
     ) -> Table | None:
-        return await table_of(info, await version_table(root.id, path))
+        given = read_options_argument(options)
+        return await table_of(info, await version_table(root.id, path, given))
 
     @strawberry.field(description="What changed from the version `against` to this one.")
     async def diff(
