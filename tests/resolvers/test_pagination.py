@@ -10,11 +10,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from support import Api, MakeUser, Person, new_dataset
+from support import Api, MakeUser, Person, insert_datasets, new_dataset
 
 from quiver.auth import viewer_for_user
 from quiver.ids import decode_global_id, encode_global_id
-from quiver.models import Dataset, User
+from quiver.models import User
 from quiver.resolvers import datasets as dataset_resolvers
 from quiver.resolvers.errors import ArgumentError
 from quiver.resolvers.pagination import decode_cursor, encode_cursor
@@ -54,25 +54,15 @@ async def alice(make_user: MakeUser) -> Person:
 
 
 async def seed_datasets(owner: Person, count: int) -> list[str]:
-    """``count`` datasets of ``owner``'s personal team in one bulk insert, by creation order.
+    """``count`` datasets of ``owner``'s, in one bulk insert; their IDs by creation order.
 
     Their names are shuffled against creation order, and their sizes repeat, so every order
     differs and ties are broken by id.
     """
     numbers = list(range(count))
     random.Random(20240501).shuffle(numbers)
-    team_id = decode_global_id(owner.team_id, "Team")
-    await Dataset.bulk_create(
-        Dataset(
-            name=f"ds-{number:03d}",
-            owner_team_id=team_id,
-            created_by_id=decode_global_id(owner.id, "User"),
-            total_size=number % 17 * 1000,
-        )
-        for number in numbers
-    )
-    datasets = await Dataset.filter(owner_team_id=team_id).order_by("id").only("id")
-    return [encode_global_id("Dataset", dataset.id) for dataset in datasets]
+    rows = [{"name": f"ds-{number:03d}", "total_size": number % 17 * 1000} for number in numbers]
+    return [encode_global_id("Dataset", pk) for pk in await insert_datasets(owner, rows)]
 
 
 def in_order(
