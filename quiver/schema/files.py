@@ -14,13 +14,21 @@ from quiver import models
 from quiver.context import Context, Info
 from quiver.ids import encode_global_id
 from quiver.resolvers import files as ops
+from quiver.resolvers import tables as table_ops
+from quiver.resolvers.errors import ErrorCode, Problem, Refused
 from quiver.resolvers.files import VERSION_FILE, FileRow, readable_file
 from quiver.resolvers.signed_links import DEFAULT_EXPIRES_IN, MAX_EXPIRES_IN, signed_query
 from quiver.resolvers.tables import table_file
 from quiver.schema.errors import UserError, mutation, user_errors_field
 from quiver.schema.node import Node, node_loader
 from quiver.schema.scalars import JSON, Long
-from quiver.schema.tables import Table, table_of
+from quiver.schema.tables import (
+    Table,
+    TableReadOptionsInput,
+    read_options_argument,
+    read_options_from,
+    table_of,
+)
 from quiver.schema.uploads import spooled_part, upload_chunks
 
 if TYPE_CHECKING:
@@ -118,8 +126,20 @@ class File(Node):
         description="The file read as a table; null unless it is CSV, TSV or Parquet. A file "
         "that cannot be read as one is an error with code INVALID (and the line)."
     )
-    async def table(self, root: strawberry.Parent[FileRow], info: Info) -> Table | None:
-        return await table_of(info, table_file(root))
+    async def table(
+        self,
+        root: strawberry.Parent[FileRow],
+        info: Info,
+        options: Annotated[
+            TableReadOptionsInput | None,
+            strawberry.argument(
+                description="How to read a CSV or TSV file, for this request: these options "
+                "win over those kept with the file (setTableReadOptions; a version's files "
+                "keep none), and sniffed ones fill in the rest."
+            ),
+        ] = None,
+    ) -> Table | None:
+        return await table_of(info, table_file(root, read_options_argument(options)))
 
     @classmethod
     def is_type_of(cls, obj: Any, info: Any) -> bool:
@@ -192,6 +212,15 @@ class SetFileMetadataInput:
     )
 
 
+@strawberry.input(description="Keep read options with a working-set CSV or TSV file.")
+class SetTableReadOptionsInput:
+    dataset_id: strawberry.ID = strawberry.field(description="The dataset.")
+    path: str = strawberry.field(description="The file.")
+    options: TableReadOptionsInput | None = strawberry.field(
+        description="The options, replacing those kept before; null clears them (all sniffed)."
+    )
+
+
 @strawberry.type(description="Result of a file mutation.")
 class FilePayload:
     file: models.DatasetFile | None = strawberry.field(
@@ -245,6 +274,25 @@ class FileMutation:
             input.path,
             input.new_path,
             overwrite=input.overwrite,
+        )
+        return FilePayload(file=file)
+
+    @mutation(
+        description="Keep read options with a working-set CSV or TSV file, to correct what was "
+        "sniffed: its table is read with them from then on. They stay with the path in the "
+        "working set; versions do not take them (give them to Version.table instead)."
+    )
+    async def set_table_read_options(
+        self, info: Info, input: SetTableReadOptionsInput
+    ) -> FilePayload:
+        options = None
+        if input.options is not None:
+            options, problems = read_options_from(input.options)
+            if problems:
+                field = ("input", "options")
+                raise Refused([Problem((*field, f), m, ErrorCode.INVALID) for f, m in problems])
+        file = await table_ops.set_table_read_options(
+            info.context.viewer, input.dataset_id, input.path, options
         )
         return FilePayload(file=file)
 
