@@ -6,6 +6,7 @@ Seeds two datasets (10,000 and 100,000 files by default) through the real write 
 the ASGI app):
 
 - ``createVersion`` of both (median of --runs): 100k / 10k should be about 10 (linear)
+- ``createVersion`` of the large one again, unchanged: the latest version, no new rows
 - ``copyDataset`` of the large one with a newName (a new dataset), and without (a version)
 - after changing --changed files (40% replaced, 30% deleted, 30% added), ``createVersion``
   and the ``diff`` of the new version against the last one (counts, first 100 added paths)
@@ -58,8 +59,9 @@ TARGET_SECONDS = 5.0
 BATCH = 1000
 CREATE_DATASET = """mutation($name: String!) { createDataset(input: {name: $name}) {
   dataset { id } userErrors { message } } }"""
-CREATE_VERSION = """mutation($id: ID!) { createVersion(input: {datasetId: $id}) {
-  version { id fileCount } userErrors { message } } }"""
+CREATE_VERSION = """mutation($id: ID!, $allowEmpty: Boolean! = false) {
+  createVersion(input: {datasetId: $id, allowEmpty: $allowEmpty}) {
+  version { id fileCount } created userErrors { message } } }"""
 COPY_DATASET = """mutation($id: ID!, $name: String) {
   copyDataset(input: {id: $id, newName: $name}) {
   dataset { id fileCount } userErrors { message } } }"""
@@ -241,7 +243,8 @@ async def time_operations(
 
         async def create_version(count: int = count) -> None:
             nonlocal base
-            version = (await api.mutate(CREATE_VERSION, id=ids[count]))["version"]
+            # allowEmpty: every run writes a full snapshot, unchanged working set or not.
+            version = (await api.mutate(CREATE_VERSION, id=ids[count], allowEmpty=True))["version"]
             assert version["fileCount"] == count, version
             base = version["id"]
 
@@ -252,6 +255,14 @@ async def time_operations(
                 baselines.append(await baseline_seconds(database_url, large_pk))
             runs.append(await measure(name, blobs, create_version))
         results.append(median(runs))
+
+    async def version_unchanged() -> None:
+        payload = await api.mutate(CREATE_VERSION, id=large)
+        assert (payload["created"], payload["version"]["id"]) == (False, base), payload
+
+    # Compared in SQL with the latest version and answered with it: no rows written.
+    name = f"createVersion, nothing changed, {arguments.files} files"
+    results.append(await measure(name, blobs, version_unchanged))
 
     async def copy_dataset(name: str | None) -> None:
         dataset = (await api.mutate(COPY_DATASET, id=large, name=name))["dataset"]

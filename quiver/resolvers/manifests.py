@@ -76,6 +76,46 @@ async def snapshot(dataset_pk: int, version_pk: int, only_paths: Sequence[str] |
     )
 
 
+async def same_as_version(
+    dataset_pk: int, version_pk: int, only_paths: Sequence[str] | None = None
+) -> bool:
+    """Whether a snapshot of the working set (or of ``only_paths`` of it) would equal the
+    version's manifest: the counts and sizes first, then one ``NOT EXISTS`` probe per file
+    on the version's (version, path) index that stops at the first difference."""
+    only = "AND f.path IN {json_strings}" if only_paths is not None else ""
+    paths = [json.dumps(list(only_paths))] if only_paths is not None else []
+    counts = await sql.fetch(
+        "SELECT (SELECT COUNT(*) FROM quiver_dataset_file f WHERE f.dataset_id = ? "
+        f"{only}) AS files, (SELECT COALESCE(SUM(f.size), 0) FROM quiver_dataset_file f "
+        f"WHERE f.dataset_id = ? {only}) AS bytes, v.file_count AS version_files, "
+        "v.total_size AS version_bytes FROM quiver_version v WHERE v.id = ?",
+        dataset_pk,
+        *paths,
+        dataset_pk,
+        *paths,
+        version_pk,
+    )
+    row = counts[0]
+    if (int(row["files"]), int(row["bytes"])) != (
+        int(row["version_files"]),
+        int(row["version_bytes"]),
+    ):
+        return False
+    # Equal counts, paths unique on both sides: no file without its equal entry means equal.
+    same = "IS" if sql.dialect() == "sqlite" else "IS NOT DISTINCT FROM"
+    different = await sql.fetch(
+        f"SELECT 1 AS differs FROM quiver_dataset_file f WHERE f.dataset_id = ? {only} "
+        "AND NOT EXISTS (SELECT 1 FROM quiver_version_entry e WHERE e.version_id = ? "
+        "AND e.path = f.path AND e.blob_id = f.blob_id "
+        f"AND e.content_type {same} f.content_type AND e.metadata {same} f.metadata "
+        "AND e.tags = {file_tags_json}) LIMIT 1",
+        dataset_pk,
+        *paths,
+        version_pk,
+    )
+    return not different
+
+
 async def insert_files(
     source: Source,
     target_pk: int,

@@ -8,6 +8,7 @@ experiment) is kept, hidden from the dataset's list but readable through lineage
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from tortoise.expressions import F, Q
@@ -46,6 +47,14 @@ async def version_for(viewer: Viewer, global_id: str, needed: Role, field: Field
     return version
 
 
+@dataclass(frozen=True)
+class TakenVersion:
+    """The version a snapshot gave: a new one, or the latest when nothing had changed."""
+
+    version: Version
+    created: bool
+
+
 async def create_version(
     viewer: Viewer,
     dataset_id: str,
@@ -55,6 +64,28 @@ async def create_version(
     field: FieldPath = ("input", "datasetId"),
 ) -> Version:
     """Snapshot the working set (or ``only_paths`` of it) as the dataset's next version."""
+    taken = await take_version(
+        viewer,
+        dataset_id,
+        description=description,
+        only_paths=only_paths,
+        field=field,
+        allow_empty=True,
+    )
+    return taken.version
+
+
+async def take_version(
+    viewer: Viewer,
+    dataset_id: str,
+    *,
+    description: str | None = None,
+    only_paths: Sequence[str] | None = None,
+    field: FieldPath = ("input", "datasetId"),
+    allow_empty: bool = False,
+) -> TakenVersion:
+    """Snapshot the working set (or ``only_paths`` of it) as the dataset's next version;
+    unless ``allow_empty``, the latest version when the snapshot would equal it."""
     user = require_user(viewer)
     dataset = await writable_dataset(viewer, dataset_id, field)
     raise_if_any(check_description(description, ("input", "description")))
@@ -68,9 +99,15 @@ async def create_version(
                 raise Refused.not_found(
                     ("input", "onlyPaths"), f"No file at {listed_paths(missing)} in the working set"
                 )
+        parent = await latest_version(dataset.id)
+        if (
+            not allow_empty
+            and parent is not None
+            and await manifests.same_as_version(dataset.id, parent.id, paths)
+        ):
+            return TakenVersion(parent, created=False)
         await Dataset.filter(id=dataset.id).update(last_version_number=F("last_version_number") + 1)
         number = (await Dataset.get(id=dataset.id)).last_version_number
-        parent = await latest_version(dataset.id)
         version = await Version.create(
             dataset_id=dataset.id,
             number=number,
@@ -86,7 +123,7 @@ async def create_version(
         await version.save(update_fields=["file_count", "total_size"])
         origin = NodeRef.version(parent.id) if parent else NodeRef.dataset(dataset.id)
         await record_edge(origin, NodeRef.version(version.id), LineageRelation.VERSION_OF, user)
-    return version
+    return TakenVersion(version, created=True)
 
 
 async def latest_version(dataset_pk: int) -> Version | None:

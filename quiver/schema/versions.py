@@ -221,6 +221,11 @@ async def _load_version(context: Context, pk: int) -> models.Version | None:
 class CreateVersionInput:
     dataset_id: strawberry.ID = strawberry.field(description="The dataset.")
     description: str | None = strawberry.field(default=None, description="What it is about.")
+    allow_empty: bool = strawberry.field(
+        default=False,
+        description="Take a new version even when nothing changed since the latest one "
+        "(otherwise that one is returned, with `created: false`).",
+    )
 
 
 @strawberry.input(description="The version to delete (not v1: it goes with its dataset).")
@@ -237,6 +242,11 @@ class RestoreVersionInput:
 class VersionPayload:
     version: models.Version | None = strawberry.field(
         default=None, description="The version.", graphql_type=Version | None
+    )
+    created: bool | None = strawberry.field(
+        default=None,
+        description="createVersion: whether it made a new version (false: nothing changed "
+        "since the latest version, which is returned; null for other mutations).",
     )
     user_errors: list[UserError] = user_errors_field()
 
@@ -256,10 +266,13 @@ class VersionQuery:
 class VersionMutation:
     @mutation(description="Snapshot the working set as the next version (WRITE).")
     async def create_version(self, info: Info, input: CreateVersionInput) -> VersionPayload:
-        version = await ops.create_version(
-            info.context.viewer, input.dataset_id, description=input.description
+        taken = await ops.take_version(
+            info.context.viewer,
+            input.dataset_id,
+            description=input.description,
+            allow_empty=input.allow_empty,
         )
-        return VersionPayload(version=version)
+        return VersionPayload(version=taken.version, created=taken.created)
 
     @mutation(
         description="Delete a version (ADMIN). One that something came from is kept, "

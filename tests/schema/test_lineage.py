@@ -54,7 +54,7 @@ async def chain(api: Api, client: httpx.AsyncClient, admin_token: str) -> dict[s
     """raw -> (copy) clean -> (copy) train, and clean merged into final; versions of raw."""
     raw = await dataset_with(api, client, admin_token, "raw", {"a": b"1"})
     v1 = await snapshot(api, admin_token, raw)
-    v2 = await snapshot(api, admin_token, raw)
+    v2 = await snapshot(api, admin_token, raw, allow_empty=True)
     clean = (await api.mutate(COPY, {"id": raw, "newName": "clean"}, token=admin_token))["dataset"]
     train = (await api.mutate(COPY, {"id": clean["id"], "newName": "train"}, token=admin_token))[
         "dataset"

@@ -19,7 +19,7 @@ mutation($id: ID!) {
     version { number dataset { versions(first: 5) { totalCount edges { node { number } } } } }
     userErrors { code }
   }
-  second: createVersion(input: {datasetId: $id}) {
+  second: createVersion(input: {datasetId: $id, allowEmpty: true}) {
     version { number dataset { versions(first: 5) { totalCount edges { node { number } } } } }
     userErrors { code }
   }

@@ -118,7 +118,7 @@ async def test_versions_are_numbered_per_dataset_and_listed_newest_first(
     one = await dataset_with(api, client, admin_token, "one", {"a": b"1"})
     two = await dataset_with(api, client, admin_token, "two", {"a": b"1"})
     for _ in range(3):
-        await snapshot(api, admin_token, one)
+        await snapshot(api, admin_token, one, allow_empty=True)
     assert (await snapshot(api, admin_token, two))["number"] == 1
 
     first_page = (await api.data(VERSIONS, {"id": one, "first": 2}, token=admin_token))["dataset"]
@@ -140,11 +140,11 @@ async def test_deleting_the_newest_version_never_frees_its_number(
 ) -> None:
     dataset_id = await dataset_with(api, client, admin_token, "nums", {"a": b"1"})
     await snapshot(api, admin_token, dataset_id)
-    v2 = await snapshot(api, admin_token, dataset_id)
+    v2 = await snapshot(api, admin_token, dataset_id, allow_empty=True)
     deleted = await api.mutate(DELETE_VERSION, {"id": v2["id"]}, token=admin_token)
     assert deleted["version"]["number"] == 2
     assert (await api.data(VERSION, {"id": v2["id"]}, token=admin_token))["version"] is None
-    assert (await snapshot(api, admin_token, dataset_id))["number"] == 3
+    assert (await snapshot(api, admin_token, dataset_id, allow_empty=True))["number"] == 3
     listing = (await api.data(VERSIONS, {"id": dataset_id}, token=admin_token))["dataset"]
     assert [e["node"]["number"] for e in listing["versions"]["edges"]] == [3, 1]
     assert [e["node"]["parent"] for e in listing["versions"]["edges"]] == [{"number": 1}, None]
@@ -359,7 +359,7 @@ async def test_version_mutations_need_their_roles(
     await share(api, owner.token, dataset_id, reader.id, "READ")
     await share(api, owner.token, dataset_id, writer.id, "WRITE")
     v1 = await snapshot(api, owner.token, dataset_id)
-    v2 = await snapshot(api, writer.token, dataset_id)
+    v2 = await snapshot(api, writer.token, dataset_id, allow_empty=True)
 
     async def codes(query: str, variables: dict[str, Any], token: str | None) -> list[str]:
         (result,) = (await api.data(query, variables, token=token)).values()
@@ -465,3 +465,92 @@ async def test_snapshots_taken_while_uploads_land_are_each_consistent(
         assert sorted(listing.files) == [f"f{i:02}" for i in range(len(listing.files))]
         assert previous <= set(listing.files)
         previous = set(listing.files)
+
+
+CREATE_VERSION_AS_ASKED = """mutation($id: ID!, $allowEmpty: Boolean) {
+  createVersion(input: {datasetId: $id, allowEmpty: $allowEmpty}) {
+    version { number } created userErrors { field message code } } }"""
+
+
+async def create_version(api: Api, token: str, dataset_id: str, **input: Any) -> dict[str, Any]:
+    return await api.mutate(CREATE_VERSION_AS_ASKED, {"id": dataset_id, **input}, token=token)
+
+
+async def version_numbers(api: Api, token: str, dataset_id: str) -> list[int]:
+    data = await api.data(VERSIONS, {"id": dataset_id}, token=token)
+    return [edge["node"]["number"] for edge in data["dataset"]["versions"]["edges"]]
+
+
+async def test_a_version_of_an_unchanged_working_set_is_the_latest_one_and_no_new_one(
+    api: Api, client: httpx.AsyncClient, admin_token: str
+) -> None:
+    dataset_id = await dataset_with(api, client, admin_token, "same", {"a": b"1", "b": b"2"})
+    first = await create_version(api, admin_token, dataset_id)
+
+    again = await create_version(api, admin_token, dataset_id)
+
+    assert first == {"version": {"number": 1}, "created": True, "userErrors": []}
+    assert again == {"version": {"number": 1}, "created": False, "userErrors": []}
+    assert await version_numbers(api, admin_token, dataset_id) == [1]
+
+
+async def test_allow_empty_takes_a_version_of_an_unchanged_working_set(
+    api: Api, client: httpx.AsyncClient, admin_token: str
+) -> None:
+    dataset_id = await dataset_with(api, client, admin_token, "same", {"a": b"1"})
+    await create_version(api, admin_token, dataset_id)
+
+    again = await create_version(api, admin_token, dataset_id, allowEmpty=True)
+
+    assert again == {"version": {"number": 2}, "created": True, "userErrors": []}
+    assert await version_numbers(api, admin_token, dataset_id) == [2, 1]
+
+
+async def test_an_empty_dataset_gets_its_first_version_once(api: Api, admin_token: str) -> None:
+    dataset_id = await new_dataset(api, admin_token, "empty")
+
+    first = await create_version(api, admin_token, dataset_id)
+    again = await create_version(api, admin_token, dataset_id)
+
+    assert (first["version"], first["created"]) == ({"number": 1}, True)
+    assert (again["version"], again["created"]) == ({"number": 1}, False)
+
+
+# Each change keeps the file count (and most the size), so only the manifests tell them apart.
+CHANGES: dict[str, tuple[str, dict[str, Any]]] = {
+    "a move": (MOVE, {"path": "a", "newPath": "c"}),
+    "new metadata": (SET_METADATA, {"path": "a", "metadata": {"label": "cat"}}),
+    "new tags": (SET_METADATA, {"path": "a", "tags": ["train"]}),
+}
+
+
+@pytest.mark.parametrize("change", [*CHANGES, "new content of the same size"])
+async def test_any_change_to_the_working_set_makes_a_new_version(
+    api: Api, client: httpx.AsyncClient, admin_token: str, change: str
+) -> None:
+    dataset_id = await dataset_with(api, client, admin_token, "changing", {"a": b"1", "b": b"2"})
+    await create_version(api, admin_token, dataset_id)
+    if change in CHANGES:
+        mutation, variables = CHANGES[change]
+        await api.mutate(mutation, {"id": dataset_id, **variables}, token=admin_token)
+    else:
+        await put(client, admin_token, dataset_id, "a", b"9")
+
+    again = await create_version(api, admin_token, dataset_id)
+
+    assert again == {"version": {"number": 2}, "created": True, "userErrors": []}
+
+
+async def test_an_unchanged_working_set_is_compared_with_the_latest_live_version(
+    api: Api, client: httpx.AsyncClient, admin_token: str
+) -> None:
+    dataset_id = await dataset_with(api, client, admin_token, "back", {"a": b"1"})
+    await create_version(api, admin_token, dataset_id)
+    await put(client, admin_token, dataset_id, "b", b"2")
+    v2 = await snapshot(api, admin_token, dataset_id)
+    await api.mutate(DELETE_VERSION, {"id": v2["id"]}, token=admin_token)
+
+    # The working set still holds b, which v1 (now the latest) does not.
+    again = await create_version(api, admin_token, dataset_id)
+
+    assert again == {"version": {"number": 3}, "created": True, "userErrors": []}
