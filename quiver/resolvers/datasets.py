@@ -13,6 +13,7 @@ from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from quiver.auth import Viewer
+from quiver.ids import decode_global_id
 from quiver.models import (
     Dataset,
     DatasetShare,
@@ -31,8 +32,9 @@ from quiver.resolvers.access import (
     team_for,
     user_for,
     visible_datasets,
+    visible_teams,
 )
-from quiver.resolvers.errors import ErrorCode, FieldPath, Problem, Refused
+from quiver.resolvers.errors import ArgumentError, ErrorCode, FieldPath, Problem, Refused
 from quiver.resolvers.lineage import forget_dataset
 from quiver.resolvers.pagination import Page, keyset_page
 from quiver.resolvers.validation import (
@@ -100,6 +102,24 @@ async def list_datasets(
         first=first,
         after=after,
     )
+
+
+async def dataset_named(viewer: Viewer, name: str, team_id: str | None) -> Dataset | None:
+    """The dataset called ``name`` in the team ``team_id`` names (by default the caller's
+    personal team), if the viewer may read it; a deleted one is found by its ID only."""
+    if team_id is not None:
+        pk = decode_global_id(team_id, "Team")
+        team = await visible_teams(viewer).get_or_none(id=pk) if pk is not None else None
+        if team is None:
+            raise ArgumentError.not_found("team", "`team` is not the ID of a team you can see")
+    elif viewer.user is None:
+        raise ArgumentError("Name the dataset's team with `team`", argument="team")
+    else:
+        team = await Team.get_or_none(personal_user_id=viewer.user.id)
+        if team is None:
+            return None
+    named = visible_datasets(viewer).filter(owner_team_id=team.id, name=name, deleted_at=None)
+    return await named.first()
 
 
 async def create_dataset(

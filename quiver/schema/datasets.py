@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from strawberry.types.unset import UNSET
@@ -17,6 +17,7 @@ from quiver.models import DatasetStatus, DatasetType, Role, Visibility
 from quiver.resolvers import datasets as ops
 from quiver.resolvers import versions as version_ops
 from quiver.resolvers.access import strongest_role
+from quiver.resolvers.errors import ArgumentError
 from quiver.resolvers.lineage import LineageDirection, NodeRef
 from quiver.resolvers.loaders import PageArgs
 from quiver.schema.errors import UserError, mutation, user_errors_field
@@ -274,12 +275,40 @@ def _filter_of(where: DatasetFilter | None) -> ops.DatasetFilter:
 @strawberry.type
 class DatasetQuery:
     @strawberry.field(
-        description="A dataset by ID; null when it does not exist or is hidden.",
+        description="A dataset by ID, or by name in a team (exactly one of `id` and `name`); "
+        "null when it does not exist or is hidden. By name, deleted datasets are not found.",
         graphql_type=Dataset | None,
     )
-    async def dataset(self, info: Info, id: strawberry.ID) -> models.Dataset | None:
+    async def dataset(
+        self,
+        info: Info,
+        id: Annotated[
+            strawberry.ID | None, strawberry.argument(description="The dataset's global ID.")
+        ] = None,
+        name: Annotated[
+            str | None, strawberry.argument(description="The dataset's name in its team.")
+        ] = None,
+        team: Annotated[
+            strawberry.ID | None,
+            strawberry.argument(
+                description="With `name`: the team's global ID; default: your personal team."
+            ),
+        ] = None,
+    ) -> models.Dataset | None:
+        loaders = info.context.loaders
+        if name is not None:
+            if id is not None:
+                raise ArgumentError("Give `id` or `name`, not both", argument="name")
+            dataset = await ops.dataset_named(info.context.viewer, name, team)
+            if dataset is not None:
+                loaders.prime_dataset(dataset)
+            return dataset
+        if id is None:
+            raise ArgumentError("Give the dataset's `id`, or its `name`", argument="id")
+        if team is not None:
+            raise ArgumentError("`team` goes with `name`, not with `id`", argument="team")
         pk = decode_global_id(id, "Dataset")
-        return await info.context.loaders.dataset_by_id.load(pk) if pk is not None else None
+        return await loaders.dataset_by_id.load(pk) if pk is not None else None
 
     @strawberry.field(description="Datasets the caller may read, a page at a time.")
     async def datasets(
