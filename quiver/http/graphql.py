@@ -13,6 +13,7 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
+from strawberry.http.base import BaseRequestProtocol
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types.execution import ExecutionResult
 
@@ -22,6 +23,7 @@ from quiver.context import Context
 from quiver.http.endpoint import BEARER_CHALLENGE
 from quiver.http.media import (
     GRAPHQL_RESPONSE_JSON,
+    accepts_html,
     is_request_error,
     negotiate_response_media_type,
 )
@@ -99,6 +101,13 @@ class QuiverGraphQL(GraphQL[Context, None]):
             storage=self.storage,
             request_id=request_id_of(request.scope),
         )
+
+    def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
+        """GraphiQL for a browser's GET, a shared ``?query=`` link included; GraphQL
+        clients (which accept JSON, or anything) have the query executed."""
+        if request.method == "GET" and accepts_html(request.headers.get("accept")):
+            return True
+        return super().should_render_graphql_ide(request)
 
     @cached_property
     def graphql_ide_html(self) -> str:

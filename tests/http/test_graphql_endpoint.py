@@ -25,6 +25,10 @@ query($representations: [_Any!]!) {
 # src="…" and href="…" attributes of the GraphiQL page.
 ASSET_URL = re.compile(r"""\b(?:src|href)\s*=\s*["']([^"']*)["']""")
 JAVASCRIPT_TYPES = {"text/javascript", "application/javascript"}
+# The query GraphiQL opens on, a JavaScript template literal in the page.
+EXAMPLE_QUERY = re.compile(r"const EXAMPLE_QUERY = `(.*?)`;", re.DOTALL)
+# What Firefox and Chrome send when a link is opened.
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 
 
 def media_type(response: httpx.Response) -> str:
@@ -97,6 +101,51 @@ async def test_graphiql_is_served_to_browsers(bare_client: httpx.AsyncClient) ->
     assert media_type(response) == "text/html"
     assert "<title>Quiver GraphiQL</title>" in response.text
     assert "{{ASSETS}}" not in response.text
+
+
+async def test_graphiql_opens_on_a_quiver_example_query_that_runs(
+    api: Api, admin_token: str
+) -> None:
+    await create_dataset(api, admin_token, "cats", tags=["vision"])
+    html = (await api.client.get("/graphql", headers={"Accept": "text/html"})).text
+
+    example = EXAMPLE_QUERY.search(html)
+
+    assert "Welcome to GraphiQL" not in html
+    assert example is not None
+    assert "datasets(first: 10)" in example.group(1)
+    data = await api.data(example.group(1), token=admin_token)
+    assert data["datasets"]["totalCount"] == 1
+    assert data["datasets"]["edges"][0]["node"]["name"] == "cats"
+
+
+async def test_a_shared_query_link_opens_graphiql_in_a_browser(
+    bare_client: httpx.AsyncClient,
+) -> None:
+    response = await bare_client.get(
+        "/graphql", params={"query": VIEWER}, headers={"Accept": BROWSER_ACCEPT}
+    )
+
+    assert response.status_code == 200
+    assert media_type(response) == "text/html"
+    assert "<title>Quiver GraphiQL</title>" in response.text
+    # The page takes its query from ?query= as well as GraphiQL's own ?q=.
+    assert "parameters.query" in response.text
+
+
+@pytest.mark.parametrize(
+    "accept",
+    [None, "*/*", "application/json", GRAPHQL_RESPONSE_JSON, "application/json, text/html;q=0.5"],
+)
+async def test_a_get_query_from_a_graphql_client_is_executed(
+    bare_client: httpx.AsyncClient, accept: str | None
+) -> None:
+    headers = {"Accept": accept} if accept is not None else {}
+
+    response = await bare_client.get("/graphql", params={"query": VIEWER}, headers=headers)
+
+    assert response.status_code == 200
+    assert response.json() == {"data": {"viewer": None}}
 
 
 async def test_graphiql_loads_nothing_from_another_host(bare_client: httpx.AsyncClient) -> None:
