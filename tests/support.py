@@ -532,16 +532,32 @@ def run_uvicorn(env: dict[str, str], *, app: str = "quiver.app:app") -> Iterator
     fill up and block it) and is shown if it fails to answer GET /healthz with 200 in time.
     """
     port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
     command = [
         sys.executable, "-m", "uvicorn", app,
         "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
     ]  # fmt: skip
+    with _serving(command, port, cwd=PROJECT_DIR, env={**os.environ, **env}) as base_url:
+        yield base_url
+
+
+@contextlib.contextmanager
+def run_quiver_serve(cwd: Path, env: dict[str, str]) -> Iterator[str]:
+    """`quiver serve` as a user runs it, from `cwd` with exactly the environment `env`, on a
+    free port; yields its base URL as `run_uvicorn` does."""
+    port = free_port()
+    command = [sys.executable, "-m", "quiver", "serve", "--port", str(port)]
+    with _serving(command, port, cwd=cwd, env=env) as base_url:
+        yield base_url
+
+
+@contextlib.contextmanager
+def _serving(command: list[str], port: int, *, cwd: Path, env: dict[str, str]) -> Iterator[str]:
+    base_url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(
             command,
-            cwd=PROJECT_DIR,
-            env={**os.environ, **env},
+            cwd=cwd,
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
