@@ -19,6 +19,14 @@ download / (cat > copy), and the server's peak RSS (VmHWM).
 
     python bench/transfer.py [--mib 2048] [--chunk-mib 32] [--client tuspy|httpx]
                              [--runs 3] [--dir /var/tmp]
+
+With ``--archives`` it times whole-dataset archives instead: --archive-files files of
+random bytes (``.bin``, --mib MiB in all) are uploaded, then downloaded one by one through
+/files/{id} (the baseline) and as one archive in each format and compression, all to
+/dev/null; it prints each throughput and its ratio to the baseline (target: zip auto
+>= 0.80).
+
+    python bench/transfer.py --archives [--mib 1024] [--archive-files 8] [--runs 3]
 """
 
 from __future__ import annotations
@@ -201,8 +209,9 @@ def download(url: str, key: str, target: str) -> int:
     """GET over a plain socket, recv_into a 4 MiB buffer, write it out: a client as cheap
     as cat, so that the server is what is measured (httpx's parser halves the rate)."""
     parts = urlsplit(url)
+    resource = f"{parts.path}?{parts.query}" if parts.query else parts.path
     request = (
-        f"GET {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+        f"GET {resource} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
         f"Authorization: Bearer {key}\r\nConnection: close\r\n\r\n"
     )
     buffer = bytearray(4 * MIB)
@@ -227,6 +236,12 @@ def download(url: str, key: str, target: str) -> int:
     return received
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process, all its threads."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def median_seconds(
     runs: int, step: Callable[[], Any], after: Callable[[], Any] = lambda: None
 ) -> float:
@@ -237,6 +252,84 @@ def median_seconds(
     return statistics.median(times)
 
 
+ARCHIVES = [
+    ("zip", "auto"),
+    ("zip", "deflate"),
+    ("zip", "none"),
+    ("tar", "auto"),
+    ("tar.gz", "auto"),
+    ("tar.gz", "deflate"),
+]
+
+
+def bench_archives(root: Path, mib: int, files: int, runs: int, chunk: int) -> None:
+    """Archives of ``files`` random files against downloading each through /files/{id}."""
+    per_file = max(1, mib // files)
+    sources = []
+    for number in range(files):
+        source = root / f"part-{number}.bin"
+        write_random_file(source, per_file)
+        sources.append(source)
+    total = sum(source.stat().st_size for source in sources)
+    print(f"{files} files of {per_file} MiB of random bytes, {runs} runs per step")
+    key = f"qvr_bench-{secrets.token_urlsafe(16)}"
+    data_dir = root / "data"
+    env = {
+        "QUIVER_DATA_DIR": str(data_dir),
+        "QUIVER_DATABASE_URL": f"sqlite://{data_dir / 'quiver.db'}",
+        "QUIVER_ADMIN_API_KEY": key,
+    }
+    server, base_url = start_uvicorn("quiver.app:app", env)
+    try:
+        created = graphql(base_url, key, CREATE, {"name": "archives"})["createDataset"]
+        dataset_id = created["dataset"]["id"]
+        urls = []
+        for source in sources:
+            metadata = {"datasetId": dataset_id, "path": source.name}
+            upload_with_httpx(f"{base_url}/uploads/", key, source, metadata, chunk)
+            variables = {"id": dataset_id, "path": source.name}
+            urls.append(graphql(base_url, key, FILE, variables)["dataset"]["file"]["downloadUrl"])
+
+        def each_file() -> None:
+            assert sum(download(url, key, os.devnull) for url in urls) == total
+
+        steps: dict[str, Callable[[], None]] = {"baseline": each_file}
+        for archive_format, compression in ARCHIVES:
+            query = f"?format={archive_format}&compression={compression}"
+            url = f"{base_url}/datasets/{dataset_id}/archive{query}"
+
+            def archive(url: str = url) -> None:
+                assert download(url, key, os.devnull) >= total * 0.99
+
+            steps[f"archive {archive_format}, compression={compression}"] = archive
+        # Runs interleave the steps, so a neighbour's load on a shared machine spreads over
+        # all of them; the server's CPU seconds are counted too, as it is less sensitive.
+        walls: dict[str, list[float]] = {name: [] for name in steps}
+        cpus: dict[str, list[float]] = {name: [] for name in steps}
+        for _ in range(runs):
+            for name, step in steps.items():
+                cpu = cpu_seconds(server.pid)
+                walls[name].append(timed(step))
+                cpus[name].append(cpu_seconds(server.pid) - cpu)
+        rss = peak_rss_mb(server.pid)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    size_mb = total / 1e6
+    wall = {name: statistics.median(times) for name, times in walls.items()}
+    cpu = {name: statistics.median(times) for name, times in cpus.items()}
+    print(
+        f"{'':<36}{'wall':>9} {'MB/s':>7} {'/ baseline':>11}  {'server CPU':>10} {'/ baseline':>11}"
+    )
+    for name in steps:
+        label = "/files/{id}, each file (baseline)" if name == "baseline" else name
+        print(f"{label:<36}{wall[name]:7.2f} s {size_mb / wall[name]:7.0f}"
+              f" {wall['baseline'] / wall[name]:10.2f}x  {cpu[name]:8.2f} s"
+              f" {cpu['baseline'] / cpu[name]:10.2f}x")  # fmt: skip
+    print("target: zip auto >= 0.80x baseline")
+    print(f"server peak RSS (VmHWM)             {rss:6.0f} MB")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mib", type=int, default=2048, help="file size in MiB")
@@ -244,9 +337,16 @@ def main() -> None:
     parser.add_argument("--client", choices=["tuspy", "httpx"], default="tuspy")
     parser.add_argument("--runs", type=int, default=3, help="runs of each step (median)")
     parser.add_argument("--dir", default=None, help="where the file and the server data go")
+    parser.add_argument("--archives", action="store_true", help="time archives instead")
+    parser.add_argument("--archive-files", type=int, default=8, help="files in the archive")
     arguments = parser.parse_args()
     runs = arguments.runs
     chunk = arguments.chunk_mib * MIB
+    if arguments.archives:
+        with tempfile.TemporaryDirectory(dir=arguments.dir, prefix="quiver-bench-") as temp:
+            warm_memory(Path(temp), 2 * arguments.mib)
+            bench_archives(Path(temp), arguments.mib, arguments.archive_files, runs, chunk)
+        return
 
     with tempfile.TemporaryDirectory(dir=arguments.dir, prefix="quiver-bench-") as temp:
         root = Path(temp)

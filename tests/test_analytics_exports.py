@@ -92,3 +92,17 @@ def test_too_many_rows_for_xlsx_are_refused_before_writing(
 
 def test_parquet_export_is_the_file_itself(table_path: Path) -> None:
     assert b"".join(iter_parquet(table_path)) == table_path.read_bytes()
+
+
+def test_xlsx_cells_that_look_like_formulas_or_links_stay_text(tmp_path: Path) -> None:
+    path = tmp_path / "text.parquet"
+    pq.write_table(pa.table({"text": ["=1+1", "https://example.com/a", "+SUM(A1)"]}), path)
+    dest = tmp_path / "text.xlsx"
+    write_xlsx(path, dest)
+    sheet = openpyxl.load_workbook(dest).worksheets[0]
+    cells = [row[0] for row in sheet.iter_rows(min_row=2)]
+    assert [(cell.value, cell.data_type, cell.hyperlink) for cell in cells] == [
+        ("=1+1", "s", None),
+        ("https://example.com/a", "s", None),
+        ("+SUM(A1)", "s", None),
+    ]

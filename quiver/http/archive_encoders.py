@@ -1,9 +1,10 @@
-"""Streaming zip and tar.gz encoders: an archive is produced while it is sent.
+"""Streaming zip, tar and tar.gz encoders: an archive is produced while it is sent.
 
 Files are fed chunk by chunk and the encoded bytes collect in a ``Sink`` that the sender
 empties whenever it reaches FLUSH_SIZE. Memory stays flat whatever the size and number of
 files: the zip central directory moves to a temp file once it outgrows
-DIRECTORY_IN_MEMORY.
+DIRECTORY_IN_MEMORY, and a member is held back only until its first SAMPLE_SIZE bytes
+have told whether to deflate it.
 """
 
 from __future__ import annotations
@@ -12,48 +13,27 @@ import struct
 import tarfile
 import tempfile
 import zipfile
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Protocol
 
+from isal import isal_zlib
+
+from quiver.http.archive_compression import (
+    Compression,
+    GzipStream,
+    HeldStart,
+    crc32,
+    deflate_by_name,
+    new_deflater,
+    sample_shrinks,
+)
 from quiver.resolvers.exports import Member
 from quiver.storage import StorageError
 
 FLUSH_SIZE = 256 * 1024
-COMPRESS_LEVEL = 6
-# Deflating these again costs time and saves nothing, so a zip stores them as they are.
-COMPRESSED_SUFFIXES = frozenset(
-    [
-        ".jpg",
-        ".jpeg",
-        ".png",
-        ".gif",
-        ".webp",
-        ".avif",
-        ".heic",
-        ".mp3",
-        ".mp4",
-        ".m4a",
-        ".ogg",
-        ".opus",
-        ".webm",
-        ".mkv",
-        ".mov",
-        ".flac",
-        ".zip",
-        ".gz",
-        ".tgz",
-        ".bz2",
-        ".xz",
-        ".zst",
-        ".7z",
-        ".parquet",
-        ".npz",
-    ]
-)
 DOS_EPOCH = datetime(1980, 1, 1, tzinfo=UTC)
 # The central directory of up to this many bytes stays in memory, beyond it in a temp file.
 DIRECTORY_IN_MEMORY = 4 * 1024 * 1024
@@ -74,11 +54,13 @@ class Sink:
     """A write-only, unseekable file whose bytes are taken out as they come."""
 
     def __init__(self) -> None:
-        self.parts: list[bytes] = []
+        self.parts: list[bytes | memoryview] = []
         self.size = 0
 
-    def write(self, data: bytes) -> int:
-        self.parts.append(bytes(data))
+    def write(self, data: bytes | memoryview) -> int:
+        # A view of bytes cannot change under us; anything else is copied.
+        keep = isinstance(data, memoryview) and isinstance(data.obj, bytes)
+        self.parts.append(data if keep else bytes(data))
         self.size += len(data)
         return len(data)
 
@@ -97,6 +79,10 @@ class Encoder(Protocol):
 
     sink: Sink
 
+    @property
+    def may_deflate(self) -> bool:
+        """Whether the next ``write`` may deflate (else it only copies and checksums)."""
+
     def begin(self, member: Member) -> None: ...
     def write(self, chunk: bytes) -> None: ...
     def end(self) -> None: ...
@@ -109,8 +95,11 @@ class ZipEncoder:
     zip64 fields appear where a size, offset or count needs them, and the central
     directory waits in a spooled temp file instead of memory until the end."""
 
-    def __init__(self, temp_dir: Path | None = None) -> None:
+    def __init__(self, temp_dir: Path | None = None, *, compression: Compression = "auto") -> None:
         self.sink = Sink()
+        self.compression = compression
+        self.member: Member | None = None
+        self.held = HeldStart()
         self.offset = 0
         self.count = 0
         # Closed by close() or abort(): it outlives this call by design.
@@ -123,18 +112,37 @@ class ZipEncoder:
         self.offset += len(data)
         self.sink.write(data)
 
+    @property
+    def may_deflate(self) -> bool:
+        return self.entry is None or self.entry.compressor is not None
+
     def begin(self, member: Member) -> None:
-        suffix = PurePosixPath(member.path).suffix.lower()
-        stored = suffix in COMPRESSED_SUFFIXES or member.size == 0
+        self.member = member
+        deflate = deflate_by_name(member.path, member.size, self.compression)
+        if deflate is not None:
+            self._start(deflate)
+
+    def write(self, chunk: bytes) -> None:
+        if self.entry is None:  # still sampling
+            if not self.held.add(chunk):
+                return
+            chunk = self.held.take()
+            self._start(sample_shrinks(chunk))
+        self._feed(chunk)
+
+    def _start(self, deflate: bool) -> None:
+        """The local header: it names the method, so it waits for the choice of one."""
+        member = self.member
+        assert member is not None
         # Deflate can grow incompressible bytes a little; zip64 decided up front stays safe.
         zip64 = member.size * 1.05 > ZIP64_SIZE
         entry = _ZipEntry(
             name=member.path.encode("utf-8"),
-            method=ZIP_STORED if stored else ZIP_DEFLATED,
+            method=ZIP_DEFLATED if deflate else ZIP_STORED,
             dos_time=_dos_time(member.modified),
             zip64=zip64,
             header_offset=self.offset,
-            compressor=None if stored else zlib.compressobj(COMPRESS_LEVEL, zlib.DEFLATED, -15),
+            compressor=new_deflater() if deflate else None,
         )
         extra = struct.pack("<HHQQ", 1, 16, 0, 0) if zip64 else b""
         sizes = MAX_32 if zip64 else 0
@@ -154,16 +162,25 @@ class ZipEncoder:
         self._emit(header + entry.name + extra)
         self.entry = entry
 
-    def write(self, chunk: bytes) -> None:
+    def _feed(self, chunk: bytes) -> None:
         entry = self.entry
         assert entry is not None
-        entry.crc = zlib.crc32(chunk, entry.crc)
+        entry.crc = crc32(chunk, entry.crc)
         entry.size += len(chunk)
-        data = entry.compressor.compress(chunk) if entry.compressor is not None else chunk
+        if entry.compressor is None:
+            entry.compressed += len(chunk)
+            self._emit(chunk)
+            return
+        data = entry.compressor.compress(chunk)
         entry.compressed += len(data)
         self._emit(data)
 
     def end(self) -> None:
+        if self.entry is None:  # a member shorter than a sample
+            held = self.held.take()
+            self._start(sample_shrinks(held))
+            if held:
+                self._feed(held)
         entry = self.entry
         assert entry is not None
         if entry.compressor is not None:
@@ -177,6 +194,7 @@ class ZipEncoder:
         self.directory.write(self._directory_record(entry))
         self.count += 1
         self.entry = None
+        self.member = None
 
     def _directory_record(self, entry: _ZipEntry) -> bytes:
         size, compressed, offset = entry.size, entry.compressed, entry.header_offset
@@ -253,25 +271,39 @@ class _ZipEntry:
     dos_time: tuple[int, int]
     zip64: bool
     header_offset: int
-    compressor: zlib._Compress | None
+    compressor: isal_zlib.Compress | None
     crc: int = 0
     size: int = 0
     compressed: int = 0
 
 
-class TarGzEncoder:
-    """A streamed tar (PAX headers, for long and non-ASCII paths) through one gzip stream."""
+class TarEncoder:
+    """A streamed tar (PAX headers, for long and non-ASCII paths), plain or in one gzip
+    stream that deflates or stores each member as ``compression`` says."""
 
-    def __init__(self) -> None:
+    def __init__(self, compression: Compression | None = None) -> None:
+        """``compression`` None: a plain tar."""
         self.sink = Sink()
-        self.compressor = zlib.compressobj(COMPRESS_LEVEL, zlib.DEFLATED, 31)  # 31: gzip
+        self.compression = compression
+        self.gzip = (
+            None if compression is None else GzipStream(self.sink, deflate=compression == "deflate")
+        )
+        self.held = HeldStart()
+        self.sampling = False
         self.offset = 0
         self.member: Member | None = None
         self.written = 0
 
+    @property
+    def may_deflate(self) -> bool:
+        return self.gzip is not None and (self.sampling or self.gzip.compressor is not None)
+
     def _emit(self, data: bytes) -> None:
         self.offset += len(data)
-        self.sink.write(self.compressor.compress(data))
+        if self.gzip is None:
+            self.sink.write(data)
+        else:
+            self.gzip.write(data)
 
     def begin(self, member: Member) -> None:
         info = tarfile.TarInfo(member.path)
@@ -282,13 +314,32 @@ class TarGzEncoder:
         self._emit(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
         self.member = member
         self.written = 0
+        if self.gzip is not None and self.compression is not None:
+            deflate = deflate_by_name(member.path, member.size, self.compression)
+            self.sampling = deflate is None
+            if deflate is not None:
+                self.gzip.set_deflate(deflate)
 
     def write(self, chunk: bytes) -> None:
         self.written += len(chunk)
+        if self.sampling:
+            if not self.held.add(chunk):
+                return
+            self._sampled()
+            return
         self._emit(chunk)
+
+    def _sampled(self) -> None:
+        assert self.gzip is not None
+        held = self.held.take()
+        self.sampling = False
+        self.gzip.set_deflate(sample_shrinks(held))
+        self._emit(held)
 
     def end(self) -> None:
         assert self.member is not None
+        if self.sampling:
+            self._sampled()
         if self.written != self.member.size:
             # The header already promised member.size bytes; anything else corrupts the tar.
             raise StorageError(
@@ -302,7 +353,8 @@ class TarGzEncoder:
         # Two empty blocks end a tar; tar pads the whole to a multiple of its record size.
         self._emit(tarfile.NUL * (2 * tarfile.BLOCKSIZE))
         self._emit(tarfile.NUL * (-self.offset % tarfile.RECORDSIZE))
-        self.sink.write(self.compressor.flush())
+        if self.gzip is not None:
+            self.gzip.close()
         yield self.sink.take()
 
     def abort(self) -> None:
