@@ -313,6 +313,15 @@ async def jwt_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
+@pytest.fixture
+async def bare_jwt_client(bare_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """A JWT-enabled app with no database: for refusals decided before any lookup."""
+    app = create_app(bare_settings.with_overrides(jwt_secret=JWT_SECRET), manage_database=False)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://quiver.test") as client:
+        yield client
+
+
 def mint(subject: str, *, secret: str = JWT_SECRET, expires_in: timedelta | None = None) -> str:
     claims: dict[str, Any] = {"sub": subject, "iat": datetime.now(UTC)}
     claims["exp"] = datetime.now(UTC) + (expires_in or timedelta(minutes=5))
@@ -439,9 +448,9 @@ def signed_by_hand(header: bytes, payload: bytes) -> str:
     ids=["not-base64-json", "payload-not-json", "no-algorithm", "numeric-subject"],
 )
 async def test_a_malformed_jwt_is_refused_with_401_in_quivers_words(
-    jwt_client: httpx.AsyncClient, token: str, refusal_text: str
+    bare_jwt_client: httpx.AsyncClient, token: str, refusal_text: str
 ) -> None:
-    response = await refusal(jwt_client, bearer(token))
+    response = await refusal(bare_jwt_client, bearer(token))
 
     assert message_of(response) == refusal_text
 
