@@ -35,7 +35,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.backends.base.executor import EXECUTOR_CACHE
 
 from quiver.app import create_app
-from quiver.auth import Viewer
+from quiver.auth import Viewer, create_user
 from quiver.config import Settings
 from quiver.db import tortoise_config
 from quiver.ids import decode_global_id, encode_global_id
@@ -405,6 +405,13 @@ async def insert_datasets(owner: Person, rows: list[dict[str, Any]]) -> list[int
         for position, tag in enumerate(names)
     )
     return ids
+
+
+async def owned_dataset(name: str = "d") -> Dataset:
+    """A dataset of a new user's personal team, made without the API: for tests below it."""
+    user = await create_user("owner")
+    team = await Team.get(personal_user_id=user.id)
+    return await Dataset.create(name=name, owner_team_id=team.id, created_by_id=user.id)
 
 
 async def snapshot(

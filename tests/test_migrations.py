@@ -13,19 +13,19 @@ from typing import Any
 
 import asyncpg
 import pytest
-from support import IN_CI, POSTGRES_URL, database_url_named, postgres_reachable, run_sql
+from support import (
+    IN_CI,
+    POSTGRES_URL,
+    database_url_named,
+    owned_dataset,
+    postgres_reachable,
+    run_sql,
+)
 from tortoise.exceptions import IntegrityError
 
-from quiver.auth import create_user
-from quiver.models import Blob, Dataset, DatasetFile, Team
+from quiver.models import Blob, Dataset, DatasetFile
 
 pytestmark = pytest.mark.anyio
-
-
-async def owned_dataset(name: str = "d") -> Dataset:
-    user = await create_user("owner")
-    team = await Team.get(personal_user_id=user.id)
-    return await Dataset.create(name=name, owner_team_id=team.id)
 
 
 async def test_a_path_holds_one_file_per_dataset(db: str) -> None:

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from support import owned_dataset
 
-from quiver.auth import create_user
-from quiver.models import Blob, Dataset, Team, Version, VersionEntry
+from quiver.models import Blob, Version, VersionEntry
 from quiver.resolvers.blobs import store_blob
 from quiver.resolvers.files import put_file
 from quiver.resolvers.gc import collect_garbage
@@ -31,16 +31,10 @@ def storage(tmp_path: Path) -> LocalStorage:
     return LocalStorage(tmp_path / "blobs")
 
 
-async def new_dataset() -> Dataset:
-    user = await create_user("owner")
-    team = await Team.get(personal_user_id=user.id)
-    return await Dataset.create(name="d", owner_team_id=team.id, created_by_id=user.id)
-
-
 async def test_unreferenced_blobs_go_and_referenced_ones_stay(
     db: str, storage: LocalStorage
 ) -> None:
-    dataset = await new_dataset()
+    dataset = await owned_dataset()
     kept = await store_blob(storage, chunks(b"kept"))
     await put_file(dataset.id, "kept.txt", kept, content_type="text/plain")
     orphan = await store_blob(storage, chunks(b"orphan bytes"))
@@ -67,7 +61,7 @@ async def test_blobs_touched_within_the_grace_period_are_spared(
 async def test_blobs_named_by_a_version_stay_after_the_file_is_gone(
     db: str, storage: LocalStorage
 ) -> None:
-    dataset = await new_dataset()
+    dataset = await owned_dataset()
     blob = await store_blob(storage, chunks(b"versioned"))
     version = await Version.create(dataset_id=dataset.id, number=1, name="v1")
     await VersionEntry.create(
@@ -115,7 +109,7 @@ async def test_a_dry_run_reports_and_deletes_nothing(db: str, storage: LocalStor
 async def test_parquet_forms_of_collected_tables_go_with_their_bytes(
     db: str, storage: LocalStorage, tmp_path: Path
 ) -> None:
-    dataset = await new_dataset()
+    dataset = await owned_dataset()
     kept = await store_blob(storage, chunks(b"a,b\n1,2\n"))
     await put_file(dataset.id, "kept.csv", kept, content_type="text/csv")
     gone = await store_blob(storage, chunks(b"a,b\n3,4\n"))
