@@ -33,14 +33,6 @@ _KEY_BYTES = 32
 _keys_by_file: dict[Path, bytes] = {}
 
 
-class BadExpiresIn(ArgumentError):
-    """``expiresIn`` out of range: shown with code INVALID and the argument's name."""
-
-    def __init__(self) -> None:
-        super().__init__(f"`expiresIn` must be between 1 and {MAX_EXPIRES_IN} seconds (7 days)")
-        self.extensions = {"code": "INVALID", "argument": "expiresIn"}
-
-
 async def signing_key(settings: Settings) -> bytes:
     """The configured key, or the data directory's own (made on first use, then kept)."""
     if settings.signing_key:
@@ -83,7 +75,10 @@ async def signed_query(
     """``expires=…&signature=…`` for a link to the file ``global_id``, valid ``expires_in``
     seconds from ``now`` (the current time unless given)."""
     if not 1 <= expires_in <= MAX_EXPIRES_IN:
-        raise BadExpiresIn()
+        raise ArgumentError(
+            f"`expiresIn` must be between 1 and {MAX_EXPIRES_IN} seconds (7 days)",
+            argument="expiresIn",
+        )
     expires = int(time.time() if now is None else now) + expires_in
     signature = _signature(await signing_key(settings), global_id, expires)
     return urlencode({"expires": expires, "signature": signature})
