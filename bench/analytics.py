@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import subprocess
 import sys
 import tempfile
@@ -37,7 +36,7 @@ import httpx
 import pyarrow as pa
 import pyarrow.csv as pv
 import pyarrow.parquet as pq
-from transfer import peak_rss_mb, start_uvicorn, upload_with_httpx
+from transfer import peak_rss_mb, start_quiver, upload_with_httpx
 
 HERE = Path(__file__).resolve().parent
 MIB = 1024 * 1024
@@ -125,14 +124,7 @@ def measure_quiver(parquet: Path, csv: Path | None) -> dict[str, float]:
     """Upload, first rowCount, cold and cached statistics (and CSV conversion) in a server."""
     times: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="quiver-analytics-") as temp:
-        key = f"qvr_bench-{secrets.token_urlsafe(16)}"
-        data_dir = Path(temp) / "data"
-        env = {
-            "QUIVER_DATA_DIR": str(data_dir),
-            "QUIVER_DATABASE_URL": f"sqlite://{data_dir / 'quiver.db'}",
-            "QUIVER_ADMIN_API_KEY": key,
-        }
-        server, base_url = start_uvicorn("quiver.app:app", env)
+        server, base_url, key = start_quiver(Path(temp) / "data")
         try:
             created = graphql(base_url, key, CREATE, {"name": "analytics"})["createDataset"]
             dataset = created["dataset"]["id"]

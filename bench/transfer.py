@@ -135,6 +135,18 @@ def start_uvicorn(
     raise RuntimeError(f"uvicorn {app} did not answer within 30 s")
 
 
+def start_quiver(data_dir: Path) -> tuple[subprocess.Popen[bytes], str, str]:
+    """A Quiver server on SQLite in ``data_dir`` with a fresh admin key: (process, url, key)."""
+    key = f"qvr_bench-{secrets.token_urlsafe(16)}"
+    env = {
+        "QUIVER_DATA_DIR": str(data_dir),
+        "QUIVER_DATABASE_URL": f"sqlite://{data_dir / 'quiver.db'}",
+        "QUIVER_ADMIN_API_KEY": key,
+    }
+    server, base_url = start_uvicorn("quiver.app:app", env)
+    return server, base_url, key
+
+
 def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -272,14 +284,7 @@ def bench_archives(root: Path, mib: int, files: int, runs: int, chunk: int) -> N
         sources.append(source)
     total = sum(source.stat().st_size for source in sources)
     print(f"{files} files of {per_file} MiB of random bytes, {runs} runs per step")
-    key = f"qvr_bench-{secrets.token_urlsafe(16)}"
-    data_dir = root / "data"
-    env = {
-        "QUIVER_DATA_DIR": str(data_dir),
-        "QUIVER_DATABASE_URL": f"sqlite://{data_dir / 'quiver.db'}",
-        "QUIVER_ADMIN_API_KEY": key,
-    }
-    server, base_url = start_uvicorn("quiver.app:app", env)
+    server, base_url, key = start_quiver(root / "data")
     try:
         created = graphql(base_url, key, CREATE, {"name": "archives"})["createDataset"]
         dataset_id = created["dataset"]["id"]
@@ -368,14 +373,7 @@ def main() -> None:
             drain.terminate()
             drain.wait(timeout=30)
 
-        key = f"qvr_bench-{secrets.token_urlsafe(16)}"
-        data_dir = root / "data"
-        env = {
-            "QUIVER_DATA_DIR": str(data_dir),
-            "QUIVER_DATABASE_URL": f"sqlite://{data_dir / 'quiver.db'}",
-            "QUIVER_ADMIN_API_KEY": key,
-        }
-        server, base_url = start_uvicorn("quiver.app:app", env)
+        server, base_url, key = start_quiver(root / "data")
         try:
             created = graphql(base_url, key, CREATE, {"name": "bench"})["createDataset"]
             dataset_id = created["dataset"]["id"]
