@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import jwt
 
 from quiver.config import Settings
-from quiver.ids import decode_global_id
+from quiver.ids import decode_global_id, parse_pk
 from quiver.models import ApiKey, Membership, Role, Team, User
 
 API_KEY_PREFIX = "qvr_"
@@ -138,7 +138,8 @@ _JWT_REFUSALS: tuple[tuple[type[jwt.PyJWTError], str], ...] = (
 async def _user_from_subject(subject: str) -> User | None:
     # ``sub`` may be the numeric user id, the user's global ID, or an e-mail address.
     if subject.isdigit():
-        return await User.get_or_none(id=int(subject))
+        pk = parse_pk(subject)
+        return await User.get_or_none(id=pk) if pk is not None else None
     if "@" in subject:
         return await User.get_or_none(email=subject)
     decoded = decode_global_id(subject, "User")

@@ -41,6 +41,7 @@ from quiver.storage.blobs import blob_key
 # Deflating a chunk this large in a worker thread costs less than blocking the loop;
 # storing one (a copy and a CRC at GB/s) costs less than the trip to the thread.
 THREAD_THRESHOLD = 256 * 1024
+MAX_VERSION_NUMBER = 2**31 - 1
 FORMATS = {"zip": "application/zip", "tar": "application/x-tar", "tar.gz": "application/gzip"}
 
 
@@ -53,9 +54,7 @@ class DatasetArchive(ViewerEndpoint):
             raise Refused.invalid(("format",), "format must be zip, tar or tar.gz")
         compression = _compression(request.query_params.get("compression", "auto"))
         raw_version = request.query_params.get("version")
-        if raw_version is not None and not (raw_version.isascii() and raw_version.isdigit()):
-            raise Refused.invalid(("version",), "version must be a version number")
-        version_number = int(raw_version) if raw_version is not None else None
+        version_number = _version_number(raw_version) if raw_version is not None else None
         contents = await dataset_archive(viewer, request.path_params["id"], version_number)
         headers = {
             "Content-Disposition": content_disposition(f"{contents.name}.{archive_format}"),
@@ -73,6 +72,13 @@ class DatasetArchive(ViewerEndpoint):
             make_encoder = partial(ZipEncoder, temp_dir, compression=compression)
         body = archive_stream(self.storage, contents.members, make_encoder)
         return StreamingResponse(body, headers=headers, media_type=media_type)
+
+
+def _version_number(raw: str) -> int:
+    """``?version=``: a version number, which (like GraphQL's Int) fits in 32 bits."""
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 10 or int(raw) > MAX_VERSION_NUMBER:
+        raise Refused.invalid(("version",), "version must be a version number")
+    return int(raw)
 
 
 def _compression(value: str) -> Compression:

@@ -34,15 +34,23 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | bool | None:
     if not first and not last:
         return None
     if not first:
-        suffix = int(last)
-        if suffix == 0:
+        suffix = _position(last)
+        # RFC 9110 §14.1.3: a suffix range of an empty representation selects nothing.
+        if suffix == 0 or size == 0:
             return False
         return max(size - suffix, 0), size
-    start = int(first)
-    end = min(int(last) + 1, size) if last else size
-    if start >= size or (last and int(last) < start):
+    start = _position(first)
+    end = min(_position(last) + 1, size) if last else size
+    if start >= size or (last and _position(last) < start):
         return False
     return start, end
+
+
+def _position(digits: str) -> int:
+    """A byte position; any number past 64 bits is past every file, so it is read as 2^63
+    (Python refuses to parse more than 4,300 digits, and needs not)."""
+    significant = digits.lstrip("0") or "0"
+    return int(significant) if len(significant) <= 19 else 2**63
 
 
 def content_disposition(path: str) -> str:

@@ -1,0 +1,116 @@
+"""Hostile input reachable anonymously: huge integers, odd JSON bodies, a JSON value where
+an Upload belongs, ranges on an empty file. Each is a clear 4xx or error, never a 500."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from support import Api, dataset_with, working_set
+
+from quiver.app import create_app
+from quiver.config import Settings
+
+pytestmark = pytest.mark.anyio
+
+HUGE = "99999999999999999999999"
+HUGE_DATASET_ID = base64.b64encode(f"Dataset:{HUGE}".encode()).decode()
+HUGE_FILE_ID = base64.b64encode(f"File:{HUGE}".encode()).decode()
+JWT_SECRET = "quiver-test-jwt-secret-long-enough-for-hs256-and-hs512-0123456789"
+
+
+async def test_a_dataset_id_holding_a_huge_number_is_null(api: Api) -> None:
+    data = await api.data("query($id: ID!) { dataset(id: $id) { id } }", {"id": HUGE_DATASET_ID})
+
+    assert data == {"dataset": None}
+
+
+async def test_a_node_id_holding_a_huge_number_is_null(api: Api) -> None:
+    data = await api.data("query($id: ID!) { node(id: $id) { id } }", {"id": HUGE_DATASET_ID})
+
+    assert data == {"node": None}
+
+
+async def test_a_file_id_holding_a_huge_number_is_not_found(client: httpx.AsyncClient) -> None:
+    response = await client.get(f"/files/{HUGE_FILE_ID}")
+
+    assert response.status_code == 404, response.text
+
+
+@pytest.mark.parametrize("version", ["1e20", HUGE])
+async def test_an_archive_of_a_version_number_past_64_bits_is_refused(
+    api: Api, client: httpx.AsyncClient, admin_token: str, version: str
+) -> None:
+    dataset_id = await dataset_with(api, client, admin_token, "d", {"a.txt": b"a"})
+
+    response = await client.get(
+        f"/datasets/{dataset_id}/archive",
+        params={"version": version},
+        headers={"Authorization": f"Bearer {admin_token}"},
+    )
+
+    assert response.status_code in (400, 404), response.text
+
+
+async def test_a_range_of_five_thousand_digits_is_not_satisfiable(
+    api: Api, client: httpx.AsyncClient, admin_token: str
+) -> None:
+    dataset_id = await dataset_with(api, client, admin_token, "d", {"a.txt": b"abc"})
+    file_id = (await working_set(api, admin_token, dataset_id)).ids["a.txt"]
+    auth = {"Authorization": f"Bearer {admin_token}"}
+
+    start = await client.get(f"/files/{file_id}", headers={**auth, "Range": f"bytes={'9' * 5000}-"})
+    suffix = await client.get(
+        f"/files/{file_id}", headers={**auth, "Range": f"bytes=-{'9' * 5000}"}
+    )
+    end = await client.get(f"/files/{file_id}", headers={**auth, "Range": f"bytes=0-{'9' * 5000}"})
+
+    assert start.status_code == 416, start.text
+    assert start.headers["content-range"] == "bytes */3"
+    assert (suffix.status_code, suffix.content) == (206, b"abc")
+    assert (end.status_code, end.content) == (206, b"abc")
+
+
+async def test_a_suffix_range_of_an_empty_file_is_not_satisfiable(
+    api: Api, client: httpx.AsyncClient, admin_token: str
+) -> None:
+    dataset_id = await dataset_with(api, client, admin_token, "d", {"empty": b""})
+    file_id = (await working_set(api, admin_token, dataset_id)).ids["empty"]
+
+    response = await client.get(
+        f"/files/{file_id}",
+        headers={"Authorization": f"Bearer {admin_token}", "Range": "bytes=-1"},
+    )
+
+    assert response.status_code == 416, response.text
+    assert response.headers["content-range"] == "bytes */0"
+
+
+@pytest.fixture
+async def jwt_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings.with_overrides(jwt_secret=JWT_SECRET), manage_database=False)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://quiver.test") as client:
+        yield client
+
+
+@pytest.mark.parametrize("subject", [HUGE, "0"])
+async def test_a_jwt_whose_subject_is_no_user_id_is_refused_with_401(
+    jwt_client: httpx.AsyncClient, subject: str
+) -> None:
+    claims: dict[str, Any] = {"sub": subject, "exp": datetime.now(UTC) + timedelta(minutes=5)}
+    token = jwt.encode(claims, JWT_SECRET, algorithm="HS256")
+
+    response = await jwt_client.post(
+        "/graphql",
+        json={"query": "{ viewer { id } }"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+
+    assert response.status_code == 401, response.text
+    assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
