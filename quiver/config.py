@@ -29,6 +29,8 @@ class Settings:
     max_query_depth: int = 15
     max_aliases: int = 30
     max_tokens: int = 10_000
+    # JSON (any non-multipart) request bodies; bytes come through multipart or tus.
+    max_request_body: int = 4 * 1024**2
     max_upload_size: int = 50 * 1024**3
     max_archive_size: int = 20 * 1024**3
     max_archive_files: int = 1_000_000

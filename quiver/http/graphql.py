@@ -17,9 +17,16 @@ from strawberry.http.base import BaseRequestProtocol
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types.execution import ExecutionResult
 
-from quiver.auth import AuthenticationError, authenticate
+from quiver.auth import AuthenticationError, Viewer, authenticate
 from quiver.config import Settings
 from quiver.context import Context
+from quiver.http.body_limits import (
+    BodyTooLarge,
+    body_limit,
+    capped_receive,
+    declared_length,
+    is_multipart,
+)
 from quiver.http.endpoint import BEARER_CHALLENGE
 from quiver.http.media import (
     GRAPHQL_RESPONSE_JSON,
@@ -65,9 +72,18 @@ class QuiverGraphQL(GraphQL[Context, None]):
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
-        request = Request(scope, receive)
+        limit = body_limit(scope, self.settings)
+        request = Request(scope, capped_receive(receive, limit))
         try:
+            length = declared_length(scope)
+            if length is not None and length > limit:
+                raise BodyTooLarge(limit)
+            # Spooling an upload costs disk: only for a caller who may write something.
+            if is_multipart(scope) and not (await self._viewer(request)).is_authenticated:
+                raise HTTPException(401, "Uploads need an API key or JWT (Authorization)")
             response = await self.run(request)
+        except BodyTooLarge as exc:
+            response = _graphql_error(request, str(exc), "TOO_LARGE", 413)
         except HTTPException as exc:
             if exc.status_code == 401:
                 response = _unauthenticated(request, exc.reason)
@@ -89,18 +105,25 @@ class QuiverGraphQL(GraphQL[Context, None]):
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
-        try:
-            viewer = await authenticate(request.headers.get("authorization"), self.settings)
-        except AuthenticationError as exc:
-            raise HTTPException(401, str(exc)) from None
         return Context(
             request=request,
             response=response,
-            viewer=viewer,
+            viewer=await self._viewer(request),
             settings=self.settings,
             storage=self.storage,
             request_id=request_id_of(request.scope),
         )
+
+    async def _viewer(self, request: Request | WebSocket) -> Viewer:
+        """The caller, authenticated once a request (multipart is checked before parsing)."""
+        viewer: Viewer | None = getattr(request.state, "viewer", None)
+        if viewer is None:
+            try:
+                viewer = await authenticate(request.headers.get("authorization"), self.settings)
+            except AuthenticationError as exc:
+                raise HTTPException(401, str(exc)) from None
+            request.state.viewer = viewer
+        return viewer
 
     def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
         """GraphiQL for a browser's GET, a shared ``?query=`` link included; GraphQL
@@ -150,9 +173,21 @@ class QuiverGraphQL(GraphQL[Context, None]):
 
 def _unauthenticated(request: Request, message: str) -> Response:
     """A 401 as GraphQL clients read errors: an ``errors`` body, code UNAUTHENTICATED."""
-    body = {"errors": [{"message": message, "extensions": {"code": "UNAUTHENTICATED"}}]}
+    return _graphql_error(request, message, "UNAUTHENTICATED", 401, headers=BEARER_CHALLENGE)
+
+
+def _graphql_error(
+    request: Request,
+    message: str,
+    code: str,
+    status_code: int,
+    *,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """A request refused before it ran, as GraphQL clients read errors: an ``errors`` body."""
+    body = {"errors": [{"message": message, "extensions": {"code": code}}]}
     media_type = negotiate_response_media_type(request.headers.get("accept"))
-    return JSONResponse(body, status_code=401, headers=BEARER_CHALLENGE, media_type=media_type)
+    return JSONResponse(body, status_code=status_code, headers=headers, media_type=media_type)
 
 
 def _error_headers(status_code: int) -> dict[str, str]:

@@ -293,12 +293,17 @@ async def _closing(
                 await anyio.to_thread.run_sync(close, limiter=limiter)
 
 
+def archive_spool_limit(settings: Settings) -> int:
+    """The most bytes an uploaded archive may have: its contents plus zip's own."""
+    return settings.max_archive_size + settings.max_archive_files * ZIP_ENTRY_OVERHEAD
+
+
 @contextlib.asynccontextmanager
 async def _spooled(
     head: bytes, chunks: AsyncIterator[bytes], settings: Settings, limits: Limits
 ) -> AsyncIterator[Path]:
     """Copy the stream to a local temp file (zip needs to seek), within the size limit."""
-    limit = settings.max_archive_size + settings.max_archive_files * ZIP_ENTRY_OVERHEAD
+    limit = archive_spool_limit(settings)
     directory = settings.tmp_dir
     await aiofiles.os.makedirs(directory, exist_ok=True)
     path = directory / f"archive-{uuid.uuid4().hex}.zip"
