@@ -24,6 +24,7 @@ from quiver.http.health import healthz, readyz
 from quiver.http.metrics import Metrics, MetricsMiddleware
 from quiver.http.request_id import RequestIdMiddleware
 from quiver.http.tus import TusUploads
+from quiver.resolvers.gc import sweep_temp_files
 from quiver.schema import build_schema
 from quiver.storage import Storage, storage_from_url
 
@@ -51,6 +52,10 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # What requests of a server that crashed left behind (nothing else deletes it).
+        swept = await sweep_temp_files(settings.tmp_dir)
+        if swept:
+            logger.info("Removed %d stale temporary files from %s", swept, settings.tmp_dir)
         try:
             if manage_database:
                 async with _database(app, settings):

@@ -157,14 +157,16 @@ def gc(
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Delete stored bytes that no file and no version references any more."""
+    """Delete stored bytes that no file and no version references any more, and temporary
+    files a crashed request left in the data directory."""
     settings = _settings(data_dir, database_url)
     report = asyncio.run(_collect(settings, timedelta(minutes=grace_minutes), dry_run=dry_run))
     verb = "Would delete" if dry_run else "Deleted"
     typer.echo(
         f"{verb} {report.blobs_deleted} blobs ({report.bytes_freed} bytes), "
         f"{report.staging_deleted} stale staging objects, {report.strays_deleted} strays, "
-        f"{report.cached_tables_deleted} cached tables"
+        f"{report.cached_tables_deleted} cached tables, "
+        f"{report.temp_files_deleted} stale temporary files"
     )
 
 
@@ -181,7 +183,11 @@ async def _collect(settings: Settings, grace: timedelta, *, dry_run: bool) -> Ga
             expired = await expire_uploads(settings)
             typer.echo(f"Removed {expired} expired uploads")
         return await collect_garbage(
-            storage, grace=grace, dry_run=dry_run, cache_dir=settings.cache_dir
+            storage,
+            grace=grace,
+            dry_run=dry_run,
+            cache_dir=settings.cache_dir,
+            tmp_dir=settings.tmp_dir,
         )
     finally:
         await storage.close()

@@ -226,6 +226,31 @@ def test_gc_expires_abandoned_uploads_and_reports_what_it_collected(tmp_path: Pa
     assert not stale.exists()
 
 
+def test_gc_removes_stale_temporary_files_and_keeps_fresh_ones(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    env = clean_environment(data_dir=str(data_dir))
+    assert quiver("migrate", env=env).returncode == 0
+    # A crashed importArchive's spooled copy, and one an import is reading right now.
+    stale = data_dir / "tmp" / "archive-crashed.zip"
+    fresh = data_dir / "tmp" / "archive-importing.zip"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"PK half an archive")
+    fresh.write_bytes(b"PK an archive being imported")
+    two_days_ago = time.time() - 2 * 24 * 3600
+    os.utime(stale, (two_days_ago, two_days_ago))
+
+    dry = quiver("gc", "--dry-run", env=env)
+    assert dry.returncode == 0, report(dry)
+    assert "1 stale temporary files" in dry.stdout, report(dry)
+    assert stale.exists()
+
+    collected = quiver("gc", env=env)
+    assert collected.returncode == 0, report(collected)
+    assert "1 stale temporary files" in collected.stdout, report(collected)
+    assert not stale.exists()
+    assert fresh.exists()
+
+
 def test_apikey_create_without_a_database_names_where_it_looked_and_creates_nothing(
     tmp_path: Path,
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,6 +17,8 @@ from quiver.storage import Storage
 from quiver.storage.blobs import SHA256_PATTERN, blob_key
 
 DEFAULT_GRACE = timedelta(hours=1)
+# Long enough for the slowest importArchive: a file this old has lost the request that made it.
+STALE_TEMP_AGE = timedelta(days=1)
 BATCH = 500
 
 
@@ -26,6 +29,7 @@ class GarbageReport:
     staging_deleted: int = 0
     strays_deleted: int = 0
     cached_tables_deleted: int = 0
+    temp_files_deleted: int = 0
 
 
 def _unreferenced() -> Q:
@@ -47,6 +51,7 @@ async def collect_garbage(
     now: datetime | None = None,
     dry_run: bool = False,
     cache_dir: Path | None = None,
+    tmp_dir: Path | None = None,
 ) -> GarbageReport:
     """Delete unreferenced blobs untouched for ``grace``, stale staging bytes and strays.
 
@@ -84,7 +89,40 @@ async def collect_garbage(
     await _sweep(storage, "blobs", cutoff, report, dry_run=dry_run, strays=True)
     if cache_dir is not None:
         await _sweep_table_cache(cache_dir / "tables", report, dry_run=dry_run)
+    if tmp_dir is not None:
+        report.temp_files_deleted = await sweep_temp_files(tmp_dir, now=now, dry_run=dry_run)
     return report
+
+
+async def sweep_temp_files(
+    directory: Path, *, now: datetime | None = None, dry_run: bool = False
+) -> int:
+    """Delete what requests left in ``directory`` (a crashed importArchive's spooled copy)
+    untouched for STALE_TEMP_AGE; returns how many entries went."""
+    cutoff = ((now or datetime.now(UTC)) - STALE_TEMP_AGE).timestamp()
+    sweep = functools.partial(_sweep_directory, directory, cutoff, dry_run=dry_run)
+    return await anyio.to_thread.run_sync(sweep)
+
+
+def _sweep_directory(directory: Path, cutoff: float, *, dry_run: bool) -> int:
+    deleted = 0
+    try:
+        entries = list(directory.iterdir())
+    except FileNotFoundError:
+        return 0
+    for entry in entries:
+        try:
+            if entry.lstat().st_mtime >= cutoff:
+                continue
+            if not dry_run:
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+        except FileNotFoundError:
+            continue  # gone meanwhile, with its request
+        deleted += 1
+    return deleted
 
 
 async def _sweep_table_cache(directory: Path, report: GarbageReport, *, dry_run: bool) -> None:
