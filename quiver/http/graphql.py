@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,8 @@ class QuiverGraphQL(GraphQL[Context, None]):
             response = await self.run(request)
         except BodyTooLarge as exc:
             response = _graphql_error(request, str(exc), "TOO_LARGE", 413)
+        except NotAnObject as exc:
+            response = _graphql_error(request, exc.reason, "INVALID", 400)
         except HTTPException as exc:
             if exc.status_code == 401:
                 response = _unauthenticated(request, exc.reason)
@@ -92,6 +95,15 @@ class QuiverGraphQL(GraphQL[Context, None]):
                     exc.reason, status_code=exc.status_code, headers=_error_headers(exc.status_code)
                 )
         await response(scope, receive, send)
+
+    def parse_json(self, data: str | bytes) -> Any:
+        """The request body, a multipart request's ``operations`` and ``map``, and a GET's
+        ``variables`` and ``extensions`` are each a JSON object (batching is off); Strawberry
+        would call ``.get`` on whatever else it was given."""
+        parsed = super().parse_json(data)
+        if not isinstance(parsed, dict):
+            raise NotAnObject(400, f"Expected a JSON object, not {_json_kind(parsed)}")
+        return parsed
 
     async def execute_single(self, *args: Any, **kwargs: Any) -> ExecutionResult:
         try:
@@ -169,6 +181,18 @@ class QuiverGraphQL(GraphQL[Context, None]):
         if sub_response.media_type == GRAPHQL_RESPONSE_JSON:
             response.headers["content-type"] = f"{GRAPHQL_RESPONSE_JSON}; charset=utf-8"
         return response
+
+
+class NotAnObject(HTTPException):
+    """JSON that parsed but is not the object a GraphQL request is."""
+
+
+def _json_kind(value: object) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    return "a string" if isinstance(value, str) else "a number"
 
 
 def _unauthenticated(request: Request, message: str) -> Response:

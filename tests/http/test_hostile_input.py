@@ -114,3 +114,17 @@ async def test_a_jwt_whose_subject_is_no_user_id_is_refused_with_401(
 
     assert response.status_code == 401, response.text
     assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+@pytest.mark.parametrize("body", ['"hello"', "42", "[]", "null", "true"])
+async def test_a_json_body_that_is_not_an_object_is_a_400_with_a_graphql_error(
+    client: httpx.AsyncClient, body: str
+) -> None:
+    response = await client.post(
+        "/graphql", content=body, headers={"Content-Type": "application/json"}
+    )
+
+    assert response.status_code == 400, response.text
+    (error,) = response.json()["errors"]
+    assert error["message"].startswith("Expected a JSON object, not ")
+    assert error["extensions"] == {"code": "INVALID"}
