@@ -53,7 +53,9 @@ class ArchiveMutation:
     )
     async def import_archive(self, info: Info, input: ImportArchiveInput) -> ImportArchivePayload:
         context = info.context
-        upload = spooled_part(input.archive) if input.archive is not None else None
+        upload = (
+            spooled_part(input.archive, ops.ARCHIVE_FIELD) if input.archive is not None else None
+        )
         try:
             if upload is not None and input.upload_id is None:
                 result = await ops.import_archive(

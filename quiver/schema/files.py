@@ -242,23 +242,23 @@ class FileMutation:
     @mutation(description="Upload a file (GraphQL multipart request).")
     async def upload_file(self, info: Info, input: UploadFileInput) -> FilePayload:
         context = info.context
+        part = spooled_part(input.file, ("input", "file"))
         try:
             file = await ops.upload_file(
                 context.viewer,
                 context.storage,
                 dataset_id=input.dataset_id,
                 path=input.path,
-                stream=upload_chunks(spooled_part(input.file)),
+                stream=upload_chunks(part),
                 sha256=input.sha256,
-                content_type=input.content_type
-                or ops.specific_content_type(getattr(input.file, "content_type", None)),
+                content_type=input.content_type or ops.specific_content_type(part.content_type),
                 metadata=input.metadata,
                 tags=input.tags,
                 max_size=context.settings.max_upload_size,
             )
         finally:
             # Starlette spools the part to a temp file; release it whatever happened.
-            await spooled_part(input.file).close()
+            await part.close()
         return FilePayload(file=file)
 
     @mutation(description="Remove files from a dataset's working set.")

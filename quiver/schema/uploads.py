@@ -7,11 +7,18 @@ from collections.abc import AsyncIterator
 from starlette.datastructures import UploadFile
 from strawberry.file_uploads import Upload
 
+from quiver.resolvers.errors import FieldPath, Refused
+
 UPLOAD_CHUNK = 1024 * 1024
 
 
-def spooled_part(upload: Upload) -> UploadFile:
-    assert isinstance(upload, UploadFile)  # what Starlette's multipart parser produces
+def spooled_part(upload: Upload, field: FieldPath) -> UploadFile:
+    """The multipart part an ``Upload`` variable was mapped to; a plain JSON value in its
+    place (a request that is not multipart, or a map that missed it) is refused."""
+    if not isinstance(upload, UploadFile):  # what Starlette's multipart parser produces
+        raise Refused.invalid(
+            field, "Must be a file part of a GraphQL multipart request, not a JSON value"
+        )
     return upload
 
 

@@ -22,6 +22,10 @@ HUGE = "99999999999999999999999"
 HUGE_DATASET_ID = base64.b64encode(f"Dataset:{HUGE}".encode()).decode()
 HUGE_FILE_ID = base64.b64encode(f"File:{HUGE}".encode()).decode()
 JWT_SECRET = "quiver-test-jwt-secret-long-enough-for-hs256-and-hs512-0123456789"
+UPLOAD = """mutation($input: UploadFileInput!) { uploadFile(input: $input) {
+  file { id } userErrors { field message code } } }"""
+IMPORT = """mutation($input: ImportArchiveInput!) { importArchive(input: $input) {
+  fileCount userErrors { field message code } } }"""
 
 
 async def test_a_dataset_id_holding_a_huge_number_is_null(api: Api) -> None:
@@ -128,3 +132,42 @@ async def test_a_json_body_that_is_not_an_object_is_a_400_with_a_graphql_error(
     (error,) = response.json()["errors"]
     assert error["message"].startswith("Expected a JSON object, not ")
     assert error["extensions"] == {"code": "INVALID"}
+
+
+def refusal_of(response: httpx.Response) -> tuple[list[str], str]:
+    """The one userError of a mutation's payload: (field, code)."""
+    assert response.status_code == 200, response.text
+    (payload,) = response.json()["data"].values()
+    (error,) = payload["userErrors"]
+    return error["field"], error["code"]
+
+
+async def test_a_string_where_the_uploaded_file_belongs_is_invalid(
+    api: Api, client: httpx.AsyncClient, admin_token: str
+) -> None:
+    dataset_id = await dataset_with(api, client, admin_token, "d", {})
+    variables = {"input": {"datasetId": dataset_id, "path": "a", "file": "not a file"}}
+
+    response = await client.post(
+        "/graphql",
+        json={"query": UPLOAD, "variables": variables},
+        headers={"Authorization": f"Bearer {admin_token}"},
+    )
+
+    assert refusal_of(response) == (["input", "file"], "INVALID")
+    assert (await working_set(api, admin_token, dataset_id)).file_count == 0
+
+
+async def test_a_string_where_the_archive_belongs_is_invalid(
+    api: Api, client: httpx.AsyncClient, admin_token: str
+) -> None:
+    dataset_id = await dataset_with(api, client, admin_token, "d", {})
+    variables = {"input": {"datasetId": dataset_id, "archive": "x"}}
+
+    response = await client.post(
+        "/graphql",
+        json={"query": IMPORT, "variables": variables},
+        headers={"Authorization": f"Bearer {admin_token}"},
+    )
+
+    assert refusal_of(response) == (["input", "archive"], "INVALID")
