@@ -171,3 +171,34 @@ async def test_a_string_where_the_archive_belongs_is_invalid(
     )
 
     assert refusal_of(response) == (["input", "archive"], "INVALID")
+
+
+@pytest.mark.parametrize("digits", [25, 5000])
+async def test_tus_lengths_and_offsets_past_64_bits_are_refused(
+    api: Api, client: httpx.AsyncClient, admin_token: str, digits: int
+) -> None:
+    dataset_id = await dataset_with(api, client, admin_token, "d", {})
+    metadata = ",".join(
+        f"{key} {base64.b64encode(value.encode()).decode()}"
+        for key, value in {"datasetId": dataset_id, "path": "a"}.items()
+    )
+    tus = {"Tus-Resumable": "1.0.0", "Authorization": f"Bearer {admin_token}"}
+
+    too_long = await client.post(
+        "/uploads/", headers={**tus, "Upload-Length": "9" * digits, "Upload-Metadata": metadata}
+    )
+    created = await client.post(
+        "/uploads/", headers={**tus, "Upload-Length": "3", "Upload-Metadata": metadata}
+    )
+    far_offset = await client.patch(
+        created.headers["location"],
+        headers={
+            **tus,
+            "Content-Type": "application/offset+octet-stream",
+            "Upload-Offset": "9" * digits,
+        },
+        content=b"abc",
+    )
+
+    assert too_long.status_code == 413, too_long.text
+    assert far_offset.status_code == 413, far_offset.text
