@@ -94,6 +94,10 @@ class QuiverGraphQL(GraphQL[Context, None]):
                 response = PlainTextResponse(
                     exc.reason, status_code=exc.status_code, headers=_error_headers(exc.status_code)
                 )
+        finally:
+            # Multipart parts were spooled to temp files; whatever became of the request
+            # (parsed, refused, never reaching a mutation), they are released here.
+            await request.close()
         await response(scope, receive, send)
 
     def parse_json(self, data: str | bytes) -> Any:

@@ -4,6 +4,8 @@ an Upload belongs, ranges on an empty file. Each is a clear 4xx or error, never 
 from __future__ import annotations
 
 import base64
+import gc
+import warnings
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -202,3 +204,34 @@ async def test_tus_lengths_and_offsets_past_64_bits_are_refused(
 
     assert too_long.status_code == 413, too_long.text
     assert far_offset.status_code == 413, far_offset.text
+
+
+BIG_PART = b"x" * (2 * 1024 * 1024)  # past Starlette's 1 MiB: spooled to a real temp file
+
+
+@pytest.mark.parametrize(
+    ("operations", "files_map"),
+    [
+        ('{"query": "mutation { __typename }", "variables": {"f": null}}', "[]"),
+        ('{"query": "mutation($f: Upload!) { nope(f: $f) }", "variables": {"f": null}}', None),
+    ],
+    ids=["map not an object", "query that does not validate"],
+)
+async def test_a_multipart_request_refused_before_any_mutation_releases_its_parts(
+    client: httpx.AsyncClient, admin_token: str, operations: str, files_map: str | None
+) -> None:
+    form = {"operations": operations, "map": files_map or '{"0": ["variables.f"]}'}
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        response = await client.post(
+            "/graphql",
+            data=form,
+            files={"0": ("big.bin", BIG_PART, "application/octet-stream")},
+            headers={"Authorization": f"Bearer {admin_token}"},
+        )
+        gc.collect()
+
+    assert response.status_code in (200, 400), response.text
+    assert response.json()["errors"]
+    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
