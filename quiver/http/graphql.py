@@ -85,7 +85,7 @@ class QuiverGraphQL(GraphQL[Context, None]):
             response = await self.run(request)
         except BodyTooLarge as exc:
             response = _graphql_error(request, str(exc), "TOO_LARGE", 413)
-        except NotAnObject as exc:
+        except UnusableJson as exc:
             response = _graphql_error(request, exc.reason, "INVALID", 400)
         except HTTPException as exc:
             if exc.status_code == 401:
@@ -104,9 +104,13 @@ class QuiverGraphQL(GraphQL[Context, None]):
         """The request body, a multipart request's ``operations`` and ``map``, and a GET's
         ``variables`` and ``extensions`` are each a JSON object (batching is off); Strawberry
         would call ``.get`` on whatever else it was given."""
-        parsed = super().parse_json(data)
+        try:
+            parsed = super().parse_json(data)
+        except RecursionError:
+            # json's decoder recurses per level: 100k nested arrays would be a 500.
+            raise UnusableJson(400, "The JSON is nested too deeply") from None
         if not isinstance(parsed, dict):
-            raise NotAnObject(400, f"Expected a JSON object, not {_json_kind(parsed)}")
+            raise UnusableJson(400, f"Expected a JSON object, not {_json_kind(parsed)}")
         return parsed
 
     async def execute_single(self, *args: Any, **kwargs: Any) -> ExecutionResult:
@@ -187,8 +191,8 @@ class QuiverGraphQL(GraphQL[Context, None]):
         return response
 
 
-class NotAnObject(HTTPException):
-    """JSON that parsed but is not the object a GraphQL request is."""
+class UnusableJson(HTTPException):
+    """JSON that is not the object a GraphQL request is, or too deeply nested to parse."""
 
 
 def _json_kind(value: object) -> str:

@@ -235,3 +235,18 @@ async def test_a_multipart_request_refused_before_any_mutation_releases_its_part
     assert response.status_code in (200, 400), response.text
     assert response.json()["errors"]
     assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
+
+
+async def test_json_nested_a_hundred_thousand_deep_is_a_400_with_a_graphql_error(
+    client: httpx.AsyncClient,
+) -> None:
+    nested = "[" * 100_000 + "]" * 100_000
+    body = '{"query": "{ __typename }", "variables": ' + nested + "}"
+
+    response = await client.post(
+        "/graphql", content=body, headers={"Content-Type": "application/json"}
+    )
+
+    assert response.status_code == 400, response.text
+    (error,) = response.json()["errors"]
+    assert error == {"message": "The JSON is nested too deeply", "extensions": {"code": "INVALID"}}
