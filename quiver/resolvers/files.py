@@ -59,6 +59,13 @@ async def readable_file(loaders: Loaders, global_id: str) -> FileRow | None:
     return None
 
 
+INVISIBLE_CHARACTERS = frozenset(
+    "\u200b\u200c\u200d\u2060\ufeff"  # zero-width space, non-joiner, joiner, word joiner, BOM
+    "\u202a\u202b\u202c\u202d\u202e"  # bidi embeddings and overrides
+    "\u2066\u2067\u2068\u2069"  # bidi isolates
+)
+
+
 def check_path(path: str, field: FieldPath) -> list[Problem]:
     """A relative, normalized, '/'-separated path: what every archive and bucket can hold."""
     reason = None
@@ -68,8 +75,11 @@ def check_path(path: str, field: FieldPath) -> list[Problem]:
         reason = f"Path must be at most {MAX_PATH_LENGTH} characters"
     elif path.startswith("/"):
         reason = "Path must be relative (no leading '/')"
-    elif any(ord(c) < 32 or ord(c) == 127 for c in path):
+    elif any(ord(c) < 32 or 127 <= ord(c) <= 159 for c in path):
         reason = "Path cannot contain NUL or control characters"
+    elif any(c in INVISIBLE_CHARACTERS for c in path):
+        # A path that reads as another (bidi overrides, zero-width joins) hides what it is.
+        reason = "Path cannot contain bidirectional or zero-width formatting characters"
     elif "\\" in path:
         reason = "Path separators are '/', not '\\'"
     elif any(segment in ("", ".", "..") for segment in path.split("/")):

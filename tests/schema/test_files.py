@@ -137,7 +137,15 @@ async def test_a_declared_checksum_that_does_not_match_refuses_the_file(
     assert listing["dataset"]["fileCount"] == 0
 
 
-@pytest.mark.parametrize("path", ["../x", "/abs", "a//b", "a\x00b", "a/", "./a", "x" * 1025, ""])
+@pytest.mark.parametrize(
+    "path",
+    [
+        *("../x", "/abs", "a//b", "a\x00b", "a/", "./a", "x" * 1025, ""),
+        # C1 control, bidi override (evil\u202egpj.exe shows as evilexe.jpg), isolate,
+        # zero-width space and BOM: paths that read as something they are not.
+        *("a\x85b", "evil\u202egpj.exe", "a\u2066b", "ca\u200bt.jpg", "\ufeffa"),
+    ],
+)
 async def test_bad_paths_are_refused_as_invalid(
     api: Api, client: httpx.AsyncClient, admin_token: str, path: str
 ) -> None:
