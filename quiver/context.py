@@ -25,6 +25,7 @@ class Context:
     settings: Settings
     storage: Storage
     request_id: str
+    signing_key: bytes  # the key download links are signed with (resolvers.signed_links)
     loaders: Loaders = field(init=False)
     tables: Tables = field(init=False)
 

@@ -36,6 +36,7 @@ from quiver.http.media import (
     negotiate_response_media_type,
 )
 from quiver.http.request_id import request_id_of
+from quiver.resolvers.signed_links import signing_key
 from quiver.storage import Storage
 
 GRAPHIQL_TEMPLATE = Path(__file__).with_name("graphiql.html")
@@ -132,6 +133,7 @@ class QuiverGraphQL(GraphQL[Context, None]):
             settings=self.settings,
             storage=self.storage,
             request_id=request_id_of(request.scope),
+            signing_key=await signing_key(self.settings),
         )
 
     async def _viewer(self, request: Request | WebSocket) -> Viewer:

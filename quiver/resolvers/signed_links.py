@@ -69,18 +69,18 @@ def _signature(key: bytes, global_id: str, expires: int) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-async def signed_query(
-    settings: Settings, global_id: str, *, expires_in: int, now: float | None = None
-) -> str:
+def signed_query(key: bytes, global_id: str, *, expires_in: int, now: float | None = None) -> str:
     """``expires=…&signature=…`` for a link to the file ``global_id``, valid ``expires_in``
-    seconds from ``now`` (the current time unless given)."""
+    seconds from ``now`` (the current time unless given), signed with ``key``
+    (``signing_key``; synchronous, so a page of files signs its links without an
+    ``async`` resolver per file)."""
     if not 1 <= expires_in <= MAX_EXPIRES_IN:
         raise ArgumentError(
             f"`expiresIn` must be between 1 and {MAX_EXPIRES_IN} seconds (7 days)",
             argument="expiresIn",
         )
     expires = int(time.time() if now is None else now) + expires_in
-    signature = _signature(await signing_key(settings), global_id, expires)
+    signature = _signature(key, global_id, expires)
     return urlencode({"expires": expires, "signature": signature})
 
 

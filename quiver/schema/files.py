@@ -77,7 +77,7 @@ class File(Node):
         "ETag supported; 403 once expired or altered). The same path without its query "
         "needs a Bearer header. S3-stored files will redirect to a presigned GET (planned)."
     )
-    async def download_url(
+    def download_url(
         self,
         root: strawberry.Parent[FileRow],
         info: Info,
@@ -91,8 +91,8 @@ class File(Node):
     ) -> str:
         base = str(info.context.request.base_url).rstrip("/")
         global_id = file_global_id(root)
-        query = await signed_query(
-            info.context.settings,
+        query = signed_query(
+            info.context.signing_key,
             global_id,
             expires_in=DEFAULT_EXPIRES_IN if expires_in is None else expires_in,
         )

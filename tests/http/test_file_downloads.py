@@ -11,7 +11,7 @@ import pytest
 from support import Api, Person, dataset_with, snapshot, version_files, working_set
 
 from quiver.config import Settings
-from quiver.resolvers.signed_links import MAX_EXPIRES_IN, signed_query
+from quiver.resolvers.signed_links import MAX_EXPIRES_IN, signed_query, signing_key
 
 pytestmark = pytest.mark.anyio
 
@@ -116,7 +116,9 @@ async def test_an_expired_link_is_refused_saying_it_has_expired(
 ) -> None:
     _, file_id = await one_file(api, client, admin_token)
     # Minted two hours ago for one hour, by the server's own key.
-    query = await signed_query(settings, file_id, expires_in=3600, now=time.time() - 7200)
+    query = signed_query(
+        await signing_key(settings), file_id, expires_in=3600, now=time.time() - 7200
+    )
 
     expired = await client.get(f"/files/{file_id}?{query}")
     assert expired.status_code == 403
@@ -124,7 +126,7 @@ async def test_an_expired_link_is_refused_saying_it_has_expired(
     head = await client.head(f"/files/{file_id}?{query}")
     assert (head.status_code, head.content) == (403, b"")
     # A live link minted the same way works: only the clock refused the first.
-    live = await signed_query(settings, file_id, expires_in=3600)
+    live = signed_query(await signing_key(settings), file_id, expires_in=3600)
     assert (await client.get(f"/files/{file_id}?{live}")).content == CONTENT
 
 

@@ -42,6 +42,6 @@ async def test_a_configured_key_is_used_and_nothing_is_written(tmp_path: Path) -
     assert not (tmp_path / "data").exists()
     same_key_elsewhere = Settings(data_dir=tmp_path / "elsewhere", signing_key="k" * 40)
     now = 1_800_000_000.0
-    assert await signed_query(settings, "RmlsZTox", expires_in=60, now=now) == (
-        await signed_query(same_key_elsewhere, "RmlsZTox", expires_in=60, now=now)
+    assert signed_query(await signing_key(settings), "RmlsZTox", expires_in=60, now=now) == (
+        signed_query(await signing_key(same_key_elsewhere), "RmlsZTox", expires_in=60, now=now)
     )
