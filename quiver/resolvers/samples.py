@@ -169,7 +169,7 @@ async def _create_samples(
             created_at=now,
             updated_at=now,
         )
-        for file in files
+        for file in sorted(files, key=lambda f: f.path)
         if file.id not in have and file.id in alive
     ]
     if new:
