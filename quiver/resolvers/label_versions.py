@@ -261,7 +261,8 @@ async def copy_samples(
         "JOIN quiver_label tl ON tl.dataset_id = ? AND tl.name = sl.name "
         f"JOIN quiver_dataset_file tf ON tf.dataset_id = ? AND tf.path = {new_path} "
         f"JOIN quiver_sample ts ON ts.file_id = tf.id AND {_SAME_ROW} AND ts.id > ? "
-        f"LEFT JOIN quiver_user u ON u.id = a.created_by_id ORDER BY ts.id, a.{origin.annotation_key}",
+        "LEFT JOIN quiver_user u ON u.id = a.created_by_id "
+        f"ORDER BY ts.id, a.{origin.annotation_key}",
         target_pk,
         origin.pk,
         *pairs,
