@@ -8,6 +8,7 @@ import httpx
 import pytest
 from support import (
     Api,
+    MakeUser,
     add_samples,
     annotate,
     box,
@@ -15,6 +16,7 @@ from support import (
     dataset_with,
     png,
     put,
+    share,
     snapshot,
 )
 
@@ -299,3 +301,25 @@ async def test_merges_match_labels_by_name_and_follow_the_conflict_policy(
         ("car", box(0, 0, 10, 10)),
         ("bus", box(5, 5, 10, 10)),
     ]
+
+
+async def test_version_labels_samples_and_diffs_follow_the_dataset_rights(
+    api: Api, client: httpx.AsyncClient, make_user: MakeUser
+) -> None:
+    owner = await make_user("owner")
+    reader = await make_user("reader")
+    stranger = await make_user("stranger")
+    dataset, _, _ = await boxed(api, client, owner.token)
+    v1 = await snapshot(api, owner.token, dataset)
+    await share(api, owner.token, dataset, reader.id, "READ")
+    for token in (None, stranger.token):
+        assert (await api.data(VERSION, {"id": v1["id"]}, token=token))["version"] is None
+        body = await api.post(DIFF, {"id": v1["id"], "against": v1["id"]}, token=token)
+        assert body["data"]["version"] is None
+    seen = (await api.data(VERSION, {"id": v1["id"]}, token=reader.token))["version"]
+    assert seen["statistics"]["annotationCount"] == 3
+    # A reader may not restore; a stranger finds nothing to restore.
+    refused = await api.data(RESTORE, {"id": v1["id"]}, token=reader.token)
+    assert [e["code"] for e in refused["restoreVersion"]["userErrors"]] == ["FORBIDDEN"]
+    refused = await api.data(RESTORE, {"id": v1["id"]}, token=stranger.token)
+    assert [e["code"] for e in refused["restoreVersion"]["userErrors"]] == ["NOT_FOUND"]
