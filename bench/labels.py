@@ -262,7 +262,9 @@ async def bench(api: Api, settings: Settings, arguments: argparse.Namespace) -> 
     for start in range(0, direct, BATCH):
         async with in_transaction():
             await sql.lock_dataset(dataset_pk)
-            await replace_annotations(dataset_pk, specs[start : start + BATCH], user_id=None)
+            await replace_annotations(
+                dataset_pk, specs[start : start + BATCH], user_id=None, reload=False
+            )
             await record_counts(dataset_pk)
     seconds = time.perf_counter() - started
     lines.append(
