@@ -310,3 +310,23 @@ async def test_annotating_samples_of_two_datasets_at_once_is_refused(
         admin_token,
     )
     assert found == [(["input", "samples"], "INVALID")]
+
+
+async def test_labels_and_samples_are_federation_entities(
+    api: Api, client: httpx.AsyncClient, admin_token: str, make_user: MakeUser
+) -> None:
+    _, samples, labels = await labelled(api, client, admin_token)
+    query = """query($representations: [_Any!]!) { _entities(representations: $representations) {
+      __typename ... on Label { id name } ... on Sample { id path } } }"""
+    representations = [
+        {"__typename": "Label", "id": labels["cat"]},
+        {"__typename": "Sample", "id": samples["b.png"]},
+    ]
+    data = await api.data(query, {"representations": representations}, token=admin_token)
+    assert data["_entities"] == [
+        {"__typename": "Label", "id": labels["cat"], "name": "cat"},
+        {"__typename": "Sample", "id": samples["b.png"], "path": "b.png"},
+    ]
+    outsider = await make_user("outsider")
+    hidden = await api.data(query, {"representations": representations}, token=outsider.token)
+    assert hidden["_entities"] == [None, None]
