@@ -21,10 +21,11 @@ from quiver.models import Dataset, DatasetFile, Role, Sample, SampleStatus
 from quiver.resolvers import sql
 from quiver.resolvers.access import require_role, visible_samples
 from quiver.resolvers.annotations import MAX_SAMPLES_PER_CALL, decode_sample_ids
-from quiver.resolvers.errors import ErrorCode, FieldPath, Problem, Refused
+from quiver.resolvers.errors import ArgumentError, ErrorCode, FieldPath, Problem, Refused
 from quiver.resolvers.files import check_metadata, ensure_active, writable_dataset
 from quiver.resolvers.label_metrics import record_counts
 from quiver.resolvers.labels import int_column
+from quiver.resolvers.tables import Tables, table_file
 from quiver.resolvers.validation import raise_if_any
 from quiver.storage import Storage
 from quiver.storage.base import StorageError
@@ -279,3 +280,65 @@ async def update_samples(
 def _camel(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(part.title() for part in rest)
+
+
+MAX_TABLE_ROWS_PER_CALL = 100_000
+
+
+async def add_row_samples(
+    viewer: Viewer,
+    tables: Tables,
+    dataset_id: str,
+    *,
+    path: str,
+    start: int,
+    count: int | None,
+    metadata: Any = None,
+) -> int:
+    """Make a sample of each row ``start`` … ``start + count - 1`` (default: to the end) of
+    the table file at ``path`` (WRITE), all or nothing; rows that have one keep it.
+    Returns how many were made."""
+    field: FieldPath = ("input", "tableRows")
+    dataset = await writable_dataset(viewer, dataset_id, ("input", "datasetId"))
+    raise_if_any(check_metadata(metadata, ("input", "metadata")))
+    file = await DatasetFile.get_or_none(dataset_id=dataset.id, path=path)
+    if file is None:
+        raise Refused.not_found((*field, "path"), f"No file at {path!r}")
+    table = table_file(file)
+    if table is None:
+        raise Refused.invalid((*field, "path"), "Not a table (CSV, TSV or Parquet) file")
+    try:
+        rows = (await tables.schema(table)).row_count
+    except ArgumentError as error:
+        raise Refused.invalid((*field, "path"), str(error)) from None
+    end = rows if count is None else start + count
+    if start < 0 or (count is not None and count < 0) or end > rows:
+        raise Refused.invalid((*field, "start"), f"The table has rows 0 to {rows - 1}")
+    if end - start > MAX_TABLE_ROWS_PER_CALL:
+        raise Refused.one(
+            (*field, "count"),
+            f"At most {MAX_TABLE_ROWS_PER_CALL} rows per call",
+            ErrorCode.TOO_LARGE,
+        )
+    async with in_transaction():
+        await sql.lock_dataset(dataset.id)
+        taken = set(
+            await int_column(Sample.filter(file_id=file.id, row__gte=start, row__lt=end), "row")
+        )
+        now = datetime.now(UTC)
+        new = [
+            Sample(
+                dataset_id=dataset.id,
+                file_id=file.id,
+                row=row,
+                metadata=metadata,
+                created_at=now,
+                updated_at=now,
+            )
+            for row in range(start, end)
+            if row not in taken
+        ]
+        if new:
+            await Sample.bulk_create(new, batch_size=1000)
+        await record_counts(dataset.id, now)
+    return len(new)

@@ -347,3 +347,44 @@ async def test_metrics_follow_a_sequence_of_changes(
     ]
     assert points[0]["at"].startswith((start + timedelta(minutes=1)).isoformat()[:16])
     assert all(p["fileCount"] == 2 for p in points)
+
+
+ROWS = """mutation($input: AddSamplesInput!) { addSamples(input: $input) { count
+  userErrors { field message code } } }"""
+ROW_SAMPLES = """query($id: ID!) { dataset(id: $id) { samples(first: 100) { edges { node {
+  path row } } } } }"""
+
+
+async def test_rows_of_a_table_file_become_samples(
+    api: Api, client: httpx.AsyncClient, admin_token: str
+) -> None:
+    table = b"x,y\n" + b"".join(f"{i},{i * i}\n".encode() for i in range(5))
+    dataset = await dataset_with(
+        api, client, admin_token, "rows", {"t.csv": table, "a.png": png(2, 2)}
+    )
+    made = await api.mutate(
+        ROWS,
+        {"input": {"datasetId": dataset, "tableRows": {"path": "t.csv", "start": 1, "count": 3}}},
+        token=admin_token,
+    )
+    assert made["count"] == 3
+    again = await api.mutate(
+        ROWS, {"input": {"datasetId": dataset, "tableRows": {"path": "t.csv"}}}, token=admin_token
+    )
+    assert again["count"] == 2  # rows 0 and 4; 1-3 have theirs
+    edges = (await api.data(ROW_SAMPLES, {"id": dataset}, token=admin_token))["dataset"]["samples"][
+        "edges"
+    ]
+    assert sorted(e["node"]["row"] for e in edges) == [0, 1, 2, 3, 4]
+    assert {e["node"]["path"] for e in edges} == {"t.csv"}
+    for rows, field in (
+        ({"path": "t.csv", "start": 3, "count": 5}, "start"),
+        ({"path": "a.png"}, "path"),
+        ({"path": "nope.csv"}, "path"),
+    ):
+        refused = await api.data(
+            ROWS, {"input": {"datasetId": dataset, "tableRows": rows}}, token=admin_token
+        )
+        assert [e["field"] for e in refused["addSamples"]["userErrors"]] == [
+            ["input", "tableRows", field]
+        ]
