@@ -377,7 +377,7 @@ async def test_rows_of_a_table_file_become_samples(
     ]
     assert sorted(e["node"]["row"] for e in edges) == [0, 1, 2, 3, 4]
     assert {e["node"]["path"] for e in edges} == {"t.csv"}
-    for rows, field in (
+    for rows, at in (
         ({"path": "t.csv", "start": 3, "count": 5}, "start"),
         ({"path": "a.png"}, "path"),
         ({"path": "nope.csv"}, "path"),
