@@ -386,5 +386,5 @@ async def test_rows_of_a_table_file_become_samples(
             ROWS, {"input": {"datasetId": dataset, "tableRows": rows}}, token=admin_token
         )
         assert [e["field"] for e in refused["addSamples"]["userErrors"]] == [
-            ["input", "tableRows", field]
+            ["input", "tableRows", at]
         ]
