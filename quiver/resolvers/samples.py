@@ -81,7 +81,10 @@ def _size_of_bytes(data: bytes) -> tuple[int, int] | None:
 
 async def _sizes(storage: Storage, files: Sequence[DatasetFile]) -> dict[str, tuple[int, int]]:
     """Image sizes by blob, each distinct image read once, a few at a time."""
-    blobs = sorted({file.blob_id for file in files if is_image(file)})
+    return await _sizes_of_blobs(storage, sorted({f.blob_id for f in files if is_image(f)}))
+
+
+async def _sizes_of_blobs(storage: Storage, blobs: Sequence[str]) -> dict[str, tuple[int, int]]:
     sizes: dict[str, tuple[int, int]] = {}
     limiter = anyio.CapacityLimiter(8)
 
@@ -121,28 +124,70 @@ async def add_samples(
             ErrorCode.TOO_LARGE,
         )
     if paths is None:
-        files = await DatasetFile.filter(dataset_id=dataset.id).exclude(
-            id__in=await int_column(Sample.filter(dataset_id=dataset.id, row=None), "file_id")
-        )
-    else:
-        files = await DatasetFile.filter(dataset_id=dataset.id, path__in=list(paths))
-        found = {file.path for file in files}
-        raise_if_any(
-            [
-                Problem(("input", "paths", str(i)), f"No file at {path!r}", ErrorCode.NOT_FOUND)
-                for i, path in enumerate(paths)
-                if path not in found
-            ]
-        )
+        return [], await _sample_every_file(storage, dataset.id, metadata)
+    files = await DatasetFile.filter(dataset_id=dataset.id, path__in=list(paths))
+    found = {file.path for file in files}
+    raise_if_any(
+        [
+            Problem(("input", "paths", str(i)), f"No file at {path!r}", ErrorCode.NOT_FOUND)
+            for i, path in enumerate(paths)
+            if path not in found
+        ]
+    )
     sizes = await _sizes(storage, files)
     async with in_transaction():
         await sql.lock_dataset(dataset.id)
         created = await _create_samples(dataset.id, files, sizes, metadata)
         await record_counts(dataset.id)
-    if paths is None:
-        return [], created
     by_path = await samples_at(dataset.id, list(paths))
     return [by_path[path] for path in dict.fromkeys(paths)], created
+
+
+_UNSAMPLED = "NOT EXISTS (SELECT 1 FROM quiver_sample s WHERE s.file_id = f.id AND s.row IS NULL)"
+_SIZES = {
+    "sqlite": (
+        "(SELECT json_extract(value, '$[0]') AS sha, json_extract(value, '$[1]') AS w, "
+        "json_extract(value, '$[2]') AS h FROM json_each(?))"
+    ),
+    "postgres": (
+        "(SELECT v->>0 AS sha, CAST(v->>1 AS INTEGER) AS w, CAST(v->>2 AS INTEGER) AS h "
+        "FROM jsonb_array_elements(CAST(? AS JSONB)) AS p(v))"
+    ),
+}
+
+
+async def _sample_every_file(storage: Storage, dataset_pk: int, metadata: Any) -> int:
+    """A sample of every file that has none, in path order, in one INSERT … SELECT; image
+    sizes read once per distinct image."""
+    images = " OR ".join(f"LOWER(f.path) LIKE '%{ext}'" for ext in IMAGE_EXTENSIONS)
+    rows = await sql.fetch(
+        "SELECT DISTINCT f.blob_id AS sha FROM quiver_dataset_file f WHERE f.dataset_id = ? "
+        f"AND {_UNSAMPLED} AND (LOWER(f.content_type) LIKE 'image/%' OR {images})",
+        dataset_pk,
+    )
+    sizes = await _sizes_of_blobs(storage, [str(row["sha"]) for row in rows])
+    as_json = "CAST(? AS JSONB)" if sql.dialect() == "postgres" else "?"
+    now = datetime.now(UTC)
+    async with in_transaction():
+        await sql.lock_dataset(dataset_pk, bulk=True)
+        before = await Sample.filter(dataset_id=dataset_pk).count()
+        await sql.execute(
+            "INSERT INTO quiver_sample (dataset_id, file_id, status, hard_example, metadata, "
+            "width, height, revision, created_at, updated_at) SELECT CAST(? AS BIGINT), f.id, "
+            f"?, FALSE, {as_json}, z.w, z.h, 1, {{timestamp}}, {{timestamp}} "
+            f"FROM quiver_dataset_file f LEFT JOIN {_SIZES[sql.dialect()]} z "
+            f"ON z.sha = f.blob_id WHERE f.dataset_id = ? AND {_UNSAMPLED} ORDER BY f.path",
+            dataset_pk,
+            SampleStatus.UNLABELED.value,
+            json.dumps(metadata) if metadata is not None else None,
+            now,
+            now,
+            json.dumps([[sha, w, h] for sha, (w, h) in sizes.items()]),
+            dataset_pk,
+        )
+        created = await Sample.filter(dataset_id=dataset_pk).count() - before
+        await record_counts(dataset_pk, now)
+    return created
 
 
 async def _create_samples(
