@@ -301,6 +301,14 @@ async def test_deleting_a_file_deletes_its_sample(
     )
     await api.mutate(DELETE_FILES, {"id": dataset, "paths": ["a.png"]}, token=admin_token)
     assert await search_all(api, admin_token, dataset, {}) == ["b.png"]
+    # The counts over time saw it go.
+    last = (
+        await DatasetMetric.filter(dataset_id=decode_global_id(dataset, "Dataset"))
+        .order_by("-id")
+        .first()
+    )
+    assert last is not None
+    assert (last.file_count, last.sample_count) == (1, 1)
 
 
 async def test_metrics_follow_a_sequence_of_changes(
