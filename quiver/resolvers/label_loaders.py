@@ -135,9 +135,11 @@ class LabelLoaders:
     """The labelling loaders of one request."""
 
     def __init__(self, viewer: Viewer) -> None:
-        self.label_by_id = self._by_id(visible_labels(viewer))
-        self.sample_by_id = self._by_id(visible_samples(viewer))
-        self.annotation_by_id = self._by_id(visible_annotations(viewer))
+        # Querysets are built when a batch loads, never here: making a request's loaders
+        # must not touch the database (requests that need none have none).
+        self.label_by_id = self._by_id(lambda: visible_labels(viewer))
+        self.sample_by_id = self._by_id(lambda: visible_samples(viewer))
+        self.annotation_by_id = self._by_id(lambda: visible_annotations(viewer))
         self.labels_by_dataset_id = self._lists(
             lambda ids: visible_labels(viewer).filter(dataset_id__in=ids).order_by("name", "id"),
             lambda row: row.dataset_id,
@@ -155,10 +157,10 @@ class LabelLoaders:
             lambda row: row.sample_id,
         )
         self.version_label_by_key: DataLoader[PairKey, VersionLabel | None] = DataLoader(
-            load_fn=self._pairs(visible_version_labels(viewer), "label_id")
+            load_fn=self._pairs(lambda: visible_version_labels(viewer), "label_id")
         )
         self.version_sample_by_key: DataLoader[PairKey, VersionSample | None] = DataLoader(
-            load_fn=self._pairs(visible_version_samples(viewer), "sample_id")
+            load_fn=self._pairs(lambda: visible_version_samples(viewer), "sample_id")
         )
         self.version_annotations_by_key: DataLoader[PairKey, list[VersionAnnotation]] = DataLoader(
             load_fn=self._version_annotations(viewer)
@@ -185,9 +187,9 @@ class LabelLoaders:
         )
 
     @staticmethod
-    def _by_id(queryset: QuerySet[M]) -> DataLoader[int, M | None]:
+    def _by_id(queryset: Callable[[], QuerySet[M]]) -> DataLoader[int, M | None]:
         async def load(ids: list[int]) -> list[M | None]:
-            found = {row.pk: row for row in await queryset.filter(id__in=ids)}
+            found = {row.pk: row for row in await queryset().filter(id__in=ids)}
             return [found.get(pk) for pk in ids]
 
         return DataLoader(load_fn=load)
@@ -202,11 +204,11 @@ class LabelLoaders:
         return DataLoader(load_fn=load)
 
     @staticmethod
-    def _pairs(queryset: QuerySet[M], column: str) -> Callable[[list[PairKey]], Any]:
+    def _pairs(queryset: Callable[[], QuerySet[M]], column: str) -> Callable[[list[PairKey]], Any]:
         async def load(keys: list[PairKey]) -> list[M | None]:
             versions = sorted({v for v, _ in keys})
             values = sorted({k for _, k in keys})
-            rows = await queryset.filter(version_id__in=versions, **{f"{column}__in": values})
+            rows = await queryset().filter(version_id__in=versions, **{f"{column}__in": values})
             found = {(getattr(row, "version_id"), getattr(row, column)): row for row in rows}  # noqa: B009
             return [found.get(key) for key in keys]
 
