@@ -64,6 +64,11 @@ class SampleRecord:
     hard_example: bool | None = None
     metadata: dict[str, Any] | None = None
     row: int | None = None
+    # Set by readers whose coordinates are fractions of the image size times this scale (YOLO
+    # 1, Label Studio 100) when the file did not give the size: `denormalize` once it is known.
+    scale: float | None = None
+    # The path lacks its extension (YOLO names label files after images): any image matches.
+    stem: bool = False
 
 
 def shape_of(kind: str | None, geometry: dict[str, Any] | None) -> Shape:
@@ -146,3 +151,35 @@ def write_all(writer: Writer, pages: Iterable[list[SampleRecord]]) -> Iterator[b
     for page in pages:
         yield writer.write(page)
     yield from writer.finish()
+
+
+def scaled(geometry: dict[str, Any], sx: float, sy: float) -> dict[str, Any]:
+    """Geometry with x multiplied by sx and y by sy (boxes, polygons, keypoints)."""
+    result = dict(geometry)
+    if "width" in geometry:
+        for key, factor in (("x", sx), ("y", sy), ("width", sx), ("height", sy)):
+            result[key] = number(round(float(geometry[key]) * factor, 9))
+    if "points" in geometry:
+        result["points"] = [_scaled_point(p, sx, sy) for p in geometry["points"]]
+    if "rings" in geometry:
+        result["rings"] = [[_scaled_point(p, sx, sy) for p in ring] for ring in geometry["rings"]]
+    if "box" in geometry:
+        result["box"] = scaled(geometry["box"], sx, sy)
+    return result
+
+
+def _scaled_point(point: list[Any], sx: float, sy: float) -> list[Any]:
+    x = number(round(float(point[0]) * sx, 9))
+    y = number(round(float(point[1]) * sy, 9))
+    return [x, y, *point[2:]]
+
+
+def denormalize(sample: SampleRecord, width: int, height: int) -> None:
+    """Turn a reader's fractional coordinates into pixels of a width x height image."""
+    if sample.scale is None:
+        return
+    sx, sy = width / sample.scale, height / sample.scale
+    for annotation in sample.annotations:
+        if annotation.geometry is not None:
+            annotation.geometry = scaled(annotation.geometry, sx, sy)
+    sample.width, sample.height, sample.scale = width, height, None
