@@ -17,7 +17,16 @@ from quiver.models.enums import (
 )
 from quiver.models.files import Blob, DatasetFile, FileTag
 from quiver.models.jobs import Job
-from quiver.models.labels import Annotation, Label, Sample
+from quiver.models.labels import (
+    Annotation,
+    AnnotationSourceKind,
+    DatasetMetric,
+    Label,
+    Sample,
+    VersionAnnotation,
+    VersionLabel,
+    VersionSample,
+)
 from quiver.models.lineage import ExternalEntity, LineageEdge, NodeKind
 from quiver.models.tables import TableAnalysis
 from quiver.models.uploads import Upload
@@ -26,10 +35,12 @@ from quiver.models.versions import Version, VersionEntry
 
 __all__ = [
     "Annotation",
+    "AnnotationSourceKind",
     "ApiKey",
     "Blob",
     "Dataset",
     "DatasetFile",
+    "DatasetMetric",
     "DatasetShare",
     "DatasetStatus",
     "DatasetTag",
@@ -54,6 +65,9 @@ __all__ = [
     "Upload",
     "User",
     "Version",
+    "VersionAnnotation",
     "VersionEntry",
+    "VersionLabel",
+    "VersionSample",
     "Visibility",
 ]

@@ -17,20 +17,26 @@ from tortoise.queryset import QuerySet
 from quiver.auth import Viewer
 from quiver.ids import decode_global_id, global_id_type
 from quiver.models import (
+    Annotation,
     ApiKey,
     Dataset,
     DatasetFile,
     DatasetShare,
     ExternalEntity,
+    Label,
     LineageEdge,
     Membership,
     NodeKind,
     Role,
+    Sample,
     Team,
     Upload,
     User,
     Version,
+    VersionAnnotation,
     VersionEntry,
+    VersionLabel,
+    VersionSample,
     Visibility,
 )
 from quiver.resolvers.errors import ErrorCode, FieldPath, Refused
@@ -147,6 +153,50 @@ def visible_files(viewer: Viewer) -> QuerySet[DatasetFile]:
 def visible_version_entries(viewer: Viewer) -> QuerySet[VersionEntry]:
     """Files of the versions the viewer may read."""
     return VersionEntry.filter(version_id__in=Subquery(readable_versions(viewer).values("id")))
+
+
+# Labels, samples and annotations belong to a dataset (or a version of it): whoever may read
+# the dataset reads them; changing them needs WRITE on it (``dataset_for``, ``require_role``).
+
+
+def visible_labels(viewer: Viewer) -> QuerySet[Label]:
+    """Labels of the datasets the viewer may read."""
+    return Label.filter(dataset_id__in=Subquery(visible_datasets(viewer).values("id")))
+
+
+def visible_samples(viewer: Viewer) -> QuerySet[Sample]:
+    """Samples of the datasets the viewer may read."""
+    return Sample.filter(dataset_id__in=Subquery(visible_datasets(viewer).values("id")))
+
+
+def visible_annotations(viewer: Viewer) -> QuerySet[Annotation]:
+    """Annotations of the datasets the viewer may read."""
+    return Annotation.filter(dataset_id__in=Subquery(visible_datasets(viewer).values("id")))
+
+
+def visible_version_labels(viewer: Viewer) -> QuerySet[VersionLabel]:
+    """Labels of the versions the viewer may read."""
+    return VersionLabel.filter(version_id__in=Subquery(readable_versions(viewer).values("id")))
+
+
+def visible_version_samples(viewer: Viewer) -> QuerySet[VersionSample]:
+    """Samples of the versions the viewer may read."""
+    return VersionSample.filter(version_id__in=Subquery(readable_versions(viewer).values("id")))
+
+
+def visible_version_annotations(viewer: Viewer) -> QuerySet[VersionAnnotation]:
+    """Annotations of the versions the viewer may read."""
+    return VersionAnnotation.filter(version_id__in=Subquery(readable_versions(viewer).values("id")))
+
+
+async def label_for(viewer: Viewer, global_id: str, needed: Role, field: FieldPath) -> Label:
+    """The label named by ``global_id`` if the viewer holds ``needed`` on its dataset."""
+    pk = decode_global_id(global_id, "Label")
+    label = await visible_labels(viewer).get_or_none(id=pk) if pk is not None else None
+    if label is None:
+        raise Refused.not_found(field, "No label with this id")
+    await require_role(viewer, await Dataset.get(id=label.dataset_id), needed, field)
+    return label
 
 
 async def file_behind_signed_link(global_id: str) -> DatasetFile | VersionEntry | None:

@@ -12,7 +12,7 @@ from support import Api, Person, dataset_with, new_dataset, put, share, snapshot
 
 from quiver.config import Settings
 from quiver.ids import decode_global_id
-from quiver.models import Annotation, Label, Sample
+from quiver.models import Annotation, DatasetFile, Label, Sample
 from quiver.resolvers.transfers import renamed_path
 
 pytestmark = pytest.mark.anyio
@@ -344,8 +344,9 @@ async def test_clear_removes_files_samples_and_annotations_but_keeps_versions(
     await snapshot(api, admin_token, dataset_id)
     pk = decode_global_id(dataset_id, "Dataset")
     label = await Label.create(dataset_id=pk, name="yes")
-    sample = await Sample.create(dataset_id=pk, path="a")
-    await Annotation.create(sample=sample, label=label)
+    file = await DatasetFile.get(dataset_id=pk, path="a")
+    sample = await Sample.create(dataset_id=pk, file_id=file.id)
+    await Annotation.create(dataset_id=pk, sample=sample, label=label)
 
     cleared = (await api.mutate(CLEAR, {"id": dataset_id}, token=admin_token))["dataset"]
     assert cleared == {"fileCount": 0, "totalSize": 0, "versions": {"totalCount": 1}}

@@ -1,0 +1,281 @@
+"""Samples: a file of the working set (or a row of a table file) with its annotations.
+
+Adding a sample reads an image's width and height from its header (Pillow, in a worker
+thread, the first bytes only). Deleting a file deletes its samples (a foreign key).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio
+from PIL import Image, UnidentifiedImageError
+from tortoise.transactions import in_transaction
+
+from quiver.auth import Viewer
+from quiver.models import Dataset, DatasetFile, Role, Sample, SampleStatus
+from quiver.resolvers import sql
+from quiver.resolvers.access import require_role, visible_samples
+from quiver.resolvers.annotations import MAX_SAMPLES_PER_CALL, decode_sample_ids
+from quiver.resolvers.errors import ErrorCode, FieldPath, Problem, Refused
+from quiver.resolvers.files import check_metadata, ensure_active, writable_dataset
+from quiver.resolvers.label_metrics import record_counts
+from quiver.resolvers.labels import int_column
+from quiver.resolvers.validation import raise_if_any
+from quiver.storage import Storage
+from quiver.storage.base import StorageError
+from quiver.storage.blobs import blob_key
+
+HEADER_BYTES = 64 * 1024
+MAX_HEADER_BYTES = 1024 * 1024
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff")
+# Pillow refuses nothing by size when only the header is read; this only guards the bomb
+# check that some plugins run on open.
+Image.MAX_IMAGE_PIXELS = None
+
+
+def is_image(file: DatasetFile) -> bool:
+    content_type = (file.content_type or "").lower()
+    return content_type.startswith("image/") or file.path.lower().endswith(IMAGE_EXTENSIONS)
+
+
+async def image_size(storage: Storage, sha256: str) -> tuple[int, int] | None:
+    """(width, height) from an image's header, reading as little as it needs; None when
+    the bytes are not an image Pillow knows."""
+    key = blob_key(sha256)
+    local = storage.local_path(key)
+    if local is not None:
+        return await anyio.to_thread.run_sync(_size_of_file, str(local))
+    limit = HEADER_BYTES
+    while True:
+        try:
+            head = b"".join([chunk async for chunk in await storage.open(key, start=0, end=limit)])
+        except StorageError:
+            return None
+        size = await anyio.to_thread.run_sync(_size_of_bytes, head)
+        if size is not None or len(head) < limit or limit >= MAX_HEADER_BYTES:
+            return size
+        limit *= 4
+
+
+def _size_of_file(path: str) -> tuple[int, int] | None:
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except (UnidentifiedImageError, OSError, ValueError):
+        return None
+
+
+def _size_of_bytes(data: bytes) -> tuple[int, int] | None:
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.size
+    except (UnidentifiedImageError, OSError, ValueError):
+        return None
+
+
+async def _sizes(storage: Storage, files: Sequence[DatasetFile]) -> dict[str, tuple[int, int]]:
+    """Image sizes by blob, each distinct image read once, a few at a time."""
+    blobs = sorted({file.blob_id for file in files if is_image(file)})
+    sizes: dict[str, tuple[int, int]] = {}
+    limiter = anyio.CapacityLimiter(8)
+
+    async def one(sha256: str) -> None:
+        async with limiter:
+            size = await image_size(storage, sha256)
+        if size is not None:
+            sizes[sha256] = size
+
+    async with anyio.create_task_group() as group:
+        for sha256 in blobs:
+            group.start_soon(one, sha256)
+    return sizes
+
+
+async def add_samples(
+    viewer: Viewer,
+    storage: Storage,
+    dataset_id: str,
+    *,
+    paths: Sequence[str] | None,
+    all_files: bool,
+    metadata: Any = None,
+) -> tuple[list[Sample], int]:
+    """Make a sample of each named file (or, with ``all_files``, of every file that has
+    none), all or nothing (WRITE). Files that already have a sample keep it and are
+    returned as they are. Returns (samples of the named paths, or none with
+    ``all_files``; how many were created)."""
+    dataset = await writable_dataset(viewer, dataset_id, ("input", "datasetId"))
+    raise_if_any(check_metadata(metadata, ("input", "metadata")))
+    if all_files == (paths is not None):
+        raise Refused.invalid(("input", "paths"), "Give paths, or allFiles: true (not both)")
+    if paths is not None and len(paths) > MAX_SAMPLES_PER_CALL:
+        raise Refused.one(
+            ("input", "paths"),
+            f"At most {MAX_SAMPLES_PER_CALL} paths per call; use allFiles for every file",
+            ErrorCode.TOO_LARGE,
+        )
+    if paths is None:
+        files = await DatasetFile.filter(dataset_id=dataset.id).exclude(
+            id__in=await int_column(Sample.filter(dataset_id=dataset.id, row=None), "file_id")
+        )
+    else:
+        files = await DatasetFile.filter(dataset_id=dataset.id, path__in=list(paths))
+        found = {file.path for file in files}
+        raise_if_any(
+            [
+                Problem(("input", "paths", str(i)), f"No file at {path!r}", ErrorCode.NOT_FOUND)
+                for i, path in enumerate(paths)
+                if path not in found
+            ]
+        )
+    sizes = await _sizes(storage, files)
+    async with in_transaction():
+        await sql.lock_dataset(dataset.id)
+        created = await _create_samples(dataset.id, files, sizes, metadata)
+        await record_counts(dataset.id)
+    if paths is None:
+        return [], created
+    by_path = await samples_at(dataset.id, list(paths))
+    return [by_path[path] for path in dict.fromkeys(paths)], created
+
+
+async def _create_samples(
+    dataset_pk: int,
+    files: Sequence[DatasetFile],
+    sizes: Mapping[str, tuple[int, int]],
+    metadata: Any,
+) -> int:
+    """Samples for the files that have none and still exist (the caller holds the lock)."""
+    ids = [file.id for file in files]
+    have: set[int] = set()
+    alive: set[int] = set()
+    for start in range(0, len(ids), 10_000):
+        part = ids[start : start + 10_000]
+        have |= set(await int_column(Sample.filter(file_id__in=part, row=None), "file_id"))
+        alive |= set(await int_column(DatasetFile.filter(id__in=part), "id"))
+    now = datetime.now(UTC)
+    new = [
+        Sample(
+            dataset_id=dataset_pk,
+            file_id=file.id,
+            metadata=metadata,
+            width=sizes[file.blob_id][0] if file.blob_id in sizes else None,
+            height=sizes[file.blob_id][1] if file.blob_id in sizes else None,
+            created_at=now,
+            updated_at=now,
+        )
+        for file in files
+        if file.id not in have and file.id in alive
+    ]
+    if new:
+        await Sample.bulk_create(new, batch_size=1000)
+    return len(new)
+
+
+async def samples_at(dataset_pk: int, paths: Sequence[str]) -> dict[str, Sample]:
+    """The whole-file samples of the files at ``paths``, by path."""
+    files = {
+        f.id: f.path
+        for f in await DatasetFile.filter(dataset_id=dataset_pk, path__in=list(paths)).only(
+            "id", "path"
+        )
+    }
+    samples = await Sample.filter(file_id__in=list(files), row=None)
+    return {files[s.file_id]: s for s in samples}
+
+
+async def samples_for_paths(
+    storage: Storage, dataset_pk: int, paths: Sequence[str], *, create: bool = True
+) -> dict[str, Sample]:
+    """For importers, inside their transaction with the dataset's lock held: the sample of
+    each file at ``paths`` (made, with its image size, when missing and ``create``). Paths
+    with no file are left out."""
+    files = await DatasetFile.filter(dataset_id=dataset_pk, path__in=list(paths))
+    if create:
+        sampled = Sample.filter(file_id__in=[f.id for f in files], row=None)
+        have = set(await int_column(sampled, "file_id"))
+        missing = [f for f in files if f.id not in have]
+        await _create_samples(dataset_pk, missing, await _sizes(storage, missing), None)
+    return await samples_at(dataset_pk, paths)
+
+
+async def writable_samples(
+    viewer: Viewer, global_ids: Sequence[str], field: FieldPath
+) -> tuple[Dataset, list[Sample]]:
+    """The samples named (all of one dataset), if the viewer holds WRITE on it."""
+    if len(global_ids) > MAX_SAMPLES_PER_CALL:
+        raise Refused.one(
+            field, f"At most {MAX_SAMPLES_PER_CALL} samples per call", ErrorCode.TOO_LARGE
+        )
+    pks, bad = decode_sample_ids(global_ids)
+    found = {
+        s.id: s
+        for s in await visible_samples(viewer).filter(id__in=[pk for pk in pks if pk is not None])
+    }
+    raise_if_any(
+        [
+            Problem((*field, str(i)), "No sample with this id", ErrorCode.NOT_FOUND)
+            for i, pk in enumerate(pks)
+            if i in bad or pk not in found
+        ]
+    )
+    dataset_pks = {s.dataset_id for s in found.values()}
+    if len(dataset_pks) > 1:
+        raise Refused.invalid(field, "All samples of one call belong to one dataset")
+    if not found:
+        raise Refused.invalid(field, "Name at least one sample")
+    dataset = await Dataset.get(id=dataset_pks.pop())
+    await require_role(viewer, dataset, Role.WRITE, field)
+    ensure_active(dataset, field)
+    return dataset, [found[pk] for pk in dict.fromkeys(pk for pk in pks if pk is not None)]
+
+
+async def delete_samples(viewer: Viewer, global_ids: Sequence[str]) -> int:
+    """Delete samples and their annotations (WRITE); their files stay."""
+    dataset, samples = await writable_samples(viewer, global_ids, ("input", "ids"))
+    async with in_transaction():
+        await sql.lock_dataset(dataset.id)
+        deleted = await Sample.filter(id__in=[s.id for s in samples]).delete()
+        await record_counts(dataset.id)
+    return int(deleted)
+
+
+async def update_samples(
+    viewer: Viewer, global_ids: Sequence[str], changes: Mapping[str, Any]
+) -> list[Sample]:
+    """Set status, hard-example flag or metadata of samples (WRITE); each gets a new revision."""
+    if "metadata" in changes:
+        raise_if_any(check_metadata(changes["metadata"], ("input", "metadata")))
+    for key in ("status", "hard_example"):
+        if key in changes and changes[key] is None:
+            raise Refused.invalid(("input", _camel(key)), f"{_camel(key)} cannot be null")
+    dataset, samples = await writable_samples(viewer, global_ids, ("input", "ids"))
+    ids = [s.id for s in samples]
+    now = datetime.now(UTC)
+    async with in_transaction():
+        await sql.lock_dataset(dataset.id)
+        if changes:
+            values: dict[str, Any] = {"updated_at": now}
+            if "status" in changes:
+                values["status"] = SampleStatus(changes["status"])
+            if "hard_example" in changes:
+                values["hard_example"] = bool(changes["hard_example"])
+            if "metadata" in changes:
+                values["metadata"] = changes["metadata"]
+            await Sample.filter(id__in=ids).update(**values)
+            await sql.execute(
+                "UPDATE quiver_sample SET revision = revision + 1 WHERE id IN {json_ints}",
+                json.dumps(ids),
+            )
+        await record_counts(dataset.id, now)
+    return list(await Sample.filter(id__in=ids).order_by("id"))
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
