@@ -27,12 +27,15 @@ from quiver.annotations.records import (
     LabelDef,
     SampleRecord,
     Writer,
+    attribute_schema,
+    attribute_type,
     box_of_points,
     number,
     polygon_geometry,
     ring_area,
     rings_of,
     shape_of,
+    without_box,
 )
 from quiver.annotations.report import LossReport
 
@@ -137,6 +140,12 @@ class CocoWriter(Writer):
             "iscrowd": iscrowd,
         }
         if shape == "box":
+            if geometry.get("rotation"):
+                self.report.add(
+                    "ROTATION_DROPPED",
+                    "rotation dropped for 1 box",
+                    "rotation dropped for {n} boxes",
+                )
             bbox = _box_list(geometry)
             coco["bbox"] = bbox
             coco["area"] = number(float(bbox[2]) * float(bbox[3]))
@@ -215,23 +224,33 @@ class _Shapes:
 
     def __init__(self) -> None:
         self.counts: dict[Any, dict[str, int]] = {}
+        self.attributes: dict[Any, dict[str, str]] = {}
 
     def scan(self, stream: IO[bytes]) -> None:
         stream.seek(0)
         category: Any = None
         shape = "box"
+        attributes: dict[str, str] = {}
         try:
             for prefix, event, value in ijson.parse(stream, use_float=True):
                 if not prefix.startswith("annotations.item"):
                     continue
                 if prefix == "annotations.item":
                     if event == "start_map":
-                        category, shape = None, "box"
+                        category, shape, attributes = None, "box", {}
                     elif event == "end_map":
                         per = self.counts.setdefault(category, {})
                         per[shape] = per.get(shape, 0) + 1
+                        if attributes:
+                            self.attributes.setdefault(category, {}).update(attributes)
                 elif prefix == "annotations.item.category_id":
                     category = value
+                elif prefix == "annotations.item.iscrowd" and value:
+                    attributes["iscrowd"] = "integer"
+                elif prefix.startswith("annotations.item.attributes.") and prefix.count(".") == 3:
+                    kind = attribute_type(value)
+                    if kind is not None:
+                        attributes[prefix.rsplit(".", 1)[1]] = kind
                 elif prefix == "annotations.item.segmentation" and event == "start_map":
                     shape = "mask"
                 elif prefix == "annotations.item.segmentation.item" and event == "start_array":
@@ -276,6 +295,7 @@ def read(stream: IO[bytes], report: LossReport) -> Iterator[LabelDef | SampleRec
             label.kind = shapes.kind(category_id)
         if label.parent is not None and label.parent not in parents:
             label.parent = None  # a supercategory that is not itself a category
+        label.attributes = attribute_schema(shapes.attributes.get(category_id, {}))
         yield label
     for name, width, height in images.values():
         yield SampleRecord(path=name, width=width, height=height)
@@ -358,9 +378,7 @@ def _annotation(
                 "{n} annotations of a keypoint category without keypoints dropped",
             )
             return None
-        record.geometry = {"points": _flat_pairs(keypoints, 3)}
-        if box is not None:
-            record.geometry["box"] = box
+        record.geometry = without_box({"points": _flat_pairs(keypoints, 3), "box": box}, report)
         if polygons or mask:
             report.add(
                 "KEYPOINT_SEGMENTATION_DROPPED",

@@ -26,6 +26,8 @@ from quiver.annotations.records import (
     LabelDef,
     SampleRecord,
     Writer,
+    attribute_schema,
+    attribute_type,
     box_of_points,
     number,
     rings_of,
@@ -151,7 +153,7 @@ class LabelStudioWriter(Writer):
                 "y": _pct(geometry["y"], height),
                 "width": _pct(geometry["width"], width),
                 "height": _pct(geometry["height"], height),
-                "rotation": 0,
+                "rotation": number(float(geometry.get("rotation", 0))),
                 "rectanglelabels": [annotation.label],
             }
             return [self._region("rectanglelabels", value, annotation, size)]
@@ -287,18 +289,29 @@ def _path(task: dict[str, Any], where: str) -> str:
 def read(stream: IO[bytes], report: LossReport) -> Iterator[LabelDef | SampleRecord]:
     """Labels (the kind of each name's first region), then one sample per task."""
     kinds: dict[str, str] = {}
+    attributes: dict[str, dict[str, str]] = {}
     for task in _tasks(stream):
         for _, regions in _result_sets(task):
             for region in regions:
                 if not isinstance(region, dict):
                     continue
+                meta = region.get("meta")
+                given = meta.get("attributes") if isinstance(meta, dict) else None
+                if not isinstance(given, dict):
+                    given = {}
+                for name in _region_labels(region):
+                    types = attributes.setdefault(name, {})
+                    for key, value in given.items():
+                        kind_of_value = attribute_type(value)
+                        if kind_of_value is not None:
+                            types.setdefault(key, kind_of_value)
                 kind = REGION_KINDS.get(str(region.get("type")))
                 if region.get("type") == "rectangle":
                     kind = "BOUNDING_BOX"
                 for name in _region_labels(region) if kind else []:
                     kinds.setdefault(name, kind or "CLASSIFICATION")
     for name, kind in kinds.items():
-        yield LabelDef(name, kind)
+        yield LabelDef(name, kind, attributes=attribute_schema(attributes.get(name, {})))
     for number_, task in enumerate(_tasks(stream), start=1):
         where = f"task {task.get('id', number_)}"
         sample = SampleRecord(path=_path(task, where))

@@ -183,3 +183,40 @@ def denormalize(sample: SampleRecord, width: int, height: int) -> None:
         if annotation.geometry is not None:
             annotation.geometry = scaled(annotation.geometry, sx, sy)
     sample.width, sample.height, sample.scale = width, height, None
+
+
+def without_box(geometry: dict[str, Any], report: Any) -> dict[str, Any]:
+    """Keypoints as Quiver keeps them: points only, their box being the labelled points'
+    bounds; a given box that differs from those bounds is noted as recomputed."""
+    box = geometry.get("box")
+    points = geometry["points"]
+    if box is not None:
+        labelled = [p for p in points if p[2] > 0]
+        bounds = box_of_points(labelled) if labelled else None
+        same = bounds is not None and all(
+            abs(float(box[k]) - float(bounds[k])) < 1e-6 for k in ("x", "y", "width", "height")
+        )
+        if not same:
+            report.add(
+                "KEYPOINT_BOX_RECOMPUTED",
+                "the box of 1 keypoint set recomputed from its labelled points",
+                "the boxes of {n} keypoint sets recomputed from their labelled points",
+            )
+    return {"points": points}
+
+
+def attribute_type(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return None
+
+
+def attribute_schema(types: dict[str, str]) -> list[dict[str, Any]] | None:
+    """A label's attribute schema from the attribute values a file gave it."""
+    return [{"name": name, "type": kind} for name, kind in types.items()] or None

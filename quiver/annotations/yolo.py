@@ -29,6 +29,7 @@ from quiver.annotations.records import (
     box_of_points,
     rings_of,
     shape_of,
+    without_box,
 )
 from quiver.annotations.report import LossReport
 
@@ -145,6 +146,12 @@ class YoloWriter(Writer):
             geometry = {"points": [[x, y], [x + w, y], [x + w, y + h], [x, y + h]]}
             shape = "polygon"
         if shape == "box":
+            if geometry.get("rotation"):
+                self.report.add(
+                    "ROTATION_DROPPED",
+                    "rotation dropped for 1 box",
+                    "rotation dropped for {n} boxes",
+                )
             return [f"{cls} " + " ".join(_fmt(v) for v in _centre_box(geometry, width, height))]
         if shape == "polygon":
             rings = rings_of(geometry)
@@ -345,7 +352,7 @@ def _annotation(
             visibility = int(raw[i * dims + 2]) if dims == 3 else (2 if x or y else 0)
             points.append([x, y, visibility] if visibility else [0, 0, 0])
         box = {"x": cx - w / 2, "y": cy - h / 2, "width": w, "height": h}
-        return AnnotationRecord(label, {"points": points, "box": box})
+        return AnnotationRecord(label, without_box({"points": points, "box": box}, report))
     if len(values) == 4:
         cx, cy, w, h = values
         box = {"x": cx - w / 2, "y": cy - h / 2, "width": w, "height": h}

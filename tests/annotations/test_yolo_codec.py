@@ -195,18 +195,27 @@ def test_round_trip_of_a_detect_set_keeps_box_lines() -> None:
 
 def test_round_trip_of_a_pose_set() -> None:
     original = {
-        "data.yaml": "names: [person]\nkpt_shape: [2, 3]\n",
-        "labels/a.txt": "0 0.5 0.5 0.2 0.4 0.45 0.35 2 0 0 0\n",
+        "data.yaml": "names: [person]\nkpt_shape: [3, 3]\n",
+        "labels/a.txt": "0 0.5 0.5 0.2 0.4 0.4 0.3 2 0.6 0.7 1 0 0 0\n",
     }
-    labels, samples, _ = _read(_zip(original), {"images/a.jpg": (100, 200)})
+    labels, samples, report = _read(_zip(original), {"images/a.jpg": (100, 200)})
     files, _ = _export(labels, samples)
 
     assert labels[0].kind == "KEYPOINTS"
-    assert samples[0].annotations[0].geometry == {
-        "points": [[45, 70, 2], [0, 0, 0]],
-        "box": {"x": 40, "y": 60, "width": 20, "height": 80},
-    }
+    assert samples[0].annotations[0].geometry == {"points": [[40, 60, 2], [60, 140, 1], [0, 0, 0]]}
     assert files["labels/a.txt"] == original["labels/a.txt"]
+    assert not report
+
+
+def test_a_pose_box_other_than_the_points_bounds_is_reported_recomputed() -> None:
+    original = {
+        "data.yaml": "names: [person]\nkpt_shape: [1, 3]\n",
+        "labels/a.txt": "0 0.5 0.5 0.2 0.4 0.45 0.35 2\n",
+    }
+    _, samples, report = _read(_zip(original), {"images/a.jpg": (100, 200)})
+
+    assert samples[0].annotations[0].geometry == {"points": [[45, 70, 2]]}
+    assert report.lines() == ["the box of 1 keypoint set recomputed from its labelled points"]
 
 
 @pytest.mark.parametrize(
