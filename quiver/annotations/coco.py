@@ -183,16 +183,17 @@ class CocoWriter(Writer):
             )
         return coco
 
-    def finish(self) -> list[bytes]:
-        return [b"]", b',"images":[', *self._spooled_images(), b"]}"]
-
-    def _spooled_images(self) -> Iterator[bytes]:
+    def finish(self) -> Iterator[bytes]:
+        yield b'],"images":['
         self.images.seek(0)
         try:
             while chunk := self.images.read(CHUNK):
                 yield chunk
         finally:
             self.images.close()
+        # What COCO could not hold travels with the file (readers ignore unknown keys).
+        losses = [{"code": loss.code, "message": loss.message} for loss in self.report.losses()]
+        yield f'],"quiver":{{"losses":{_dumps(losses)}}}}}'.encode()
 
     def close(self) -> None:
         self.images.close()

@@ -71,8 +71,8 @@ class LabelStudioWriter(Writer):
         comma = "," if self.task_id > len(tasks) else ""
         return (comma + ",".join(tasks)).encode()
 
-    def finish(self) -> list[bytes]:
-        return [b"]"]
+    def finish(self) -> Iterator[bytes]:
+        yield b"]"
 
     def _task(self, sample: SampleRecord) -> dict[str, Any]:
         self.task_id += 1
@@ -315,11 +315,30 @@ def read(stream: IO[bytes], report: LossReport) -> Iterator[LabelDef | SampleRec
     for number_, task in enumerate(_tasks(stream), start=1):
         where = f"task {task.get('id', number_)}"
         sample = SampleRecord(path=_path(task, where))
+        _size(task, sample)
         for model, regions in _result_sets(task):
             for region in regions:
                 if isinstance(region, dict):
                     sample.annotations.extend(_annotations(region, model, kinds, sample, report))
         yield sample
+
+
+def _positive(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+
+
+def _size(task: dict[str, Any], sample: SampleRecord) -> None:
+    """The image size any region of the task gives; none: coordinates stay percents until
+    the importer knows the image's size."""
+    for _, regions in _result_sets(task):
+        for region in regions:
+            if not isinstance(region, dict):
+                continue
+            width, height = region.get("original_width"), region.get("original_height")
+            if _positive(width) and _positive(height):
+                sample.width, sample.height = int(width), int(height)
+                return
+    sample.scale = 100.0
 
 
 def _annotations(
@@ -343,12 +362,9 @@ def _annotations(
         )
         return []
     records = []
-    width, height = region.get("original_width"), region.get("original_height")
-    if isinstance(width, int | float) and isinstance(height, int | float) and width and height:
-        sample.width, sample.height = int(width), int(height)
-        sx, sy = float(width) / 100, float(height) / 100
+    if sample.scale is None and sample.width and sample.height:
+        sx, sy = sample.width / 100, sample.height / 100
     else:
-        sample.scale = 100.0
         sx = sy = 1.0
     for name in names:
         record = AnnotationRecord(
@@ -371,18 +387,15 @@ def _geometry(
 ) -> dict[str, Any] | None:
     try:
         if kind in ("rectanglelabels", "rectangle"):
-            if value.get("rotation"):
-                report.add(
-                    "ROTATION_DROPPED",
-                    "rotation dropped for 1 box",
-                    "rotation dropped for {n} boxes",
-                )
-            return {
+            box = {
                 "x": number(float(value["x"]) * sx),
                 "y": number(float(value["y"]) * sy),
                 "width": number(float(value["width"]) * sx),
                 "height": number(float(value["height"]) * sy),
             }
+            if value.get("rotation"):
+                box["rotation"] = number(float(value["rotation"]))
+            return box
         if kind == "polygonlabels":
             points = [[number(float(x) * sx), number(float(y) * sy)] for x, y in value["points"]]
             return {"points": points}

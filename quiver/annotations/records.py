@@ -137,8 +137,11 @@ class Writer:
     def write(self, samples: list[SampleRecord]) -> bytes:
         raise NotImplementedError
 
-    def finish(self) -> list[bytes]:
-        return []
+    def finish(self) -> Iterator[bytes]:
+        return iter(())
+
+    def close(self) -> None:
+        """Release what an abandoned export holds (temp files)."""
 
 
 class FormatError(ValueError):

@@ -201,7 +201,7 @@ class YoloWriter(Writer):
             f"{{n}} {plural} dropped: a YOLO {self.task} dataset cannot hold them",
         )
 
-    def finish(self) -> list[bytes]:
+    def finish(self) -> Iterator[bytes]:
         data: dict[str, Any] = {
             "path": ".",
             "train": "images",
@@ -212,8 +212,10 @@ class YoloWriter(Writer):
             data["kpt_shape"] = [self.keypoints, 3]
         header = f"# Exported by Quiver (task: {self.task})\n"
         self.zip.writestr("data.yaml", header + yaml.safe_dump(data, sort_keys=False))
+        if self.report:
+            self.zip.writestr("losses.txt", "".join(line + "\n" for line in self.report.lines()))
         self.zip.close()
-        return [self.sink.take()]
+        yield self.sink.take()
 
     def close(self) -> None:
         self.sink.parts.clear()

@@ -14,6 +14,7 @@ from quiver.schema.archives import ArchiveMutation
 from quiver.schema.datasets import Dataset, DatasetMutation, DatasetQuery
 from quiver.schema.extensions import limit_extensions
 from quiver.schema.files import File, FileMutation
+from quiver.schema.interchange import InterchangeMutation
 from quiver.schema.lineage import ExternalEntity, LineageMutation, LineageQuery
 from quiver.schema.node import Node, resolve_node
 from quiver.schema.scalars import SCALAR_MAP
@@ -41,6 +42,7 @@ class Mutation(
     VersionMutation,
     LineageMutation,
     UserMutation,
+    InterchangeMutation,
 ):
     pass
 

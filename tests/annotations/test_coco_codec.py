@@ -104,7 +104,14 @@ def test_export_loads_in_pycocotools_with_every_image_and_annotation(tmp_path: P
     data, _ = _export(_samples())
     gt = _load(tmp_path, data)
 
-    assert set(gt.dataset) == {"info", "licenses", "categories", "annotations", "images"}
+    assert set(gt.dataset) == {
+        "info",
+        "licenses",
+        "categories",
+        "annotations",
+        "images",
+        "quiver",
+    }
     assert len(gt.getImgIds()) == 5
     assert len(gt.getAnnIds()) == 4 * 6
     images = {img["file_name"]: img for img in gt.dataset["images"]}
@@ -149,8 +156,9 @@ def test_export_reports_what_coco_cannot_hold() -> None:
     samples[0].annotations.append(
         AnnotationRecord("car", {"x": 1, "y": 1, "width": 2, "height": 2}, 0.5, model="yolo@8")
     )
-    _, report = _export(samples)
+    data, report = _export(samples)
 
+    assert [loss["message"] for loss in json.loads(data)["quiver"]["losses"]] == report.lines()
     assert report.lines() == [
         "4 image-level labels dropped: COCO has no image labels",
         "the model of 1 prediction dropped: COCO does not name models",

@@ -183,11 +183,18 @@ def test_round_trip_label_studio_to_records_to_label_studio_is_identical() -> No
     assert not report
 
 
-def test_export_reports_rotation_masks_and_multi_point_keypoints() -> None:
+def test_rotation_is_kept_and_masks_and_multi_point_keypoints_reported() -> None:
     tasks = json.loads(json.dumps(TASKS[:1]))
     tasks[0]["annotations"][0]["result"][0]["value"]["rotation"] = 30
     labels, samples, report = _read(tasks)
-    assert report.lines() == ["rotation dropped for 1 box"]
+    assert samples[0].annotations[0].geometry == {
+        "x": 20,
+        "y": 20,
+        "width": 50,
+        "height": 40,
+        "rotation": 30,
+    }
+    assert not report
 
     labels.append(LabelDef("sky", "SEGMENTATION_MASK"))
     labels.append(LabelDef("pose", "KEYPOINTS", skeleton={"names": ["a", "b"], "edges": []}))
@@ -196,6 +203,7 @@ def test_export_reports_rotation_masks_and_multi_point_keypoints() -> None:
     exported, export_report = _export(labels, samples)
 
     regions = exported[0]["annotations"][0]["result"]
+    assert regions[0]["value"]["rotation"] == 30
     assert [r["value"].get("keypointlabels") for r in regions if r["type"] == "keypointlabels"] == [
         ["nose"],
         ["a"],

@@ -112,6 +112,7 @@ def test_segment_export_writes_polygons_and_reports_what_it_changes() -> None:
         "0 0.01 0.02 0.02 0.02 0.02 0.04",
         "1 0.1 0.2 0.2 0.2 0.2 0.3 0.1 0.3",
     ]
+    assert files["losses.txt"].splitlines() == report.lines()
     assert report.lines() == [
         "1 polygon with several rings written as one line per ring",
         "1 box written as a rectangle polygon in a YOLO segment dataset",

@@ -1,0 +1,247 @@
+"""Exporting a dataset's (or a version's) labels and annotations in an interchange format.
+
+Samples are read a keyset page at a time (by sample id) with their paths and annotations,
+turned into the codec's records and encoded in a worker thread, so memory holds one page
+whatever the size of the dataset. Access: READ on the dataset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio.to_thread
+
+from quiver.annotations import AnnotationRecord, LabelDef, LossReport, SampleRecord
+from quiver.annotations.coco import CocoWriter
+from quiver.annotations.jsonl import JsonLinesWriter
+from quiver.annotations.labelstudio import LabelStudioWriter
+from quiver.annotations.records import Writer
+from quiver.annotations.yolo import YoloWriter
+from quiver.auth import Viewer
+from quiver.ids import decode_global_id
+from quiver.models import (
+    Annotation,
+    DatasetFile,
+    Label,
+    Sample,
+    VersionAnnotation,
+    VersionLabel,
+    VersionSample,
+)
+from quiver.resolvers.access import readable_versions, visible_datasets
+from quiver.resolvers.errors import Refused
+
+PAGE_SIZE = 1000
+WRITERS: dict[str, Callable[[list[LabelDef], LossReport], Writer]] = {
+    "coco": CocoWriter,
+    "yolo": YoloWriter,
+    "labelstudio": LabelStudioWriter,
+    "jsonl": JsonLinesWriter,
+}
+ANNOTATION_COLUMNS = (
+    "sample_id",
+    "label_id",
+    "geometry",
+    "score",
+    "attributes",
+    "model_name",
+    "model_version",
+)
+
+
+@dataclass
+class AnnotationExport:
+    """What to send: a file name, its media type and its bytes as they are made."""
+
+    filename: str
+    media_type: str
+    chunks: AsyncIterator[bytes]
+    report: LossReport
+
+
+def model_of(row: dict[str, Any]) -> str | None:
+    name = row.get("model_name")
+    if name is None:
+        return None
+    version = row.get("model_version")
+    return f"{name}@{version}" if version else str(name)
+
+
+def _writer(export_format: str, labels: list[LabelDef], report: LossReport) -> Writer:
+    if export_format not in WRITERS:
+        raise Refused.invalid(("format",), "format must be coco, yolo, labelstudio or jsonl")
+    return WRITERS[export_format](labels, report)
+
+
+async def dataset_annotations(
+    viewer: Viewer, dataset_id: str, export_format: str
+) -> AnnotationExport:
+    """The working set's annotations of a dataset the viewer may read."""
+    pk = decode_global_id(dataset_id, "Dataset")
+    dataset = await visible_datasets(viewer).get_or_none(id=pk) if pk is not None else None
+    if dataset is None:
+        raise Refused.not_found(("id",), "No dataset with this id")
+    rows = await Label.filter(dataset_id=dataset.id).order_by("id").values()
+    names = {int(row["id"]): str(row["name"]) for row in rows}
+    labels = [_label_def(row, names) for row in rows]
+    report = LossReport()
+    writer = _writer(export_format, labels, report)
+    return AnnotationExport(
+        f"{dataset.name}-annotations.{writer.extension}",
+        writer.media_type,
+        encoded(writer, working_pages(dataset.id, names)),
+        report,
+    )
+
+
+async def version_annotations(
+    viewer: Viewer, version_id: str, export_format: str
+) -> AnnotationExport:
+    """A version's annotations, for a viewer who may read its dataset."""
+    pk = decode_global_id(version_id, "Version")
+    version = await readable_versions(viewer).get_or_none(id=pk) if pk is not None else None
+    if version is None:
+        raise Refused.not_found(("id",), "No version with this id")
+    await version.fetch_related("dataset")
+    rows = await VersionLabel.filter(version_id=version.id).order_by("label_id").values()
+    names = {int(row["label_id"]): str(row["name"]) for row in rows}
+    labels = [_label_def(row, names) for row in rows]
+    report = LossReport()
+    writer = _writer(export_format, labels, report)
+    return AnnotationExport(
+        f"{version.dataset.name}-v{version.number}-annotations.{writer.extension}",
+        writer.media_type,
+        encoded(writer, version_pages(version.id, names)),
+        report,
+    )
+
+
+def _label_def(row: dict[str, Any], names: dict[int, str]) -> LabelDef:
+    kind = row["kind"]
+    parent = row.get("parent_id")
+    return LabelDef(
+        name=row["name"],
+        kind=getattr(kind, "value", str(kind)),
+        color=row.get("color"),
+        attributes=row.get("attributes"),
+        skeleton=row.get("skeleton"),
+        parent=names.get(int(parent)) if parent is not None else None,
+    )
+
+
+def _record(row: dict[str, Any], names: dict[int, str]) -> AnnotationRecord:
+    return AnnotationRecord(
+        label=names[int(row["label_id"])],
+        geometry=row["geometry"],
+        score=row["score"],
+        attributes=row["attributes"],
+        model=model_of(row),
+    )
+
+
+def _status(value: Any) -> str | None:
+    return getattr(value, "value", None) or (str(value) if value is not None else None)
+
+
+async def working_pages(
+    dataset_pk: int, names: dict[int, str]
+) -> AsyncIterator[list[SampleRecord]]:
+    """The working set's samples, PAGE_SIZE at a time, in sample id order."""
+    after = 0
+    while True:
+        rows = (
+            await Sample.filter(dataset_id=dataset_pk, id__gt=after)
+            .order_by("id")
+            .limit(PAGE_SIZE)
+            .values("id", "file_id", "row", "status", "hard_example", "metadata", "width", "height")
+        )
+        if not rows:
+            return
+        file_ids = list({int(row["file_id"]) for row in rows})
+        paths = dict(await DatasetFile.filter(id__in=file_ids).values_list("id", "path"))
+        ids = [int(row["id"]) for row in rows]
+        annotations: dict[int, list[AnnotationRecord]] = {pk: [] for pk in ids}
+        for annotation in (
+            await Annotation.filter(sample_id__in=ids)
+            .order_by("sample_id", "id")
+            .values(*ANNOTATION_COLUMNS)
+        ):
+            annotations[int(annotation["sample_id"])].append(_record(annotation, names))
+        yield [
+            SampleRecord(
+                path=str(paths[int(row["file_id"])]),
+                row=row["row"],
+                width=row["width"],
+                height=row["height"],
+                status=_status(row["status"]),
+                hard_example=bool(row["hard_example"]),
+                metadata=row["metadata"],
+                annotations=annotations[int(row["id"])],
+            )
+            for row in rows
+        ]
+        if len(rows) < PAGE_SIZE:
+            return
+        after = ids[-1]
+
+
+async def version_pages(
+    version_pk: int, names: dict[int, str]
+) -> AsyncIterator[list[SampleRecord]]:
+    """A version's samples, PAGE_SIZE at a time, in sample id order."""
+    after = 0
+    while True:
+        rows = (
+            await VersionSample.filter(version_id=version_pk, sample_id__gt=after)
+            .order_by("sample_id")
+            .limit(PAGE_SIZE)
+            .values(
+                "sample_id", "path", "row", "status", "hard_example", "metadata", "width", "height"
+            )
+        )
+        if not rows:
+            return
+        ids = [int(row["sample_id"]) for row in rows]
+        annotations: dict[int, list[AnnotationRecord]] = {pk: [] for pk in ids}
+        for annotation in (
+            await VersionAnnotation.filter(version_id=version_pk, sample_id__in=ids)
+            .order_by("sample_id", "annotation_id")
+            .values(*ANNOTATION_COLUMNS)
+        ):
+            annotations[int(annotation["sample_id"])].append(_record(annotation, names))
+        yield [
+            SampleRecord(
+                path=str(row["path"]),
+                row=row["row"],
+                width=row["width"],
+                height=row["height"],
+                status=_status(row["status"]),
+                hard_example=bool(row["hard_example"]),
+                metadata=row["metadata"],
+                annotations=annotations[int(row["sample_id"])],
+            )
+            for row in rows
+        ]
+        if len(rows) < PAGE_SIZE:
+            return
+        after = ids[-1]
+
+
+async def encoded(writer: Writer, pages: AsyncIterator[list[SampleRecord]]) -> AsyncIterator[bytes]:
+    """The export's bytes: each page encoded in a worker thread as it arrives."""
+    finished = False
+    try:
+        yield writer.start()
+        async for page in pages:
+            chunk = await anyio.to_thread.run_sync(writer.write, page)
+            if chunk:
+                yield chunk
+        ending = writer.finish()
+        while (piece := await anyio.to_thread.run_sync(next, ending, None)) is not None:
+            yield piece
+        finished = True
+    finally:
+        if not finished:
+            writer.close()
