@@ -334,7 +334,8 @@ def _size(task: dict[str, Any], sample: SampleRecord) -> None:
         for region in regions:
             if not isinstance(region, dict):
                 continue
-            width, height = region.get("original_width"), region.get("original_height")
+            width: Any = region.get("original_width")
+            height: Any = region.get("original_height")
             if _positive(width) and _positive(height):
                 sample.width, sample.height = int(width), int(height)
                 return
