@@ -639,3 +639,56 @@ async def app_on_empty_database(
             yield Api(client), client
     finally:
         await Tortoise.close_connections()
+
+
+# Labels, samples and annotations
+
+CREATE_LABELS = """mutation($input: CreateLabelsInput!) { createLabels(input: $input) {
+  labels { id name kind color attributes skeleton parent { name } }
+  userErrors { field message code } } }"""
+ADD_SAMPLES = """mutation($input: AddSamplesInput!) { addSamples(input: $input) {
+  samples { id path width height status revision } count userErrors { field message code } } }"""
+ANNOTATE = """mutation($input: AnnotateSamplesInput!) { annotateSamples(input: $input) {
+  samples { id status revision annotations { id label { name } geometry score attributes
+    revision source { kind modelName } } }
+  userErrors { field message code } } }"""
+
+
+def png(width: int, height: int, color: tuple[int, int, int] = (200, 30, 30)) -> bytes:
+    """A real PNG image of the given size (its header says so)."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    out = BytesIO()
+    Image.new("RGB", (width, height), color).save(out, format="PNG")
+    return out.getvalue()
+
+
+async def create_labels(
+    api: Api, token: str, dataset_id: str, labels: list[dict[str, Any]]
+) -> dict[str, str]:
+    """Label name -> label ID, made through createLabels."""
+    created = await api.mutate(
+        CREATE_LABELS, {"input": {"datasetId": dataset_id, "labels": labels}}, token=token
+    )
+    return {label["name"]: label["id"] for label in created["labels"]}
+
+
+async def add_samples(api: Api, token: str, dataset_id: str, paths: list[str]) -> dict[str, str]:
+    """Path -> sample ID, made through addSamples."""
+    added = await api.mutate(
+        ADD_SAMPLES, {"input": {"datasetId": dataset_id, "paths": paths}}, token=token
+    )
+    return {sample["path"]: sample["id"] for sample in added["samples"]}
+
+
+async def annotate(api: Api, token: str, samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """annotateSamples that must succeed; the samples as returned."""
+    done = await api.mutate(ANNOTATE, {"input": {"samples": samples}}, token=token)
+    result: list[dict[str, Any]] = done["samples"]
+    return result
+
+
+def box(x: float, y: float, width: float, height: float) -> dict[str, float]:
+    return {"x": x, "y": y, "width": width, "height": height}

@@ -66,7 +66,7 @@ class AnnotationSpec:
     label_id: int
     geometry: Any = None
     score: float | None = None
-    attributes: dict[str, Any] | None = None
+    attributes: Any = None
     id: int | None = None
     source: AnnotationSourceKind = AnnotationSourceKind.HUMAN
     model_name: str | None = None
@@ -275,11 +275,11 @@ async def _write(
 ) -> None:
     ids = [item.sample_id for item in batch]
     kept = [spec.id for item in batch for spec in item.annotations if spec.id is not None]
+    # Every id given was checked to be one of these samples' annotations.
     await sql.execute(
-        "DELETE FROM quiver_annotation WHERE sample_id IN {json_ints} "
-        "AND id NOT IN " + ("{json_ints}" if kept else "(SELECT NULL WHERE 1 = 0)"),
+        "DELETE FROM quiver_annotation WHERE sample_id IN {json_ints} AND id NOT IN {json_ints}",
         json.dumps(ids),
-        *([json.dumps(kept)] if kept else []),
+        json.dumps(kept),
     )
     new: list[Annotation] = []
     changed: list[Annotation] = []

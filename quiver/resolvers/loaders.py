@@ -42,6 +42,7 @@ from quiver.resolvers.access import (
 )
 from quiver.resolvers.errors import ArgumentError
 from quiver.resolvers.files import working_files
+from quiver.resolvers.label_loaders import LabelLoaders
 from quiver.resolvers.pagination import Page, counts_by_parent, keyset_pages
 from quiver.resolvers.versions import live_versions, version_files
 
@@ -357,6 +358,7 @@ class Loaders:
         self.files_page_by_version = FilesPageByVersionLoader()
         self.file_by_dataset_and_path = FileByDatasetAndPathLoader()
         self.version_file_by_version_and_path = VersionFileByVersionAndPathLoader()
+        self.labelling = LabelLoaders(viewer)
 
     def prime_dataset(self, dataset: Dataset) -> None:
         """Seed the dataset loader with a row already in hand (after a mutation)."""

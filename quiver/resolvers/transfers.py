@@ -10,12 +10,13 @@ from tortoise.transactions import in_transaction
 
 from quiver.auth import Viewer
 from quiver.ids import global_id_type
-from quiver.models import Dataset, Label, LineageRelation, Role, Sample
-from quiver.resolvers import manifests, sql
+from quiver.models import Dataset, LineageRelation, Role, Sample
+from quiver.resolvers import label_versions, manifests, sql
 from quiver.resolvers.access import dataset_for, require_user
 from quiver.resolvers.datasets import create_dataset, delete_dataset
 from quiver.resolvers.errors import ErrorCode, Problem, Refused
 from quiver.resolvers.files import writable_dataset
+from quiver.resolvers.label_metrics import record_counts
 from quiver.resolvers.lineage import NodeRef, record_edge
 from quiver.resolvers.versions import checked_paths, create_version, listed_paths, version_for
 
@@ -53,10 +54,12 @@ async def copy_dataset(
         origin = await Dataset.get(id=version.dataset_id)
         source = manifests.Source.version(version.id)
         origin_node = NodeRef.version(version.id)
+        labelled = label_versions.Origin(version.id, is_version=True)
     else:
         origin = await dataset_for(viewer, source_id, Role.READ, field)
         source = manifests.Source.working_set(origin.id)
         origin_node = NodeRef.dataset(origin.id)
+        labelled = label_versions.Origin(origin.id, is_version=False)
     now = datetime.now(UTC)
     async with in_transaction():
         # Files and tags are copied by two statements: the lock keeps uploads out between.
@@ -80,8 +83,10 @@ async def copy_dataset(
         )
         renames = manifests.identity(paths) if paths is not None else None
         await manifests.insert_files(source, copy.id, now, renames=renames)
-        await _copy_labels(origin.id, copy.id, only_missing=False)
+        await label_versions.copy_labels(labelled, copy.id)
+        await label_versions.copy_samples(labelled, copy.id)
         await sql.recount_dataset(copy.id, now)
+        await record_counts(copy.id, now)
         await record_edge(origin_node, NodeRef.dataset(copy.id), LineageRelation.COPIED_FROM, user)
     return await Dataset.get(id=copy.id)
 
@@ -118,7 +123,14 @@ async def merge_datasets(
         conflicting = await manifests.conflicts(source, target.id)
         if conflicting and on_conflict == ConflictPolicy.FAIL:
             raise Refused(_conflict_problems(conflicting))
+        # Paths both annotate (same file): the policy picks whose annotations stay.
+        annotated = await label_versions.annotated_on_both(source_row.id, target.id)
+        if annotated and on_conflict == ConflictPolicy.FAIL:
+            raise label_versions.annotation_conflicts(annotated)
         await manifests.insert_files(source, target.id, now)
+        labelled = label_versions.Origin(source_row.id, is_version=False)
+        await label_versions.copy_labels(labelled, target.id)
+        renames = None
         if conflicting and on_conflict == ConflictPolicy.KEEP_SOURCE:
             await manifests.overwrite_files(
                 source, target.id, now, renames=manifests.identity(conflicting)
@@ -126,8 +138,14 @@ async def merge_datasets(
         elif conflicting and on_conflict == ConflictPolicy.RENAME:
             renames = await _free_names(conflicting, (target.id, source_row.id))
             await manifests.insert_files(source, target.id, now, renames=renames)
-        await _copy_labels(source_row.id, target.id, only_missing=True)
+        if on_conflict == ConflictPolicy.KEEP_SOURCE:
+            await label_versions.drop_samples_at(target.id, [*conflicting, *annotated])
+        kept = conflicting if on_conflict != ConflictPolicy.KEEP_SOURCE else []
+        await label_versions.copy_samples(labelled, target.id, exclude=kept)
+        if renames:
+            await label_versions.copy_samples(labelled, target.id, renames)
         await sql.recount_dataset(target.id, now)
+        await record_counts(target.id, now)
         await record_edge(
             NodeRef.dataset(source_row.id),
             NodeRef.dataset(target.id),
@@ -192,22 +210,3 @@ def _conflict_problems(paths: Sequence[str]) -> list[Problem]:
             Problem(field, f"... and {more} more conflicting paths", ErrorCode.CONFLICT)
         )
     return problems
-
-
-async def _copy_labels(source_pk: int, target_pk: int, *, only_missing: bool) -> None:
-    labels = await Label.filter(dataset_id=source_pk).order_by("id")
-    if only_missing:
-        present = {label.name for label in await Label.filter(dataset_id=target_pk).only("name")}
-        labels = [label for label in labels if label.name not in present]
-    await Label.bulk_create(
-        [
-            Label(
-                dataset_id=target_pk,
-                name=label.name,
-                color=label.color,
-                kind=label.kind,
-                attributes=label.attributes,
-            )
-            for label in labels
-        ]
-    )

@@ -26,10 +26,11 @@ from quiver.models import (
     Version,
     VersionEntry,
 )
-from quiver.resolvers import manifests, sql
+from quiver.resolvers import label_versions, manifests, sql
 from quiver.resolvers.access import readable_versions, require_role, require_user
 from quiver.resolvers.errors import FieldPath, Refused
 from quiver.resolvers.files import ensure_active, writable_dataset
+from quiver.resolvers.label_metrics import record_counts
 from quiver.resolvers.lineage import NodeRef, forget_node, record_edge
 from quiver.resolvers.validation import check_description, raise_if_any
 
@@ -104,6 +105,7 @@ async def take_version(
             not allow_empty
             and parent is not None
             and await manifests.same_as_version(dataset.id, parent.id, paths)
+            and await label_versions.unchanged_since(dataset.id, parent)
         ):
             return TakenVersion(parent, created=False)
         await Dataset.filter(id=dataset.id).update(last_version_number=F("last_version_number") + 1)
@@ -117,6 +119,7 @@ async def take_version(
             created_by_id=user.id,
         )
         await manifests.snapshot(dataset.id, version.id, paths)
+        await label_versions.snapshot(dataset.id, version.id, paths)
         version.file_count, version.total_size = await manifests.totals(
             manifests.Source.version(version.id)
         )
@@ -182,7 +185,9 @@ async def restore_version(viewer: Viewer, version_id: str) -> Dataset:
         await manifests.prune_files(source, dataset.id)
         await manifests.overwrite_files(source, dataset.id, now)
         await manifests.insert_files(source, dataset.id, now, keep_created=True)
+        await label_versions.restore(version.id, dataset.id)
         await sql.recount_dataset(dataset.id, now)
+        await record_counts(dataset.id, now)
     return await Dataset.get(id=dataset.id)
 
 

@@ -15,6 +15,8 @@ from quiver.schema.datasets import Dataset, DatasetMutation, DatasetQuery
 from quiver.schema.extensions import limit_extensions
 from quiver.schema.files import File, FileMutation
 from quiver.schema.interchange import InterchangeMutation
+from quiver.schema.label_mutations import LabelMutation
+from quiver.schema.labels import Label, Sample
 from quiver.schema.lineage import ExternalEntity, LineageMutation, LineageQuery
 from quiver.schema.node import Node, resolve_node
 from quiver.schema.scalars import SCALAR_MAP
@@ -42,6 +44,7 @@ class Mutation(
     VersionMutation,
     LineageMutation,
     UserMutation,
+    LabelMutation,
     InterchangeMutation,
 ):
     pass
@@ -61,7 +64,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.federation.Sche
     return QuiverSchema(
         query=Query,
         mutation=Mutation,
-        types=[Dataset, File, Version, ExternalEntity, User, Team, ApiKey],
+        types=[Dataset, File, Version, ExternalEntity, User, Team, ApiKey, Label, Sample],
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
         federation_version="2.7",
         extensions=limit_extensions(

@@ -20,6 +20,7 @@ from quiver.resolvers.access import strongest_role
 from quiver.resolvers.errors import ArgumentError
 from quiver.resolvers.lineage import LineageDirection, NodeRef
 from quiver.resolvers.loaders import PageArgs
+from quiver.schema import labels as labelling
 from quiver.schema.errors import UserError, mutation, user_errors_field
 from quiver.schema.files import File
 from quiver.schema.lineage import LineageGraph, lineage_of
@@ -128,6 +129,27 @@ class Dataset(Node):
         self, root: strawberry.Parent[models.Dataset], info: Info
     ) -> Awaitable[models.Version | None]:
         return info.context.loaders.latest_version_by_dataset_id.load(root.id)
+
+    labels: list[labelling.Label] = strawberry.field(
+        resolver=labelling.dataset_labels, description="Its labels, by name."
+    )
+    samples: Connection[labelling.Sample] = strawberry.field(
+        resolver=labelling.dataset_samples,
+        description="Its samples matching `filter`, in the order they were added.",
+    )
+    statistics: labelling.DatasetStatistics = strawberry.field(
+        resolver=labelling.dataset_statistics,
+        description="Counts of files, samples, labeled samples and annotations, per label too.",
+    )
+    sample_facets: labelling.SampleFacets = strawberry.field(
+        resolver=labelling.dataset_facets,
+        description="Labels, statuses and metadata values of its samples, with counts.",
+    )
+    metrics: list[labelling.MetricPointType] = strawberry.field(
+        resolver=labelling.dataset_metrics,
+        description="Its counts over time: one point per interval from `from` to `to`, each "
+        "the counts in force then (recorded whenever labels, samples or annotations change).",
+    )
 
     @strawberry.field(description="Where its data came from and went, to a depth (max 10).")
     async def lineage(

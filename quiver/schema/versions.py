@@ -18,6 +18,7 @@ from quiver.resolvers.errors import ArgumentError
 from quiver.resolvers.lineage import LineageDirection, NodeRef
 from quiver.resolvers.loaders import PageArgs
 from quiver.resolvers.tables import version_table
+from quiver.schema import labels as labelling
 from quiver.schema.errors import UserError, mutation, user_errors_field
 from quiver.schema.files import File
 from quiver.schema.lineage import LineageGraph, lineage_of
@@ -191,6 +192,27 @@ class Version(Node):
                 "against", "`against` is not the ID of a version you can read"
             )
         return VersionDiff(version_pk=root.id, base_pk=base.id)
+
+    labels: list[labelling.Label] = strawberry.field(
+        resolver=labelling.version_labels, description="Its labels as they were, by name."
+    )
+    samples: Connection[labelling.Sample] = strawberry.field(
+        resolver=labelling.version_samples,
+        description="Its samples (with their annotations as they were) matching `filter`.",
+    )
+    statistics: labelling.DatasetStatistics = strawberry.field(
+        resolver=labelling.version_statistics,
+        description="Counts of its files, samples, labeled samples and annotations.",
+    )
+    sample_facets: labelling.SampleFacets = strawberry.field(
+        resolver=labelling.version_facets,
+        description="Labels, statuses and metadata values of its samples, with counts.",
+    )
+    annotation_diff: labelling.AnnotationDiff = strawberry.field(
+        resolver=labelling.version_annotation_diff,
+        description="How its annotations differ from those of the version `against`: per "
+        "sample, annotations added, removed and changed, with counts.",
+    )
 
     @strawberry.field(description="Where its data came from and went, to a depth (max 10).")
     async def lineage(
