@@ -6,7 +6,10 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import zipfile
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +20,11 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 from support import Api, MakeUser, dataset_with, share
 
-from quiver.models import Annotation, Label, Sample
+from quiver.config import Settings
+from quiver.ids import decode_global_id
+from quiver.models import Annotation, Label, Sample, Upload
+from quiver.resolvers.blobs import store_blob
+from quiver.storage import storage_from_url
 
 pytestmark = pytest.mark.anyio
 
@@ -472,3 +479,96 @@ async def test_rights_read_to_export_write_to_import(
     assert readable.content.count(b'"path"') == 3
     assert (await _export(client, reader.token, path, "pascal")).status_code == 400
     assert (await _export(client, reader.token, "/datasets/nonsense", "coco")).status_code == 404
+
+
+async def _finished_upload(
+    settings: Settings, dataset_id: str, user_id: str, content: bytes
+) -> str:
+    storage = storage_from_url(settings.storage_url)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield content
+
+    blob = await store_blob(storage, chunks())
+    now = datetime.now(UTC)
+    upload = await Upload.create(
+        id=os.urandom(16).hex(),
+        user_id=decode_global_id(user_id, "User"),
+        dataset_id=decode_global_id(dataset_id, "Dataset"),
+        path="annotations.json",
+        length=len(content),
+        offset=len(content),
+        expires_at=now + timedelta(days=1),
+        completed_at=now,
+        blob_id=blob.sha256,
+    )
+    return upload.id
+
+
+async def test_a_finished_tus_upload_is_imported_by_its_id(
+    api: Api, client: httpx.AsyncClient, make_user: MakeUser, settings: Settings
+) -> None:
+    owner = await make_user("owner")
+    dataset_id = await _images_dataset(api, client, owner.token, "tus")
+    upload_id = await _finished_upload(
+        settings, dataset_id, owner.id, json.dumps(COCO_DOCUMENT).encode()
+    )
+
+    payload = await api.mutate(
+        IMPORT,
+        {
+            "input": {
+                "datasetId": dataset_id,
+                "format": "COCO",
+                "uploadId": upload_id,
+                "prefix": "images",
+            }
+        },
+        token=owner.token,
+    )
+
+    assert payload["annotationCount"] == 5
+    neither = await api.data(
+        IMPORT, {"input": {"datasetId": dataset_id, "format": "COCO"}}, token=owner.token
+    )
+    assert neither["importAnnotations"]["userErrors"] == [
+        {
+            "field": ["input", "file"],
+            "message": "Give exactly one of file and uploadId",
+            "code": "INVALID",
+        }
+    ]
+
+
+CREATE_VERSION = """mutation($id: ID!) { createVersion(input: {datasetId: $id}) {
+  version { id } userErrors { field message code } } }"""
+
+
+async def test_a_version_exports_the_annotations_it_snapshotted(
+    api: Api, client: httpx.AsyncClient, make_user: MakeUser
+) -> None:
+    owner = await make_user("owner")
+    reader = await make_user("reader")
+    dataset_id = await _images_dataset(api, client, owner.token, "versioned")
+    await _import(
+        client, owner.token, dataset_id, "COCO", json.dumps(COCO_DOCUMENT).encode(), "images"
+    )
+    version = (await api.mutate(CREATE_VERSION, {"id": dataset_id}, token=owner.token))["version"]
+    snapshot = (await _export(client, owner.token, f"/datasets/{dataset_id}", "coco")).json()
+    changed = json.loads(json.dumps(COCO_DOCUMENT))
+    changed["annotations"] = changed["annotations"][:1]
+    await _import(client, owner.token, dataset_id, "COCO", json.dumps(changed).encode(), "images")
+
+    exported = await _export(client, owner.token, f"/versions/{version['id']}", "coco")
+    working = (await _export(client, owner.token, f"/datasets/{dataset_id}", "coco")).json()
+
+    assert exported.status_code == 200
+    assert "-v1-annotations.json" in exported.headers["content-disposition"]
+    assert _comparable_coco(exported.json()) == _comparable_coco(snapshot)
+    assert len(working["annotations"]) == 1
+    assert (
+        await _export(client, reader.token, f"/versions/{version['id']}", "coco")
+    ).status_code == 404
+    for file_format in ("yolo", "labelstudio", "jsonl"):
+        response = await _export(client, owner.token, f"/versions/{version['id']}", file_format)
+        assert response.status_code == 200
