@@ -7,8 +7,12 @@ whatever the size of the dataset. Access: READ on the dataset.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
@@ -245,3 +249,33 @@ async def encoded(writer: Writer, pages: AsyncIterator[list[SampleRecord]]) -> A
     finally:
         if not finished:
             writer.close()
+
+
+async def annotations_file(dataset_pk: int, version_pk: int | None) -> Path | None:
+    """The working set's (or a version's) annotations as Quiver JSON Lines in a temp file,
+    for a dataset archive; None when there are no labels and no annotations."""
+    if version_pk is None:
+        if not await Label.filter(dataset_id=dataset_pk).exists():
+            return None
+        rows = await Label.filter(dataset_id=dataset_pk).order_by("id").values()
+        names = {int(row["id"]): str(row["name"]) for row in rows}
+        pages = working_pages(dataset_pk, names)
+    else:
+        if not await VersionLabel.filter(version_id=version_pk).exists():
+            return None
+        rows = await VersionLabel.filter(version_id=version_pk).order_by("label_id").values()
+        names = {int(row["label_id"]): str(row["name"]) for row in rows}
+        pages = version_pages(version_pk, names)
+    labels = [_label_def(row, names) for row in rows]
+    writer = JsonLinesWriter(labels, LossReport())
+    handle, name = await anyio.to_thread.run_sync(tempfile.mkstemp, ".jsonl", "annotations-")
+    path = Path(name)
+    try:
+        with os.fdopen(handle, "wb") as output:
+            async for chunk in encoded(writer, pages):
+                await anyio.to_thread.run_sync(output.write, chunk)
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(partial(path.unlink, missing_ok=True))
+        raise
+    return path

@@ -7,6 +7,7 @@ import contextlib
 import io
 import json
 import os
+import tarfile
 import zipfile
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -572,3 +573,35 @@ async def test_a_version_exports_the_annotations_it_snapshotted(
     for file_format in ("yolo", "labelstudio", "jsonl"):
         response = await _export(client, owner.token, f"/versions/{version['id']}", file_format)
         assert response.status_code == 200
+
+
+async def test_the_dataset_archive_carries_annotations_jsonl_when_there_are_any(
+    api: Api, client: httpx.AsyncClient, make_user: MakeUser
+) -> None:
+    owner = await make_user("owner")
+    headers = {"Authorization": f"Bearer {owner.token}"}
+    dataset_id = await _images_dataset(api, client, owner.token, "archived")
+    bare = await client.get(f"/datasets/{dataset_id}/archive", headers=headers)
+    with zipfile.ZipFile(io.BytesIO(bare.content)) as archive:
+        assert sorted(archive.namelist()) == sorted(SIZES)
+
+    content = json.dumps(COCO_DOCUMENT).encode()
+    await _import(client, owner.token, dataset_id, "COCO", content, "images")
+    version = (await api.mutate(CREATE_VERSION, {"id": dataset_id}, token=owner.token))["version"]
+    jsonl = (await _export(client, owner.token, f"/datasets/{dataset_id}", "jsonl")).content
+
+    for query in ({}, {"version": "1"}, {"format": "tar.gz"}):
+        response = await client.get(
+            f"/datasets/{dataset_id}/archive", params=query, headers=headers
+        )
+        assert response.status_code == 200
+        if query.get("format") == "tar.gz":
+            with tarfile.open(fileobj=io.BytesIO(response.content)) as tar:
+                member = tar.extractfile("annotations.jsonl")
+                assert member is not None
+                assert member.read() == jsonl
+            continue
+        with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+            assert sorted(archive.namelist()) == sorted([*SIZES, "annotations.jsonl"])
+            assert archive.read("annotations.jsonl") == jsonl
+    assert version["id"]
