@@ -49,7 +49,7 @@ from quiver.resolvers.errors import FieldPath, Problem, Refused
 from quiver.resolvers.files import check_path, ensure_active
 from quiver.resolvers.label_metrics import record_counts
 from quiver.resolvers.labels import LabelSpec, int_column, labels_by_name
-from quiver.resolvers.samples import samples_at, samples_for_paths
+from quiver.resolvers.samples import samples_for_paths
 from quiver.resolvers.uploads import find_upload
 from quiver.storage import Storage
 from quiver.storage.blobs import blob_key
@@ -169,6 +169,13 @@ def _temp_file() -> IO[bytes]:
     return tempfile.TemporaryFile()  # closed by upload_stream
 
 
+@dataclass(frozen=True)
+class _SampleRow:
+    id: int
+    width: int | None
+    height: int | None
+
+
 class _Importer:
     def __init__(
         self,
@@ -271,8 +278,7 @@ class _Importer:
         await self._undeclared_labels(records)
         await self._paths(records)
         paths = list(dict.fromkeys(record.path for record in records))
-        before = set(await samples_at(self.dataset_pk, paths))
-        samples = await samples_for_paths(self.storage, self.dataset_pk, paths, create=True)
+        samples = await self._sample_rows(paths)
         missing = [path for path in paths if path not in samples]
         if missing:
             shown = ", ".join(repr(p) for p in missing[:5])
@@ -280,7 +286,6 @@ class _Importer:
             raise Refused.not_found(
                 FILE_FIELD, f"No file in the dataset at {shown}{more} (import the images first)"
             )
-        self.samples_created += len(set(samples) - before)
         merged: dict[int, SampleRecord] = {}
         for record in records:
             sample = samples[record.path]
@@ -290,9 +295,30 @@ class _Importer:
             else:
                 merged[sample.id] = record
         await self._write(merged)
-        await self._sample_fields(merged, samples)
+        await self._sample_fields(merged)
 
-    def _fit_size(self, record: SampleRecord, sample: Sample) -> None:
+    async def _sample_rows(self, paths: list[str]) -> dict[str, _SampleRow]:
+        """The whole-file sample of each path that has a file, made where missing."""
+        files = await DatasetFile.filter(dataset_id=self.dataset_pk, path__in=paths).values(
+            "id", "path"
+        )
+        path_of = {int(row["id"]): str(row["path"]) for row in files}
+        rows = await Sample.filter(file_id__in=list(path_of), row=None).values(
+            "id", "file_id", "width", "height"
+        )
+        found = {
+            path_of[int(row["file_id"])]: _SampleRow(int(row["id"]), row["width"], row["height"])
+            for row in rows
+        }
+        lacking = [path for path in path_of.values() if path not in found]
+        if lacking:
+            made = await samples_for_paths(self.storage, self.dataset_pk, lacking, create=True)
+            self.samples_created += len(made)
+            for path, sample in made.items():
+                found[path] = _SampleRow(sample.id, sample.width, sample.height)
+        return found
+
+    def _fit_size(self, record: SampleRecord, sample: _SampleRow) -> None:
         if record.scale is not None:
             if sample.width is None or sample.height is None:
                 raise Refused.invalid(
@@ -376,30 +402,25 @@ class _Importer:
         except Refused as refusal:
             raise Refused([_at_path(problem, paths) for problem in refusal.problems]) from None
 
-    async def _sample_fields(
-        self, merged: dict[int, SampleRecord], samples: dict[str, Sample]
-    ) -> None:
+    async def _sample_fields(self, merged: dict[int, SampleRecord]) -> None:
         """Status, hard-example flag and metadata, where the file gives them (JSON Lines)."""
         for pk, record in merged.items():
-            if record.status is None and record.hard_example is None and record.metadata is None:
-                continue
-            sample = samples[record.path]
+            changes: dict[str, Any] = {}
             if record.status is not None:
                 try:
-                    sample.status = SampleStatus(record.status)
+                    changes["status"] = SampleStatus(record.status)
                 except ValueError:
                     raise Refused.invalid(
                         FILE_FIELD, f"{record.path}: unknown status {record.status!r}"
                     ) from None
             if record.hard_example is not None:
-                sample.hard_example = bool(record.hard_example)
+                changes["hard_example"] = bool(record.hard_example)
             if record.metadata is not None:
                 if not isinstance(record.metadata, dict):
                     raise Refused.invalid(FILE_FIELD, f"{record.path}: metadata is an object")
-                sample.metadata = record.metadata
-            await Sample.filter(id=pk).update(
-                status=sample.status, hard_example=sample.hard_example, metadata=sample.metadata
-            )
+                changes["metadata"] = record.metadata
+            if changes:
+                await Sample.filter(id=pk).update(**changes)
 
     async def finish(self) -> None:
         """Clear the samples the file names without annotations (deferred ones)."""
