@@ -20,6 +20,7 @@ from typing import IO, Any
 
 import yaml
 
+from quiver.annotations import rle
 from quiver.annotations.records import (
     AnnotationRecord,
     FormatError,
@@ -153,6 +154,23 @@ class YoloWriter(Writer):
                     "rotation dropped for {n} boxes",
                 )
             return [f"{cls} " + " ".join(_fmt(v) for v in _centre_box(geometry, width, height))]
+        if shape == "mask" and self.task == "segment":
+            traced, holes = rle.traced_rings(geometry)
+            self.report.add(
+                "MASK_AS_POLYGON",
+                "1 mask written as polygons traced along its pixel borders",
+                "{n} masks written as polygons traced along their pixel borders",
+            )
+            self.report.add(
+                "HOLES_DROPPED",
+                "1 hole in a mask dropped: a YOLO polygon cannot hold one",
+                "{n} holes in masks dropped: a YOLO polygon cannot hold them",
+                n=holes,
+            )
+            if not traced:
+                return []
+            geometry = {"rings": traced}
+            shape = "polygon"
         if shape == "polygon":
             rings = rings_of(geometry)
             if len(rings) > 1:

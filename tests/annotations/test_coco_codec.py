@@ -289,3 +289,21 @@ def test_import_of_coco_instances_keeps_polygons_and_crowd_masks() -> None:
 def test_import_refuses_malformed_files_with_where(document: bytes, message: str) -> None:
     with pytest.raises(FormatError, match=message):
         _read(document)
+
+
+def test_traced_mask_outlines_rasterize_back_to_the_mask_with_holes_filled() -> None:
+    bitmap = np.zeros((10, 12), dtype=np.uint8, order="F")
+    bitmap[2:6, 3:9] = 1
+    bitmap[3:5, 5:7] = 0  # a hole
+    bitmap[7:9, 0:2] = 1
+    counts = mask_utils.encode(bitmap)["counts"]
+    mask = {"size": [10, 12], "counts": counts.decode() if isinstance(counts, bytes) else counts}
+
+    rings, holes = rle.traced_rings(mask)
+
+    assert (rle.bitmap(mask) == bitmap.astype(bool)).all()
+    assert rings == [[[3, 2], [3, 6], [9, 6], [9, 2]], [[0, 7], [0, 9], [2, 9], [2, 7]]]
+    assert holes == 1
+    polygons: Any = [[v for point in ring for v in point] for ring in rings]
+    traced = mask_utils.merge(mask_utils.frPyObjects(polygons, 10, 12))
+    assert int(mask_utils.area(traced)) == int(bitmap.sum()) + 4

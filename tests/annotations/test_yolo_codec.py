@@ -120,6 +120,17 @@ def test_segment_export_writes_polygons_and_reports_what_it_changes() -> None:
     ]
 
 
+def test_segment_export_traces_masks_into_polygons() -> None:
+    labels = [LabelDef("blob", "SEGMENTATION_MASK")]
+    # 4 x 4 image, column-major runs: a 2 x 2 square at rows 1-2, columns 1-2
+    mask = {"size": [4, 4], "counts": [5, 2, 2, 2, 5]}
+    samples = [SampleRecord("images/a.jpg", 4, 4, [AnnotationRecord("blob", mask)])]
+    files, report = _export(labels, samples)
+
+    assert files["labels/a.txt"] == "0 0.25 0.25 0.25 0.75 0.75 0.75 0.75 0.25\n"
+    assert report.lines() == ["1 mask written as polygons traced along its pixel borders"]
+
+
 def test_pose_export_writes_box_then_points_and_kpt_shape() -> None:
     skeleton = {"names": ["nose", "tail", "paw"], "edges": [[0, 1]]}
     labels = [LabelDef("cat", "KEYPOINTS", skeleton=skeleton)]

@@ -605,3 +605,34 @@ async def test_the_dataset_archive_carries_annotations_jsonl_when_there_are_any(
             assert sorted(archive.namelist()) == sorted([*SIZES, "annotations.jsonl"])
             assert archive.read("annotations.jsonl") == jsonl
     assert version["id"]
+
+
+async def test_importing_again_replaces_the_named_samples_annotations_only(
+    api: Api, client: httpx.AsyncClient, make_user: MakeUser
+) -> None:
+    owner = await make_user("owner")
+    dataset_id = await _images_dataset(api, client, owner.token, "again")
+    content = json.dumps(COCO_DOCUMENT).encode()
+    await _import(client, owner.token, dataset_id, "COCO", content, "images")
+
+    again = await _import(client, owner.token, dataset_id, "COCO", content, "images")
+    assert again["labelsCreated"] == 0
+    assert again["samplesCreated"] == 0
+    assert await Annotation.all().count() == 5
+
+    # a.png listed with no annotations is cleared; c.png, absent from the file, is untouched
+    fewer = json.loads(json.dumps(COCO_DOCUMENT))
+    fewer["images"] = fewer["images"][:2]
+    fewer["annotations"] = [a for a in fewer["annotations"] if a["image_id"] == 11]
+    payload = await _import(
+        client, owner.token, dataset_id, "COCO", json.dumps(fewer).encode(), "images"
+    )
+
+    assert payload["samplesAnnotated"] == 2
+    counts = {
+        path: await Annotation.filter(sample__file__path=f"images/{path}").count()
+        for path in ("a.png", "b.png", "c.png")
+    }
+    assert counts == {"a.png": 0, "b.png": 2, "c.png": 0}
+    statuses = {s.file_id: s.status.value for s in await Sample.all()}
+    assert sorted(statuses.values()) == ["LABELED", "UNLABELED", "UNLABELED"]
