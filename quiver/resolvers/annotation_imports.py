@@ -275,6 +275,18 @@ class _Importer:
             record.stem = False
 
     async def _samples(self, records: list[SampleRecord]) -> None:
+        rows = [record for record in records if record.row is not None]
+        if rows:
+            # Table-row samples are made with the table's rows, not by an import.
+            self.report.add(
+                "ROW_SAMPLES_SKIPPED",
+                "1 sample of a table row skipped: imports annotate whole files",
+                "{n} samples of table rows skipped: imports annotate whole files",
+                n=len(rows),
+            )
+            records = [record for record in records if record.row is None]
+            if not records:
+                return
         await self._undeclared_labels(records)
         await self._paths(records)
         paths = list(dict.fromkeys(record.path for record in records))
