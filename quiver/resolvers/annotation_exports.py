@@ -7,6 +7,7 @@ whatever the size of the dataset. Access: READ on the dataset.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import AsyncIterator, Callable
@@ -26,14 +27,10 @@ from quiver.annotations.yolo import YoloWriter
 from quiver.auth import Viewer
 from quiver.ids import decode_global_id
 from quiver.models import (
-    Annotation,
-    DatasetFile,
     Label,
-    Sample,
-    VersionAnnotation,
     VersionLabel,
-    VersionSample,
 )
+from quiver.resolvers import sql
 from quiver.resolvers.access import readable_versions, visible_datasets
 from quiver.resolvers.errors import Refused
 
@@ -44,15 +41,6 @@ WRITERS: dict[str, Callable[[list[LabelDef], LossReport], Writer]] = {
     "labelstudio": LabelStudioWriter,
     "jsonl": JsonLinesWriter,
 }
-ANNOTATION_COLUMNS = (
-    "sample_id",
-    "label_id",
-    "geometry",
-    "score",
-    "attributes",
-    "model_name",
-    "model_version",
-)
 
 
 @dataclass
@@ -135,12 +123,17 @@ def _label_def(row: dict[str, Any], names: dict[int, str]) -> LabelDef:
     )
 
 
+def _json(value: Any) -> Any:
+    """A JSON column as the driver gives it: text on SQLite (and asyncpg's jsonb)."""
+    return json.loads(value) if isinstance(value, str | bytes) else value
+
+
 def _record(row: dict[str, Any], names: dict[int, str]) -> AnnotationRecord:
     return AnnotationRecord(
         label=names[int(row["label_id"])],
-        geometry=row["geometry"],
+        geometry=_json(row["geometry"]),
         score=row["score"],
-        attributes=row["attributes"],
+        attributes=_json(row["attributes"]),
         model=model_of(row),
     )
 
@@ -149,88 +142,69 @@ def _status(value: Any) -> str | None:
     return getattr(value, "value", None) or (str(value) if value is not None else None)
 
 
-async def working_pages(
-    dataset_pk: int, names: dict[int, str]
-) -> AsyncIterator[list[SampleRecord]]:
-    """The working set's samples, PAGE_SIZE at a time, in sample id order."""
-    after = 0
-    while True:
-        rows = (
-            await Sample.filter(dataset_id=dataset_pk, id__gt=after)
-            .order_by("id")
-            .limit(PAGE_SIZE)
-            .values("id", "file_id", "row", "status", "hard_example", "metadata", "width", "height")
-        )
-        if not rows:
-            return
-        file_ids = list({int(row["file_id"]) for row in rows})
-        paths = dict(await DatasetFile.filter(id__in=file_ids).values_list("id", "path"))
-        ids = [int(row["id"]) for row in rows]
-        annotations: dict[int, list[AnnotationRecord]] = {pk: [] for pk in ids}
-        for annotation in (
-            await Annotation.filter(sample_id__in=ids)
-            .order_by("sample_id", "id")
-            .values(*ANNOTATION_COLUMNS)
-        ):
-            annotations[int(annotation["sample_id"])].append(_record(annotation, names))
-        yield [
-            SampleRecord(
-                path=str(paths[int(row["file_id"])]),
-                row=row["row"],
-                width=row["width"],
-                height=row["height"],
-                status=_status(row["status"]),
-                hard_example=bool(row["hard_example"]),
-                metadata=row["metadata"],
-                annotations=annotations[int(row["id"])],
-            )
-            for row in rows
-        ]
-        if len(rows) < PAGE_SIZE:
-            return
-        after = ids[-1]
+def _sample(row: dict[str, Any], annotations: list[AnnotationRecord]) -> SampleRecord:
+    return SampleRecord(
+        path=str(row["path"]),
+        row=row["row"],
+        width=row["width"],
+        height=row["height"],
+        status=_status(row["status"]),
+        hard_example=bool(row["hard_example"]),
+        metadata=_json(row["metadata"]),
+        annotations=annotations,
+    )
 
 
-async def version_pages(
-    version_pk: int, names: dict[int, str]
+# Keyset pages of samples, then their annotations by one range scan of the sample ids the
+# page spans (every annotation in that range of the dataset or version is one of theirs).
+WORKING_SAMPLES = (
+    'SELECT s.id AS sample_id, f.path, s."row", s.status, s.hard_example, s.metadata, s.width, '
+    "s.height FROM quiver_sample s JOIN quiver_dataset_file f ON f.id = s.file_id "
+    "WHERE s.dataset_id = ? AND s.id > ? ORDER BY s.id LIMIT ?"
+)
+WORKING_ANNOTATIONS = (
+    "SELECT sample_id, label_id, geometry, score, attributes, model_name, model_version "
+    "FROM quiver_annotation WHERE dataset_id = ? AND sample_id >= ? AND sample_id <= ? "
+    "ORDER BY sample_id, id"
+)
+VERSION_SAMPLES = (
+    'SELECT sample_id, path, "row", status, hard_example, metadata, width, height '
+    "FROM quiver_version_sample WHERE version_id = ? AND sample_id > ? "
+    "ORDER BY sample_id LIMIT ?"
+)
+VERSION_ANNOTATIONS = (
+    "SELECT sample_id, label_id, geometry, score, attributes, model_name, model_version "
+    "FROM quiver_version_annotation WHERE version_id = ? AND sample_id >= ? AND sample_id <= ? "
+    "ORDER BY sample_id, annotation_id"
+)
+
+
+async def _pages(
+    owner_pk: int, names: dict[int, str], samples_sql: str, annotations_sql: str
 ) -> AsyncIterator[list[SampleRecord]]:
-    """A version's samples, PAGE_SIZE at a time, in sample id order."""
     after = 0
     while True:
-        rows = (
-            await VersionSample.filter(version_id=version_pk, sample_id__gt=after)
-            .order_by("sample_id")
-            .limit(PAGE_SIZE)
-            .values(
-                "sample_id", "path", "row", "status", "hard_example", "metadata", "width", "height"
-            )
-        )
+        rows = await sql.fetch(samples_sql, owner_pk, after, PAGE_SIZE)
         if not rows:
             return
         ids = [int(row["sample_id"]) for row in rows]
         annotations: dict[int, list[AnnotationRecord]] = {pk: [] for pk in ids}
-        for annotation in (
-            await VersionAnnotation.filter(version_id=version_pk, sample_id__in=ids)
-            .order_by("sample_id", "annotation_id")
-            .values(*ANNOTATION_COLUMNS)
-        ):
+        for annotation in await sql.fetch(annotations_sql, owner_pk, ids[0], ids[-1]):
             annotations[int(annotation["sample_id"])].append(_record(annotation, names))
-        yield [
-            SampleRecord(
-                path=str(row["path"]),
-                row=row["row"],
-                width=row["width"],
-                height=row["height"],
-                status=_status(row["status"]),
-                hard_example=bool(row["hard_example"]),
-                metadata=row["metadata"],
-                annotations=annotations[int(row["sample_id"])],
-            )
-            for row in rows
-        ]
+        yield [_sample(row, annotations[int(row["sample_id"])]) for row in rows]
         if len(rows) < PAGE_SIZE:
             return
         after = ids[-1]
+
+
+def working_pages(dataset_pk: int, names: dict[int, str]) -> AsyncIterator[list[SampleRecord]]:
+    """The working set's samples, PAGE_SIZE at a time, in sample id order."""
+    return _pages(dataset_pk, names, WORKING_SAMPLES, WORKING_ANNOTATIONS)
+
+
+def version_pages(version_pk: int, names: dict[int, str]) -> AsyncIterator[list[SampleRecord]]:
+    """A version's samples, PAGE_SIZE at a time, in sample id order."""
+    return _pages(version_pk, names, VERSION_SAMPLES, VERSION_ANNOTATIONS)
 
 
 async def encoded(writer: Writer, pages: AsyncIterator[list[SampleRecord]]) -> AsyncIterator[bytes]:

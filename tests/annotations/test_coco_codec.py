@@ -307,3 +307,25 @@ def test_traced_mask_outlines_rasterize_back_to_the_mask_with_holes_filled() -> 
     polygons: Any = [[v for point in ring for v in point] for ring in rings]
     traced = mask_utils.merge(mask_utils.frPyObjects(polygons, 10, 12))
     assert int(mask_utils.area(traced)) == int(bitmap.sum()) + 4
+
+
+def test_plain_boxes_are_written_exactly_as_the_general_path_writes_them() -> None:
+    writer = coco.CocoWriter(LABELS, LossReport())
+    annotation = AnnotationRecord("car", {"x": 3, "y": 4, "width": 10, "height": 7})
+    writer.image_id = 9
+    fast = writer._plain_box(annotation)
+    general = writer._annotation(annotation)
+    writer.close()
+
+    assert fast is not None
+    assert general is not None
+    assert json.loads(fast) == {**general, "id": general["id"] - 1}
+    assert fast == json.dumps({**general, "id": general["id"] - 1}, separators=(",", ":"))
+    assert (
+        writer._plain_box(AnnotationRecord("car", {"x": 3.5, "y": 4, "width": 1, "height": 1}))
+        is None
+    )
+    assert (
+        writer._plain_box(AnnotationRecord("road", {"x": 3, "y": 4, "width": 1, "height": 1}))
+        is None
+    )
