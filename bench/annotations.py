@@ -5,8 +5,8 @@ BOUNDING_BOX labels, 500,000 boxes: 5 a sample) with bulk inserts, snapshots it 
 ``createVersion``, then measures, each in a fresh child process so that peak RSS (VmHWM,
 reset just before) is the operation's own:
 
-- Quiver: ``GET /versions/{id}/annotations?format=coco`` streamed to a file (httpx on the
-  ASGI app, in process);
+- Quiver: ``GET /versions/{id}/annotations?format=coco`` streamed to a file by an httpx
+  client over loopback from the app under uvicorn in the same process;
 - baseline: a plain script that reads the same version's samples, labels and annotations
   with the raw driver (sqlite3 / asyncpg), builds the COCO dict in memory and
   ``json.dump``s it to a file. Target: Quiver <= 1.5x its time at <= 1/4 of its peak RSS;
@@ -25,15 +25,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import random
 import secrets
 import shutil
+import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -215,8 +218,11 @@ async def seed(arguments: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
 # --- Children: one measured operation each ------------------------------------------------
 
 
-async def child_export(world: dict[str, Any], out: Path) -> dict[str, Any]:
-    import httpx
+@contextlib.asynccontextmanager
+async def served(world: dict[str, Any]) -> AsyncIterator[str]:
+    """The app under uvicorn on a loopback port of this process (the client reads the
+    response from a socket, as a real one would: httpx's ASGI transport would buffer it)."""
+    import uvicorn
     from tortoise import Tortoise
 
     from quiver import db
@@ -224,33 +230,47 @@ async def child_export(world: dict[str, Any], out: Path) -> dict[str, Any]:
     from quiver.config import Settings
 
     settings = Settings(
-        data_dir=Path(world["data_dir"]), database_url=world["database_url"], migrate_on_start=False
+        data_dir=Path(world["data_dir"]),
+        database_url=world["database_url"],
+        migrate_on_start=False,
     )
-    await Tortoise.init(
-        config=db.tortoise_config(settings.database_url), _enable_global_fallback=True
+    config = db.tortoise_config(settings.database_url)
+    await Tortoise.init(config=config, _enable_global_fallback=True)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app = create_app(settings, manage_database=False)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
     )
+    task = asyncio.create_task(server.serve())
     try:
-        app = create_app(settings, manage_database=False)
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://quiver", timeout=None
-        ) as client:
-            headers = {"Authorization": f"Bearer {world['key']}"}
-            await client.get("/healthz")
-            before = rss_mb("VmRSS")
-            reset_peak_rss()
-            started = time.perf_counter()
-            url = f"/versions/{world['version']}/annotations"
-            async with client.stream(
-                "GET", url, params={"format": "coco"}, headers=headers
-            ) as response:
-                assert response.status_code == 200, await response.aread()
-                with out.open("wb") as output:
-                    async for chunk in response.aiter_raw():
-                        output.write(chunk)
-            seconds = time.perf_counter() - started
+        # uvicorn only sets a flag once it listens: nothing to wait on but the flag itself.
+        while not server.started:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
     finally:
+        server.should_exit = True
+        await task
         await Tortoise.close_connections()
+
+
+async def child_export(world: dict[str, Any], out: Path) -> dict[str, Any]:
+    import httpx
+
+    async with served(world) as base, httpx.AsyncClient(base_url=base, timeout=None) as client:
+        headers = {"Authorization": f"Bearer {world['key']}"}
+        await client.get("/healthz")
+        before = rss_mb("VmRSS")
+        reset_peak_rss()
+        started = time.perf_counter()
+        url = f"/versions/{world['version']}/annotations"
+        async with client.stream("GET", url, params={"format": "coco"}, headers=headers) as got:
+            assert got.status_code == 200, await got.aread()
+            with out.open("wb") as output:
+                async for chunk in got.aiter_raw():
+                    output.write(chunk)
+        seconds = time.perf_counter() - started
     return {"seconds": seconds, "before": before, "peak": rss_mb("VmHWM")}
 
 
@@ -325,46 +345,24 @@ async def child_baseline(world: dict[str, Any], out: Path) -> dict[str, Any]:
 
 async def child_import(world: dict[str, Any], source: Path) -> dict[str, Any]:
     import httpx
-    from tortoise import Tortoise
 
-    from quiver import db
-    from quiver.app import create_app
-    from quiver.config import Settings
-
-    settings = Settings(
-        data_dir=Path(world["data_dir"]), database_url=world["database_url"], migrate_on_start=False
-    )
-    await Tortoise.init(
-        config=db.tortoise_config(settings.database_url), _enable_global_fallback=True
-    )
-    try:
-        app = create_app(settings, manage_database=False)
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://quiver", timeout=None
-        ) as client:
-            await client.get("/healthz")
-            variables = {"datasetId": world["target"], "format": "COCO", "file": None}
-            before = rss_mb("VmRSS")
-            reset_peak_rss()
-            started = time.perf_counter()
-            with source.open("rb") as upload:
-                response = await client.post(
-                    "/graphql",
-                    data={
-                        "operations": json.dumps(
-                            {"query": IMPORT, "variables": {"input": variables}}
-                        ),
-                        "map": json.dumps({"0": ["variables.input.file"]}),
-                    },
-                    files={"0": ("coco.json", upload, "application/json")},
-                    headers={"Authorization": f"Bearer {world['key']}"},
-                )
-            seconds = time.perf_counter() - started
-            payload = response.json()["data"]["importAnnotations"]
-            assert payload["userErrors"] == [], payload["userErrors"]
-    finally:
-        await Tortoise.close_connections()
+    async with served(world) as base, httpx.AsyncClient(base_url=base, timeout=None) as client:
+        await client.get("/healthz")
+        variables = {"datasetId": world["target"], "format": "COCO", "file": None}
+        operations = json.dumps({"query": IMPORT, "variables": {"input": variables}})
+        before = rss_mb("VmRSS")
+        reset_peak_rss()
+        started = time.perf_counter()
+        with source.open("rb") as upload:
+            response = await client.post(
+                "/graphql",
+                data={"operations": operations, "map": json.dumps({"0": ["variables.input.file"]})},
+                files={"0": ("coco.json", upload, "application/json")},
+                headers={"Authorization": f"Bearer {world['key']}"},
+            )
+        seconds = time.perf_counter() - started
+        payload = response.json()["data"]["importAnnotations"]
+        assert payload["userErrors"] == [], payload["userErrors"]
     return {
         "seconds": seconds,
         "before": before,
