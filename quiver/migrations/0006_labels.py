@@ -77,7 +77,7 @@ class Migration(migrations.Migration):
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
                 ('updated_at', fields.DatetimeField(auto_now=True, auto_now_add=False)),
             ],
-            options={'table': 'quiver_annotation', 'app': 'models', 'indexes': [Index(fields=['sample_id', 'id']), Index(fields=['label_id', 'sample_id']), Index(fields=['dataset_id', 'label_id'])], 'pk_attr': 'id'},
+            options={'table': 'quiver_annotation', 'app': 'models', 'indexes': [Index(fields=['sample_id', 'id']), Index(fields=['label_id', 'sample_id']), Index(fields=['dataset_id', 'label_id', 'sample_id'])], 'pk_attr': 'id'},
             bases=['Model'],
         ),
         ops.CreateModel(

@@ -131,7 +131,7 @@ class Annotation(Model):
         indexes = (
             Index(fields=("sample_id", "id")),
             Index(fields=("label_id", "sample_id")),
-            Index(fields=("dataset_id", "label_id")),
+            Index(fields=("dataset_id", "label_id", "sample_id")),
         )
 
 

@@ -20,6 +20,7 @@ from quiver.resolvers import sql
 from quiver.resolvers.access import dataset_for
 from quiver.resolvers.blobs import store_blob, touch_blobs
 from quiver.resolvers.errors import ErrorCode, FieldPath, Problem, Refused
+from quiver.resolvers.label_metrics import record_counts
 from quiver.resolvers.validation import normalize_tags, raise_if_any
 from quiver.storage import Storage
 from quiver.storage.blobs import SHA256_PATTERN, ChecksumMismatch, StoredBlob, TooLarge
@@ -320,6 +321,8 @@ async def delete_files(viewer: Viewer, dataset_id: str, paths: list[str]) -> lis
         if doomed:
             await DatasetFile.filter(id__in=[f.id for f in doomed]).delete()
             await _adjust_totals(dataset.id, files=-len(doomed), size=-sum(f.size for f in doomed))
+            # Their samples went with them: the dataset's counts over time record it.
+            await record_counts(dataset.id)
     return sorted(f.path for f in doomed)
 
 

@@ -7,6 +7,7 @@ labels and files costs a fixed number of statements whatever its size.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
@@ -29,7 +30,7 @@ from quiver.resolvers.access import (
     visible_version_samples,
 )
 from quiver.resolvers.errors import ArgumentError
-from quiver.resolvers.pagination import Page, counts_by_parent, keyset_pages
+from quiver.resolvers.pagination import Page, counts_by_parent, keyset_page, keyset_pages
 from quiver.resolvers.sample_search import (
     VERSION,
     WORKING,
@@ -94,6 +95,22 @@ def _sample_pages(
         found: dict[SampleKey, Page[M] | BaseException] = {}
         for args, parents in by_args.items():
             try:
+                if len(parents) == 1:
+                    # One parent: a plain keyset query stops after the page, where the
+                    # window over several parents would test every matching row first.
+                    (only,) = parents
+                    page = await keyset_page(
+                        matching(args.where).filter(**{parent: only}),
+                        key="id",
+                        descending=False,
+                        first=args.first,
+                        after=args.after,
+                    )
+                    page = dataclasses.replace(
+                        page, count=functools.partial(_count_of, counts, args.where, only)
+                    )
+                    found[(only, args)] = page
+                    continue
                 pages: list[Page[M] | BaseException] = list(
                     await keyset_pages(
                         matching(args.where),

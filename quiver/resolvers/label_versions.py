@@ -183,6 +183,10 @@ class Origin:
         )
 
     @property
+    def annotation_key(self) -> str:
+        return "annotation_id" if self.is_version else "id"
+
+    @property
     def annotations(self) -> str:
         return "quiver_version_annotation" if self.is_version else "quiver_annotation"
 
@@ -238,7 +242,7 @@ async def copy_samples(
         "s.row, s.status, s.hard_example, s.metadata, s.width, s.height, 1, s.created_at, "
         f"s.updated_at FROM {origin.sample_rows()} s {join} JOIN quiver_dataset_file tf "
         f"ON tf.dataset_id = ? AND tf.path = {new_path} WHERE NOT EXISTS (SELECT 1 FROM "
-        f"quiver_sample ts WHERE ts.file_id = tf.id AND {_SAME_ROW}) {skip}",
+        f"quiver_sample ts WHERE ts.file_id = tf.id AND {_SAME_ROW}) {skip} ORDER BY s.skey",
         target_pk,
         origin.pk,
         *pairs,
@@ -257,7 +261,8 @@ async def copy_samples(
         "JOIN quiver_label tl ON tl.dataset_id = ? AND tl.name = sl.name "
         f"JOIN quiver_dataset_file tf ON tf.dataset_id = ? AND tf.path = {new_path} "
         f"JOIN quiver_sample ts ON ts.file_id = tf.id AND {_SAME_ROW} AND ts.id > ? "
-        "LEFT JOIN quiver_user u ON u.id = a.created_by_id",
+        "LEFT JOIN quiver_user u ON u.id = a.created_by_id "
+        f"ORDER BY ts.id, a.{origin.annotation_key}",
         target_pk,
         origin.pk,
         *pairs,

@@ -129,7 +129,9 @@ async def keyset_pages(
     gives each page's lazy total (a DataLoader's ``load``, so totals are batched too)."""
     size = page_size(first)
     filtered = _after(queryset, key=key, descending=descending, after=after, pk=pk)
-    ranked = filtered.filter(**{f"{parent}__in": list(parents)}).values(pk, parent, key)
+    # ``dict.fromkeys``: a list may be ordered by its pk alone (``key`` is ``pk``).
+    columns = dict.fromkeys((pk, parent, key))
+    ranked = filtered.filter(**{f"{parent}__in": list(parents)}).values(*columns)
     inner, params = parameterized(ranked)
     order = "DESC" if descending else "ASC"
     statement = (

@@ -21,10 +21,11 @@ from quiver.models import Dataset, DatasetFile, Role, Sample, SampleStatus
 from quiver.resolvers import sql
 from quiver.resolvers.access import require_role, visible_samples
 from quiver.resolvers.annotations import MAX_SAMPLES_PER_CALL, decode_sample_ids
-from quiver.resolvers.errors import ErrorCode, FieldPath, Problem, Refused
+from quiver.resolvers.errors import ArgumentError, ErrorCode, FieldPath, Problem, Refused
 from quiver.resolvers.files import check_metadata, ensure_active, writable_dataset
 from quiver.resolvers.label_metrics import record_counts
 from quiver.resolvers.labels import int_column
+from quiver.resolvers.tables import Tables, table_file
 from quiver.resolvers.validation import raise_if_any
 from quiver.storage import Storage
 from quiver.storage.base import StorageError
@@ -80,7 +81,10 @@ def _size_of_bytes(data: bytes) -> tuple[int, int] | None:
 
 async def _sizes(storage: Storage, files: Sequence[DatasetFile]) -> dict[str, tuple[int, int]]:
     """Image sizes by blob, each distinct image read once, a few at a time."""
-    blobs = sorted({file.blob_id for file in files if is_image(file)})
+    return await _sizes_of_blobs(storage, sorted({f.blob_id for f in files if is_image(f)}))
+
+
+async def _sizes_of_blobs(storage: Storage, blobs: Sequence[str]) -> dict[str, tuple[int, int]]:
     sizes: dict[str, tuple[int, int]] = {}
     limiter = anyio.CapacityLimiter(8)
 
@@ -120,28 +124,70 @@ async def add_samples(
             ErrorCode.TOO_LARGE,
         )
     if paths is None:
-        files = await DatasetFile.filter(dataset_id=dataset.id).exclude(
-            id__in=await int_column(Sample.filter(dataset_id=dataset.id, row=None), "file_id")
-        )
-    else:
-        files = await DatasetFile.filter(dataset_id=dataset.id, path__in=list(paths))
-        found = {file.path for file in files}
-        raise_if_any(
-            [
-                Problem(("input", "paths", str(i)), f"No file at {path!r}", ErrorCode.NOT_FOUND)
-                for i, path in enumerate(paths)
-                if path not in found
-            ]
-        )
+        return [], await _sample_every_file(storage, dataset.id, metadata)
+    files = await DatasetFile.filter(dataset_id=dataset.id, path__in=list(paths))
+    found = {file.path for file in files}
+    raise_if_any(
+        [
+            Problem(("input", "paths", str(i)), f"No file at {path!r}", ErrorCode.NOT_FOUND)
+            for i, path in enumerate(paths)
+            if path not in found
+        ]
+    )
     sizes = await _sizes(storage, files)
     async with in_transaction():
         await sql.lock_dataset(dataset.id)
         created = await _create_samples(dataset.id, files, sizes, metadata)
         await record_counts(dataset.id)
-    if paths is None:
-        return [], created
     by_path = await samples_at(dataset.id, list(paths))
     return [by_path[path] for path in dict.fromkeys(paths)], created
+
+
+_UNSAMPLED = "NOT EXISTS (SELECT 1 FROM quiver_sample s WHERE s.file_id = f.id AND s.row IS NULL)"
+_SIZES = {
+    "sqlite": (
+        "(SELECT json_extract(value, '$[0]') AS sha, json_extract(value, '$[1]') AS w, "
+        "json_extract(value, '$[2]') AS h FROM json_each(?))"
+    ),
+    "postgres": (
+        "(SELECT v->>0 AS sha, CAST(v->>1 AS INTEGER) AS w, CAST(v->>2 AS INTEGER) AS h "
+        "FROM jsonb_array_elements(CAST(? AS JSONB)) AS p(v))"
+    ),
+}
+
+
+async def _sample_every_file(storage: Storage, dataset_pk: int, metadata: Any) -> int:
+    """A sample of every file that has none, in path order, in one INSERT … SELECT; image
+    sizes read once per distinct image."""
+    images = " OR ".join(f"LOWER(f.path) LIKE '%{ext}'" for ext in IMAGE_EXTENSIONS)
+    rows = await sql.fetch(
+        "SELECT DISTINCT f.blob_id AS sha FROM quiver_dataset_file f WHERE f.dataset_id = ? "
+        f"AND {_UNSAMPLED} AND (LOWER(f.content_type) LIKE 'image/%' OR {images})",
+        dataset_pk,
+    )
+    sizes = await _sizes_of_blobs(storage, [str(row["sha"]) for row in rows])
+    as_json = "CAST(? AS JSONB)" if sql.dialect() == "postgres" else "?"
+    now = datetime.now(UTC)
+    async with in_transaction():
+        await sql.lock_dataset(dataset_pk, bulk=True)
+        before = await Sample.filter(dataset_id=dataset_pk).count()
+        await sql.execute(
+            "INSERT INTO quiver_sample (dataset_id, file_id, status, hard_example, metadata, "
+            "width, height, revision, created_at, updated_at) SELECT CAST(? AS BIGINT), f.id, "
+            f"?, FALSE, {as_json}, z.w, z.h, 1, {{timestamp}}, {{timestamp}} "
+            f"FROM quiver_dataset_file f LEFT JOIN {_SIZES[sql.dialect()]} z "
+            f"ON z.sha = f.blob_id WHERE f.dataset_id = ? AND {_UNSAMPLED} ORDER BY f.path",
+            dataset_pk,
+            SampleStatus.UNLABELED.value,
+            json.dumps(metadata) if metadata is not None else None,
+            now,
+            now,
+            json.dumps([[sha, w, h] for sha, (w, h) in sizes.items()]),
+            dataset_pk,
+        )
+        created = await Sample.filter(dataset_id=dataset_pk).count() - before
+        await record_counts(dataset_pk, now)
+    return created
 
 
 async def _create_samples(
@@ -169,7 +215,7 @@ async def _create_samples(
             created_at=now,
             updated_at=now,
         )
-        for file in files
+        for file in sorted(files, key=lambda f: f.path)
         if file.id not in have and file.id in alive
     ]
     if new:
@@ -279,3 +325,65 @@ async def update_samples(
 def _camel(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(part.title() for part in rest)
+
+
+MAX_TABLE_ROWS_PER_CALL = 100_000
+
+
+async def add_row_samples(
+    viewer: Viewer,
+    tables: Tables,
+    dataset_id: str,
+    *,
+    path: str,
+    start: int,
+    count: int | None,
+    metadata: Any = None,
+) -> int:
+    """Make a sample of each row ``start`` … ``start + count - 1`` (default: to the end) of
+    the table file at ``path`` (WRITE), all or nothing; rows that have one keep it.
+    Returns how many were made."""
+    field: FieldPath = ("input", "tableRows")
+    dataset = await writable_dataset(viewer, dataset_id, ("input", "datasetId"))
+    raise_if_any(check_metadata(metadata, ("input", "metadata")))
+    file = await DatasetFile.get_or_none(dataset_id=dataset.id, path=path)
+    if file is None:
+        raise Refused.not_found((*field, "path"), f"No file at {path!r}")
+    table = table_file(file)
+    if table is None:
+        raise Refused.invalid((*field, "path"), "Not a table (CSV, TSV or Parquet) file")
+    try:
+        rows = (await tables.schema(table)).row_count
+    except ArgumentError as error:
+        raise Refused.invalid((*field, "path"), str(error)) from None
+    end = rows if count is None else start + count
+    if start < 0 or (count is not None and count < 0) or end > rows:
+        raise Refused.invalid((*field, "start"), f"The table has rows 0 to {rows - 1}")
+    if end - start > MAX_TABLE_ROWS_PER_CALL:
+        raise Refused.one(
+            (*field, "count"),
+            f"At most {MAX_TABLE_ROWS_PER_CALL} rows per call",
+            ErrorCode.TOO_LARGE,
+        )
+    async with in_transaction():
+        await sql.lock_dataset(dataset.id)
+        taken = set(
+            await int_column(Sample.filter(file_id=file.id, row__gte=start, row__lt=end), "row")
+        )
+        now = datetime.now(UTC)
+        new = [
+            Sample(
+                dataset_id=dataset.id,
+                file_id=file.id,
+                row=row,
+                metadata=metadata,
+                created_at=now,
+                updated_at=now,
+            )
+            for row in range(start, end)
+            if row not in taken
+        ]
+        if new:
+            await Sample.bulk_create(new, batch_size=1000)
+        await record_counts(dataset.id, now)
+    return len(new)

@@ -167,6 +167,7 @@ async def clear_dataset(viewer: Viewer, dataset_id: str) -> Dataset:
         await Sample.filter(dataset_id=dataset.id).delete()
         await sql.execute("DELETE FROM quiver_dataset_file WHERE dataset_id = ?", dataset.id)
         await sql.recount_dataset(dataset.id, now)
+        await record_counts(dataset.id, now)
     return await Dataset.get(id=dataset.id)
 
 

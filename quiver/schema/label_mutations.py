@@ -15,6 +15,7 @@ from quiver.resolvers import annotations as annotation_ops
 from quiver.resolvers import labels as label_ops
 from quiver.resolvers import samples as sample_ops
 from quiver.resolvers.annotations import AnnotationSpec, SampleAnnotations
+from quiver.resolvers.errors import Refused
 from quiver.schema.errors import UserError, mutation, user_errors_field
 from quiver.schema.labels import Label, Sample
 from quiver.schema.scalars import JSON
@@ -69,7 +70,16 @@ class DeleteLabelsInput:
     )
 
 
-@strawberry.input(description="Files to make samples of.")
+@strawberry.input(description="Rows of a table (CSV, TSV or Parquet) file to make samples of.")
+class TableRowsInput:
+    path: str = strawberry.field(description="The table file's path.")
+    start: int = strawberry.field(default=0, description="The first row (0-based).")
+    count: int | None = strawberry.field(
+        default=None, description="How many rows (up to 100,000); default: to the end."
+    )
+
+
+@strawberry.input(description="Files (or rows of a table file) to make samples of.")
 class AddSamplesInput:
     dataset_id: strawberry.ID = strawberry.field(description="The dataset (WRITE).")
     paths: list[str] | None = strawberry.field(
@@ -77,6 +87,9 @@ class AddSamplesInput:
     )
     all_files: bool = strawberry.field(
         default=False, description="Every file that has no sample yet (instead of paths)."
+    )
+    table_rows: TableRowsInput | None = strawberry.field(
+        default=None, description="A sample per row of a table file (instead of paths)."
     )
     metadata: JSON | None = strawberry.field(
         default=None, description="Metadata of the new samples (a JSON object)."
@@ -248,6 +261,22 @@ class LabelMutation:
 
     @mutation(description="Make samples of files, all or none (WRITE).")
     async def add_samples(self, info: Info, input: AddSamplesInput) -> SamplesPayload:
+        if input.table_rows is not None:
+            if input.paths is not None or input.all_files:
+                raise Refused.invalid(
+                    ("input", "tableRows"), "Give paths, allFiles or tableRows: one of them"
+                )
+            rows = input.table_rows
+            made = await sample_ops.add_row_samples(
+                info.context.viewer,
+                info.context.tables,
+                input.dataset_id,
+                path=rows.path,
+                start=rows.start,
+                count=rows.count,
+                metadata=input.metadata,
+            )
+            return SamplesPayload(samples=[], count=made)
         samples, count = await sample_ops.add_samples(
             info.context.viewer,
             info.context.storage,

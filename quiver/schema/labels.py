@@ -116,6 +116,11 @@ class Label(Node):
     def is_type_of(cls, obj: Any, info: Any) -> bool:
         return isinstance(obj, models.Label | models.VersionLabel)
 
+    @classmethod
+    async def resolve_reference(cls, info: Info, id: strawberry.ID) -> models.Label | None:
+        pk = decode_global_id(id, "Label")
+        return await info.context.loaders.labelling.label_by_id.load(pk) if pk else None
+
 
 def _counts_of(root: LabelRow, info: Info) -> Awaitable[LabelCounts]:
     loaders = info.context.loaders.labelling
@@ -225,6 +230,11 @@ class Sample(Node):
     @classmethod
     def is_type_of(cls, obj: Any, info: Any) -> bool:
         return isinstance(obj, models.Sample | models.VersionSample)
+
+    @classmethod
+    async def resolve_reference(cls, info: Info, id: strawberry.ID) -> models.Sample | None:
+        pk = decode_global_id(id, "Sample")
+        return await info.context.loaders.labelling.sample_by_id.load(pk) if pk else None
 
 
 @node_loader("Sample")
