@@ -409,7 +409,12 @@ class _Importer:
             return
         try:
             await replace_annotations(
-                self.dataset_pk, batch, user_id=self.user_pk, field=FILE_FIELD, max_samples=None
+                self.dataset_pk,
+                batch,
+                user_id=self.user_pk,
+                field=FILE_FIELD,
+                max_samples=None,
+                reload=False,
             )
         except Refused as refusal:
             raise Refused([_at_path(problem, paths) for problem in refusal.problems]) from None
