@@ -16,7 +16,8 @@ GraphQL over HTTP (httpx on the ASGI app):
   same four ``INSERT … SELECT`` statements (version entries without tags, labels, samples
   joined to their files' paths, annotations) into a scratch version, committed
 
-COCO export and import figures are added by the interchange work to this file.
+COCO export and import figures come from ``bench/annotations.py`` (same 100,000 samples and
+500,000 boxes; each measured operation in its own process, so that peak RSS is its own).
 
     python bench/labels.py [--samples 100000] [--boxes 5] [--runs 3]
         [--database-url postgres://postgres@127.0.0.1:5432/db] [--dir /var/tmp]

@@ -16,6 +16,7 @@ from tortoise.contrib.starlette import RegisterTortoise
 from quiver import db
 from quiver.auth import ensure_admin_key
 from quiver.config import Settings
+from quiver.http.annotations import DatasetAnnotations, VersionAnnotations
 from quiver.http.archives import DatasetArchive
 from quiver.http.exports import VersionExport
 from quiver.http.files import FileDownload
@@ -73,6 +74,8 @@ def create_app(
         Route("/files/{id}", FileDownload(settings, storage), methods=["GET", "HEAD"]),
         Route("/datasets/{id}/archive", DatasetArchive(settings, storage), methods=["GET", "HEAD"]),
         Route("/versions/{id}/export", VersionExport(settings, storage), methods=["GET"]),
+        Route("/datasets/{id}/annotations", DatasetAnnotations(settings, storage), methods=["GET"]),
+        Route("/versions/{id}/annotations", VersionAnnotations(settings, storage), methods=["GET"]),
         Mount("/uploads", app=TusUploads(settings, storage)),
         Route("/healthz", healthz),
         Route("/readyz", readyz),

@@ -4,18 +4,25 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import TypeVar
 
+import anyio.to_thread
 from tortoise.queryset import QuerySet
 
 from quiver.auth import Viewer
 from quiver.ids import decode_global_id
 from quiver.models import DatasetFile, Version, VersionEntry
 from quiver.resolvers.access import visible_datasets
+from quiver.resolvers.annotation_exports import annotations_file
 from quiver.resolvers.errors import Refused
 
 PAGE_SIZE = 500
+# The dataset's labels and annotations ride along in Quiver JSON Lines under this name (or,
+# when the dataset holds a file of that name, ANNOTATIONS_FALLBACK).
+ANNOTATIONS_PATH = "annotations.jsonl"
+ANNOTATIONS_FALLBACK = "annotations.quiver.jsonl"
 R = TypeVar("R", DatasetFile, VersionEntry)
 
 
@@ -27,6 +34,8 @@ class Member:
     blob_id: str
     size: int
     modified: datetime
+    # Sent instead of a blob, then removed: a file the archive made (annotations.jsonl).
+    local: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -44,11 +53,28 @@ async def dataset_archive(
     if dataset is None:
         raise Refused.not_found(("id",), "No dataset with this id")
     if version_number is None:
-        return ArchiveContents(dataset.name, _working_set(dataset.id))
+        members = _with_annotations(_working_set(dataset.id), dataset.id, None)
+        return ArchiveContents(dataset.name, members)
     version = await Version.get_or_none(dataset_id=dataset.id, number=version_number)
     if version is None:
         raise Refused.not_found(("version",), f"No version {version_number}")
-    return ArchiveContents(f"{dataset.name}-v{version.number}", _version_entries(version))
+    members = _with_annotations(_version_entries(version), dataset.id, version.id)
+    return ArchiveContents(f"{dataset.name}-v{version.number}", members)
+
+
+async def _with_annotations(
+    members: AsyncIterator[Member], dataset_pk: int, version_pk: int | None
+) -> AsyncIterator[Member]:
+    """The members, then the annotations as JSON Lines when there are any."""
+    taken = False
+    async for member in members:
+        taken = taken or member.path == ANNOTATIONS_PATH
+        yield member
+    local = await annotations_file(dataset_pk, version_pk)
+    if local is not None:
+        name = ANNOTATIONS_FALLBACK if taken else ANNOTATIONS_PATH
+        size = (await anyio.to_thread.run_sync(local.stat)).st_size
+        yield Member(name, "", size, datetime.now(UTC), local=local)
 
 
 async def _working_set(dataset_pk: int) -> AsyncIterator[Member]:

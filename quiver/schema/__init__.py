@@ -14,6 +14,7 @@ from quiver.schema.archives import ArchiveMutation
 from quiver.schema.datasets import Dataset, DatasetMutation, DatasetQuery
 from quiver.schema.extensions import limit_extensions
 from quiver.schema.files import File, FileMutation
+from quiver.schema.interchange import InterchangeMutation
 from quiver.schema.label_mutations import LabelMutation
 from quiver.schema.labels import Label, Sample
 from quiver.schema.lineage import ExternalEntity, LineageMutation, LineageQuery
@@ -44,6 +45,7 @@ class Mutation(
     LineageMutation,
     UserMutation,
     LabelMutation,
+    InterchangeMutation,
 ):
     pass
 
