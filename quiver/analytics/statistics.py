@@ -39,6 +39,7 @@ import pyarrow.parquet as pq
 
 from quiver.analytics.engine import (
     arrow_schema,
+    attach,
     connect,
     double,
     finite_or_none,
@@ -134,20 +135,23 @@ def table_statistics(
     with connect(parquet) as connection:
         rows = 0
         for part in chunks(summaries, COLUMNS_PER_PASS) or [[]]:
+            # A view of these columns only: binding every query to all of a wide table's
+            # columns made the per-column queries cost the square of the width.
+            attach(connection, parquet, pa.schema([s.field for s in part]), view="t")
             rows = simple_aggregates(connection, part)
+            for summary in part:
+                if summary.count == 0:
+                    continue
+                if summary.counted:
+                    summary.top_values, summary.unique = top_values(connection, summary, top_k)
+                else:
+                    summary.unique = distinct_count(connection, summary)
+                if summary.numeric:
+                    summary.quartiles = quartiles(connection, summary)
+            numeric_pass(connection, [s for s in part if s.numeric and s.count], bins)
+        attach(connection, parquet, pa.schema([s.field for s in correlated]), view="t")
         correlations = pairwise_correlations(connection, correlated)
-        for summary in summaries:
-            if summary.count == 0:
-                continue
-            if summary.counted:
-                summary.top_values, summary.unique = top_values(connection, summary, top_k)
-            else:
-                summary.unique = distinct_count(connection, summary)
-            if summary.numeric:
-                summary.quartiles = quartiles(connection, summary)
-        counted = [summary for summary in numeric if summary.count]
-        for part in chunks(counted, COLUMNS_PER_PASS):
-            numeric_pass(connection, part, bins)
+        attach(connection, parquet, schema, view="t")
         duplicates = duplicate_rows(connection, summaries) if rows > 1 else 0
     return {
         "row_count": rows,
