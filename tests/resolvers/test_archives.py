@@ -408,6 +408,52 @@ async def test_limits_refuse_the_whole_archive(
     assert await DatasetFile.all().count() == 0
 
 
+def tar_gz_with_extended_header(kind: str) -> bytes:
+    """A PAX header (a 2 MiB ``comment``) or a GNU long name of 2 MiB before a small file."""
+    buffer = io.BytesIO()
+    huge = "a/" * MiB + "x.txt"
+    if kind == "pax":
+        info = tarfile.TarInfo("x.txt")
+        info.pax_headers = {"comment": huge}
+        archive_format = tarfile.PAX_FORMAT
+    else:
+        info, archive_format = tarfile.TarInfo(huge), tarfile.GNU_FORMAT
+    with tarfile.open(fileobj=buffer, mode="w:gz", format=archive_format) as archive:
+        info.size = 2
+        archive.addfile(info, io.BytesIO(b"hi"))
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("kind", ["pax", "gnu long name"])
+async def test_an_extended_header_past_a_mib_is_refused_before_it_is_read(
+    api: Api, client: httpx.AsyncClient, admin_token: str, kind: str
+) -> None:
+    # The issue's 1 MB tar.gz with a 1,000 MiB PAX header took the server to 3.9 GB.
+    dataset_id = await new_dataset(api, admin_token)
+    archive = tar_gz_with_extended_header(kind)
+    result = await send_archive(client, admin_token, {"datasetId": dataset_id}, archive)
+    (error,) = result["userErrors"]
+    assert error["code"] == "TOO_LARGE"
+    assert "extended header (PAX or long name) of 2097" in error["message"]
+    assert (await listing(api, admin_token, dataset_id))["fileCount"] == 0
+
+
+async def test_extended_headers_count_against_the_size_limit(
+    api: Api, admin_token: str, limited_client: Callable[..., Awaitable[httpx.AsyncClient]]
+) -> None:
+    dataset_id = await new_dataset(api, admin_token)
+    info = tarfile.TarInfo("x.txt")
+    info.pax_headers = {"comment": "c" * 600_000}
+    archive = make_tar_gz([(info, b"hi")])
+    async with await limited_client(max_archive_size=500_000) as client:
+        result = await send_archive(client, admin_token, {"datasetId": dataset_id}, archive)
+    (error,) = result["userErrors"]
+    assert (error["code"], error["message"]) == (
+        "TOO_LARGE",
+        "The archive unpacks to more than 500000 bytes",
+    )
+
+
 async def test_small_repetitive_files_are_not_mistaken_for_bombs(
     api: Api, admin_token: str, limited: httpx.AsyncClient
 ) -> None:
