@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Iterable
+from collections.abc import AsyncIterable, Iterable, Mapping
 from datetime import UTC, datetime
 
 from tortoise.transactions import in_transaction
@@ -37,6 +37,21 @@ async def touch_blob(sha256: str, size: int) -> None:
         updated = await Blob.filter(sha256=sha256).update(touched_at=now)
         if not updated:
             await Blob.get_or_create(sha256=sha256, defaults={"size": size, "touched_at": now})
+
+
+async def touch_new_blobs(sizes: Mapping[str, int]) -> None:
+    """``touch_blob`` for many blobs (sha256 -> size) in one transaction."""
+    now = datetime.now(UTC)
+    ordered = sorted(sizes)
+    async with in_transaction():
+        for start in range(0, len(ordered), TOUCH_BATCH):
+            batch = ordered[start : start + TOUCH_BATCH]
+            await Blob.filter(sha256__in=batch).update(touched_at=now)
+            # Rows another import makes meanwhile are kept (and were touched by it).
+            await Blob.bulk_create(
+                [Blob(sha256=sha256, size=sizes[sha256], touched_at=now) for sha256 in batch],
+                ignore_conflicts=True,
+            )
 
 
 async def touch_blobs(sha256s: Iterable[str], now: datetime | None = None) -> int:

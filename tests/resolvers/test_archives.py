@@ -25,6 +25,7 @@ from quiver.auth import ensure_admin_key, viewer_for_user
 from quiver.config import Settings
 from quiver.ids import decode_global_id, encode_global_id
 from quiver.models import Blob, Dataset, DatasetFile, Upload
+from quiver.resolvers import archives
 from quiver.resolvers.archives import import_archive
 from quiver.resolvers.blobs import store_blob
 from quiver.resolvers.datasets import create_dataset
@@ -237,6 +238,32 @@ async def test_a_path_the_archive_holds_twice_gets_the_last_copy(
     assert dataset["fileCount"] == 1
     (edge,) = dataset["files"]["edges"]
     assert edge["node"]["sha256"] == hashlib.sha256(b"second!").hexdigest()
+
+
+@pytest.mark.parametrize("build", [make_zip, tar_gz_of], ids=["zip", "tar.gz"])
+async def test_small_files_stored_in_batches_around_large_ones_keep_their_bytes_and_order(
+    api: Api,
+    client: httpx.AsyncClient,
+    admin_token: str,
+    monkeypatch: pytest.MonkeyPatch,
+    build: Callable[[dict[str, bytes]], bytes],
+) -> None:
+    monkeypatch.setattr(archives, "BATCH_ENTRIES", 3)
+    monkeypatch.setattr(archives, "SMALL_ENTRY", 1000)
+    entries = {f"s/{index}.txt": f"small {index}".encode() for index in range(7)}
+    entries["big.bin"] = os.urandom(5000)
+    entries.update({f"t/{index}.txt": os.urandom(999) for index in range(5)})
+    entries["same.txt"] = b"x" * 10  # the same bytes as another entry: one blob
+    entries["again.txt"] = b"x" * 10
+    dataset_id = await new_dataset(api, admin_token)
+    result = await send_archive(client, admin_token, {"datasetId": dataset_id}, build(entries))
+    assert (result["userErrors"], result["fileCount"]) == ([], len(entries))
+    found = {
+        edge["node"]["path"]: edge["node"]["sha256"]
+        for edge in (await listing(api, admin_token, dataset_id))["files"]["edges"]
+    }
+    assert found == {path: hashlib.sha256(data).hexdigest() for path, data in entries.items()}
+    assert await Blob.all().count() == len(entries) - 1
 
 
 async def test_existing_files_are_replaced_and_the_counts_stay_exact(
