@@ -54,8 +54,13 @@ def _put_local(storage: LocalStorage, objects: Mapping[str, bytes]) -> None:
         for key, data in objects.items():
             temp = storage.temp_dir / uuid.uuid4().hex
             placed.append((temp, storage.path_for(key)))
-            with temp.open("xb") as out:
-                out.write(data)
+            descriptor = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(descriptor, view) :]
+            finally:
+                os.close(descriptor)
         # The bytes are on disk before any name points at them, and the names before return.
         _sync(storage.root, files=[temp for temp, _ in placed])
         directories: set[Path] = set()
