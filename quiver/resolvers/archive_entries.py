@@ -97,8 +97,9 @@ class Entry:
 
     path: str
     read: Callable[[], bytes]
-    # As its header declares it: reading more is refused, so it bounds what read() gives.
-    size: int = 0
+    # As its header declares it (reading more is refused, so it bounds what read() gives);
+    # None: unknown, and the entry is streamed rather than read whole.
+    size: int | None = None
 
 
 class _EntryReader:

@@ -353,7 +353,7 @@ def _next_batch(entries: Iterator[Entry]) -> tuple[list[_SmallEntry], Entry | No
         entry = next(entries, None)
         if entry is None:
             break
-        if entry.size > SMALL_ENTRY:
+        if entry.size is None or entry.size > SMALL_ENTRY:
             return batch, entry
         data = b"".join(iter(entry.read, b""))
         batch.append(_SmallEntry(entry.path, data, hashlib.sha256(data).hexdigest()))
