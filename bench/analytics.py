@@ -17,6 +17,10 @@ whether each target of the issue is met (Quiver <= 1.5 x DuckDB, >= 20 x ydata, 
     python bench/analytics.py [--rows 10000000] [--data table.parquet]
                               [--sample-rows 1000000] [--skip-ydata] [--csv]
 
+With ``--wide 500 2000`` it measures wide tables instead (``bench/analytics_wide.py``):
+conversion and statistics of a CSV of that many columns, peak RSS and time, against the
+quiver package in ``--baseline`` (e.g. ``git archive <commit> quiver | tar -x -C /tmp/base``).
+
 The table goes to /tmp/quiver-analytics-bench/table-<rows>.parquet unless --data names one.
 """
 
@@ -36,6 +40,7 @@ import httpx
 import pyarrow as pa
 import pyarrow.csv as pv
 import pyarrow.parquet as pq
+from analytics_wide import measure_wide
 from transfer import peak_rss_mb, start_quiver, upload_with_httpx
 
 HERE = Path(__file__).resolve().parent
@@ -192,7 +197,13 @@ def main() -> None:
     parser.add_argument("--skip-ydata", action="store_true", help="do not run ydata-profiling")
     parser.add_argument("--ydata-venv", type=Path, default=Path("/tmp/ydata-venv"))
     parser.add_argument("--csv", action="store_true", help="also time a CSV upload's conversion")
+    parser.add_argument("--wide", type=int, nargs="+", help="measure tables this many columns wide")
+    parser.add_argument("--wide-rows", type=int, default=5_000, help="rows of the wide tables")
+    parser.add_argument("--baseline", type=Path, help="the baseline's source folder (--wide)")
     arguments = parser.parse_args()
+    if arguments.wide:
+        measure_wide(arguments.wide, arguments.wide_rows, arguments.baseline)
+        return
     rows = arguments.rows
     parquet: Path = arguments.data or Path(f"/tmp/quiver-analytics-bench/table-{rows}.parquet")
     print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores", flush=True)

@@ -27,6 +27,12 @@ random bytes (``.bin``, --mib MiB in all) are uploaded, then downloaded one by o
 >= 0.80).
 
     python bench/transfer.py --archives [--mib 1024] [--archive-files 8] [--runs 3]
+
+With ``--imports N`` it times importArchive of a tar.gz of N small files (target >= 2,000
+entries/s) and a tar.gz with a 1,000 MiB PAX header (``bench/archive_import.py``),
+against the quiver package in ``--baseline`` when given.
+
+    python bench/transfer.py --imports 10000 [--baseline /tmp/base]
 """
 
 from __future__ import annotations
@@ -344,7 +350,15 @@ def main() -> None:
     parser.add_argument("--dir", default=None, help="where the file and the server data go")
     parser.add_argument("--archives", action="store_true", help="time archives instead")
     parser.add_argument("--archive-files", type=int, default=8, help="files in the archive")
+    parser.add_argument("--imports", type=int, help="time importArchive of this many files")
+    parser.add_argument("--baseline", type=Path, help="the baseline's source folder (--imports)")
     arguments = parser.parse_args()
+    if arguments.imports:
+        from archive_import import bench_imports
+
+        with tempfile.TemporaryDirectory(dir=arguments.dir, prefix="quiver-bench-") as temp:
+            bench_imports(Path(temp), arguments.imports, arguments.baseline)
+        return
     runs = arguments.runs
     chunk = arguments.chunk_mib * MIB
     if arguments.archives:

@@ -23,6 +23,7 @@ from quiver.http.files import FileDownload
 from quiver.http.graphql import GRAPHIQL_ASSETS, GRAPHIQL_ASSETS_PATH, QuiverGraphQL
 from quiver.http.health import healthz, readyz
 from quiver.http.metrics import Metrics, MetricsMiddleware
+from quiver.http.rate_limit import RateLimitMiddleware
 from quiver.http.request_id import RequestIdMiddleware
 from quiver.http.tus import TusUploads
 from quiver.resolvers.gc import sweep_temp_files
@@ -87,6 +88,7 @@ def create_app(
         middleware=[
             Middleware(RequestIdMiddleware),
             Middleware(MetricsMiddleware, metrics=metrics, routes=routes),
+            Middleware(RateLimitMiddleware, settings=settings),
         ],
         lifespan=lifespan,
     )

@@ -45,7 +45,12 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     reload: Annotated[bool, typer.Option(help="Restart when the code changes.")] = False,
-    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1, help="Worker processes; more than one needs PostgreSQL (not with --reload)."
+        ),
+    ] = 1,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
@@ -55,13 +60,52 @@ def serve(
     import uvicorn
 
     settings = _settings(data_dir, database_url)
+    if workers > 1:
+        _prepare_workers(settings, reload=reload)
     # uvicorn imports the app by name (needed for reload and workers), so the settings
     # travel through the environment that quiver.app reads.
     os.environ["QUIVER_DATA_DIR"] = str(settings.data_dir)
     os.environ["QUIVER_DATABASE_URL"] = settings.database_url
     os.environ["QUIVER_STORAGE_URL"] = settings.storage_url
-    typer.echo(f"Quiver on http://{host}:{port}/graphql  (data: {settings.database_url})")
+    processes = f", {workers} workers" if workers > 1 else ""
+    typer.echo(
+        f"Quiver on http://{host}:{port}/graphql  (data: {settings.database_url}{processes})"
+    )
     uvicorn.run("quiver.app:app", host=host, port=port, reload=reload, workers=workers)
+
+
+def _prepare_workers(settings: Settings, *, reload: bool) -> None:
+    """Refuse what several processes cannot share; migrate and make the admin key once, so
+    that the workers do not race each other at start-up."""
+    import os
+
+    if reload:
+        typer.echo("--reload runs one process: leave out --workers or --reload.", err=True)
+        raise typer.Exit(code=2)
+    if not settings.database_url.startswith(("postgres://", "postgresql://")):
+        typer.echo(
+            "--workers above 1 needs PostgreSQL (QUIVER_DATABASE_URL=postgres://…): SQLite lets "
+            "one process write at a time, so workers would wait on each other's locks and "
+            "fail with 'database is locked' under load. Serve SQLite with one worker.",
+            err=True,
+        )
+        raise typer.Exit(code=2)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if settings.migrate_on_start:
+        asyncio.run(db.migrate(settings))
+    if settings.admin_api_key:
+        asyncio.run(_ensure_admin_key(settings))
+    os.environ["QUIVER_MIGRATE_ON_START"] = "false"
+
+
+async def _ensure_admin_key(settings: Settings) -> None:
+    from quiver.auth import ensure_admin_key
+
+    await Tortoise.init(config=db.tortoise_config(settings.database_url))
+    try:
+        await ensure_admin_key(settings.admin_api_key)
+    finally:
+        await Tortoise.close_connections()
 
 
 @app.command()

@@ -35,6 +35,11 @@ class Settings:
     max_archive_size: int = 20 * 1024**3
     max_archive_files: int = 1_000_000
     max_archive_ratio: int = 200
+    # Wider tables are refused (INVALID) before their rows are read: each column costs memory.
+    max_table_columns: int = 2_000
+    # Requests a minute per API key or JWT, and per anonymous client address (0: no limit).
+    rate_limit_per_key: int = 0
+    rate_limit_anonymous: int = 0
     migrate_on_start: bool = True
     debug: bool = False
 

@@ -31,7 +31,9 @@ class Context:
 
     def __post_init__(self) -> None:
         self.loaders = Loaders(self.viewer)
-        self.tables = Tables(self.storage, self.settings.cache_dir)
+        self.tables = Tables(
+            self.storage, self.settings.cache_dir, max_columns=self.settings.max_table_columns
+        )
 
     def forget_loaded(self) -> None:
         """Start the loaders' caches afresh: what a mutation changes is read anew after it.

@@ -548,11 +548,11 @@ def run_uvicorn(env: dict[str, str], *, app: str = "quiver.app:app") -> Iterator
 
 
 @contextlib.contextmanager
-def run_quiver_serve(cwd: Path, env: dict[str, str]) -> Iterator[str]:
+def run_quiver_serve(cwd: Path, env: dict[str, str], *options: str) -> Iterator[str]:
     """`quiver serve` as a user runs it, from `cwd` with exactly the environment `env`, on a
     free port; yields its base URL as `run_uvicorn` does."""
     port = free_port()
-    command = [sys.executable, "-m", "quiver", "serve", "--port", str(port)]
+    command = [sys.executable, "-m", "quiver", "serve", "--port", str(port), *options]
     with _serving(command, port, cwd=cwd, env=env) as base_url:
         yield base_url
 

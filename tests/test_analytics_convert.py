@@ -12,6 +12,7 @@ import pytest
 from quiver.analytics import (
     CsvDialect,
     TableError,
+    TooManyColumns,
     convert_to_parquet,
     preview,
     sniff_csv,
@@ -278,3 +279,59 @@ def test_preview_rows_are_json_safe(tmp_path: Path) -> None:
         {"f": None, "t": "2024-01-03T00:00:00", "d": "2024-01-02", "b": "aGk="},
     ]
     assert preview(path, 0) == []
+
+
+def wide_csv(columns: int, rows: int = 3, *, quoted: bool = False) -> str:
+    header = ",".join(f'"c{i}"' if quoted else f"c{i}" for i in range(columns))
+    return (
+        header + "\n" + "".join(",".join("1" for _ in range(columns)) + "\n" for _ in range(rows))
+    )
+
+
+def test_a_table_of_the_limit_in_columns_converts(tmp_path: Path) -> None:
+    table = converted(write(tmp_path, "w.csv", wide_csv(convert_module.MAX_COLUMNS)))
+    assert (table.num_columns, table.num_rows) == (2_000, 3)
+
+
+@pytest.mark.parametrize("quoted", [False, True])
+def test_a_csv_wider_than_the_limit_is_refused_naming_its_column_count(
+    tmp_path: Path, quoted: bool
+) -> None:
+    source = write(tmp_path, "w.csv", wide_csv(2_001, quoted=quoted))
+    dest = tmp_path / "w.parquet"
+    with pytest.raises(TooManyColumns, match=r"has 2001 columns; at most 2000") as refused:
+        convert_to_parquet(source, dest, "csv")
+    assert (refused.value.columns, refused.value.limit) == (2_001, 2_000)
+    assert not dest.exists()
+
+
+def test_the_column_limit_is_the_callers_to_set(tmp_path: Path) -> None:
+    source = write(tmp_path, "w.csv", wide_csv(11))
+    with pytest.raises(TooManyColumns, match="has 11 columns; at most 10"):
+        convert_to_parquet(source, tmp_path / "w.parquet", "csv", max_columns=10)
+    spaced = write(tmp_path, "s.txt", "a b c d\n1 2 3 4\n")
+    with pytest.raises(TooManyColumns, match="has 4 columns; at most 3"):
+        convert_to_parquet(spaced, tmp_path / "s.parquet", "csv", max_columns=3)
+
+
+def test_a_hundred_thousand_columns_are_refused_without_splitting_them(tmp_path: Path) -> None:
+    # The 590 KB file: the first `table` read took 23 GB before the limit.
+    source = write(tmp_path, "w.csv", wide_csv(100_000, rows=2))
+    with pytest.raises(TooManyColumns, match="has 100000 columns"):
+        convert_to_parquet(source, tmp_path / "w.parquet", "csv")
+
+
+def test_a_first_line_longer_than_any_block_is_refused_with_its_line(tmp_path: Path) -> None:
+    source = write(tmp_path, "w.csv", "x" * (5 * 1024 * 1024) + "\n1\n")
+    with pytest.raises(TableError, match="Line 1 is longer than") as refused:
+        convert_to_parquet(source, tmp_path / "w.parquet", "csv")
+    assert refused.value.line == 1
+
+
+def test_a_parquet_file_wider_than_the_limit_is_refused(tmp_path: Path) -> None:
+    source = tmp_path / "w.parquet"
+    pq.write_table(pa.table({f"c{i}": [1] for i in range(12)}), source)
+    with pytest.raises(TooManyColumns, match="has 12 columns; at most 11"):
+        convert_to_parquet(source, tmp_path / "form.parquet", "parquet", max_columns=11)
+    convert_to_parquet(source, tmp_path / "form.parquet", "parquet", max_columns=12)
+    assert pq.read_table(tmp_path / "form.parquet").num_columns == 12

@@ -300,3 +300,40 @@ def test_zoned_timestamps_are_reported_in_utc(tmp_path: Path) -> None:
         "2024-01-01T12:00:00+00:00",
         "2024-01-01T13:00:00+00:00",
     )
+
+
+def wide_table(numeric: int, rows: int = 30) -> pa.Table:
+    rng = np.random.default_rng(7)
+    columns: dict[str, Any] = {"label": [f"r{i}" for i in range(rows)]}
+    columns.update({f"n{i}": rng.normal(size=rows) for i in range(numeric)})
+    return pa.table(columns)
+
+
+def test_correlations_cover_the_first_numeric_columns_only_by_default(tmp_path: Path) -> None:
+    path = tmp_path / "wide.parquet"
+    table = wide_table(260)
+    pq.write_table(table, path)
+    stats = table_statistics(path)
+    assert len(stats["columns"]) == 261  # every column still has its statistics
+    first = [f"n{i}" for i in range(50)]
+    assert stats["correlated_columns"] == first
+    assert len(stats["correlations"]) == 50 * 49 // 2
+    expected = table.to_pandas()[first].corr()
+    for found in stats["correlations"][::97]:
+        assert found["pearson"] == pytest.approx(expected.loc[found["x"], found["y"]])
+    # The statistics of a column past a pass's 100 columns are its own.
+    n150 = column(stats, "n150")
+    assert n150["mean"] == pytest.approx(float(np.mean(table.column("n150").to_numpy())))
+
+
+def test_correlation_columns_is_an_argument_up_to_200(tmp_path: Path) -> None:
+    path = tmp_path / "wide.parquet"
+    pq.write_table(wide_table(210), path)
+    stats = table_statistics(path, correlation_columns=200)
+    assert len(stats["correlations"]) == 200 * 199 // 2
+    assert stats["correlated_columns"][-1] == "n199"
+    assert table_statistics(path, correlation_columns=0)["correlations"] == []
+    for refused in (-1, 201):
+        with pytest.raises(BadArgument) as raised:
+            table_statistics(path, correlation_columns=refused)
+        assert raised.value.argument == "correlationColumns"

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import sqlite3
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import fields
 from pathlib import Path
 
 import httpx
-from support import PROJECT_DIR, run_uvicorn
+from support import (
+    POSTGRES_URL,
+    PROJECT_DIR,
+    database_url_named,
+    run_quiver_serve,
+    run_sql,
+    run_uvicorn,
+)
 
 from quiver.config import Settings
 
@@ -288,3 +297,54 @@ def test_apikey_create_help_says_what_name_and_user_are(tmp_path: Path) -> None:
     assert "A name for the key" in completed.stdout, report(completed)
     assert "--user " in completed.stdout, report(completed)
     assert "The name of the admin user" in completed.stdout, report(completed)
+
+
+def test_serve_refuses_several_workers_on_sqlite_with_the_reason(tmp_path: Path) -> None:
+    completed = quiver(
+        "serve", "--workers", "2", env=clean_environment(data_dir=str(tmp_path / "data"))
+    )
+
+    assert completed.returncode == 2, report(completed)
+    assert "needs PostgreSQL" in completed.stderr, report(completed)
+    assert "database is locked" in completed.stderr, report(completed)
+    assert not (tmp_path / "data").exists()  # nothing was started or made
+
+
+def worker_processes(port: int) -> list[int]:
+    """The processes uvicorn spawned for the server listening on ``port``."""
+    commands = {
+        int(entry.name): (entry / "cmdline").read_bytes().split(b"\0")
+        for entry in Path("/proc").iterdir()
+        if entry.name.isdigit() and (entry / "cmdline").exists()
+    }
+    parents = [pid for pid, argv in commands.items() if str(port).encode() in argv]
+    children = []
+    for pid, argv in commands.items():
+        with contextlib.suppress(FileNotFoundError):
+            parent = int(
+                (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[1]
+            )
+            if parent in parents and any(b"spawn_main" in part for part in argv):
+                children.append(pid)
+    return children
+
+
+def test_serve_runs_several_workers_on_postgresql_migrated_once(tmp_path: Path) -> None:
+    name = f"quiver_test_{uuid.uuid4().hex[:12]}"
+    run_sql(POSTGRES_URL, f'CREATE DATABASE "{name}"')
+    try:
+        env = clean_environment(
+            data_dir=str(tmp_path / "data"),
+            database_url=database_url_named(name),
+            admin_api_key="qvr_cli-workers-admin",
+        )
+        with run_quiver_serve(PROJECT_DIR, env, "--workers", "2") as base_url:
+            port = int(base_url.rsplit(":", 1)[1])
+            assert len(worker_processes(port)) == 2
+            headers = {"Authorization": "Bearer qvr_cli-workers-admin"}
+            with httpx.Client(base_url=base_url, headers=headers, timeout=30) as client:
+                answers = [client.post("/graphql", json={"query": VIEWER}) for _ in range(20)]
+        assert {answer.status_code for answer in answers} == {200}
+        assert answers[0].json()["data"]["viewer"]["isAdmin"] is True
+    finally:
+        run_sql(POSTGRES_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -6,6 +6,7 @@ Callers run these in a worker thread; nothing here touches the event loop or the
 from __future__ import annotations
 
 from quiver.analytics.convert import (
+    MAX_COLUMNS,
     TABULAR_SUFFIXES,
     CsvDialect,
     ReadOptions,
@@ -15,14 +16,16 @@ from quiver.analytics.convert import (
     tabular_format,
 )
 from quiver.analytics.drift import compare_tables
-from quiver.analytics.errors import BadArgument, TableError
+from quiver.analytics.errors import BadArgument, TableError, TooManyColumns
 from quiver.analytics.exports import XLSX_MAX_ROWS, TooManyRows, iter_csv, iter_parquet, write_xlsx
 from quiver.analytics.fit import chi_square_test, percentiles
 from quiver.analytics.quality import quality_report
-from quiver.analytics.statistics import table_statistics
+from quiver.analytics.statistics import CORRELATION_COLUMNS, table_statistics
 from quiver.analytics.tables import Column, TableSchema, preview, table_schema
 
 __all__ = [
+    "CORRELATION_COLUMNS",
+    "MAX_COLUMNS",
     "TABULAR_SUFFIXES",
     "XLSX_MAX_ROWS",
     "BadArgument",
@@ -31,6 +34,7 @@ __all__ = [
     "ReadOptions",
     "TableError",
     "TableSchema",
+    "TooManyColumns",
     "TooManyRows",
     "chi_square_test",
     "compare_tables",

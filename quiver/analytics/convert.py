@@ -38,10 +38,11 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from quiver.analytics.dates import unambiguous
-from quiver.analytics.errors import BadArgument, TableError
+from quiver.analytics.errors import BadArgument, TableError, TooManyColumns
 from quiver.analytics.read_options import DTYPES, WHITESPACE, ReadOptions
 from quiver.analytics.sniff import (
     CsvDialect,
+    bounded_lines,
     column_names,
     first_record,
     sniff_csv,
@@ -83,6 +84,8 @@ SCAN_CHUNK = 1024 * 1024
 PARQUET_BATCH_ROWS = 65_536
 TIME_UNITS = ("s", "ms", "us", "ns")
 READ_OPTIONS_KEY = b"quiver.read_options"
+# The widest table read unless the caller says otherwise (the server: QUIVER_MAX_TABLE_COLUMNS).
+MAX_COLUMNS = 2_000
 
 _CONVERSION_ERROR = re.compile(
     r"In CSV column #(\d+): CSV conversion error to [^:]+: invalid value '(.*)'\Z", re.DOTALL
@@ -100,17 +103,27 @@ def tabular_format(path: str, content_type: str | None) -> TabularFormat | None:
 
 
 def convert_to_parquet(
-    source: Path, dest: Path, fmt: str, options: ReadOptions | None = None
+    source: Path,
+    dest: Path,
+    fmt: str,
+    options: ReadOptions | None = None,
+    *,
+    max_columns: int = MAX_COLUMNS,
 ) -> None:
     """Write the Parquet form of ``source`` (``csv``, ``tsv`` or ``parquet``) to ``dest``,
-    reading a CSV file with ``options`` where given and sniffed options elsewhere."""
+    reading a CSV file with ``options`` where given and sniffed options elsewhere.
+
+    A table of more than ``max_columns`` columns is refused (TooManyColumns) before its
+    rows are read: every column costs the reader buffers and the analyses a pass.
+    """
     temp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.tmp")
     try:
         if fmt == "parquet":
-            validate_parquet(source)
+            validate_parquet(source, max_columns)
             place_copy(source, temp)
         elif fmt in ("csv", "tsv"):
-            convert_csv(source, temp, sniff_csv(source, hint=fmt, options=options))
+            dialect = sniff_csv(source, hint=fmt, options=options)
+            convert_csv(source, temp, dialect, max_columns)
         else:
             raise ValueError(f"not a tabular format: {fmt!r}")
         os.replace(temp, dest)
@@ -119,12 +132,15 @@ def convert_to_parquet(
         raise
 
 
-def validate_parquet(source: Path) -> None:
+def validate_parquet(source: Path, max_columns: int = MAX_COLUMNS) -> None:
     """Open the file and decode every page of every row group, or raise TableError."""
     if source.stat().st_size == 0:
         raise TableError("The file is empty")
     try:
         parquet = pq.ParquetFile(source)
+        columns = parquet.metadata.num_columns  # leaf columns: what readers hold buffers for
+        if columns > max_columns:
+            raise TooManyColumns(columns, max_columns)
         # One column at a time: every page is still decoded, but the memory pool peaks at
         # one column's batch instead of all of them (500 MB against 80 MB on 10 M rows).
         for name in parquet.schema_arrow.names:
@@ -197,9 +213,11 @@ def column_plan(dialect: CsvDialect, names: list[str]) -> ColumnPlan:
     return ColumnPlan(types, frozenset(given), frozenset(date_only), parsers)
 
 
-def convert_csv(source: Path, temp: Path, dialect: CsvDialect) -> None:
+def convert_csv(source: Path, temp: Path, dialect: CsvDialect, max_columns: int) -> None:
+    # The width is checked on the source's first record, before anything is rewritten.
+    names = column_names(first_record(source, dialect, max_columns), dialect.header)
     if dialect.delimiter != WHITESPACE:
-        convert_delimited(source, temp, dialect, dialect)
+        convert_delimited(source, temp, dialect, dialect, names)
         return
     # Runs of spaces: rewrite as CSV line for line, so line numbers still hold in errors.
     plain = temp.with_name(f"{temp.name}.csv")
@@ -209,7 +227,7 @@ def convert_csv(source: Path, temp: Path, dialect: CsvDialect) -> None:
         except UnicodeDecodeError as error:
             raise bad_encoding(source, dialect) from error
         rewritten = replace(dialect, delimiter=",", quotechar='"', encoding="utf-8")
-        convert_delimited(plain, temp, rewritten, dialect)
+        convert_delimited(plain, temp, rewritten, dialect, names)
     finally:
         plain.unlink(missing_ok=True)
 
@@ -220,16 +238,17 @@ def whitespace_to_csv(source: Path, dest: Path, dialect: CsvDialect) -> None:
         dest.open("w", encoding="utf-8", newline="") as out,
     ):
         writer = csv.writer(out, lineterminator="\n")
-        for line in lines:
+        for line in bounded_lines(lines, 0):
             if line.strip():
                 writer.writerow(split_whitespace(line, dialect.quotechar))
             else:
                 out.write("\n")
 
 
-def convert_delimited(source: Path, temp: Path, dialect: CsvDialect, shown: CsvDialect) -> None:
+def convert_delimited(
+    source: Path, temp: Path, dialect: CsvDialect, shown: CsvDialect, names: list[str]
+) -> None:
     """Convert ``source`` read as ``dialect``; ``shown`` is what the user reads it as."""
-    names = column_names(first_record(source, dialect), dialect.header)
     plan = column_plan(dialect, names)
     overrides = dict(plan.types)
     # Each restart widens one column one step (null → int → float → string at most).

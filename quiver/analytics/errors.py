@@ -25,3 +25,14 @@ class BadArgument(ValueError):
 
     def __str__(self) -> str:
         return self.message
+
+
+class TooManyColumns(TableError):
+    """The table is wider than the server reads; not remembered, so a raised limit applies."""
+
+    def __init__(self, columns: int, limit: int) -> None:
+        super().__init__(
+            f"The table has {columns} columns; at most {limit} columns can be read as a table"
+        )
+        self.columns = columns
+        self.limit = limit

@@ -88,6 +88,8 @@ class TableStatistics(TypedDict):
     memory_usage: int
     columns: list[ColumnStatistics]
     correlations: list[Correlation]
+    # The numeric columns the correlations are between (the first N of the table).
+    correlated_columns: list[str]
 
 
 class QualityCheck(TypedDict):

@@ -7,12 +7,13 @@ import codecs
 import csv
 import io
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from quiver.analytics.dates import LOOKS_LIKE_DATE, DateColumn, column_date_layout
-from quiver.analytics.errors import TableError
+from quiver.analytics.errors import TableError, TooManyColumns
 from quiver.analytics.read_options import DEFAULT_NULL_VALUES, WHITESPACE, ReadOptions
 
 HEAD_BYTES = 64 * 1024
@@ -23,6 +24,8 @@ SAMPLE_RECORDS = 200
 MAX_METADATA_LINES = 10
 METADATA_MIN_CONSISTENCY = 0.9
 UTF8_BOM = codecs.BOM_UTF8
+# The converter reads 4 MiB blocks, and a record must fit in one.
+MAX_LINE_CHARS = 4 * 1024 * 1024
 
 _NUMBER = re.compile(r"[+-]?(\d[\d_]*\.?\d*|\.\d+)([eE][+-]?\d+)?")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?")
@@ -325,20 +328,64 @@ def column_names(first_record: list[str], header: bool) -> list[str]:
     return names
 
 
-def first_record(path: Path, dialect: CsvDialect) -> list[str]:
-    """The first non-blank record after the skipped lines, parsed as the converter will."""
+def first_record(path: Path, dialect: CsvDialect, max_columns: int | None = None) -> list[str]:
+    """The first non-blank record after the skipped lines, parsed as the converter will.
+
+    Lines are read at most ``MAX_LINE_CHARS`` at a time, and a first line with more than
+    ``max_columns`` fields is refused before it is split into a list of them: a file of one
+    huge line costs neither its size in memory nor a string object per field.
+    """
     with path.open("r", encoding=dialect.encoding, errors="replace", newline="") as file:
         for _ in range(dialect.skip_rows):
-            if not file.readline():
+            if not file.readline(MAX_LINE_CHARS):
                 break
+        lines = bounded_lines(file, dialect.skip_rows)
         if dialect.delimiter == WHITESPACE:
-            for line in file:
+            for line in lines:
                 if line.strip():
+                    check_width(line.split(), max_columns)
                     return split_whitespace(line, dialect.quotechar)
-        reader = csv.reader(file, delimiter=dialect.delimiter, quotechar=dialect.quotechar)
+        lines = width_checked(lines, dialect, max_columns)
+        reader = csv.reader(lines, delimiter=dialect.delimiter, quotechar=dialect.quotechar)
         for record in reader:
             if record:
+                check_width(record, max_columns)
                 return record
     if dialect.skip_rows:
         raise TableError(f"The file has nothing after the {dialect.skip_rows} skipped lines")
     raise TableError("The file is empty")
+
+
+def bounded_lines(file: Any, skipped: int) -> Iterator[str]:
+    """The file's lines, refusing one longer than ``MAX_LINE_CHARS`` (a 4 MiB line is
+    longer than any block the converter reads, so it could not be read anyway)."""
+    number = skipped
+    while line := file.readline(MAX_LINE_CHARS + 1):
+        number += 1
+        if len(line) > MAX_LINE_CHARS:
+            raise TableError(
+                f"Line {number} is longer than {MAX_LINE_CHARS} characters", line=number
+            )
+        yield line
+
+
+def width_checked(
+    lines: Iterator[str], dialect: CsvDialect, max_columns: int | None
+) -> Iterator[str]:
+    """``lines``, refusing the first non-blank one when it surely has too many fields.
+
+    Without a quote character in the line every delimiter separates two fields, so the count
+    is exact without splitting it.
+    """
+    for line in lines:
+        if max_columns is not None and line.strip() and dialect.quotechar not in line:
+            fields = line.count(dialect.delimiter) + 1
+            if fields > max_columns:
+                raise TooManyColumns(fields, max_columns)
+            max_columns = None
+        yield line
+
+
+def check_width(record: list[str], max_columns: int | None) -> None:
+    if max_columns is not None and len(record) > max_columns:
+        raise TooManyColumns(len(record), max_columns)

@@ -10,15 +10,19 @@ Every number matches pandas on the same data (NaN counts as missing):
   lie beyond 1.5 IQR of the quartiles; the histogram is ``numpy.histogram(values, bins)``;
 - top values: the ``top_k`` most frequent non-null values of string and bool columns
   (booleans as ``true``/``false``), ties broken by value ascending;
-- correlations: Pearson between every two int/float columns over the rows where both are
-  present, as ``DataFrame.corr()``; duplicate rows as ``DataFrame.duplicated().sum()``;
+- correlations: Pearson between every two of the first ``correlation_columns`` (default
+  50, at most 200) int/float columns over the rows where both are present, as
+  ``DataFrame.corr()`` — every pair of 2,000 columns would be two million aggregates;
+  duplicate rows as ``DataFrame.duplicated().sum()``;
 - memory_usage: the bytes pyarrow would hold the table in as one chunk — values, string
   offsets and validity bitmaps (for nested types, their uncompressed Parquet size).
 
-The passes: one SELECT of all simple aggregates and correlations; per numeric column one
-quantile and one distinct count (separate, so that two columns' full value sets are never
-held at once); one SELECT of all moments, outlier counts and histograms; one GROUP BY per
-string or bool column; and one hash pass for duplicate rows.
+The passes: SELECTs of the simple aggregates, then of the correlations; per numeric column
+one quantile and one distinct count (separate, so that two columns' full value sets are
+never held at once); SELECTs of the moments, outlier counts and histograms; one GROUP BY per
+string or bool column; and one hash pass for duplicate rows. Each SELECT covers at most
+``COLUMNS_PER_PASS`` columns (``PAIRS_PER_PASS`` correlations), so a wide table costs more
+passes over its (columnar) file, not more memory at once.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import pyarrow.parquet as pq
 
 from quiver.analytics.engine import (
     arrow_schema,
+    attach,
     connect,
     double,
     finite_or_none,
@@ -64,6 +69,10 @@ from quiver.analytics.tables import dtype_for, json_value, value_label
 
 MAX_BINS = 100
 MAX_TOP_K = 1000
+CORRELATION_COLUMNS = 50
+MAX_CORRELATION_COLUMNS = 200
+COLUMNS_PER_PASS = 100
+PAIRS_PER_PASS = 1000
 QUARTILES = (0.25, 0.5, 0.75)
 
 
@@ -102,27 +111,47 @@ class Summary:
         return is_text(self.field.type) or pa.types.is_boolean(self.field.type)
 
 
-def table_statistics(parquet: Path, *, bins: int = 10, top_k: int = 10) -> TableStatistics:
+def table_statistics(
+    parquet: Path,
+    *,
+    bins: int = 10,
+    top_k: int = 10,
+    correlation_columns: int = CORRELATION_COLUMNS,
+) -> TableStatistics:
     """Statistics of every column, the numeric correlations and the duplicate row count."""
     if not 1 <= bins <= MAX_BINS:
         raise BadArgument("bins", f"bins must be between 1 and {MAX_BINS}")
     if not 1 <= top_k <= MAX_TOP_K:
         raise BadArgument("topK", f"topK must be between 1 and {MAX_TOP_K}")
+    if not 0 <= correlation_columns <= MAX_CORRELATION_COLUMNS:
+        raise BadArgument(
+            "correlationColumns",
+            f"correlationColumns must be between 0 and {MAX_CORRELATION_COLUMNS}",
+        )
     schema = arrow_schema(parquet)
     summaries = [Summary(field) for field in schema]
     numeric = [summary for summary in summaries if summary.numeric]
+    correlated = numeric[:correlation_columns]
     with connect(parquet) as connection:
-        rows, correlations = simple_aggregates(connection, summaries, numeric)
-        for summary in summaries:
-            if summary.count == 0:
-                continue
-            if summary.counted:
-                summary.top_values, summary.unique = top_values(connection, summary, top_k)
-            else:
-                summary.unique = distinct_count(connection, summary)
-            if summary.numeric:
-                summary.quartiles = quartiles(connection, summary)
-        numeric_pass(connection, [summary for summary in numeric if summary.count], bins)
+        rows = 0
+        for part in chunks(summaries, COLUMNS_PER_PASS) or [[]]:
+            # A view of these columns only: binding every query to all of a wide table's
+            # columns made the per-column queries cost the square of the width.
+            attach(connection, parquet, pa.schema([s.field for s in part]), view="t")
+            rows = simple_aggregates(connection, part)
+            for summary in part:
+                if summary.count == 0:
+                    continue
+                if summary.counted:
+                    summary.top_values, summary.unique = top_values(connection, summary, top_k)
+                else:
+                    summary.unique = distinct_count(connection, summary)
+                if summary.numeric:
+                    summary.quartiles = quartiles(connection, summary)
+            numeric_pass(connection, [s for s in part if s.numeric and s.count], bins)
+        attach(connection, parquet, pa.schema([s.field for s in correlated]), view="t")
+        correlations = pairwise_correlations(connection, correlated)
+        attach(connection, parquet, schema, view="t")
         duplicates = duplicate_rows(connection, summaries) if rows > 1 else 0
     return {
         "row_count": rows,
@@ -130,13 +159,16 @@ def table_statistics(parquet: Path, *, bins: int = 10, top_k: int = 10) -> Table
         "memory_usage": memory_usage(parquet, schema, summaries, rows),
         "columns": [column_statistics(summary, rows) for summary in summaries],
         "correlations": correlations,
+        "correlated_columns": [summary.name for summary in correlated],
     }
 
 
-def simple_aggregates(
-    connection: duckdb.DuckDBPyConnection, summaries: list[Summary], numeric: list[Summary]
-) -> tuple[int, list[Correlation]]:
-    """Pass 1: counts, min, max, mean, string bytes and all correlations in one SELECT."""
+def chunks(items: list[Summary], size: int) -> list[list[Summary]]:
+    return [items[start : start + size] for start in range(0, len(items), size)]
+
+
+def simple_aggregates(connection: duckdb.DuckDBPyConnection, summaries: list[Summary]) -> int:
+    """Pass 1: counts, min, max, mean and string bytes of some columns; the row count."""
     aggregates = ["count(*)"]
     for summary in summaries:
         aggregates.append(f"count({summary.sql})")
@@ -146,8 +178,6 @@ def simple_aggregates(
             aggregates.append(f"avg({summary.sql})")
         if is_text(summary.field.type):
             aggregates.append(f"sum(strlen({summary.sql}))")
-    pairs = [(x, y) for i, x in enumerate(numeric) for y in numeric[i + 1 :]]
-    aggregates += [f"corr({x.sql}, {y.sql})" for x, y in pairs]
     found = connection.execute(f"SELECT {', '.join(aggregates)} FROM t").fetchone()
     assert found is not None
     values = iter(found)
@@ -160,10 +190,25 @@ def simple_aggregates(
             summary.mean = next(values)
         if is_text(summary.field.type):
             summary.text_bytes = int(next(values) or 0)
-    correlations: list[Correlation] = [
-        {"x": x.name, "y": y.name, "pearson": pearson(next(values), x, y)} for x, y in pairs
-    ]
-    return rows, correlations
+    return rows
+
+
+def pairwise_correlations(
+    connection: duckdb.DuckDBPyConnection, numeric: list[Summary]
+) -> list[Correlation]:
+    """Pearson of every two of ``numeric``, ``PAIRS_PER_PASS`` pairs a SELECT."""
+    pairs = [(x, y) for i, x in enumerate(numeric) for y in numeric[i + 1 :]]
+    correlations: list[Correlation] = []
+    for start in range(0, len(pairs), PAIRS_PER_PASS):
+        part = pairs[start : start + PAIRS_PER_PASS]
+        aggregates = ", ".join(f"corr({x.sql}, {y.sql})" for x, y in part)
+        found = connection.execute(f"SELECT {aggregates} FROM t").fetchone()
+        assert found is not None
+        correlations += [
+            {"x": x.name, "y": y.name, "pearson": pearson(value, x, y)}
+            for (x, y), value in zip(part, found, strict=True)
+        ]
+    return correlations
 
 
 def pearson(value: float | None, x: Summary, y: Summary) -> float | None:

@@ -52,7 +52,9 @@ class VersionExport(ViewerEndpoint):
             raise Refused.invalid(("path",), str(problem)) from None
         if table is None:
             raise Refused.not_found(("path",), "No table in this version (or at this path)")
-        tables = Tables(self.storage, self.settings.cache_dir)
+        tables = Tables(
+            self.storage, self.settings.cache_dir, max_columns=self.settings.max_table_columns
+        )
         try:
             await tables.schema(table)  # malformed files are refused before any byte is sent
             parquet = await tables.parquet_form(table)

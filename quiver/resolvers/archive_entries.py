@@ -31,6 +31,12 @@ RATIO_GRACE = 64 * 1024
 ZIP_METHODS = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED})
 CORRUPT = (zipfile.BadZipFile, tarfile.TarError, zlib.error, EOFError)
 CHUNK_SIZE = 1024 * 1024
+# A PAX extended header or GNU long name holds paths, times and a few attributes: 1 MiB is
+# far beyond any real one, and tarfile reads each whole into memory before we see it.
+MAX_EXTENDED_HEADER = 1024 * 1024
+EXTENDED_HEADER_TYPES = frozenset(
+    {tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, *tarfile.GNU_TYPES}
+) - {tarfile.GNUTYPE_SPARSE}
 
 
 # --- Limits -------------------------------------------------------------------------------
@@ -91,6 +97,9 @@ class Entry:
 
     path: str
     read: Callable[[], bytes]
+    # As its header declares it (reading more is refused, so it bounds what read() gives);
+    # None: unknown, and the entry is streamed rather than read whole.
+    size: int | None = None
 
 
 class _EntryReader:
@@ -187,7 +196,7 @@ def zip_entries(path: Path, base: str, limits: Limits) -> Iterator[Entry]:
                     declared=info.file_size,
                     compressed=info.compress_size,
                 )
-                yield Entry(target, reader.read)
+                yield Entry(target, reader.read, info.file_size)
 
 
 def _plan_zip(
@@ -280,7 +289,7 @@ class StreamReader(CountingReader):
 def tar_entries(source: CountingReader, base: str, limits: Limits) -> Iterator[Entry]:
     field = limits.field
     limits.compressed = lambda: source.consumed
-    with _open_tar(source, field) as archive:
+    with _open_tar(source, limits) as archive:
         while (member := _next_member(archive, field)) is not None:
             limits.count_entries()
             name = member.name
@@ -298,14 +307,38 @@ def tar_entries(source: CountingReader, base: str, limits: Limits) -> Iterator[E
             limits.declare(name, member.size)
             file = archive.extractfile(member)
             assert file is not None  # always a file object for a regular member
-            yield Entry(target, _EntryReader(file, name, limits, declared=member.size).read)
+            reader = _EntryReader(file, name, limits, declared=member.size)
+            yield Entry(target, reader.read, member.size)
 
 
-def _open_tar(source: CountingReader, field: FieldPath) -> tarfile.TarFile:
+def _open_tar(source: CountingReader, limits: Limits) -> tarfile.TarFile:
     try:
-        return tarfile.open(fileobj=cast(IO[bytes], source), mode="r|gz")
+        return tarfile.open(
+            fileobj=cast(IO[bytes], source), mode="r|gz", tarinfo=_bounded_tar_info(limits)
+        )
     except CORRUPT as exc:
-        raise _corrupt(field, exc) from None
+        raise _corrupt(limits.field, exc) from None
+
+
+def _bounded_tar_info(limits: Limits) -> type[tarfile.TarInfo]:
+    """A TarInfo that checks an extended header's size before tarfile reads it whole, and
+    counts its bytes against the archive's limits like a file's."""
+
+    class BoundedTarInfo(tarfile.TarInfo):
+        def _proc_member(self, archive: tarfile.TarFile) -> tarfile.TarInfo:
+            if self.type in EXTENDED_HEADER_TYPES:
+                if self.size > MAX_EXTENDED_HEADER:
+                    raise limits.too_large(
+                        f"The archive has an extended header (PAX or long name) of {self.size} "
+                        f"bytes; at most {MAX_EXTENDED_HEADER} are read"
+                    )
+                limits.declare(self.name, self.size)
+                limits.produce(self.size)
+            # tarfile's own dispatch to the header kinds; typeshed leaves it out.
+            found: tarfile.TarInfo = super()._proc_member(archive)  # type: ignore[misc]
+            return found
+
+    return BoundedTarInfo
 
 
 def _next_member(archive: tarfile.TarFile, field: FieldPath) -> tarfile.TarInfo | None:

@@ -7,11 +7,17 @@ leaves the dataset as it was; blobs already stored are orphans for the garbage c
 
 Paths that occur twice in one archive are imported once, with the last copy's bytes, as
 ``tar -x`` and ``unzip -o`` would leave them.
+
+Small entries (up to ``SMALL_ENTRY``) are read and hashed in the worker thread in batches,
+their blob rows touched in one transaction and their bytes written together with one
+filesystem sync (``quiver.storage.batch``): one fsync, transaction and thread hop per
+entry held imports to about a hundred files a second.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import time
 import uuid
@@ -44,7 +50,7 @@ from quiver.resolvers.archive_entries import (
     tar_entries,
     zip_entries,
 )
-from quiver.resolvers.blobs import store_blob, touch_blobs
+from quiver.resolvers.blobs import store_blob, touch_blobs, touch_new_blobs
 from quiver.resolvers.errors import FieldPath, Refused
 from quiver.resolvers.files import (
     FileWrite,
@@ -55,11 +61,17 @@ from quiver.resolvers.files import (
 )
 from quiver.resolvers.uploads import find_upload
 from quiver.storage import Storage
+from quiver.storage.batch import put_many
 from quiver.storage.blobs import StoredBlob, blob_key
 
 # What a zip may hold beyond its unpacked bytes: two headers and the name, per entry.
 ZIP_ENTRY_OVERHEAD = 4 * 1024
 DB_BATCH = 500
+# Entries up to this size are read whole and stored in batches of BATCH_ENTRIES (or
+# BATCH_BYTES): one thread hop, one transaction and one filesystem sync a batch.
+SMALL_ENTRY = 256 * 1024
+BATCH_ENTRIES = 1000
+BATCH_BYTES = 32 * 1024 * 1024
 # Share of the progress range spent unpacking; the transaction at the end takes the rest.
 EXTRACT_SHARE = 0.9
 PROGRESS_STEP = 0.01
@@ -325,8 +337,28 @@ async def _spooled(
 # --- Storing the entries ------------------------------------------------------------------
 
 
-def _next_entry(entries: Iterator[Entry]) -> Entry | None:
-    return next(entries, None)
+@dataclass(frozen=True)
+class _SmallEntry:
+    path: str
+    data: bytes
+    sha256: str
+
+
+def _next_batch(entries: Iterator[Entry]) -> tuple[list[_SmallEntry], Entry | None]:
+    """In the worker thread: small entries read whole and hashed, until a large one (given
+    back unread), a full batch or the end of the archive."""
+    batch: list[_SmallEntry] = []
+    size = 0
+    while len(batch) < BATCH_ENTRIES and size < BATCH_BYTES:
+        entry = next(entries, None)
+        if entry is None:
+            break
+        if entry.size is None or entry.size > SMALL_ENTRY:
+            return batch, entry
+        data = b"".join(iter(entry.read, b""))
+        batch.append(_SmallEntry(entry.path, data, hashlib.sha256(data).hexdigest()))
+        size += len(data)
+    return batch, None
 
 
 async def _store_entries(
@@ -334,18 +366,40 @@ async def _store_entries(
 ) -> dict[str, StoredBlob]:
     stored: dict[str, StoredBlob] = {}
     last_touch = time.monotonic()
-    while (
-        entry := await anyio.to_thread.run_sync(
-            _next_entry, unpacking.entries, limiter=unpacking.limiter
+
+    def keep(path: str, blob: StoredBlob) -> None:
+        stored.pop(path, None)  # the last copy of a path wins
+        stored[path] = blob
+
+    while True:
+        batch, large = await anyio.to_thread.run_sync(
+            _next_batch, unpacking.entries, limiter=unpacking.limiter
         )
-    ) is not None:
-        blob = await store_blob(storage, _entry_chunks(entry, unpacking, reporter, len(stored)))
-        stored.pop(entry.path, None)  # the last copy of a path wins
-        stored[entry.path] = blob
+        if not batch and large is None:
+            return stored
+        for path, blob in await _store_small(storage, batch):
+            keep(path, blob)
+        if large is not None:
+            keep(
+                large.path,
+                await store_blob(storage, _entry_chunks(large, unpacking, reporter, len(stored))),
+            )
+        if (share := unpacking.fraction()) is not None:
+            await reporter.report(EXTRACT_SHARE * share, f"Unpacked {len(stored)} files")
         if time.monotonic() - last_touch > TOUCH_INTERVAL:
             await touch_blobs(blob.sha256 for blob in stored.values())
             last_touch = time.monotonic()
-    return stored
+
+
+async def _store_small(storage: Storage, batch: list[_SmallEntry]) -> list[tuple[str, StoredBlob]]:
+    """A batch of small entries as blobs: their rows touched in one transaction, then their
+    bytes written together (see ``quiver.storage.batch``)."""
+    if not batch:
+        return []
+    sizes = {entry.sha256: len(entry.data) for entry in batch}
+    await touch_new_blobs(sizes)
+    await put_many(storage, {blob_key(entry.sha256): entry.data for entry in batch})
+    return [(entry.path, StoredBlob(entry.sha256, len(entry.data))) for entry in batch]
 
 
 async def _entry_chunks(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Iterable
+import json
+from collections.abc import AsyncIterable, Iterable, Mapping
 from datetime import UTC, datetime
 
 from tortoise.transactions import in_transaction
 
 from quiver.models import Blob
+from quiver.resolvers import sql
 from quiver.storage import Storage
 from quiver.storage.blobs import StoredBlob, publish_blob, stage_blob
 
@@ -37,6 +39,32 @@ async def touch_blob(sha256: str, size: int) -> None:
         updated = await Blob.filter(sha256=sha256).update(touched_at=now)
         if not updated:
             await Blob.get_or_create(sha256=sha256, defaults={"size": size, "touched_at": now})
+
+
+async def touch_new_blobs(sizes: Mapping[str, int]) -> None:
+    """``touch_blob`` for many blobs (sha256 -> size) in one transaction, one statement a
+    ``TOUCH_BATCH``: set-based, since a model object per row cost more than the SQL."""
+    now = datetime.now(UTC)
+    ordered = sorted(sizes)
+    rows = (
+        "SELECT json_extract(value, '$[0]') AS sha256, json_extract(value, '$[1]') AS size "
+        "FROM json_each(?)"
+        if sql.dialect() == "sqlite"
+        else "SELECT e->>0 AS sha256, CAST(e->>1 AS BIGINT) AS size "
+        "FROM jsonb_array_elements(CAST(? AS JSONB)) e"
+    )
+    async with in_transaction():
+        for start in range(0, len(ordered), TOUCH_BATCH):
+            batch = [[sha256, sizes[sha256]] for sha256 in ordered[start : start + TOUCH_BATCH]]
+            await sql.execute(
+                "INSERT INTO quiver_blob (sha256, size, created_at, touched_at) "
+                f"SELECT b.sha256, b.size, {{timestamp}}, {{timestamp}} FROM ({rows}) AS b "
+                # SQLite needs a WHERE to tell ON CONFLICT from a join's ON.
+                "WHERE true ON CONFLICT (sha256) DO UPDATE SET touched_at = excluded.touched_at",
+                now,
+                now,
+                json.dumps(batch),
+            )
 
 
 async def touch_blobs(sha256s: Iterable[str], now: datetime | None = None) -> int:

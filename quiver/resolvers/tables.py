@@ -185,9 +185,12 @@ async def baseline_table(loaders: Loaders, baseline_id: str, path: str) -> Table
 class Tables:
     """Parquet forms and cached analyses over one storage and one cache folder."""
 
-    def __init__(self, storage: Storage, cache_dir: Path) -> None:
+    def __init__(
+        self, storage: Storage, cache_dir: Path, *, max_columns: int = analytics.MAX_COLUMNS
+    ) -> None:
         self.storage = storage
         self.cache_dir = cache_dir
+        self.max_columns = max_columns
         # One per request: a page of files asking for their tables is one cache query.
         self._stored: DataLoader[AnalysisKey, TableAnalysis | None] = DataLoader(
             load_fn=_load_stored
@@ -247,6 +250,9 @@ class Tables:
             result = await run_analysis(compute, parquet, *extra)
         except analytics.BadArgument as problem:
             raise TableArgumentError(problem) from None
+        except analytics.TooManyColumns as error:
+            # Not stored: the limit is a setting, and a raised one must apply.
+            raise TableUnreadable(table.path, error.message, None) from None
         except analytics.TableError as error:
             self._remember(await _store(key, error=error))
             raise TableUnreadable(table.path, error.message, error.line) from None
@@ -276,7 +282,9 @@ class Tables:
             return dest
         await aiofiles.os.makedirs(dest.parent, exist_ok=True)
         key = blob_key(table.sha256)
-        convert = functools.partial(analytics.convert_to_parquet, options=table.options)
+        convert = functools.partial(
+            analytics.convert_to_parquet, options=table.options, max_columns=self.max_columns
+        )
         if (source := self.storage.local_path(key)) is not None:
             # The bytes are a local file already: convert (or link) them where they are.
             await run_analysis(convert, source, dest, table.format)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from enum import Enum
+from typing import Annotated
 
 import strawberry
 
@@ -92,7 +93,13 @@ class TableStatistics:
     duplicate_rows: Long = strawberry.field(description="Rows repeating an earlier row.")
     memory_usage: Long | None = strawberry.field(description="Bytes the table takes in memory.")
     columns: list[ColumnStatistics] = strawberry.field(description="Per column.")
-    correlations: list[Correlation] = strawberry.field(description="Every pair of numeric columns.")
+    correlations: list[Correlation] = strawberry.field(
+        description="Every pair of the correlated columns (see correlatedColumns)."
+    )
+    correlated_columns: list[str] = strawberry.field(
+        description="The numeric columns correlations are computed between: the first "
+        "correlationColumns of the table's numeric columns, in table order."
+    )
 
 
 @strawberry.type(description="One check of a quality report.")
@@ -299,8 +306,20 @@ class Table:
         description="Statistics of every column, computed on first request and kept by "
         "content hash (bins 1-100, topK 1-100)."
     )
-    async def statistics(self, info: Info, bins: int = 10, top_k: int = 10) -> TableStatistics:
-        return table_statistics(await _statistics(info, self.file, bins, top_k))
+    async def statistics(
+        self,
+        info: Info,
+        bins: int = 10,
+        top_k: int = 10,
+        correlation_columns: Annotated[
+            int,
+            strawberry.argument(
+                description="Correlate the first this many numeric columns (0-200) pairwise."
+            ),
+        ] = analytics.CORRELATION_COLUMNS,
+    ) -> TableStatistics:
+        stats = await _statistics(info, self.file, bins, top_k, correlation_columns)
+        return table_statistics(stats)
 
     @strawberry.field(description="A quality report with a 0-100 score.")
     async def quality(self, info: Info) -> QualityReport:
@@ -319,6 +338,7 @@ class Table:
     async def compare(self, info: Info, baseline: strawberry.ID) -> TableComparison:
         tables = info.context.tables
         other = await baseline_table(info.context.loaders, baseline, self.file.path)
+        await tables.schema(other)  # an unreadable baseline is refused in words, as the table
         baseline_form = await tables.parquet_form(other)
         result = await tables.analysis(
             self.file,
@@ -392,12 +412,20 @@ async def table_of(info: Info, file: TableFile | None) -> Table | None:
 
 
 async def _statistics(
-    info: Info, file: TableFile, bins: int, top_k: int
+    info: Info,
+    file: TableFile,
+    bins: int,
+    top_k: int,
+    correlation_columns: int = analytics.CORRELATION_COLUMNS,
 ) -> results.TableStatistics:
-    compute = functools.partial(analytics.table_statistics, bins=bins, top_k=top_k)
-    return await info.context.tables.analysis(
-        file, "statistics", {"bins": bins, "top_k": top_k}, compute
+    compute = functools.partial(
+        analytics.table_statistics,
+        bins=bins,
+        top_k=top_k,
+        correlation_columns=correlation_columns,
     )
+    arguments = {"bins": bins, "top_k": top_k, "correlation_columns": correlation_columns}
+    return await info.context.tables.analysis(file, "statistics", arguments, compute)
 
 
 def table_statistics(stats: results.TableStatistics) -> TableStatistics:
@@ -407,6 +435,7 @@ def table_statistics(stats: results.TableStatistics) -> TableStatistics:
         memory_usage=Long(stats["memory_usage"]),
         columns=[_column_statistics(column) for column in stats["columns"]],
         correlations=[Correlation(**pair) for pair in stats["correlations"]],
+        correlated_columns=stats["correlated_columns"],
     )
 
 

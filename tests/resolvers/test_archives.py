@@ -25,6 +25,7 @@ from quiver.auth import ensure_admin_key, viewer_for_user
 from quiver.config import Settings
 from quiver.ids import decode_global_id, encode_global_id
 from quiver.models import Blob, Dataset, DatasetFile, Upload
+from quiver.resolvers import archives
 from quiver.resolvers.archives import import_archive
 from quiver.resolvers.blobs import store_blob
 from quiver.resolvers.datasets import create_dataset
@@ -239,6 +240,32 @@ async def test_a_path_the_archive_holds_twice_gets_the_last_copy(
     assert edge["node"]["sha256"] == hashlib.sha256(b"second!").hexdigest()
 
 
+@pytest.mark.parametrize("build", [make_zip, tar_gz_of], ids=["zip", "tar.gz"])
+async def test_small_files_stored_in_batches_around_large_ones_keep_their_bytes_and_order(
+    api: Api,
+    client: httpx.AsyncClient,
+    admin_token: str,
+    monkeypatch: pytest.MonkeyPatch,
+    build: Callable[[dict[str, bytes]], bytes],
+) -> None:
+    monkeypatch.setattr(archives, "BATCH_ENTRIES", 3)
+    monkeypatch.setattr(archives, "SMALL_ENTRY", 1000)
+    entries = {f"s/{index}.txt": f"small {index}".encode() for index in range(7)}
+    entries["big.bin"] = os.urandom(5000)
+    entries.update({f"t/{index}.txt": os.urandom(999) for index in range(5)})
+    entries["same.txt"] = b"x" * 10  # the same bytes as another entry: one blob
+    entries["again.txt"] = b"x" * 10
+    dataset_id = await new_dataset(api, admin_token)
+    result = await send_archive(client, admin_token, {"datasetId": dataset_id}, build(entries))
+    assert (result["userErrors"], result["fileCount"]) == ([], len(entries))
+    found = {
+        edge["node"]["path"]: edge["node"]["sha256"]
+        for edge in (await listing(api, admin_token, dataset_id))["files"]["edges"]
+    }
+    assert found == {path: hashlib.sha256(data).hexdigest() for path, data in entries.items()}
+    assert await Blob.all().count() == len(entries) - 1
+
+
 async def test_existing_files_are_replaced_and_the_counts_stay_exact(
     api: Api, client: httpx.AsyncClient, admin_token: str
 ) -> None:
@@ -406,6 +433,52 @@ async def test_limits_refuse_the_whole_archive(
     dataset = await listing(api, admin_token, dataset_id)
     assert (dataset["fileCount"], dataset["totalSize"]) == (0, 0)
     assert await DatasetFile.all().count() == 0
+
+
+def tar_gz_with_extended_header(kind: str) -> bytes:
+    """A PAX header (a 2 MiB ``comment``) or a GNU long name of 2 MiB before a small file."""
+    buffer = io.BytesIO()
+    huge = "a/" * MiB + "x.txt"
+    if kind == "pax":
+        info = tarfile.TarInfo("x.txt")
+        info.pax_headers = {"comment": huge}
+        archive_format = tarfile.PAX_FORMAT
+    else:
+        info, archive_format = tarfile.TarInfo(huge), tarfile.GNU_FORMAT
+    with tarfile.open(fileobj=buffer, mode="w:gz", format=archive_format) as archive:
+        info.size = 2
+        archive.addfile(info, io.BytesIO(b"hi"))
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("kind", ["pax", "gnu long name"])
+async def test_an_extended_header_past_a_mib_is_refused_before_it_is_read(
+    api: Api, client: httpx.AsyncClient, admin_token: str, kind: str
+) -> None:
+    # The issue's 1 MB tar.gz with a 1,000 MiB PAX header took the server to 3.9 GB.
+    dataset_id = await new_dataset(api, admin_token)
+    archive = tar_gz_with_extended_header(kind)
+    result = await send_archive(client, admin_token, {"datasetId": dataset_id}, archive)
+    (error,) = result["userErrors"]
+    assert error["code"] == "TOO_LARGE"
+    assert "extended header (PAX or long name) of 2097" in error["message"]
+    assert (await listing(api, admin_token, dataset_id))["fileCount"] == 0
+
+
+async def test_extended_headers_count_against_the_size_limit(
+    api: Api, admin_token: str, limited_client: Callable[..., Awaitable[httpx.AsyncClient]]
+) -> None:
+    dataset_id = await new_dataset(api, admin_token)
+    info = tarfile.TarInfo("x.txt")
+    info.pax_headers = {"comment": "c" * 600_000}
+    archive = make_tar_gz([(info, b"hi")])
+    async with await limited_client(max_archive_size=500_000) as client:
+        result = await send_archive(client, admin_token, {"datasetId": dataset_id}, archive)
+    (error,) = result["userErrors"]
+    assert (error["code"], error["message"]) == (
+        "TOO_LARGE",
+        "The archive unpacks to more than 500000 bytes",
+    )
 
 
 async def test_small_repetitive_files_are_not_mistaken_for_bombs(
