@@ -41,6 +41,7 @@ from quiver.models import DatasetFile, TableAnalysis, VersionEntry
 from quiver.resolvers.errors import ArgumentError, ErrorCode, Problem, Refused
 from quiver.resolvers.files import writable_dataset
 from quiver.resolvers.loaders import Loaders
+from quiver.resolvers.paths import normalize_path
 from quiver.storage import Storage
 from quiver.storage.blobs import blob_key
 
@@ -128,7 +129,7 @@ async def set_table_read_options(
 ) -> DatasetFile:
     """Keep ``options`` (None: none) with a working-set CSV or TSV file."""
     dataset = await writable_dataset(viewer, dataset_id, ("input", "datasetId"))
-    file = await DatasetFile.get_or_none(dataset_id=dataset.id, path=path)
+    file = await DatasetFile.get_or_none(dataset_id=dataset.id, path=normalize_path(path))
     if file is None:
         raise Refused.not_found(("input", "path"), f"No file at {path!r}")
     if analytics.tabular_format(file.path, file.content_type) not in ("csv", "tsv"):
@@ -156,7 +157,7 @@ async def version_table(
 ) -> TableFile | None:
     """The version's table: the one at ``path``, or its only tabular file."""
     if path is not None:
-        entry = await VersionEntry.get_or_none(version_id=version_pk, path=path)
+        entry = await VersionEntry.get_or_none(version_id=version_pk, path=normalize_path(path))
         return table_file(entry, options) if entry is not None else None
     candidates = [
         found

@@ -17,6 +17,7 @@ from quiver.resolvers.datasets import create_dataset, delete_dataset
 from quiver.resolvers.errors import ErrorCode, Problem, Refused
 from quiver.resolvers.files import writable_dataset
 from quiver.resolvers.lineage import NodeRef, record_edge
+from quiver.resolvers.paths import refuse_clashes_in_working_set
 from quiver.resolvers.versions import checked_paths, create_version, listed_paths, version_for
 
 MAX_LISTED_CONFLICTS = 100
@@ -80,6 +81,7 @@ async def copy_dataset(
         )
         renames = manifests.identity(paths) if paths is not None else None
         await manifests.insert_files(source, copy.id, now, renames=renames)
+        await refuse_clashes_in_working_set(copy.id, ("input", "onlyPaths" if paths else "id"))
         await _copy_labels(origin.id, copy.id, only_missing=False)
         await sql.recount_dataset(copy.id, now)
         await record_edge(origin_node, NodeRef.dataset(copy.id), LineageRelation.COPIED_FROM, user)
@@ -126,6 +128,7 @@ async def merge_datasets(
         elif conflicting and on_conflict == ConflictPolicy.RENAME:
             renames = await _free_names(conflicting, (target.id, source_row.id))
             await manifests.insert_files(source, target.id, now, renames=renames)
+        await refuse_clashes_in_working_set(target.id, ("input", "sourceId"))
         await _copy_labels(source_row.id, target.id, only_missing=True)
         await sql.recount_dataset(target.id, now)
         await record_edge(
