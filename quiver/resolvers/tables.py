@@ -249,8 +249,11 @@ class Tables:
         except analytics.BadArgument as problem:
             raise TableArgumentError(problem) from None
         except analytics.TableError as error:
+            error.message = storable(error.message)
             self._remember(await _store(key, error=error))
             raise TableUnreadable(table.path, error.message, error.line) from None
+        # Returned as it is stored, so the first answer and every cached one are the same.
+        result = cast(Result, storable(result))
         self._remember(await _store(key, result=result))
         return result
 
@@ -300,6 +303,18 @@ async def run_analysis(function: Callable[..., T], *args: Any) -> T:
     if _limiter is None:
         _limiter = anyio.CapacityLimiter(ANALYSIS_THREADS)
     return await anyio.to_thread.run_sync(function, *args, limiter=_limiter)
+
+
+def storable(value: Any) -> Any:
+    """``value`` with NUL in its strings shown as U+2400 (SYMBOL FOR NULL): a CSV cell may
+    hold NUL, which PostgreSQL's text and JSON cannot, and results read the same on both."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\u2400")
+    if isinstance(value, dict):
+        return {storable(key): storable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable(item) for item in value]
+    return value
 
 
 def _arguments_key(arguments: Any, form_key: str) -> str:
