@@ -108,7 +108,8 @@ HEAD /metrics             | HEAD /metrics                                       
 """
 # Routes no row can probe over this test's HTTP client, and where they are tested instead.
 NOT_PROBED = {
-    "WS /graphql": "WebSockets need a real server: tests/http/test_graphql_endpoint.py",
+    "WS /graphql": "this test's client speaks no WebSocket: tests/http/test_websocket_auth.py "
+    "checks anonymous, signed-in and bad-key callers (SQLite only)",
 }
 
 
