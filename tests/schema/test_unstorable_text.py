@@ -13,7 +13,7 @@ import httpx
 import pytest
 from support import Api, dataset_with, new_dataset
 
-from quiver.models import Dataset
+from quiver.models import Blob, Dataset
 
 pytestmark = pytest.mark.anyio
 
@@ -186,3 +186,25 @@ async def test_nul_in_csv_cells_is_data_that_statistics_read_on_both_databases(
     assert name["topValues"][0] == {"value": "ab\u2400c", "count": 2}
     assert table["preview"][0]["name"] in ("ab\u0000c", "ab\u2400c")
     assert again == table  # the stored (cached) result reads back the same
+
+
+async def test_a_nul_in_an_uploads_path_is_refused_before_any_byte_is_stored(
+    api: Api, client: httpx.AsyncClient, admin_token: str
+) -> None:
+    dataset_id = await new_dataset(api, admin_token, "d")
+    variables = {"input": {"datasetId": dataset_id, "path": NUL, "file": None}}
+    query = """mutation($input: UploadFileInput!) { uploadFile(input: $input) {
+      file { id } userErrors { field message code } } }"""
+
+    response = await client.post(
+        "/graphql",
+        data={
+            "operations": json.dumps({"query": query, "variables": variables}),
+            "map": json.dumps({"0": ["variables.input.file"]}),
+        },
+        files={"0": ("blob", b"x", "application/octet-stream")},
+        headers={"Authorization": f"Bearer {admin_token}"},
+    )
+
+    assert "$input.path" in refused_as_invalid(response)
+    assert await Blob.all().count() == 0
