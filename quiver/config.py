@@ -26,6 +26,9 @@ class Settings:
     jwt_audience: str = ""
     # Keys signed download links; unset, a random key is made once in the data directory.
     signing_key: str = ""
+    # Where clients reach the server (``https://data.example.org``, behind a proxy): links
+    # it hands out (downloadUrl, tus Location) start with it. Unset, the request's Host.
+    public_url: str = ""
     max_query_depth: int = 15
     max_aliases: int = 30
     max_tokens: int = 10_000
@@ -44,12 +47,20 @@ class Settings:
     debug: bool = False
 
     def __post_init__(self) -> None:
+        if self.public_url and not self.public_url.startswith(("http://", "https://")):
+            raise ValueError(
+                f"QUIVER_PUBLIC_URL must start with http:// or https://, got {self.public_url!r}"
+            )
         # Derived defaults depend on data_dir, so they are filled after it is known.
         if not self.database_url:
             object.__setattr__(self, "database_url", f"sqlite://{self.data_dir / 'quiver.db'}")
         if not self.storage_url:
             blobs = (self.data_dir / "blobs").absolute()
             object.__setattr__(self, "storage_url", f"file://{blobs}")
+
+    def public_base_url(self, request_base_url: str) -> str:
+        """The start of links to this server: ``public_url`` if set, else the request's."""
+        return (self.public_url or request_base_url).rstrip("/")
 
     @property
     def cache_dir(self) -> Path:

@@ -57,8 +57,39 @@ def iter_csv(parquet: Path, batch_rows: int = 65536) -> Iterator[bytes]:
 def csv_bytes(data: Any, *, header: bool) -> bytes:
     buffer = io.BytesIO()
     options = pacsv.WriteOptions(include_header=header, quoting_style="needed")
-    pacsv.write_csv(data, buffer, write_options=options)
+    pacsv.write_csv(as_csv_cells(data), buffer, write_options=options)
     return buffer.getvalue()
+
+
+def as_csv_cells(data: pa.Table | pa.RecordBatch) -> pa.Table:
+    """``data`` with every column a CSV cell cannot hold as such (structs, lists, maps,
+    binary, durations) as text: JSON for nested values, base64 for bytes, as in previews.
+    Decided by type, never by value, so no batch of an export fails after the first."""
+    table = pa.Table.from_batches([data]) if isinstance(data, pa.RecordBatch) else data
+    for index, name in enumerate(table.schema.names):
+        column = table.column(index)
+        if _needs_text(column.type):
+            text = pa.array([_text_cell(value) for value in column.to_pylist()], pa.string())
+            table = table.set_column(index, name, text)
+    return table
+
+
+def _needs_text(column_type: pa.DataType) -> bool:
+    return (
+        pa.types.is_nested(column_type)
+        or pa.types.is_binary(column_type)
+        or pa.types.is_large_binary(column_type)
+        or pa.types.is_fixed_size_binary(column_type)
+        or pa.types.is_duration(column_type)
+        or pa.types.is_interval(column_type)
+    )
+
+
+def _text_cell(value: Any) -> str | None:
+    safe = json_value(value)
+    if safe is None or isinstance(safe, str):
+        return safe
+    return json.dumps(safe, ensure_ascii=False)
 
 
 def write_xlsx(parquet: Path, dest: Path, batch_rows: int = 10_000) -> None:

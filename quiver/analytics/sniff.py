@@ -108,7 +108,18 @@ def sniff_csv(
 def decode_head(head: bytes, *, truncated: bool) -> tuple[str, str]:
     """UTF-8 (with or without BOM) when the head decodes as such, else cp1252 or Latin-1."""
     if head.startswith(UTF8_BOM):
-        return "utf-8-sig", utf8_prefix(head[len(UTF8_BOM) :], truncated=truncated)
+        try:
+            return "utf-8-sig", utf8_prefix(head[len(UTF8_BOM) :], truncated=truncated)
+        except UnicodeDecodeError as error:
+            # The mark says UTF-8 and the bytes say otherwise: neither can be trusted.
+            offset = error.start + len(UTF8_BOM)
+            line = head.count(b"\n", 0, offset) + 1
+            raise TableError(
+                f"The file starts with a UTF-8 byte-order mark, but line {line} is not valid "
+                f"UTF-8: byte 0x{head[offset]:02x} at offset {offset}. Save it as UTF-8, or "
+                "remove the mark and give its encoding in the read options",
+                line=line,
+            ) from None
     try:
         return "utf-8", utf8_prefix(head, truncated=truncated)
     except UnicodeDecodeError:

@@ -46,8 +46,11 @@ class VersionExport(ViewerEndpoint):
         version = await readable_versions(viewer).get_or_none(id=pk) if pk is not None else None
         if version is None:
             raise Refused.not_found(("id",), "No version with this id")
+        path = request.query_params.get("path")
+        if path is not None and "\x00" in path:
+            raise Refused.invalid(("path",), "path cannot hold NUL (U+0000)")
         try:
-            table = await version_table(version.id, request.query_params.get("path"))
+            table = await version_table(version.id, path)
         except ArgumentError as problem:
             raise Refused.invalid(("path",), str(problem)) from None
         if table is None:

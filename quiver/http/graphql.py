@@ -71,6 +71,15 @@ class QuiverGraphQL(GraphQL[Context, None]):
             )
             await response(scope, receive, send)
             return
+        if scope["type"] == "websocket":
+            websocket = WebSocket(scope, receive, send)
+            try:
+                await self._viewer(websocket)
+            except HTTPException as exc:
+                # Refused before the handshake is accepted: the client sees its close code
+                # (4401, as graphql-transport-ws uses for "unauthorized") and the reason.
+                await websocket.close(code=4401, reason=exc.reason)
+                return
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return

@@ -154,7 +154,8 @@ class TusUploads:
             archive=archive,
             metadata=raw_metadata,
         )
-        location = f"{str(request.url.replace(query=None)).rstrip('/')}/{upload.id}"
+        server = self.settings.public_base_url(str(request.url.replace(path="", query=None)))
+        location = f"{server}{request.url.path.rstrip('/')}/{upload.id}"
         offset = 0
         if with_body or length == 0:
             # creation-with-upload: the body is the first chunk, appended like a PATCH's.

@@ -42,6 +42,9 @@ def parse_metadata(header: str) -> dict[str, str]:
             raise TusError(
                 400, f"Upload-Metadata value of {key!r} is not base64 of UTF-8 text"
             ) from None
+        if "\x00" in metadata[key]:
+            # Kept with the upload, in a column PostgreSQL refuses NUL in.
+            raise TusError(400, f"Upload-Metadata value of {key!r} holds NUL (U+0000)")
     return metadata
 
 

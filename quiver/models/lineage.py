@@ -10,7 +10,7 @@ from tortoise.indexes import Index
 from tortoise.models import Model
 
 from quiver.models.enums import ExternalKind, LineageRelation
-from quiver.models.users import User
+from quiver.models.users import Team, User
 
 
 class NodeKind(StrEnum):
@@ -20,9 +20,18 @@ class NodeKind(StrEnum):
 
 
 class ExternalEntity(Model):
-    """An experiment, model or deployment that lives in another system."""
+    """An experiment, model or deployment that lives in another system.
+
+    Each team has its own: a (kind, external id) names one entity in a team, so no team
+    can rename or re-describe another's. Entities recorded before teams owned them have
+    none, and nobody can change them any more.
+    """
 
     id = fields.BigIntField(primary_key=True)
+    owner_team: fields.ForeignKeyNullableRelation[Team] = fields.ForeignKeyField(
+        "models.Team", related_name="external_entities", null=True, on_delete=fields.SET_NULL
+    )
+    owner_team_id: int | None
     kind = fields.CharEnumField(ExternalKind, max_length=16)
     external_id = fields.CharField(max_length=255)
     name = fields.CharField(max_length=255, null=True)
@@ -31,7 +40,7 @@ class ExternalEntity(Model):
 
     class Meta:
         table = "quiver_external_entity"
-        unique_together = (("kind", "external_id"),)
+        unique_together = (("owner_team", "kind", "external_id"),)
 
 
 class LineageEdge(Model):

@@ -320,3 +320,13 @@ def require_admin(viewer: Viewer, message: str) -> None:
     require_user(viewer)
     if not viewer.is_admin:
         raise Refused.forbidden(None, message)
+
+
+async def personal_team(viewer: Viewer, field: FieldPath) -> Team:
+    """The signed-in caller's personal team: what they make belongs to it unless they name
+    another."""
+    user = require_user(viewer)
+    team = await Team.get_or_none(personal_user_id=user.id)
+    if team is None:
+        raise Refused.invalid(field, "You have no personal team; name a team")
+    return team

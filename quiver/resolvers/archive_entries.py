@@ -22,6 +22,7 @@ import anyio.from_thread
 from quiver.config import Settings
 from quiver.resolvers.errors import ErrorCode, FieldPath, Refused
 from quiver.resolvers.files import check_path
+from quiver.resolvers.paths import normalize_path
 
 # Below this many compressed bytes the ratio limit does not apply: a small file of
 # repetitive text compresses beyond any sensible ratio and cannot hurt anyone.
@@ -152,7 +153,7 @@ def _dataset_path(name: str, base: str, field: FieldPath) -> str:
         raise Refused.invalid(
             field, f"Archive entry {name!r} points outside the dataset (a '..' segment)"
         )
-    path = f"{base}/{relative}" if base else relative
+    path = normalize_path(f"{base}/{relative}" if base else relative)
     try:
         path.encode("utf-8")
     except UnicodeEncodeError:

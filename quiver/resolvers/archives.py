@@ -59,6 +59,7 @@ from quiver.resolvers.files import (
     put_files,
     writable_dataset,
 )
+from quiver.resolvers.paths import normalize_path
 from quiver.resolvers.uploads import find_upload
 from quiver.storage import Storage
 from quiver.storage.batch import put_many
@@ -165,6 +166,7 @@ async def import_archive(
     await put_files(
         dataset.id,
         [FileWrite(path, blob, guess_content_type(path)) for path, blob in stored.items()],
+        field=field,
     )
     await dataset.refresh_from_db(fields=["file_count", "total_size", "updated_at"])
     await reporter.report(1.0, f"Imported {len(stored)} files")
@@ -177,7 +179,7 @@ async def import_archive(
 
 
 def _checked_prefix(prefix: str) -> str:
-    base = prefix.removesuffix("/")
+    base = normalize_path(prefix).removesuffix("/")
     if not base:
         return ""
     problems = check_path(base, ("input", "prefix"))

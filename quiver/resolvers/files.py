@@ -21,6 +21,7 @@ from quiver.resolvers.access import dataset_for
 from quiver.resolvers.blobs import store_blob, touch_blobs
 from quiver.resolvers.errors import ErrorCode, FieldPath, Problem, Refused
 from quiver.resolvers.label_metrics import record_counts
+from quiver.resolvers.paths import normalize_path, normalize_paths, refuse_clashing_paths
 from quiver.resolvers.validation import normalize_tags, raise_if_any
 from quiver.storage import Storage
 from quiver.storage.blobs import SHA256_PATTERN, ChecksumMismatch, StoredBlob, TooLarge
@@ -139,12 +140,15 @@ async def upload_file(
 ) -> DatasetFile:
     """Store the bytes (once, by content) and put them at ``path`` in the working set."""
     dataset = await writable_dataset(viewer, dataset_id, ("input", "datasetId"))
+    path = normalize_path(path)
     problems = check_path(path, ("input", "path"))
     if sha256 is not None and not SHA256_PATTERN.fullmatch(sha256.lower()):
         problems.append(Problem(("input", "sha256"), "Not a hex sha256", ErrorCode.INVALID))
     problems += check_metadata(metadata, ("input", "metadata"))
     normalized_tags, tag_problems = normalize_tags(tags or [], ("input", "tags"))
     raise_if_any(problems + tag_problems)
+    # Checked again under the dataset's lock when the file is added; this spares the bytes.
+    await refuse_clashing_paths(dataset.id, [path], ("input", "path"))
     try:
         blob = await store_blob(storage, stream, expected_sha256=sha256, max_size=max_size)
     except ChecksumMismatch as exc:
@@ -186,26 +190,31 @@ async def put_file(
     content_type: str | None,
     metadata: Any = None,
     tags: list[str] | None = None,
+    field: FieldPath | None = ("input", "path"),
 ) -> DatasetFile:
     """Point ``path`` at a stored blob, replacing what was there; counters move with it."""
     write = FileWrite(path, blob, content_type, metadata, tuple(tags or ()))
-    await put_files(dataset_pk, [write])
+    await put_files(dataset_pk, [write], field=field)
     return await DatasetFile.get(dataset_id=dataset_pk, path=path)
 
 
-async def put_files(dataset_pk: int, writes: Sequence[FileWrite]) -> None:
+async def put_files(
+    dataset_pk: int, writes: Sequence[FileWrite], *, field: FieldPath | None = ("input", "path")
+) -> None:
     """Point each path at its stored blob, all in one transaction; counters move exactly.
 
     Every way bytes arrive (multipart, tus, archives) ends here, after the bytes are
     stored. Existing paths are replaced, metadata and tags included. The blob rows are
     touched in the same transaction, so the garbage collector cannot take them meanwhile;
-    the dataset's lock orders the write with snapshots, copies and merges.
+    the dataset's lock orders the write with snapshots, copies and merges. A path that
+    would be both a file and a folder (``a`` and ``a/b``) is refused with CONFLICT.
     """
     by_path = {write.path: write for write in writes}
     for attempt in range(2):
         try:
             async with in_transaction():
                 await sql.lock_dataset(dataset_pk)
+                await refuse_clashing_paths(dataset_pk, list(by_path), field)
                 now = datetime.now(UTC)
                 await _touch_blobs({write.blob.sha256 for write in by_path.values()}, now)
                 added = size_change = 0
@@ -303,7 +312,7 @@ def working_files(*, prefix: str | None = None, tag: str | None = None) -> Query
     """Working-set files, of every dataset, under ``prefix`` and carrying ``tag`` if given."""
     files = DatasetFile.all()
     if prefix:
-        files = files.filter(path__startswith=prefix)
+        files = files.filter(path__startswith=normalize_path(prefix))
     if tag:
         tagged = FileTag.filter(tag=tag.strip().lower())
         files = files.filter(id__in=Subquery(tagged.values("file_id")))
@@ -315,6 +324,7 @@ async def delete_files(viewer: Viewer, dataset_id: str, paths: list[str]) -> lis
     dataset = await writable_dataset(viewer, dataset_id, ("input", "datasetId"))
     if len(paths) > MAX_BATCH:
         raise Refused.invalid(("input", "paths"), f"At most {MAX_BATCH} paths per call")
+    paths = normalize_paths(paths)
     async with in_transaction():
         await sql.lock_dataset(dataset.id)
         doomed = await DatasetFile.filter(dataset_id=dataset.id, path__in=paths).select_for_update()
@@ -330,6 +340,7 @@ async def move_file(
     viewer: Viewer, dataset_id: str, path: str, new_path: str, *, overwrite: bool
 ) -> DatasetFile:
     dataset = await writable_dataset(viewer, dataset_id, ("input", "datasetId"))
+    path, new_path = normalize_path(path), normalize_path(new_path)
     raise_if_any(check_path(new_path, ("input", "newPath")))
     async with in_transaction():
         await sql.lock_dataset(dataset.id)
@@ -350,6 +361,7 @@ async def move_file(
                 raise Refused.conflict(("input", "newPath"), f"A file exists at {new_path!r}")
             await target.delete()
             await _adjust_totals(dataset.id, files=-1, size=-target.size)
+        await refuse_clashing_paths(dataset.id, [new_path], ("input", "newPath"), leaving=path)
         file.path = new_path
         await file.save(update_fields=["path", "updated_at"])
     return file
@@ -365,6 +377,7 @@ async def set_file_metadata(
 ) -> DatasetFile:
     """Replace (or, with ``merge``, shallow-merge) a file's metadata and/or tags."""
     dataset = await writable_dataset(viewer, dataset_id, ("input", "datasetId"))
+    path = normalize_path(path)
     tags: list[str] | None = None
     problems: list[Problem] = []
     if "metadata" in changes:

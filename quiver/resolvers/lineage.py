@@ -34,9 +34,11 @@ from quiver.models import (
     Version,
 )
 from quiver.resolvers.access import (
+    personal_team,
     readable_versions,
     require_role,
     require_user,
+    team_for,
     visible_datasets,
     visible_external_entities,
 )
@@ -133,6 +135,7 @@ class ExternalSpec:
     external_id: str
     name: str | None = None
     attributes: Any = None
+    team_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -173,7 +176,7 @@ async def _endpoint(
     if (endpoint.id is None) == (endpoint.external is None):
         raise Refused.invalid(field, "Give exactly one of id and external")
     if endpoint.external is not None:
-        entity = await _upsert_external(endpoint.external, field)
+        entity = await _upsert_external(viewer, endpoint.external, field)
         return NodeRef(NodeKind.EXTERNAL, entity.id), entity
     ref = NodeRef.from_global_id(endpoint.id or "")
     id_field = (*field, "id")
@@ -193,14 +196,22 @@ async def _endpoint(
     return ref, row
 
 
-async def _upsert_external(spec: ExternalSpec, field: FieldPath) -> ExternalEntity:
+async def _upsert_external(viewer: Viewer, spec: ExternalSpec, field: FieldPath) -> ExternalEntity:
+    """The team's entity of (kind, externalId), made or updated: only the team's writers
+    may, so no tenant renames or re-describes another's."""
     external_id = spec.external_id.strip()
     problems = check_short_text(spec.name, (*field, "external", "name"), "Name")
     if not external_id or len(external_id) > MAX_EXTERNAL_ID:
         message = f"externalId must be 1-{MAX_EXTERNAL_ID} characters"
         problems.append(Problem((*field, "external", "externalId"), message, ErrorCode.INVALID))
     raise_if_any(problems)
+    team_field = (*field, "external", "teamId")
+    if spec.team_id is not None:
+        team = await team_for(viewer, spec.team_id, team_field, needed=Role.WRITE)
+    else:
+        team = await personal_team(viewer, team_field)
     entity, created = await ExternalEntity.get_or_create(
+        owner_team_id=team.id,
         kind=spec.kind,
         external_id=external_id,
         defaults={"name": spec.name, "attributes": spec.attributes},

@@ -44,6 +44,7 @@ from quiver.resolvers.errors import ArgumentError
 from quiver.resolvers.files import working_files
 from quiver.resolvers.label_loaders import LabelLoaders
 from quiver.resolvers.pagination import Page, counts_by_parent, keyset_pages
+from quiver.resolvers.paths import normalize_path
 from quiver.resolvers.versions import live_versions, version_files
 
 K = TypeVar("K", bound=Hashable)
@@ -316,10 +317,10 @@ PathKey = tuple[int, str]
 def _by_parent_and_path(model: type[F], parent: str) -> DataLoader[PathKey, F | None]:
     async def load(keys: list[PathKey]) -> list[F | None]:
         parents = sorted({p for p, _ in keys})
-        paths = sorted({path for _, path in keys})
+        paths = sorted({normalize_path(path) for _, path in keys})
         rows = await model.filter(**{f"{parent}__in": parents, "path__in": paths})
         found = {(getattr(row, parent), row.path): row for row in rows}
-        return [found.get(key) for key in keys]
+        return [found.get((parent_pk, normalize_path(path))) for parent_pk, path in keys]
 
     return DataLoader(load_fn=load)
 

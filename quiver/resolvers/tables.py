@@ -41,6 +41,7 @@ from quiver.models import DatasetFile, TableAnalysis, VersionEntry
 from quiver.resolvers.errors import ArgumentError, ErrorCode, Problem, Refused
 from quiver.resolvers.files import writable_dataset
 from quiver.resolvers.loaders import Loaders
+from quiver.resolvers.paths import normalize_path
 from quiver.storage import Storage
 from quiver.storage.blobs import blob_key
 
@@ -128,7 +129,7 @@ async def set_table_read_options(
 ) -> DatasetFile:
     """Keep ``options`` (None: none) with a working-set CSV or TSV file."""
     dataset = await writable_dataset(viewer, dataset_id, ("input", "datasetId"))
-    file = await DatasetFile.get_or_none(dataset_id=dataset.id, path=path)
+    file = await DatasetFile.get_or_none(dataset_id=dataset.id, path=normalize_path(path))
     if file is None:
         raise Refused.not_found(("input", "path"), f"No file at {path!r}")
     if analytics.tabular_format(file.path, file.content_type) not in ("csv", "tsv"):
@@ -156,7 +157,7 @@ async def version_table(
 ) -> TableFile | None:
     """The version's table: the one at ``path``, or its only tabular file."""
     if path is not None:
-        entry = await VersionEntry.get_or_none(version_id=version_pk, path=path)
+        entry = await VersionEntry.get_or_none(version_id=version_pk, path=normalize_path(path))
         return table_file(entry, options) if entry is not None else None
     candidates = [
         found
@@ -254,8 +255,11 @@ class Tables:
             # Not stored: the limit is a setting, and a raised one must apply.
             raise TableUnreadable(table.path, error.message, None) from None
         except analytics.TableError as error:
+            error.message = storable(error.message)
             self._remember(await _store(key, error=error))
             raise TableUnreadable(table.path, error.message, error.line) from None
+        # Returned as it is stored, so the first answer and every cached one are the same.
+        result = cast(Result, storable(result))
         self._remember(await _store(key, result=result))
         return result
 
@@ -307,6 +311,18 @@ async def run_analysis(function: Callable[..., T], *args: Any) -> T:
     if _limiter is None:
         _limiter = anyio.CapacityLimiter(ANALYSIS_THREADS)
     return await anyio.to_thread.run_sync(function, *args, limiter=_limiter)
+
+
+def storable(value: Any) -> Any:
+    """``value`` with NUL in its strings shown as U+2400 (SYMBOL FOR NULL): a CSV cell may
+    hold NUL, which PostgreSQL's text and JSON cannot, and results read the same on both."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\u2400")
+    if isinstance(value, dict):
+        return {storable(key): storable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable(item) for item in value]
+    return value
 
 
 def _arguments_key(arguments: Any, form_key: str) -> str:

@@ -18,6 +18,7 @@ from quiver.resolvers.errors import ErrorCode, Problem, Refused
 from quiver.resolvers.files import writable_dataset
 from quiver.resolvers.label_metrics import record_counts
 from quiver.resolvers.lineage import NodeRef, record_edge
+from quiver.resolvers.paths import refuse_clashes_in_working_set
 from quiver.resolvers.versions import checked_paths, create_version, listed_paths, version_for
 
 MAX_LISTED_CONFLICTS = 100
@@ -83,6 +84,7 @@ async def copy_dataset(
         )
         renames = manifests.identity(paths) if paths is not None else None
         await manifests.insert_files(source, copy.id, now, renames=renames)
+        await refuse_clashes_in_working_set(copy.id, ("input", "onlyPaths" if paths else "id"))
         await label_versions.copy_labels(labelled, copy.id)
         await label_versions.copy_samples(labelled, copy.id)
         await sql.recount_dataset(copy.id, now)
@@ -138,6 +140,7 @@ async def merge_datasets(
         elif conflicting and on_conflict == ConflictPolicy.RENAME:
             renames = await _free_names(conflicting, (target.id, source_row.id))
             await manifests.insert_files(source, target.id, now, renames=renames)
+        await refuse_clashes_in_working_set(target.id, ("input", "sourceId"))
         if on_conflict == ConflictPolicy.KEEP_SOURCE:
             await label_versions.drop_samples_at(target.id, [*conflicting, *annotated])
         kept = conflicting if on_conflict != ConflictPolicy.KEEP_SOURCE else []

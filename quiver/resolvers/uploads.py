@@ -24,6 +24,7 @@ from quiver.resolvers.access import visible_uploads
 from quiver.resolvers.blobs import touch_blob
 from quiver.resolvers.errors import ErrorCode, FieldPath, Refused
 from quiver.resolvers.files import check_path, guess_content_type, put_file, writable_dataset
+from quiver.resolvers.paths import normalize_path, refuse_clashing_paths
 from quiver.resolvers.upload_partials import (
     UPLOAD_ID,
     UploadBusy,
@@ -72,8 +73,12 @@ async def create_upload(
             ("contentType",), f"contentType is longer than {MAX_CONTENT_TYPE_LENGTH} characters"
         )
     dataset = await writable_dataset(viewer, dataset_id, ("datasetId",))
+    path = normalize_path(path)
     if problems := check_path(path, ("path",)):
         raise Refused(problems)
+    if not archive:
+        # Checked again when the upload completes; this spares sending the bytes.
+        await refuse_clashing_paths(dataset.id, [path], ("path",))
     upload = await Upload.create(
         id=secrets.token_hex(16),
         user_id=viewer.user_id,
@@ -153,7 +158,11 @@ async def complete_upload(
         file = None
         if not upload.archive:
             file = await put_file(
-                upload.dataset_id, upload.path, blob, content_type=upload.content_type
+                upload.dataset_id,
+                upload.path,
+                blob,
+                content_type=upload.content_type,
+                field=("path",),
             )
         upload.offset, upload.completed_at, upload.updated_at = upload.length, now, now
         upload.blob_id, upload.file_id = blob.sha256, file.id if file else None

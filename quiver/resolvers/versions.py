@@ -32,6 +32,7 @@ from quiver.resolvers.errors import FieldPath, Refused
 from quiver.resolvers.files import ensure_active, writable_dataset
 from quiver.resolvers.label_metrics import record_counts
 from quiver.resolvers.lineage import NodeRef, forget_node, record_edge
+from quiver.resolvers.paths import normalize_path, normalize_paths, refuse_clashes_in_working_set
 from quiver.resolvers.validation import check_description, raise_if_any
 
 MAX_ONLY_PATHS = 10_000
@@ -141,7 +142,7 @@ def live_versions() -> QuerySet[Version]:
 def version_files(*, prefix: str | None = None) -> QuerySet[VersionEntry]:
     """Files of every version, under ``prefix`` if given."""
     entries = VersionEntry.all()
-    return entries.filter(path__startswith=prefix) if prefix else entries
+    return entries.filter(path__startswith=normalize_path(prefix)) if prefix else entries
 
 
 async def delete_version(viewer: Viewer, version_id: str) -> Version:
@@ -185,6 +186,7 @@ async def restore_version(viewer: Viewer, version_id: str) -> Dataset:
         await manifests.prune_files(source, dataset.id)
         await manifests.overwrite_files(source, dataset.id, now)
         await manifests.insert_files(source, dataset.id, now, keep_created=True)
+        await refuse_clashes_in_working_set(dataset.id, field)
         await label_versions.restore(version.id, dataset.id)
         await sql.recount_dataset(dataset.id, now)
         await record_counts(dataset.id, now)
@@ -224,7 +226,7 @@ def checked_paths(only_paths: Sequence[str] | None) -> list[str] | None:
         raise Refused.invalid(("input", "onlyPaths"), f"At most {MAX_ONLY_PATHS} paths per call")
     if not only_paths:
         raise Refused.invalid(("input", "onlyPaths"), "Name at least one path, or omit the list")
-    return sorted(set(only_paths))
+    return sorted(set(normalize_paths(only_paths)))
 
 
 def listed_paths(paths: Sequence[str], limit: int = 5) -> str:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
 
-from graphql import GraphQLError
+from graphql import DocumentNode, GraphQLError, StringValueNode, Visitor, visit
 from strawberry.extensions import (
     MaskErrors,
     MaxAliasesLimiter,
@@ -71,6 +73,70 @@ class MaskInternalErrors(MaskErrors):
         )
 
 
+# What no database column holds (PostgreSQL text and JSON refuse NUL) and UTF-8 cannot encode.
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def unstorable_text_at(value: Any, path: str) -> str | None:
+    """Where in a JSON value (keys included) a string holds NUL or an unpaired surrogate."""
+    if isinstance(value, str):
+        return path if UNSTORABLE.search(value) else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if UNSTORABLE.search(str(key)):
+                return f"{path} (a key)"
+            if (found := unstorable_text_at(item, f"{path}.{key}")) is not None:
+                return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            if (found := unstorable_text_at(item, f"{path}.{index}")) is not None:
+                return found
+    return None
+
+
+class _StringLiterals(Visitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.values: list[str] = []
+
+    def enter_string_value(self, node: StringValueNode, *_: object) -> None:
+        self.values.append(node.value)
+
+
+def _string_literals(document: DocumentNode) -> Iterator[str]:
+    visitor = _StringLiterals()
+    visit(document, visitor)
+    return iter(visitor.values)
+
+
+class RefuseUnstorableText(SchemaExtension):
+    """NUL and unpaired surrogates, in any variable or string literal, refuse the whole
+    request as INVALID before it runs: one check for every string argument, input field
+    and JSON value, so no operation stores on SQLite what PostgreSQL refuses."""
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        document = context.graphql_document
+        where = unstorable_text_at(context.variables or {}, "$")
+        if (
+            where is None
+            and document is not None
+            and any(UNSTORABLE.search(value) for value in _string_literals(document))
+        ):
+            where = "a string in the query"
+        if where is not None:
+            where = where.replace("$.", "$", 1)
+            # Set before validation runs, so it is skipped and the request ends here.
+            context.pre_execution_errors = [
+                GraphQLError(
+                    f"Text cannot hold NUL (U+0000) or unpaired surrogates (U+D800-U+DFFF), "
+                    f"as {where} does",
+                    extensions={"code": ErrorCode.INVALID.value},
+                )
+            ]
+        yield
+
+
 def limit_extensions(
     *, max_depth: int, max_aliases: int, max_tokens: int
 ) -> list[Callable[[], SchemaExtension] | type[SchemaExtension]]:
@@ -85,4 +151,4 @@ def limit_extensions(
     def tokens() -> SchemaExtension:
         return MaxTokensLimiter(max_token_count=max_tokens)
 
-    return [tokens, depth, aliases, MaskInternalErrors]
+    return [tokens, RefuseUnstorableText, depth, aliases, MaskInternalErrors]

@@ -89,7 +89,7 @@ class File(Node):
             ),
         ] = DEFAULT_EXPIRES_IN,
     ) -> str:
-        base = str(info.context.request.base_url).rstrip("/")
+        base = info.context.settings.public_base_url(str(info.context.request.base_url))
         global_id = file_global_id(root)
         query = signed_query(
             info.context.signing_key,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -20,6 +21,7 @@ from quiver.schema.scalars import JSON
 
 if TYPE_CHECKING:
     from quiver.schema.datasets import Dataset
+    from quiver.schema.users import Team
     from quiver.schema.versions import Version
 
 strawberry.enum(ExternalKind, description="What an external entity is.")
@@ -49,6 +51,18 @@ class ExternalEntity(Node):
     name: str | None = strawberry.field(description="A name for people.")
     attributes: JSON | None = strawberry.field(description="Free JSON (URLs, metrics, …).")
     created_at: datetime = strawberry.field(description="When it was first recorded.")
+
+    @strawberry.field(
+        description="The team it belongs to: (kind, externalId) names one entity per team. "
+        "Null for entities recorded before teams owned them.",
+        graphql_type=Annotated["Team", strawberry.lazy("quiver.schema.users")] | None,
+    )
+    def owner(
+        self, root: strawberry.Parent[models.ExternalEntity], info: Info
+    ) -> Awaitable[models.Team | None] | None:
+        if root.owner_team_id is None:
+            return None
+        return info.context.loaders.team_by_id.load(root.owner_team_id)
 
     @classmethod
     def is_type_of(cls, obj: Any, info: Any) -> bool:
@@ -118,6 +132,12 @@ class ExternalEntityInput:
     attributes: JSON | None = strawberry.field(
         default=None, description="Free JSON; replaces the recorded attributes if given."
     )
+    team_id: strawberry.ID | None = strawberry.field(
+        default=None,
+        description="The team whose entity this is (recording it or changing it needs the "
+        "WRITE role in the team); null means your personal team. Each team has its own "
+        "entity for a (kind, externalId).",
+    )
 
 
 @strawberry.input(description="One end of an edge: give exactly one of id and external.")
@@ -159,6 +179,7 @@ def _endpoint(given: LineageEndpointInput) -> ops.Endpoint:
             external_id=given.external.external_id,
             name=given.external.name,
             attributes=given.external.attributes,
+            team_id=given.external.team_id,
         )
     return ops.Endpoint(id=given.id, external=external)
 

@@ -140,7 +140,9 @@ async def test_a_declared_checksum_that_does_not_match_refuses_the_file(
 @pytest.mark.parametrize(
     "path",
     [
-        *("../x", "/abs", "a//b", "a\x00b", "a/", "./a", "x" * 1025, ""),
+        # NUL, like any text anywhere in a request, is refused before it runs (see
+        # tests/schema/test_unstorable_text.py).
+        *("../x", "/abs", "a//b", "a/", "./a", "x" * 1025, ""),
         # C1 control, bidi override (evil\u202egpj.exe shows as evilexe.jpg), isolate,
         # zero-width space and BOM: paths that read as something they are not.
         *("a\x85b", "evil\u202egpj.exe", "a\u2066b", "ca\u200bt.jpg", "\ufeffa"),
