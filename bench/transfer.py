@@ -27,6 +27,15 @@ random bytes (``.bin``, --mib MiB in all) are uploaded, then downloaded one by o
 >= 0.80).
 
     python bench/transfer.py --archives [--mib 1024] [--archive-files 8] [--runs 3]
+
+With ``--small-files N`` it times N files of 4 KiB sent one GraphQL request each against
+the transfer API (one batch call, one pack, one commitFiles), on each of --databases
+(target: >= 1,000 files/s). With ``--s3-multipart`` it times --mib MiB through a presigned
+multipart upload to SeaweedFS against obstore putting it directly (target >= 0.9x), and
+the server's CPU seconds meanwhile (bench/transfer_api.py).
+
+    python bench/transfer.py --small-files 1000 [--databases sqlite,postgres] [--runs 3]
+    python bench/transfer.py --s3-multipart [--mib 2048] [--runs 3]
 """
 
 from __future__ import annotations
@@ -344,9 +353,23 @@ def main() -> None:
     parser.add_argument("--dir", default=None, help="where the file and the server data go")
     parser.add_argument("--archives", action="store_true", help="time archives instead")
     parser.add_argument("--archive-files", type=int, default=8, help="files in the archive")
+    parser.add_argument("--small-files", type=int, default=0, help="time N files of 4 KiB")
+    parser.add_argument("--databases", default="sqlite,postgres", help="for --small-files")
+    parser.add_argument("--s3-multipart", action="store_true", help="time direct S3 uploads")
+    parser.add_argument("--part-workers", type=int, default=8, help="parts in flight (S3)")
     arguments = parser.parse_args()
     runs = arguments.runs
     chunk = arguments.chunk_mib * MIB
+    if arguments.small_files or arguments.s3_multipart:
+        import transfer_api
+
+        with tempfile.TemporaryDirectory(dir=arguments.dir, prefix="quiver-bench-") as temp:
+            if arguments.s3_multipart:
+                transfer_api.s3_multipart(Path(temp), arguments.mib, runs, arguments.part_workers)
+                return
+            for database in arguments.databases.split(","):
+                transfer_api.small_files(Path(temp), arguments.small_files, 4096, runs, database)
+        return
     if arguments.archives:
         with tempfile.TemporaryDirectory(dir=arguments.dir, prefix="quiver-bench-") as temp:
             warm_memory(Path(temp), 2 * arguments.mib)
