@@ -80,6 +80,33 @@ async def app(scope, receive, send):
     await send({"type": "http.response.body", "body": b""})
 '''
 
+SEND_APP = '''
+import os
+
+SIZE = int(os.environ["SEND_BYTES"])
+CHUNK = bytes(1024 * 1024)
+
+
+async def app(scope, receive, send):
+    """Send SIZE bytes from memory: uvicorn's own cost of sending a response body."""
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    if scope["path"] == "/healthz":
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+        return
+    headers = [(b"content-length", str(SIZE).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    left = SIZE
+    while left > len(CHUNK):
+        await send({"type": "http.response.body", "body": CHUNK, "more_body": True})
+        left -= len(CHUNK)
+    await send({"type": "http.response.body", "body": CHUNK[:left]})
+'''
+
 
 def write_random_file(path: Path, mib: int) -> str:
     """Fill path with random bytes, 64 MiB at a time; return their sha256."""
@@ -395,6 +422,16 @@ def main() -> None:
         finally:
             drain.terminate()
             drain.wait(timeout=30)
+        (root / "sender.py").write_text(textwrap.dedent(SEND_APP))
+        size_env = {"SEND_BYTES": str(source.stat().st_size)}
+        sender, sender_url = start_uvicorn("sender:app", size_env, app_dir=root)
+        try:
+            send_ceiling = median_seconds(
+                runs, lambda: download(f"{sender_url}/bytes", "-", os.devnull)
+            )
+        finally:
+            sender.terminate()
+            sender.wait(timeout=30)
 
         server, base_url, key = start_quiver(root / "data")
         try:
@@ -439,7 +476,10 @@ def main() -> None:
     print(f"upload / cp                         {cp / uploaded:6.2f}x  (target >= 0.80)")
     print(f"download / (cat > copy)             {cat_copy / downloaded:6.2f}x  (target >= 0.80)")
     print(f"download to null / (cat > null)     {cat_null / discarded:6.2f}x")
-    print(f"upload / bare uvicorn               {ceiling / uploaded:6.2f}x")
+    print(line("bare uvicorn, body sent from memory", send_ceiling))
+    print(f"upload / bare uvicorn (drain)       {ceiling / uploaded:6.2f}x  (target >= 0.70)")
+    print(f"download to null / bare uvicorn (send) {send_ceiling / discarded:6.2f}x"
+          "  (target >= 0.80)")  # fmt: skip
     print(f"server peak RSS (VmHWM)             {rss:6.0f} MB  (target < 200;"
           f" {upload_rss:.0f} MB after the uploads)")  # fmt: skip
 
