@@ -23,8 +23,9 @@ from starlette.types import Receive, Scope, Send
 
 from quiver.auth import AuthenticationError, Viewer, authenticate
 from quiver.config import Settings
-from quiver.http.endpoint import refusal_response, unauthorized
-from quiver.resolvers import blob_transfers, direct_uploads, packs
+from quiver.http.endpoint import STATUS_FOR_CODE, refusal_response, unauthorized
+from quiver.ids import encode_global_id
+from quiver.resolvers import blob_transfers, commits, direct_uploads, packs
 from quiver.resolvers.access import require_user
 from quiver.resolvers.errors import ErrorCode, Refused
 from quiver.resolvers.files import writable_dataset
@@ -44,6 +45,7 @@ class TransferApi:
                 Route("/blobs/batch", self._wrap(self.batch), methods=["POST"]),
                 Route("/blobs/{sha256}", self._wrap(self.put_blob), methods=["PUT"]),
                 Route("/packs", self._wrap(self.pack), methods=["POST"]),
+                Route("/commits", self._wrap(self.commit), methods=["POST"]),
                 Route(
                     "/uploads/{upload_id}",
                     self._wrap(self.upload),
@@ -143,6 +145,47 @@ class TransferApi:
             with contextlib.suppress(FileNotFoundError):
                 await aiofiles.os.unlink(path)
 
+    async def commit(self, request: Request, viewer: Viewer) -> Response:
+        """commitFiles over plain JSON: the same operation, without GraphQL's per-field
+        input coercion (a third of a 1,000-file commit's CPU time)."""
+        body = await self._json(request)
+        try:
+            result = await commits.commit_files(
+                viewer,
+                _string(body, "datasetId", required=True) or "",
+                commits.parse_changes(body.get("changes")),
+                parent_version=_string(body, "parentVersion"),
+                message=_string(body, "message"),
+                create_version_too=body.get("createVersion") is True,
+                idempotency_key=_string(body, "idempotencyKey"),
+            )
+        except Refused as refusal:
+            status = STATUS_FOR_CODE.get(refusal.problems[0].code, 400)
+            errors = [
+                {"field": list(p.field) if p.field else None, "message": p.message, "code": p.code}
+                for p in refusal.problems
+            ]
+            missing = refusal.payload.get("missing_blobs", [])
+            return JSONResponse({"userErrors": errors, "missingBlobs": missing}, status)
+        version = result.version
+        return JSONResponse(
+            {
+                "dataset": {
+                    "id": encode_global_id("Dataset", result.dataset.id),
+                    "fileCount": result.dataset.file_count,
+                    "totalSize": result.dataset.total_size,
+                },
+                "version": None
+                if version is None
+                else {"id": encode_global_id("Version", version.id), "number": version.number},
+                "added": result.added,
+                "replaced": result.replaced,
+                "deleted": result.deleted,
+                "missingBlobs": [],
+                "userErrors": [],
+            }
+        )
+
     async def upload(self, request: Request, viewer: Viewer) -> Response:
         upload = await direct_uploads.find_direct_upload(viewer, request.path_params["upload_id"])
         if request.method == "DELETE":
@@ -162,6 +205,15 @@ class TransferApi:
         upload = await direct_uploads.find_direct_upload(viewer, request.path_params["upload_id"])
         await self._json(request)  # an optional parts list, not needed: S3 is asked
         return JSONResponse(await direct_uploads.complete_direct_upload(self.storage, upload))
+
+
+def _string(body: dict[str, Any], name: str, *, required: bool = False) -> str | None:
+    value = body.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str):
+        raise Refused.invalid((name,), f"{name} must be a string")
+    return value
 
 
 def _dataset_param(request: Request) -> str:

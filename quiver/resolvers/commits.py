@@ -54,6 +54,35 @@ class FileChange:
     delete: bool = False
 
 
+def parse_changes(raw: Any) -> list[FileChange]:
+    """Changes sent as plain JSON (``POST /api/v1/commits``), shaped as FileChangeInput."""
+    if not isinstance(raw, list):
+        raise Refused.invalid(("changes",), "changes must be a list of objects")
+    changes: list[FileChange] = []
+    for index, item in enumerate(raw):
+        at = ("changes", str(index))
+        if not isinstance(item, dict) or not isinstance(item.get("path"), str):
+            raise Refused.invalid(at, "Each change is an object with a path")
+        sha256, size, content_type = item.get("sha256"), item.get("size"), item.get("contentType")
+        tags, delete = item.get("tags"), item.get("delete", False)
+        if sha256 is not None and not isinstance(sha256, str):
+            raise Refused.invalid((*at, "sha256"), "sha256 must be a string")
+        if size is not None and (not isinstance(size, int) or isinstance(size, bool)):
+            raise Refused.invalid((*at, "size"), "size must be an integer")
+        if content_type is not None and not isinstance(content_type, str):
+            raise Refused.invalid((*at, "contentType"), "contentType must be a string")
+        if tags is not None and (
+            not isinstance(tags, list) or not all(isinstance(t, str) for t in tags)
+        ):
+            raise Refused.invalid((*at, "tags"), "tags must be a list of strings")
+        if not isinstance(delete, bool):
+            raise Refused.invalid((*at, "delete"), "delete must be true or false")
+        changes.append(
+            FileChange(item["path"], sha256, size, content_type, item.get("metadata"), tags, delete)
+        )
+    return changes
+
+
 @dataclass
 class CommitResult:
     dataset: Dataset

@@ -322,3 +322,54 @@ async def test_a_blob_sent_by_tus_as_the_batch_says_can_be_committed_by_its_send
     assert committed["commitFiles"] == {"added": 1, "userErrors": [], "missingBlobs": []}
     assert stolen["commitFiles"]["missingBlobs"] == [sha(content)]
     assert (await working_set(api, sender.token, dataset)).files["from-tus.txt"][0] == sha(content)
+
+
+async def test_commits_over_plain_json_answer_like_commit_files(
+    api: Api, client: httpx.AsyncClient, make_user: MakeUser
+) -> None:
+    owner, stranger = await make_user("owner"), await make_user("stranger")
+    dataset = await new_dataset(api, owner.token)
+    content = b"committed over JSON"
+    await client.put(
+        f"/api/v1/blobs/{sha(content)}?datasetId={dataset}",
+        content=content,
+        headers=bearer(owner.token),
+    )
+    change = {"path": "a.txt", "sha256": sha(content), "size": len(content), "tags": ["x"]}
+    body = {"datasetId": dataset, "changes": [change], "createVersion": True}
+
+    done = await client.post("/api/v1/commits", json=body, headers=bearer(owner.token))
+    missing = await client.post(
+        "/api/v1/commits",
+        json={"datasetId": dataset, "changes": [{"path": "b", "sha256": sha(b"absent")}]},
+        headers=bearer(owner.token),
+    )
+    moved = await client.post(
+        "/api/v1/commits",
+        json={**body, "parentVersion": "VmVyc2lvbjo5OTk5"},
+        headers=bearer(owner.token),
+    )
+    malformed = await client.post(
+        "/api/v1/commits",
+        json={"datasetId": dataset, "changes": [{"sha256": 5}]},
+        headers=bearer(owner.token),
+    )
+    as_stranger = await client.post("/api/v1/commits", json=body, headers=bearer(stranger.token))
+
+    assert done.status_code == 200, done.text
+    answer = done.json()
+    assert (answer["added"], answer["replaced"], answer["deleted"]) == (1, 0, 0)
+    assert answer["version"]["number"] == 1
+    assert answer["dataset"] == {"id": dataset, "fileCount": 1, "totalSize": len(content)}
+    assert missing.status_code == 404
+    assert missing.json()["missingBlobs"] == [sha(b"absent")]
+    assert missing.json()["userErrors"][0]["field"] == ["input", "changes", "0", "sha256"]
+    assert moved.status_code == 409
+    assert moved.json()["userErrors"][0]["code"] == "CONFLICT"
+    assert malformed.status_code == 400
+    assert as_stranger.status_code == 404
+    assert (await working_set(api, owner.token, dataset)).files["a.txt"] == (
+        sha(content),
+        None,
+        ["x"],
+    )
