@@ -148,8 +148,8 @@ class TransferApi:
     async def commit(self, request: Request, viewer: Viewer) -> Response:
         """commitFiles over plain JSON: the same operation, without GraphQL's per-field
         input coercion (a third of a 1,000-file commit's CPU time)."""
-        body = await self._json(request)
         try:
+            body = await self._json(request)
             result = await commits.commit_files(
                 viewer,
                 _string(body, "datasetId", required=True) or "",

@@ -367,6 +367,7 @@ async def test_commits_over_plain_json_answer_like_commit_files(
     assert moved.status_code == 409
     assert moved.json()["userErrors"][0]["code"] == "CONFLICT"
     assert malformed.status_code == 400
+    assert malformed.json()["userErrors"][0]["field"] == ["changes", "0"]
     assert as_stranger.status_code == 404
     assert (await working_set(api, owner.token, dataset)).files["a.txt"] == (
         sha(content),
