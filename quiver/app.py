@@ -25,6 +25,7 @@ from quiver.http.health import healthz, readyz
 from quiver.http.metrics import Metrics, MetricsMiddleware
 from quiver.http.rate_limit import RateLimitMiddleware
 from quiver.http.request_id import RequestIdMiddleware
+from quiver.http.transfer_api import TransferApi
 from quiver.http.tus import TusUploads
 from quiver.resolvers.gc import sweep_temp_files
 from quiver.schema import build_schema
@@ -78,6 +79,7 @@ def create_app(
         Route("/datasets/{id}/annotations", DatasetAnnotations(settings, storage), methods=["GET"]),
         Route("/versions/{id}/annotations", VersionAnnotations(settings, storage), methods=["GET"]),
         Mount("/uploads", app=TusUploads(settings, storage)),
+        Mount("/api/v1", app=TransferApi(settings, storage)),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics.endpoint),

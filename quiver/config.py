@@ -43,6 +43,12 @@ class Settings:
     # Requests a minute per API key or JWT, and per anonymous client address (0: no limit).
     rate_limit_per_key: int = 0
     rate_limit_anonymous: int = 0
+    # Transfer API: objects up to this size go to S3 as one presigned PUT, larger ones
+    # as a presigned multipart upload; one pack request carries at most max_pack_size.
+    s3_direct_put_max: int = 64 * 1024**2
+    # How long presigned S3 upload URLs live; a client asks again for an expired one.
+    presign_seconds: int = 3600
+    max_pack_size: int = 1024**3
     migrate_on_start: bool = True
     debug: bool = False
 

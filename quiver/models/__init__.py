@@ -29,6 +29,7 @@ from quiver.models.labels import (
 )
 from quiver.models.lineage import ExternalEntity, LineageEdge, NodeKind
 from quiver.models.tables import TableAnalysis
+from quiver.models.transfers import BlobGrant, CommitRecord, DirectUpload
 from quiver.models.uploads import Upload
 from quiver.models.users import ApiKey, Membership, Team, User
 from quiver.models.versions import Version, VersionEntry
@@ -38,6 +39,8 @@ __all__ = [
     "AnnotationSourceKind",
     "ApiKey",
     "Blob",
+    "BlobGrant",
+    "CommitRecord",
     "Dataset",
     "DatasetFile",
     "DatasetMetric",
@@ -45,6 +48,7 @@ __all__ = [
     "DatasetStatus",
     "DatasetTag",
     "DatasetType",
+    "DirectUpload",
     "ExternalEntity",
     "ExternalKind",
     "FileTag",
