@@ -1,4 +1,4 @@
-"""``quiver serve | migrate | apikey create | schema``."""
+"""``quiver serve | migrate | apikey create | schema``, and the client's commands."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import typer
 from tortoise import Tortoise
 
 from quiver import db
+from quiver.client.cli import register as register_client_commands
 from quiver.config import Settings
 
 if TYPE_CHECKING:
@@ -210,3 +211,7 @@ def schema(
 
 def main() -> None:
     app()
+
+
+# The client's commands (login, datasets, versions, push, pull, stats).
+register_client_commands(app)

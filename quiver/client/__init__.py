@@ -1,0 +1,36 @@
+"""Quiver's Python client: ``Client`` (sync) and ``AsyncClient``, push and pull of folders,
+and the ``quiver://`` fsspec filesystem. Imports nothing of the server."""
+
+from __future__ import annotations
+
+from quiver.client.client import Client
+from quiver.client.errors import QuiverError, TransportError, UserError
+from quiver.client.pull import PullReport
+from quiver.client.push import PushReport
+from quiver.client.types import (
+    Dataset,
+    File,
+    LineageGraph,
+    QualityReport,
+    Table,
+    TableStatistics,
+    Version,
+    VersionDiff,
+)
+
+__all__ = [
+    "Client",
+    "Dataset",
+    "File",
+    "LineageGraph",
+    "PullReport",
+    "PushReport",
+    "QualityReport",
+    "QuiverError",
+    "Table",
+    "TableStatistics",
+    "TransportError",
+    "UserError",
+    "Version",
+    "VersionDiff",
+]

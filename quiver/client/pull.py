@@ -1,0 +1,176 @@
+"""``pull``: make a local folder hold a version (or the working set), downloading only bytes
+neither the folder nor the local content-addressed cache already has."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
+
+from quiver.client import operations as ops
+from quiver.client.errors import QuiverError
+from quiver.client.progress import Progress, Silent
+from quiver.client.settings import cache_dir
+from quiver.client.state import HASH_CHUNK, StateDB
+from quiver.client.transport import raise_for_status
+from quiver.client.types import File
+
+if TYPE_CHECKING:
+    from quiver.client.client import Client
+
+DEFAULT_WORKERS = 4
+
+
+@dataclass
+class PullReport:
+    files: int = 0
+    unchanged: int = 0
+    from_cache: int = 0
+    downloaded_files: int = 0
+    downloaded_bytes: int = 0
+
+
+class BlobCache:
+    """Bytes by sha256 under ``<cache>/blobs/ab/<sha256>``, shared by every pull."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = root or cache_dir() / "blobs"
+
+    def path_for(self, sha256: str) -> Path:
+        return self.root / sha256[:2] / sha256
+
+    def copy_out(self, sha256: str, target: Path) -> bool:
+        """Copy the cached bytes to ``target`` when they are there and still hash right."""
+        cached = self.path_for(sha256)
+        if not cached.is_file():
+            return False
+        partial = target.with_name(target.name + ".incomplete")
+        digest = hashlib.sha256()
+        with cached.open("rb") as source, partial.open("wb") as out:
+            while chunk := source.read(HASH_CHUNK):
+                digest.update(chunk)
+                out.write(chunk)
+        if digest.hexdigest() != sha256:
+            cached.unlink(missing_ok=True)
+            partial.unlink(missing_ok=True)
+            return False
+        partial.replace(target)
+        return True
+
+    def keep(self, sha256: str, source: Path) -> None:
+        cached = self.path_for(sha256)
+        if cached.exists():
+            return
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_name(f"{cached.name}.{threading.get_ident()}.incomplete")
+        shutil.copyfile(source, partial)
+        partial.replace(cached)
+
+
+def safe_target(directory: Path, path: str) -> Path:
+    parts = PurePosixPath(path).parts
+    if not parts or any(part in ("..", "") for part in parts) or PurePosixPath(path).is_absolute():
+        raise QuiverError(f"refusing to write outside {directory}: {path!r}", code="INVALID")
+    return directory.joinpath(*parts)
+
+
+def pull(
+    client: Client,
+    reference: str,
+    directory: Path,
+    *,
+    prefix: str | None = None,
+    workers: int = DEFAULT_WORKERS,
+    progress: Progress | None = None,
+    state: StateDB | None = None,
+    cache: BlobCache | None = None,
+) -> PullReport:
+    """Download ``reference`` (``name@vN``, or the working set) into ``directory``."""
+    progress = progress or Silent()
+    state = state or StateDB()
+    cache = cache or BlobCache()
+    version = client._version_id_of(reference)
+    if version is not None:
+        manifest = list(client._pages(lambda a: ops.version_files(version, a, prefix, urls=True)))
+    else:
+        dataset_id = client.dataset_id(reference)
+        manifest = list(client._pages(lambda a: ops.files(dataset_id, a, prefix, urls=True)))
+    report = PullReport(files=len(manifest))
+    wanted: list[tuple[File, Path]] = []
+    for remote in manifest:
+        target = safe_target(directory, remote.path)
+        if target.is_file():
+            stat = target.stat()
+            if stat.st_size == remote.size and state.known_hash(target, stat) == remote.sha256:
+                report.unchanged += 1
+                continue
+        wanted.append((remote, target))
+    progress.phase("downloading", files=len(wanted), bytes=sum(f.size for f, _ in wanted))
+    lock = threading.Lock()
+
+    def fetch(item: tuple[File, Path]) -> None:
+        remote, target = item
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if cache.copy_out(remote.sha256, target):
+            with lock:
+                report.from_cache += 1
+        else:
+            received = _download(client, remote, target, progress)
+            cache.keep(remote.sha256, target)
+            with lock:
+                report.downloaded_files += 1
+                report.downloaded_bytes += received
+        state.remember_hashes([(target, target.stat(), remote.sha256)])
+        progress.advance(files=1)
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for future in [pool.submit(fetch, item) for item in wanted]:
+            future.result()
+    return report
+
+
+def _download(client: Client, remote: File, target: Path, progress: Progress) -> int:
+    """Fetch into ``target.incomplete`` (continuing what a killed pull left there with a
+    Range request), check the sha256, then rename; the number of bytes received."""
+    partial = target.with_name(target.name + ".incomplete")
+    digest = hashlib.sha256()
+    have = 0
+    if partial.is_file() and partial.stat().st_size <= remote.size:
+        with partial.open("rb") as kept:
+            while chunk := kept.read(HASH_CHUNK):
+                digest.update(chunk)
+                have += len(chunk)
+    else:
+        partial.write_bytes(b"")
+    received = 0
+    if have < remote.size:
+        assert remote.download_url is not None
+        headers = {"Range": f"bytes={have}-"} if have else {}
+        with client.http.stream(
+            "GET", remote.download_url, headers=headers, follow_redirects=True
+        ) as response:
+            if response.status_code >= 400:
+                response.read()
+                raise_for_status(response)
+            if have and response.status_code != 206:
+                digest, have = hashlib.sha256(), 0  # the server sent it all again
+            with partial.open("r+b" if have else "wb") as out:
+                out.seek(have)
+                out.truncate()
+                for chunk in response.iter_bytes(HASH_CHUNK):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    received += len(chunk)
+                    progress.advance(bytes=len(chunk))
+    if digest.hexdigest() != remote.sha256:
+        partial.unlink(missing_ok=True)
+        raise QuiverError(
+            f"{remote.path}: the bytes received do not hash to {remote.sha256}", code="INVALID"
+        )
+    os.replace(partial, target)
+    return received

@@ -1,0 +1,372 @@
+"""``push``: make a dataset's working set hold a local folder, sending only missing bytes.
+
+Files are hashed in a thread pool (a state database skips unchanged ones), the server is
+asked which blobs it lacks (the batch API when it has one), only those are sent — small ones
+packed, large ones through resumable tus — and the changes are committed once against the
+version the push started from. Killed and run again, it resumes: finished blobs are known to
+the server and a half-sent tus upload continues from its offset.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import functools
+import io
+import os
+import tarfile
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from quiver.client import operations as ops
+from quiver.client import tus
+from quiver.client.errors import QuiverError
+from quiver.client.progress import Progress, Silent
+from quiver.client.references import parse_reference
+from quiver.client.state import StateDB
+from quiver.client.transport import dataset_id_in, raise_for_status
+from quiver.client.types import Json, Version
+
+if TYPE_CHECKING:
+    from quiver.client.client import Client
+
+DEFAULT_WORKERS = 4
+BATCH_SIZE = 1000
+COMMIT_SIZE = 10_000
+PACK_TARGET = 8 * 1024 * 1024  # a killed push re-sends at most one pack per worker
+PACK_MEMBER_MAX = 1024 * 1024
+TRANSFERS = ["pack", "tus", "basic"]
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    path: str  # POSIX, relative to the pushed folder
+    source: Path
+    size: int
+    sha256: str
+
+
+@dataclass
+class PushReport:
+    files: int = 0
+    unchanged: int = 0
+    uploaded_files: int = 0
+    uploaded_bytes: int = 0
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    version: Version | None = None
+    dry_run: bool = False
+
+
+def matches(path: str, include: Iterable[str], exclude: Iterable[str]) -> bool:
+    """Whether ``path`` passes the globs (a glob without "/" also matches a file name)."""
+
+    def hit(pattern: str) -> bool:
+        name = path.rsplit("/", 1)[-1]
+        return fnmatch.fnmatchcase(path, pattern) or (
+            "/" not in pattern and fnmatch.fnmatchcase(name, pattern)
+        )
+
+    included = not list(include) or any(hit(p) for p in include)
+    return included and not any(hit(p) for p in exclude)
+
+
+def scan(directory: Path, include: list[str], exclude: list[str]) -> Iterator[tuple[str, Path]]:
+    for root, folders, names in os.walk(directory):
+        folders.sort()
+        for name in sorted(names):
+            source = Path(root, name)
+            if name.endswith(".incomplete") or not source.is_file() or source.is_symlink():
+                continue
+            relative = source.relative_to(directory).as_posix()
+            if matches(relative, include, exclude):
+                yield relative, source
+
+
+def hash_tree(
+    found: list[tuple[str, Path]], state: StateDB, workers: int, progress: Progress
+) -> list[LocalFile]:
+    """Every file with its sha256: the state database's when unchanged, else computed."""
+    known: list[LocalFile] = []
+    todo: list[tuple[str, Path, os.stat_result]] = []
+    for relative, source in found:
+        stat = source.stat()
+        sha = state.known_hash(source, stat)
+        if sha is None:
+            todo.append((relative, source, stat))
+        else:
+            known.append(LocalFile(relative, source, stat.st_size, sha))
+    progress.phase("hashing", files=len(todo), bytes=sum(s.st_size for _, _, s in todo))
+
+    def hash_one(item: tuple[str, Path, os.stat_result]) -> LocalFile:
+        relative, source, stat = item
+        from quiver.client.state import sha256_of
+
+        sha = sha256_of(source)
+        progress.advance(files=1, bytes=stat.st_size)
+        return LocalFile(relative, source, stat.st_size, sha)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        hashed = list(pool.map(hash_one, todo))
+    state.remember_hashes(
+        [(f.source, stat, f.sha256) for f, (_, _, stat) in zip(hashed, todo, strict=True)]
+    )
+    return sorted(known + hashed, key=lambda f: f.path)
+
+
+def push(
+    client: Client,
+    directory: Path,
+    reference: str,
+    *,
+    message: str | None = None,
+    workers: int = DEFAULT_WORKERS,
+    include: list[str] | None = None,
+    exclude: list[str] | None = None,
+    delete: bool = False,
+    dry_run: bool = False,
+    create_version: bool = True,
+    progress: Progress | None = None,
+    state: StateDB | None = None,
+) -> PushReport:
+    """Push ``directory`` into the dataset ``reference`` (``name[@vN]``: with @vN the push
+    is refused as CONFLICT unless vN is still the latest version)."""
+    if not directory.is_dir():
+        raise QuiverError(f"{directory} is not a folder", code="INVALID")
+    progress = progress or Silent()
+    workers = max(1, workers)
+    state = state or StateDB()
+    dataset = client.dataset(reference)
+    expected = None if dataset_id_in(reference) else parse_reference(reference).version
+    if expected is not None and dataset.latest_version != expected:
+        raise QuiverError(
+            f"{dataset.name} is at v{dataset.latest_version}, not v{expected}", code="CONFLICT"
+        )
+    parent = client.version(dataset.id).id if dataset.latest_version else None
+
+    include, exclude = include or [], exclude or []
+    local = hash_tree(list(scan(directory, include, exclude)), state, workers, progress)
+    remote = {f.path: f.sha256 for f in client.files(dataset.id)}
+    report = PushReport(files=len(local), dry_run=dry_run)
+    outgoing = [f for f in local if remote.get(f.path) != f.sha256]
+    report.unchanged = len(local) - len(outgoing)
+    report.added = [f.path for f in outgoing if f.path not in remote]
+    report.changed = [f.path for f in outgoing if f.path in remote]
+    if delete:
+        kept = {f.path for f in local}
+        report.deleted = sorted(p for p in remote if p not in kept and matches(p, include, exclude))
+    if dry_run:
+        return report
+    sender = _Sender(client, dataset.id, state, workers, progress)
+    if sender.has_batch_api():
+        sender.send_missing(outgoing)
+        report.version = sender.commit(outgoing, report.deleted, parent, message, create_version)
+    else:
+        sender.upload_each(outgoing)
+        if report.deleted:
+            client.execute(ops.delete_files(dataset.id, report.deleted))
+        if create_version and (outgoing or report.deleted or not dataset.latest_version):
+            now = client.dataset(dataset.id).latest_version
+            if now != dataset.latest_version:
+                raise QuiverError(
+                    f"{dataset.name} moved to v{now} during the push", code="CONFLICT"
+                )
+            report.version = client.create_version(dataset.id, message, allow_empty=True)
+    report.uploaded_files = sender.sent_files
+    report.uploaded_bytes = sender.sent_bytes
+    return report
+
+
+class _Sender:
+    def __init__(
+        self, client: Client, dataset_id: str, state: StateDB, workers: int, progress: Progress
+    ) -> None:
+        self.client = client
+        self.dataset_id = dataset_id
+        self.state = state
+        self.workers = workers
+        self.progress = progress
+        self.sent_files = 0
+        self.sent_bytes = 0
+        self._lock = threading.Lock()
+
+    def has_batch_api(self) -> bool:
+        # The route answers 405 to GET; a server without it, 404.
+        return self.client.request("GET", "/api/v1/blobs/batch").status_code == 405
+
+    # --- the batch protocol -------------------------------------------------------------
+
+    def send_missing(self, files: list[LocalFile]) -> None:
+        distinct = list({f.sha256: f for f in files}.values())
+        missing: list[tuple[LocalFile, Json]] = []
+        for start in range(0, len(distinct), BATCH_SIZE):
+            chunk = distinct[start : start + BATCH_SIZE]
+            body = {
+                "datasetId": self.dataset_id,
+                "transfers": TRANSFERS,
+                "objects": [{"sha256": f.sha256, "size": f.size} for f in chunk],
+            }
+            response = self.client.request("POST", "/api/v1/blobs/batch", json=body)
+            raise_for_status(response)
+            for local, answer in zip(chunk, response.json()["objects"], strict=True):
+                if "error" in answer:
+                    error = answer["error"]
+                    raise QuiverError(f"{local.path}: {error['message']}", code=error["code"])
+                if not answer.get("exists"):
+                    missing.append((local, answer))
+        self.progress.phase("uploading", files=len(missing), bytes=sum(f.size for f, _ in missing))
+        packed = [(f, a) for f, a in missing if a["transfer"] == "pack"]
+        jobs: list[Callable[[], None]] = [
+            functools.partial(self._send_pack, group) for group in _packs(packed)
+        ]
+        for local, answer in missing:
+            if answer["transfer"] == "basic":
+                jobs.append(functools.partial(self._send_basic, local, answer))
+            elif answer["transfer"] == "tus":
+                jobs.append(functools.partial(self._send_tus, local, answer))
+            elif answer["transfer"] != "pack":
+                raise QuiverError(f"unknown transfer {answer['transfer']!r}", code="INVALID")
+        self._run(jobs)
+
+    def _send_pack(self, group: list[tuple[LocalFile, Json]]) -> None:
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+            for local, _ in group:
+                info = tarfile.TarInfo(local.sha256)
+                data = local.source.read_bytes()
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        href = group[0][1]["href"]
+        response = self.client.request(
+            "POST", href, content=buffer.getvalue(), headers={"Content-Type": "application/x-tar"}
+        )
+        raise_for_status(response)
+        self._sent(len(group), sum(f.size for f, _ in group))
+
+    def _send_basic(self, local: LocalFile, answer: Json) -> None:
+        response = self.client.request(
+            "PUT", answer["href"], content=local.source.read_bytes(), headers=answer.get("header")
+        )
+        raise_for_status(response)
+        self._sent(1, local.size)
+
+    def _send_tus(self, local: LocalFile, answer: Json) -> None:
+        metadata = answer.get("header", {}).get("Upload-Metadata", "")
+        self._resumable(local, metadata, f"blob|{local.sha256}")
+
+    def commit(
+        self,
+        files: list[LocalFile],
+        deleted: list[str],
+        parent: str | None,
+        message: str | None,
+        create_version: bool,
+    ) -> Version | None:
+        changes: list[Json] = [{"path": f.path, "sha256": f.sha256, "size": f.size} for f in files]
+        changes += [{"path": path, "delete": True} for path in deleted]
+        if not changes and not create_version:
+            return None
+        query = f"""mutation($input: CommitFilesInput!) {{ commitFiles(input: $input) {{
+  version {{ {ops.VERSION_FIELDS} }} missingBlobs {ops.USER_ERRORS} }} }}"""
+        version: Version | None = None
+        batches = [changes[i : i + COMMIT_SIZE] for i in range(0, len(changes), COMMIT_SIZE)]
+        for index, batch in enumerate(batches or [[]]):
+            last = index == len(batches or [[]]) - 1
+            values = {
+                "datasetId": self.dataset_id,
+                "changes": batch,
+                "parentVersion": parent if index == 0 else None,
+                "message": message,
+                "createVersion": create_version and last,
+                "idempotencyKey": str(uuid.uuid4()),
+            }
+            payload = self.client.graphql(query, {"input": values})["commitFiles"]
+            if payload["userErrors"]:
+                from quiver.client.errors import UserError
+
+                raise UserError(payload["userErrors"])
+            if payload.get("version"):
+                version = Version.from_json(payload["version"])
+        return version
+
+    # --- servers without the batch API: each file through tus --------------------------
+
+    def upload_each(self, files: list[LocalFile]) -> None:
+        self.progress.phase("uploading", files=len(files), bytes=sum(f.size for f in files))
+        jobs: list[Callable[[], None]] = []
+        for local in files:
+            metadata = tus.encode_metadata({"datasetId": self.dataset_id, "path": local.path})
+            key = f"file|{local.path}|{local.sha256}"
+            jobs.append(functools.partial(self._resumable, local, metadata, key))
+        self._run(jobs)
+
+    def _resumable(self, local: LocalFile, metadata: str, purpose: str) -> None:
+        """Send ``local`` through tus, continuing an upload a killed run started."""
+        key = f"{self.client.url}|{self.dataset_id}|{purpose}"
+        url = self.state.upload_url(key)
+        start = tus.offset(self.client.request, url) if url else None
+        if url is None or start is None:
+            if local.size <= PACK_MEMBER_MAX:
+                # Small: created with its bytes in one request.
+                tus.create(
+                    self.client.request,
+                    length=local.size,
+                    metadata=metadata,
+                    body=local.source.read_bytes(),
+                )
+                self._sent(1, local.size)
+                return
+            url = tus.create(self.client.request, length=local.size, metadata=metadata)
+            self.state.remember_upload(key, url)
+            start = 0
+        else:
+            self.progress.note(f"resuming {local.path} at byte {start}")
+            self.progress.advance(bytes=start)
+        tus.send(
+            self.client.request,
+            url,
+            local.source,
+            start=start,
+            length=local.size,
+            progress=lambda n: self._moved(n),
+        )
+        self.state.forget_upload(key)
+        self._sent(1, 0)
+
+    # --- running ------------------------------------------------------------------------
+
+    def _run(self, jobs: list[Callable[[], None]]) -> None:
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            for future in [pool.submit(job) for job in jobs]:
+                future.result()
+
+    def _moved(self, size: int) -> None:
+        with self._lock:
+            self.sent_bytes += size
+        self.progress.advance(bytes=size)
+
+    def _sent(self, files: int, size: int) -> None:
+        with self._lock:
+            self.sent_files += files
+            self.sent_bytes += size
+        self.progress.advance(files=files, bytes=size)
+
+
+def _packs(
+    objects: list[tuple[LocalFile, Json]],
+) -> Iterator[list[tuple[LocalFile, Json]]]:
+    group: list[tuple[LocalFile, Json]] = []
+    size = 0
+    for item in objects:
+        group.append(item)
+        size += item[0].size + 512
+        if size >= PACK_TARGET or len(group) >= 5000:
+            yield group
+            group, size = [], 0
+    if group:
+        yield group

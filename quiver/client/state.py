@@ -1,0 +1,85 @@
+"""The local state database: sha256 of files by (path, size, mtime), so an unchanged file
+is never hashed twice, and the URLs of unfinished uploads, so a re-run resumes them."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+from quiver.client.settings import cache_dir
+
+HASH_CHUNK = 1024 * 1024
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS hashes (
+    path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, sha256 TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS uploads (
+    key TEXT PRIMARY KEY, url TEXT NOT NULL, created REAL NOT NULL
+);
+"""
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        while chunk := file.read(HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class StateDB:
+    """One SQLite file in the cache folder, safe to share between threads and processes."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or cache_dir() / "state.db"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def known_hash(self, path: Path, stat: os.stat_result) -> str | None:
+        """The sha256 recorded for ``path`` when its size and mtime are still the same."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT sha256 FROM hashes WHERE path = ? AND size = ? AND mtime_ns = ?",
+                (str(path), stat.st_size, stat.st_mtime_ns),
+            ).fetchone()
+        return row[0] if row else None
+
+    def remember_hashes(self, entries: list[tuple[Path, os.stat_result, str]]) -> None:
+        rows = [(str(p), st.st_size, st.st_mtime_ns, sha) for p, st, sha in entries]
+        with self._lock, self._db:
+            self._db.executemany("INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?)", rows)
+
+    def hash(self, path: Path) -> str:
+        """``path``'s sha256, from the cache when it has not changed, else computed and kept."""
+        stat = path.stat()
+        known = self.known_hash(path, stat)
+        if known is not None:
+            return known
+        sha = sha256_of(path)
+        self.remember_hashes([(path, stat, sha)])
+        return sha
+
+    def upload_url(self, key: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT url FROM uploads WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def remember_upload(self, key: str, url: str) -> None:
+        with self._lock, self._db:
+            self._db.execute(
+                "INSERT OR REPLACE INTO uploads VALUES (?, ?, ?)", (key, url, time.time())
+            )
+
+    def forget_upload(self, key: str) -> None:
+        with self._lock, self._db:
+            self._db.execute("DELETE FROM uploads WHERE key = ?", (key,))
