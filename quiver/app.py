@@ -23,6 +23,7 @@ from quiver.http.graphql import GRAPHIQL_ASSETS, GRAPHIQL_ASSETS_PATH, QuiverGra
 from quiver.http.health import healthz, readyz
 from quiver.http.metrics import Metrics, MetricsMiddleware
 from quiver.http.request_id import RequestIdMiddleware
+from quiver.http.transfer_api import TransferApi
 from quiver.http.tus import TusUploads
 from quiver.resolvers.gc import sweep_temp_files
 from quiver.schema import build_schema
@@ -74,6 +75,7 @@ def create_app(
         Route("/datasets/{id}/archive", DatasetArchive(settings, storage), methods=["GET", "HEAD"]),
         Route("/versions/{id}/export", VersionExport(settings, storage), methods=["GET"]),
         Mount("/uploads", app=TusUploads(settings, storage)),
+        Mount("/api/v1", app=TransferApi(settings, storage)),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics.endpoint),

@@ -35,6 +35,10 @@ class Settings:
     max_archive_size: int = 20 * 1024**3
     max_archive_files: int = 1_000_000
     max_archive_ratio: int = 200
+    # Transfer API: objects up to this size go to S3 as one presigned PUT, larger ones
+    # as a presigned multipart upload; one pack request carries at most max_pack_size.
+    s3_direct_put_max: int = 64 * 1024**2
+    max_pack_size: int = 1024**3
     migrate_on_start: bool = True
     debug: bool = False
 

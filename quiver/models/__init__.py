@@ -20,6 +20,7 @@ from quiver.models.jobs import Job
 from quiver.models.labels import Annotation, Label, Sample
 from quiver.models.lineage import ExternalEntity, LineageEdge, NodeKind
 from quiver.models.tables import TableAnalysis
+from quiver.models.transfers import BlobGrant, CommitRecord, DirectUpload
 from quiver.models.uploads import Upload
 from quiver.models.users import ApiKey, Membership, Team, User
 from quiver.models.versions import Version, VersionEntry
@@ -28,12 +29,15 @@ __all__ = [
     "Annotation",
     "ApiKey",
     "Blob",
+    "BlobGrant",
+    "CommitRecord",
     "Dataset",
     "DatasetFile",
     "DatasetShare",
     "DatasetStatus",
     "DatasetTag",
     "DatasetType",
+    "DirectUpload",
     "ExternalEntity",
     "ExternalKind",
     "FileTag",

@@ -7,8 +7,8 @@ caller cannot read is NOT_FOUND (or null), exactly like something that does not 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TypeVar
+from collections.abc import Collection, Iterable
+from typing import Any, TypeVar
 
 from tortoise.expressions import Q, Subquery
 from tortoise.models import Model
@@ -18,9 +18,12 @@ from quiver.auth import Viewer
 from quiver.ids import decode_global_id, global_id_type
 from quiver.models import (
     ApiKey,
+    Blob,
+    BlobGrant,
     Dataset,
     DatasetFile,
     DatasetShare,
+    DirectUpload,
     ExternalEntity,
     LineageEdge,
     Membership,
@@ -119,6 +122,15 @@ def visible_uploads(viewer: Viewer) -> QuerySet[Upload]:
     return Upload.filter(user_id=viewer.user_id) if viewer.user is not None else _none(Upload)
 
 
+def visible_direct_uploads(viewer: Viewer) -> QuerySet[DirectUpload]:
+    """Direct-to-S3 uploads the viewer started; every one for admins; none for anonymous."""
+    if viewer.is_admin:
+        return DirectUpload.all()
+    if viewer.user is None:
+        return _none(DirectUpload)
+    return DirectUpload.filter(user_id=viewer.user_id)
+
+
 def visible_external_entities(viewer: Viewer) -> QuerySet[ExternalEntity]:
     """External entities the viewer may see (the rule above)."""
     if viewer.is_authenticated:
@@ -162,6 +174,42 @@ async def file_behind_signed_link(global_id: str) -> DatasetFile | VersionEntry 
     if kind == "VersionFile":
         return await VersionEntry.get_or_none(id=pk)
     return None
+
+
+_BLOB_BATCH = 500
+
+
+async def readable_blobs(viewer: Viewer, sha256s: Collection[str]) -> set[str]:
+    """Of these stored blobs, those the viewer may read: named by a file or version of a
+    dataset it can read, or sent by the viewer itself (a grant, a finished tus upload).
+
+    Bytes are stored once for everyone, so this, not storage, is what keeps the transfer
+    API from telling a caller that some other tenant holds a given content.
+    """
+    wanted = sorted(set(sha256s))
+    readable: set[str] = set()
+    for start in range(0, len(wanted), _BLOB_BATCH):
+        batch = wanted[start : start + _BLOB_BATCH]
+        if viewer.is_admin:
+            found = await Blob.filter(sha256__in=batch).values_list("sha256", flat=True)
+            readable.update(str(sha256) for sha256 in found)
+            continue
+        queries: list[QuerySet[Any]] = [
+            visible_files(viewer).filter(blob_id__in=batch),
+            visible_version_entries(viewer).filter(blob_id__in=batch),
+        ]
+        if viewer.user_id is not None:
+            queries.append(BlobGrant.filter(user_id=viewer.user_id, blob_id__in=batch))
+            queries.append(Upload.filter(user_id=viewer.user_id, blob_id__in=batch))
+        for query in queries:
+            pending = [sha256 for sha256 in batch if sha256 not in readable]
+            if not pending:
+                break
+            rows = (
+                await query.filter(blob_id__in=pending).distinct().values_list("blob_id", flat=True)
+            )
+            readable.update(str(sha256) for sha256 in rows)
+    return readable
 
 
 def viewer_shares(viewer: Viewer) -> QuerySet[DatasetShare]:

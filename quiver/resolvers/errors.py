@@ -30,9 +30,13 @@ class Problem:
 class Refused(Exception):
     """An operation refused for reasons the caller can fix; nothing was changed."""
 
-    def __init__(self, problems: Sequence[Problem]) -> None:
+    def __init__(
+        self, problems: Sequence[Problem], *, payload: dict[str, Any] | None = None
+    ) -> None:
         super().__init__("; ".join(p.message for p in problems))
         self.problems = list(problems)
+        # Fields the mutation's payload carries beside userErrors (commitFiles' missingBlobs).
+        self.payload = payload or {}
 
     @classmethod
     def one(cls, field: FieldPath | None, message: str, code: ErrorCode) -> Refused:

@@ -241,7 +241,7 @@ async def put_files(dataset_pk: int, writes: Sequence[FileWrite]) -> None:
                         )
                         await FileTag.filter(file_id__in=[f.id for f in existing.values()]).delete()
                     await _write_tags(dataset_pk, [by_path[path] for path in batch])
-                await _adjust_totals(dataset_pk, files=added, size=size_change)
+                await adjust_totals(dataset_pk, files=added, size=size_change)
             return
         except IntegrityError:
             # A concurrent upload created one of the paths first; the retry replaces it.
@@ -291,7 +291,7 @@ async def write_file_tags(file: DatasetFile, tags: list[str]) -> None:
     )
 
 
-async def _adjust_totals(dataset_pk: int, *, files: int, size: int) -> None:
+async def adjust_totals(dataset_pk: int, *, files: int, size: int) -> None:
     # Relative updates in SQL, so concurrent writers never overwrite each other's counts.
     await Dataset.filter(id=dataset_pk).update(
         file_count=F("file_count") + files, total_size=F("total_size") + size
@@ -319,7 +319,7 @@ async def delete_files(viewer: Viewer, dataset_id: str, paths: list[str]) -> lis
         doomed = await DatasetFile.filter(dataset_id=dataset.id, path__in=paths).select_for_update()
         if doomed:
             await DatasetFile.filter(id__in=[f.id for f in doomed]).delete()
-            await _adjust_totals(dataset.id, files=-len(doomed), size=-sum(f.size for f in doomed))
+            await adjust_totals(dataset.id, files=-len(doomed), size=-sum(f.size for f in doomed))
     return sorted(f.path for f in doomed)
 
 
@@ -346,7 +346,7 @@ async def move_file(
             if not overwrite:
                 raise Refused.conflict(("input", "newPath"), f"A file exists at {new_path!r}")
             await target.delete()
-            await _adjust_totals(dataset.id, files=-1, size=-target.size)
+            await adjust_totals(dataset.id, files=-1, size=-target.size)
         file.path = new_path
         await file.save(update_fields=["path", "updated_at"])
     return file

@@ -11,6 +11,7 @@ from tortoise.models import Model
 from quiver.config import Settings
 from quiver.context import Info
 from quiver.schema.archives import ArchiveMutation
+from quiver.schema.commits import CommitMutation
 from quiver.schema.datasets import Dataset, DatasetMutation, DatasetQuery
 from quiver.schema.extensions import limit_extensions
 from quiver.schema.files import File, FileMutation
@@ -38,6 +39,7 @@ class Mutation(
     TransferMutation,
     FileMutation,
     ArchiveMutation,
+    CommitMutation,
     VersionMutation,
     LineageMutation,
     UserMutation,

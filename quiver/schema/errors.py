@@ -63,7 +63,7 @@ class RefusalsAsUserErrors(FieldExtension):
         try:
             return await next_(source, info, **kwargs)
         except Refused as refusal:
-            return self.payload_type(user_errors=user_errors(refusal))
+            return self.payload_type(user_errors=user_errors(refusal), **refusal.payload)
 
 
 def mutation(*, description: str) -> Any:

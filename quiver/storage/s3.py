@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections.abc import AsyncIterable, AsyncIterator, Iterator, Mapping
 from pathlib import Path
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     from obstore import BytesStream, OffsetRange
     from obstore import ObjectMeta as ObstoreMeta
     from obstore.store import ClientConfig, S3Config
+
+    from quiver.storage.presign import S3Presigner
 
 # S3's smallest part is 5 MiB; 8 parts in flight bound an upload's buffers to ~40 MiB.
 PART_SIZE = 5 * 1024 * 1024
@@ -61,6 +64,12 @@ class S3Storage:
             raise ValueError("S3 bucket name must not be empty")
         self.bucket = bucket
         self.prefix = validate_prefix(prefix)
+        # Kept for presigning (quiver.storage.presign), which talks S3 through botocore.
+        self.endpoint = endpoint
+        self.region = region
+        self.access_key_id = access_key_id
+        self.secret_access_key = secret_access_key
+        self.session_token = session_token
         config: S3Config = {}
         if endpoint:
             config["endpoint"] = endpoint
@@ -98,6 +107,13 @@ class S3Storage:
 
     def __repr__(self) -> str:
         return f"S3Storage({self.bucket!r}, prefix={self.prefix!r})"
+
+    @functools.cached_property
+    def presigner(self) -> S3Presigner:
+        """Signs URLs to this bucket's keys and drives multipart uploads (botocore)."""
+        from quiver.storage.presign import S3Presigner
+
+        return S3Presigner(self)
 
     async def put(self, key: str, stream: AsyncIterable[bytes]) -> ObjectMeta:
         """Upload with one PUT when the stream fits in a part, else as a multipart upload."""

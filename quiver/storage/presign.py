@@ -1,0 +1,209 @@
+"""Presigned S3 URLs and multipart-upload control, through botocore.
+
+Signing is local (SigV4, no network call). Headers given to ``presign`` are *signed*
+headers: the client must send them exactly, so ``x-amz-checksum-sha256`` makes the store
+itself refuse other bytes (a checksum in the query string would be ignored by S3).
+The few control calls (create, list, complete, abort multipart uploads; HEAD with user
+metadata) go through a botocore client in a worker thread.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlencode
+
+import anyio.to_thread
+from botocore.auth import S3SigV4QueryAuth
+from botocore.awsrequest import AWSRequest
+from botocore.config import Config
+from botocore.credentials import Credentials
+from botocore.exceptions import BotoCoreError, ClientError
+from botocore.session import get_session
+
+from quiver.storage.base import StorageError, validate_key
+
+if TYPE_CHECKING:
+    from quiver.storage.s3 import S3Storage
+
+DEFAULT_REGION = "us-east-1"
+# SigV4 presigned URLs live at most 7 days.
+MAX_PRESIGN_SECONDS = 7 * 24 * 3600
+LIST_PAGE = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class UploadedPart:
+    number: int
+    size: int
+    etag: str
+
+
+@dataclass(frozen=True, slots=True)
+class PendingMultipart:
+    key: str
+    multipart_id: str
+    initiated: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class HeadResult:
+    size: int
+    metadata: Mapping[str, str]
+
+
+class S3Presigner:
+    """Signs URLs for one S3Storage's keys (its prefix included) and drives multipart uploads."""
+
+    def __init__(self, storage: S3Storage) -> None:
+        self.bucket = storage.bucket
+        self.prefix = storage.prefix
+        self.endpoint = (storage.endpoint or "").rstrip("/")
+        self.region = storage.region or DEFAULT_REGION
+        self._explicit = (
+            Credentials(storage.access_key_id, storage.secret_access_key, storage.session_token)
+            if storage.access_key_id and storage.secret_access_key
+            else None
+        )
+
+    def full_key(self, key: str) -> str:
+        validate_key(key)
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _relative(self, full_key: str) -> str:
+        return full_key[len(self.prefix) + 1 :] if self.prefix else full_key
+
+    def object_url(self, key: str) -> str:
+        path = quote(self.full_key(key), safe="/~")
+        if self.endpoint:
+            return f"{self.endpoint}/{self.bucket}/{path}"
+        return f"https://{self.bucket}.s3.{self.region}.amazonaws.com/{path}"
+
+    def _credentials(self) -> Credentials:
+        credentials = self._explicit or get_session().get_credentials()
+        if credentials is None:
+            raise StorageError("No S3 credentials to sign URLs with")
+        return credentials
+
+    def presign(
+        self,
+        method: str,
+        key: str,
+        *,
+        expires_in: int,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str | int] | None = None,
+    ) -> str:
+        """A URL valid ``expires_in`` seconds for one request; ``headers`` are signed."""
+        if not 1 <= expires_in <= MAX_PRESIGN_SECONDS:
+            raise ValueError(f"a presigned URL lives 1 to {MAX_PRESIGN_SECONDS} seconds")
+        url = self.object_url(key)
+        if params:
+            url += "?" + urlencode(dict(params), quote_via=quote)
+        request = AWSRequest(method=method, url=url, headers=dict(headers or {}))
+        auth = S3SigV4QueryAuth(self._credentials(), "s3", self.region, expires=expires_in)
+        auth.add_auth(request)
+        return str(request.url)
+
+    def presign_part(self, key: str, multipart_id: str, number: int, *, expires_in: int) -> str:
+        params: dict[str, str | int] = {"partNumber": number, "uploadId": multipart_id}
+        return self.presign("PUT", key, expires_in=expires_in, params=params)
+
+    @functools.cached_property
+    def _client(self) -> Any:
+        frozen = self._credentials().get_frozen_credentials()
+        return get_session().create_client(
+            "s3",
+            region_name=self.region,
+            endpoint_url=self.endpoint or None,
+            aws_access_key_id=frozen.access_key,
+            aws_secret_access_key=frozen.secret_key,
+            aws_session_token=frozen.token,
+            config=Config(s3={"addressing_style": "path" if self.endpoint else "auto"}),
+        )
+
+    async def _call(self, operation: str, **arguments: Any) -> Any:
+        def call() -> Any:
+            return getattr(self._client, operation)(Bucket=self.bucket, **arguments)
+
+        try:
+            return await anyio.to_thread.run_sync(call)
+        except (BotoCoreError, ClientError) as error:
+            raise StorageError(f"S3 {operation} failed: {error}") from error
+
+    async def create_multipart(self, key: str) -> str:
+        answer = await self._call("create_multipart_upload", Key=self.full_key(key))
+        return str(answer["UploadId"])
+
+    async def list_parts(self, key: str, multipart_id: str) -> list[UploadedPart]:
+        """The parts the store holds; NoSuchUpload (completed or aborted) is a StorageError."""
+        parts: list[UploadedPart] = []
+        marker = 0
+        while True:
+            answer = await self._call(
+                "list_parts",
+                Key=self.full_key(key),
+                UploadId=multipart_id,
+                MaxParts=LIST_PAGE,
+                PartNumberMarker=marker,
+            )
+            page = answer.get("Parts", [])
+            parts += [UploadedPart(p["PartNumber"], p["Size"], p["ETag"]) for p in page]
+            if not answer.get("IsTruncated") or not page:
+                return parts
+            marker = int(answer["NextPartNumberMarker"])
+
+    async def complete_multipart(
+        self, key: str, multipart_id: str, parts: list[UploadedPart]
+    ) -> None:
+        listed = [{"PartNumber": part.number, "ETag": part.etag} for part in parts]
+        await self._call(
+            "complete_multipart_upload",
+            Key=self.full_key(key),
+            UploadId=multipart_id,
+            MultipartUpload={"Parts": listed},
+        )
+
+    async def abort_multipart(self, key: str, multipart_id: str) -> None:
+        try:
+            await self._call(
+                "abort_multipart_upload", Key=self.full_key(key), UploadId=multipart_id
+            )
+        except StorageError as error:
+            if "NoSuchUpload" not in str(error):
+                raise
+
+    async def pending_multiparts(self, prefix: str) -> list[PendingMultipart]:
+        """Multipart uploads started under ``prefix`` and neither completed nor aborted."""
+        found: list[PendingMultipart] = []
+        arguments: dict[str, Any] = {"Prefix": self.full_key(prefix)}
+        while True:
+            answer = await self._call("list_multipart_uploads", **arguments)
+            for upload in answer.get("Uploads", []):
+                found.append(
+                    PendingMultipart(
+                        self._relative(upload["Key"]), upload["UploadId"], upload["Initiated"]
+                    )
+                )
+            if not answer.get("IsTruncated"):
+                return found
+            arguments["KeyMarker"] = answer["NextKeyMarker"]
+            arguments["UploadIdMarker"] = answer["NextUploadIdMarker"]
+
+    async def head(self, key: str) -> HeadResult | None:
+        """Size and user metadata (``x-amz-meta-*``) of an object; None when it is absent."""
+        try:
+            answer = await self._call("head_object", Key=self.full_key(key))
+        except StorageError as error:
+            cause = error.__cause__
+            if isinstance(cause, ClientError) and cause.response.get("Error", {}).get("Code") in (
+                "404",
+                "NoSuchKey",
+                "NotFound",
+            ):
+                return None
+            raise
+        return HeadResult(int(answer["ContentLength"]), dict(answer.get("Metadata", {})))
