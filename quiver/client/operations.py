@@ -379,7 +379,7 @@ def compare(version_id: str, path: str | None, baseline: str) -> Operation[Json]
 def lineage(id: str, direction: str, depth: int) -> Operation[LineageGraph]:
     def node(data: Json) -> LineageNode:
         kind = data["__typename"]
-        name = data.get("name") or data.get("externalId")
+        name = data.get("name") or data.get("entityName") or data.get("externalId")
         if kind == "Version":
             name = data.get("versionName")
         return LineageNode(id=data["id"], kind=data.get("kind") or kind, name=name)
@@ -395,7 +395,7 @@ def lineage(id: str, direction: str, depth: int) -> Operation[LineageGraph]:
         """query($id: ID!, $direction: LineageDirection!, $depth: Int!) {
   lineage(id: $id, direction: $direction, depth: $depth) {
     nodes { __typename ... on Dataset { id name } ... on Version { id versionName: name }
-            ... on ExternalEntity { id kind externalId name } }
+            ... on ExternalEntity { id kind externalId entityName: name } }
     edges { source target relation } } }""",
         {"id": id, "direction": direction, "depth": depth},
         parse,
