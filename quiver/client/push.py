@@ -170,7 +170,7 @@ def push(
         sender.upload_each(outgoing)
         if report.deleted:
             client.execute(ops.delete_files(dataset.id, report.deleted))
-        if create_version and (outgoing or report.deleted or not dataset.latest_version):
+        if create_version and (outgoing or report.deleted):
             now = client.dataset(dataset.id).latest_version
             if now != dataset.latest_version:
                 raise QuiverError(
@@ -269,8 +269,8 @@ class _Sender:
     ) -> Version | None:
         changes: list[Json] = [{"path": f.path, "sha256": f.sha256, "size": f.size} for f in files]
         changes += [{"path": path, "delete": True} for path in deleted]
-        if not changes and not create_version:
-            return None
+        if not changes:
+            return None  # nothing to commit: no empty version either
         query = f"""mutation($input: CommitFilesInput!) {{ commitFiles(input: $input) {{
   version {{ {ops.VERSION_FIELDS} }} missingBlobs {ops.USER_ERRORS} }} }}"""
         version: Version | None = None

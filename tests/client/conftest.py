@@ -4,37 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from support import ADMIN_KEY, run_uvicorn
+from support import ADMIN_KEY, LiveServer, run_uvicorn
 
 HERE = Path(__file__).resolve().parent
-
-
-@dataclass(frozen=True)
-class LiveServer:
-    url: str
-    key: str
-    bytes_log: Path
-    home: Path  # the client's cache and config folder
-
-    def env(self) -> dict[str, str]:
-        """A client process's environment: this server, this key, its own cache."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("QUIVER_")}
-        env |= {"QUIVER_URL": self.url, "QUIVER_API_KEY": self.key}
-        env |= {
-            "QUIVER_CACHE_DIR": str(self.home / "cache"),
-            "QUIVER_CONFIG": str(self.home / "c.json"),
-        }
-        return env
-
-    def bytes_received(self) -> int:
-        if not self.bytes_log.exists():
-            return 0
-        lines = self.bytes_log.read_text(encoding="ascii").split()
-        return sum(int(value) for value in lines[1::2])
 
 
 @pytest.fixture(scope="module")

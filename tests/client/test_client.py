@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import LiveServer
+from support import LiveServer
 
 from quiver.client import Client, QuiverError, UserError
 
