@@ -3,6 +3,7 @@ and the ``quiver://`` fsspec filesystem. Imports nothing of the server."""
 
 from __future__ import annotations
 
+from quiver.client.aio import AsyncClient
 from quiver.client.client import Client
 from quiver.client.errors import QuiverError, TransportError, UserError
 from quiver.client.pull import PullReport
@@ -19,6 +20,7 @@ from quiver.client.types import (
 )
 
 __all__ = [
+    "AsyncClient",
     "Client",
     "Dataset",
     "File",
