@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import pty
 import random
+import re
 import select
 import signal
 import subprocess
@@ -183,7 +184,8 @@ def test_progress_is_a_bar_on_a_terminal_and_lines_in_a_pipe(
     quiver(live_server, "datasets", "create", "shown")
     piped = quiver(live_server, "push", str(tree), "shown")
     assert "hashing: 41 files" in piped.stderr
-    assert "uploading: 41 files" in piped.stderr
+    # 40 or 41: the empty file's (empty) blob may already be stored by an earlier test.
+    assert re.search(r"^uploading: 4[01] files, 4\d{6} bytes$", piped.stderr, re.MULTILINE)
     assert "\x1b[" not in piped.stderr
 
     out = tmp_path / "out"
