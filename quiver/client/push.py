@@ -15,6 +15,7 @@ import io
 import os
 import tarfile
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -22,14 +23,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import httpx
+
 from quiver.client import operations as ops
 from quiver.client import tus
 from quiver.client.errors import QuiverError
 from quiver.client.progress import Progress, Silent
 from quiver.client.references import parse_reference
 from quiver.client.state import StateDB
-from quiver.client.transport import dataset_id_in, raise_for_status
-from quiver.client.types import Json, Version
+from quiver.client.transport import (
+    MAX_RETRIES,
+    RETRY_STATUSES,
+    dataset_id_in,
+    raise_for_status,
+    retry_delay,
+)
+from quiver.client.types import Dataset, Json, Version
 
 if TYPE_CHECKING:
     from quiver.client.client import Client
@@ -39,7 +48,8 @@ BATCH_SIZE = 1000
 COMMIT_SIZE = 10_000
 PACK_TARGET = 8 * 1024 * 1024  # a killed push re-sends at most one pack per worker
 PACK_MEMBER_MAX = 1024 * 1024
-TRANSFERS = ["pack", "tus", "basic"]
+TRANSFERS = ["pack", "s3-put", "s3-multipart", "tus", "basic"]
+SIGN_BATCH = 100
 
 
 @dataclass(frozen=True)
@@ -163,23 +173,40 @@ def push(
     if dry_run:
         return report
     sender = _Sender(client, dataset.id, state, workers, progress)
-    if sender.has_batch_api():
-        sender.send_missing(outgoing)
-        report.version = sender.commit(outgoing, report.deleted, parent, message, create_version)
-    else:
-        sender.upload_each(outgoing)
-        if report.deleted:
-            client.execute(ops.delete_files(dataset.id, report.deleted))
-        if create_version and (outgoing or report.deleted):
-            now = client.dataset(dataset.id).latest_version
-            if now != dataset.latest_version:
-                raise QuiverError(
-                    f"{dataset.name} moved to v{now} during the push", code="CONFLICT"
-                )
-            report.version = client.create_version(dataset.id, message, allow_empty=True)
+    try:
+        if sender.has_batch_api():
+            sender.send_missing(outgoing)
+            report.version = sender.commit(
+                outgoing, report.deleted, parent, message, create_version
+            )
+        else:
+            _push_file_by_file(client, sender, dataset, outgoing, report, message, create_version)
+    finally:
+        sender.bucket.close()
     report.uploaded_files = sender.sent_files
     report.uploaded_bytes = sender.sent_bytes
     return report
+
+
+def _push_file_by_file(
+    client: Client,
+    sender: _Sender,
+    dataset: Dataset,
+    outgoing: list[LocalFile],
+    report: PushReport,
+    message: str | None,
+    create_version: bool,
+) -> None:
+    """For a server without the batch API: each file joins the working set as its tus upload
+    completes (not one atomic commit), then the deletions, then one version."""
+    sender.upload_each(outgoing)
+    if report.deleted:
+        client.execute(ops.delete_files(dataset.id, report.deleted))
+    if create_version and (outgoing or report.deleted):
+        now = client.dataset(dataset.id).latest_version
+        if now != dataset.latest_version:
+            raise QuiverError(f"{dataset.name} moved to v{now} during the push", code="CONFLICT")
+        report.version = client.create_version(dataset.id, message, allow_empty=True)
 
 
 class _Sender:
@@ -194,6 +221,7 @@ class _Sender:
         self.sent_files = 0
         self.sent_bytes = 0
         self._lock = threading.Lock()
+        self.bucket = httpx.Client(timeout=httpx.Timeout(300.0, connect=10.0))
 
     def has_batch_api(self) -> bool:
         # The route answers 405 to GET; a server without it, 404.
@@ -224,14 +252,22 @@ class _Sender:
         jobs: list[Callable[[], None]] = [
             functools.partial(self._send_pack, group) for group in _packs(packed)
         ]
+        multipart: list[str] = []
         for local, answer in missing:
             if answer["transfer"] == "basic":
                 jobs.append(functools.partial(self._send_basic, local, answer))
             elif answer["transfer"] == "tus":
                 jobs.append(functools.partial(self._send_tus, local, answer))
+            elif answer["transfer"] == "s3-put":
+                jobs.append(functools.partial(self._send_s3_put, local, answer))
+            elif answer["transfer"] == "s3-multipart":
+                jobs += self._multipart_parts(local, answer)
+                multipart.append(answer["uploadId"])
             elif answer["transfer"] != "pack":
                 raise QuiverError(f"unknown transfer {answer['transfer']!r}", code="INVALID")
         self._run(jobs)
+        # The server verifies each multipart object's sha256 as it completes it.
+        self._run([functools.partial(self._complete, upload, 1) for upload in multipart])
 
     def _send_pack(self, group: list[tuple[LocalFile, Json]]) -> None:
         buffer = io.BytesIO()
@@ -254,6 +290,79 @@ class _Sender:
         )
         raise_for_status(response)
         self._sent(1, local.size)
+
+    # --- S3: bytes go straight to the bucket, the server only signs and verifies ----------
+
+    def _put_to_bucket(self, url: str, content: bytes, headers: dict[str, str]) -> None:
+        """PUT to a presigned URL: never with our Authorization header (it is not Quiver)."""
+        for attempt in range(MAX_RETRIES + 1):
+            try:
+                response = self.bucket.put(url, content=content, headers=headers)
+            except httpx.TransportError:
+                if attempt == MAX_RETRIES:
+                    raise
+                time.sleep(retry_delay(None, attempt))
+                continue
+            if response.status_code in RETRY_STATUSES and attempt < MAX_RETRIES:
+                time.sleep(retry_delay(response, attempt))
+                continue
+            if response.status_code >= 400:
+                raise QuiverError(
+                    f"the bucket refused a PUT ({response.status_code}): {response.text[:200]}",
+                    code="FORBIDDEN" if response.status_code == 403 else "INVALID",
+                )
+            return
+
+    def _send_s3_put(self, local: LocalFile, answer: Json) -> None:
+        self._put_to_bucket(answer["href"], local.source.read_bytes(), answer.get("header") or {})
+        self._complete(answer["uploadId"])
+        self._sent(1, local.size)  # counted here: its bytes went in one PUT
+
+    def _complete(self, upload_id: str, files: int = 0) -> None:
+        response = self.client.request("POST", f"/api/v1/uploads/{upload_id}/complete")
+        raise_for_status(response)
+        if files:
+            self._sent(files, 0)  # its bytes were counted part by part
+
+    def _multipart_parts(self, local: LocalFile, answer: Json) -> list[Callable[[], None]]:
+        """One job per part S3 does not hold yet (a killed push's finished parts are kept)."""
+        upload_id, part_size = answer["uploadId"], int(answer["partSize"])
+        listing = self.client.request("GET", f"/api/v1/uploads/{upload_id}")
+        raise_for_status(listing)
+        held = {int(part["partNumber"]) for part in listing.json().get("parts", [])}
+        wanted = [n for n in range(1, int(answer["partCount"]) + 1) if n not in held]
+        if held:
+            done = sum(min(part_size, local.size - (n - 1) * part_size) for n in held)
+            self.progress.note(f"resuming {local.path}: {len(held)} parts already sent")
+            self.progress.advance(bytes=done)
+        jobs: list[Callable[[], None]] = []
+        for start in range(0, len(wanted), SIGN_BATCH):
+            for part in self._sign(upload_id, wanted[start : start + SIGN_BATCH]):
+                jobs.append(functools.partial(self._send_part, local, upload_id, part_size, part))
+        return jobs
+
+    def _sign(self, upload_id: str, numbers: list[int]) -> list[Json]:
+        response = self.client.request(
+            "POST", f"/api/v1/uploads/{upload_id}/parts", json={"partNumbers": numbers}
+        )
+        raise_for_status(response)
+        parts: list[Json] = response.json()["parts"]
+        return parts
+
+    def _send_part(self, local: LocalFile, upload_id: str, part_size: int, part: Json) -> None:
+        number = int(part["partNumber"])
+        with local.source.open("rb") as file:
+            file.seek((number - 1) * part_size)
+            content = file.read(part_size)
+        try:
+            self._put_to_bucket(part["href"], content, part.get("header") or {})
+        except QuiverError as error:
+            if error.code != "FORBIDDEN":
+                raise
+            # An expired URL (a long push): sign this part again and retry once.
+            fresh = self._sign(upload_id, [number])[0]
+            self._put_to_bucket(fresh["href"], content, fresh.get("header") or {})
+        self._moved(len(content))
 
     def _send_tus(self, local: LocalFile, answer: Json) -> None:
         metadata = answer.get("header", {}).get("Upload-Metadata", "")
