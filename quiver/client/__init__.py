@@ -3,7 +3,8 @@ and the ``quiver://`` fsspec filesystem. Imports nothing of the server."""
 
 from __future__ import annotations
 
-from quiver.client.aio import AsyncClient
+from typing import TYPE_CHECKING, Any
+
 from quiver.client.client import Client
 from quiver.client.errors import QuiverError, TransportError, UserError
 from quiver.client.pull import PullReport
@@ -36,3 +37,16 @@ __all__ = [
     "Version",
     "VersionDiff",
 ]
+
+
+if TYPE_CHECKING:
+    from quiver.client.aio import AsyncClient
+
+
+def __getattr__(name: str) -> Any:
+    # AsyncClient (and anyio) load on first use: the CLI never needs them.
+    if name == "AsyncClient":
+        from quiver.client.aio import AsyncClient
+
+        return AsyncClient
+    raise AttributeError(name)
