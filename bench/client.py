@@ -226,7 +226,8 @@ def main() -> None:
         print(
             f"{store}: push / rclone up = {results['rclone up'] / push:.2f}x, "
             f"pull / rclone down = {results['rclone down'] / pull:.2f}x, "
-            f"push / cp = {results['cp -r'] / push:.2f}x, pull / cp = {results['cp -r'] / pull:.2f}x, "
+            f"push / cp = {results['cp -r'] / push:.2f}x, "
+            f"pull / cp = {results['cp -r'] / pull:.2f}x, "
             f"unchanged re-push {results[f'quiver re-push ({store})']:.2f} s"
         )
 
