@@ -173,7 +173,9 @@ def gc(
         f"{verb} {report.blobs_deleted} blobs ({report.bytes_freed} bytes), "
         f"{report.staging_deleted} stale staging objects, {report.strays_deleted} strays, "
         f"{report.cached_tables_deleted} cached tables, "
-        f"{report.temp_files_deleted} stale temporary files"
+        f"{report.temp_files_deleted} stale temporary files, "
+        f"{report.multipart_aborted} abandoned multipart uploads, "
+        f"{report.direct_uploads_expired} expired direct uploads"
     )
 
 

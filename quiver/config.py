@@ -38,6 +38,8 @@ class Settings:
     # Transfer API: objects up to this size go to S3 as one presigned PUT, larger ones
     # as a presigned multipart upload; one pack request carries at most max_pack_size.
     s3_direct_put_max: int = 64 * 1024**2
+    # How long presigned S3 upload URLs live; a client asks again for an expired one.
+    presign_seconds: int = 3600
     max_pack_size: int = 1024**3
     migrate_on_start: bool = True
     debug: bool = False

@@ -32,9 +32,9 @@ from quiver.http.archive_encoders import (
     next_piece,
 )
 from quiver.http.endpoint import ViewerEndpoint
-from quiver.http.files import content_disposition
 from quiver.resolvers.errors import Refused
 from quiver.resolvers.exports import Member, dataset_archive
+from quiver.resolvers.presigned_downloads import content_disposition
 from quiver.storage import Storage
 from quiver.storage.blobs import blob_key
 

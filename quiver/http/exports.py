@@ -21,10 +21,10 @@ from starlette.responses import Response, StreamingResponse
 from quiver import analytics
 from quiver.auth import Viewer
 from quiver.http.endpoint import ViewerEndpoint
-from quiver.http.files import content_disposition
 from quiver.ids import decode_global_id
 from quiver.resolvers.access import readable_versions
 from quiver.resolvers.errors import ArgumentError, ErrorCode, Refused
+from quiver.resolvers.presigned_downloads import content_disposition
 from quiver.resolvers.tables import Tables, TableUnreadable, run_analysis, version_table
 
 FORMATS = {

@@ -4,10 +4,14 @@ Bearer header or a signed link (``?expires=…&signature=…``)."""
 from __future__ import annotations
 
 import re
-from urllib.parse import quote
 
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response, StreamingResponse
+from starlette.responses import (
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.types import Receive, Scope, Send
 
 from quiver.auth import Viewer
@@ -15,9 +19,11 @@ from quiver.http.endpoint import ViewerEndpoint, refusal_response
 from quiver.resolvers.errors import Refused
 from quiver.resolvers.files import FileRow, readable_file
 from quiver.resolvers.loaders import Loaders
+from quiver.resolvers.presigned_downloads import content_disposition, presigned_download
 from quiver.resolvers.signed_links import file_behind_link, is_signed
 from quiver.storage.blobs import blob_key
 
+REDIRECT_SECONDS = 3600
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
 
@@ -53,12 +59,6 @@ def _position(digits: str) -> int:
     return int(significant) if len(significant) <= 19 else 2**63
 
 
-def content_disposition(path: str) -> str:
-    name = path.rsplit("/", 1)[-1]
-    ascii_name = name.encode("ascii", "replace").decode().replace('"', "_").replace("?", "_")
-    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
-
-
 class FileDownload(ViewerEndpoint):
     """A signed link is judged by its signature and expiry alone (403 when either fails);
     without one, the same rules as GraphQL: a file the caller cannot read is a 404."""
@@ -84,6 +84,11 @@ class FileDownload(ViewerEndpoint):
         return await self.serve(request, file)
 
     async def serve(self, request: Request, file: FileRow) -> Response:
+        # On S3 the bucket serves the bytes (Range, ETag and all): the server only signs.
+        method = "HEAD" if request.method == "HEAD" else "GET"
+        direct = presigned_download(self.storage, file, expires_in=REDIRECT_SECONDS, method=method)
+        if direct is not None:
+            return RedirectResponse(direct, status_code=307)
         etag = f'"{file.blob_id}"'
         headers = {
             "ETag": etag,

@@ -153,7 +153,9 @@ class TransferApi:
     async def parts(self, request: Request, viewer: Viewer) -> Response:
         upload = await direct_uploads.find_direct_upload(viewer, request.path_params["upload_id"])
         body = await self._json(request)
-        signed = await direct_uploads.sign_parts(self.storage, upload, body.get("partNumbers"))
+        signed = await direct_uploads.sign_parts(
+            self.storage, upload, body.get("partNumbers"), self.settings.presign_seconds
+        )
         return JSONResponse(signed)
 
     async def complete(self, request: Request, viewer: Viewer) -> Response:

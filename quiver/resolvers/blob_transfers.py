@@ -35,7 +35,6 @@ TUS_OBJECT_MIN = 16 * 1024**2
 # S3 allows 10,000 parts of 5 MiB to 5 GiB; parts grow past this size only for huge objects.
 MIN_PART_SIZE = 16 * 1024**2
 MAX_PARTS = 10_000
-URL_SECONDS = 3600
 DIRECT_UPLOAD_TTL = timedelta(hours=24)
 UPLOAD_TOKEN_HEADER = "x-amz-meta-quiver-upload"
 UPLOAD_TOKEN_METADATA = "quiver-upload"
@@ -193,7 +192,7 @@ async def _direct_actions(
         row = by_item.get(item)
         if row is None or row.transfer != transfer or row.dataset_id != dataset.id:
             row = await start_direct_upload(storage, user.id, dataset.id, item, transfer)
-        actions[item] = describe(storage, row)
+        actions[item] = describe(storage, row, settings.presign_seconds)
     return actions
 
 

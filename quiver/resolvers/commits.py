@@ -11,7 +11,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
@@ -32,13 +32,13 @@ from quiver.resolvers.files import (
     put_files,
     writable_dataset,
 )
+from quiver.resolvers.gc import IDEMPOTENCY_TTL
 from quiver.resolvers.validation import normalize_tags, raise_if_any
 from quiver.resolvers.versions import create_version, latest_version
 from quiver.storage.blobs import SHA256_PATTERN, StoredBlob
 
 MAX_CHANGES = 10_000
 MAX_IDEMPOTENCY_KEY = 200
-IDEMPOTENCY_TTL = timedelta(hours=24)
 _QUERY_BATCH = 500
 INVALID = ErrorCode.INVALID
 

@@ -27,7 +27,6 @@ from quiver.resolvers.blob_transfers import (
     S3_PUT,
     UPLOAD_TOKEN_HEADER,
     UPLOAD_TOKEN_METADATA,
-    URL_SECONDS,
     grant_blobs,
     new_token,
     part_size_for,
@@ -46,7 +45,7 @@ MAX_PARTS_PER_CALL = 100
 STAGING_PREFIX = "staging/multipart"
 
 
-def _expires_at(seconds: int = URL_SECONDS) -> str:
+def _expires_at(seconds: int) -> str:
     moment = datetime.now(UTC) + timedelta(seconds=seconds)
     return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
@@ -78,7 +77,7 @@ async def start_direct_upload(
     return upload
 
 
-def describe(storage: S3Storage, upload: DirectUpload) -> dict[str, Any]:
+def describe(storage: S3Storage, upload: DirectUpload, seconds: int) -> dict[str, Any]:
     """The batch answer's action for an upload: a presigned PUT, or the multipart's shape."""
     common: dict[str, Any] = {"transfer": upload.transfer, "uploadId": upload.id}
     if upload.transfer == S3_PUT:
@@ -86,13 +85,13 @@ def describe(storage: S3Storage, upload: DirectUpload) -> dict[str, Any]:
             "x-amz-checksum-sha256": _base64_digest(upload.sha256),
             UPLOAD_TOKEN_HEADER: upload.id,
         }
-        url = storage.presigner.presign("PUT", upload.key, expires_in=URL_SECONDS, headers=headers)
+        url = storage.presigner.presign("PUT", upload.key, expires_in=seconds, headers=headers)
         return {
             **common,
             "href": url,
             "method": "PUT",
             "header": headers,
-            "expiresAt": _expires_at(),
+            "expiresAt": _expires_at(seconds),
         }
     return {
         **common,
@@ -123,7 +122,9 @@ async def find_direct_upload(viewer: Viewer, upload_id: str) -> DirectUpload:
     return upload
 
 
-async def sign_parts(storage: Storage, upload: DirectUpload, numbers: Any) -> dict[str, Any]:
+async def sign_parts(
+    storage: Storage, upload: DirectUpload, numbers: Any, seconds: int
+) -> dict[str, Any]:
     s3 = _s3(storage)
     field: FieldPath = ("partNumbers",)
     if upload.transfer != S3_MULTIPART:
@@ -142,13 +143,16 @@ async def sign_parts(storage: Storage, upload: DirectUpload, numbers: Any) -> di
     if any(not 1 <= n <= count for n in numbers):
         raise Refused.invalid(field, f"Part numbers run from 1 to {count}")
     assert upload.multipart_id is not None
-    expires = _expires_at()
+    expires = _expires_at(seconds)
+    # Signing is activity: the upload lives DIRECT_UPLOAD_TTL longer.
+    upload.expires_at = datetime.now(UTC) + DIRECT_UPLOAD_TTL
+    await DirectUpload.filter(id=upload.id).update(expires_at=upload.expires_at)
     return {
         "parts": [
             {
                 "partNumber": n,
                 "href": s3.presigner.presign_part(
-                    upload.key, upload.multipart_id, n, expires_in=URL_SECONDS
+                    upload.key, upload.multipart_id, n, expires_in=seconds
                 ),
                 "method": "PUT",
                 "header": {},

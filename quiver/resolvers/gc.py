@@ -12,13 +12,15 @@ import anyio.to_thread
 from tortoise.expressions import Q, Subquery
 from tortoise.transactions import in_transaction
 
-from quiver.models import Blob, DatasetFile, Upload, VersionEntry
-from quiver.storage import Storage
+from quiver.models import Blob, CommitRecord, DatasetFile, DirectUpload, Upload, VersionEntry
+from quiver.storage import S3Storage, Storage
 from quiver.storage.blobs import SHA256_PATTERN, blob_key
 
 DEFAULT_GRACE = timedelta(hours=1)
 # Long enough for the slowest importArchive: a file this old has lost the request that made it.
 STALE_TEMP_AGE = timedelta(days=1)
+# How long commitFiles remembers an idempotency key.
+IDEMPOTENCY_TTL = timedelta(hours=24)
 BATCH = 500
 
 
@@ -30,6 +32,8 @@ class GarbageReport:
     strays_deleted: int = 0
     cached_tables_deleted: int = 0
     temp_files_deleted: int = 0
+    multipart_aborted: int = 0
+    direct_uploads_expired: int = 0
 
 
 def _unreferenced() -> Q:
@@ -85,6 +89,7 @@ async def collect_garbage(
                     await storage.delete(blob_key(str(sha256)))
                     report.blobs_deleted += 1
                     report.bytes_freed += int(size)
+    await _sweep_direct_uploads(storage, now or datetime.now(UTC), cutoff, report, dry_run=dry_run)
     await _sweep(storage, "staging", cutoff, report, dry_run=dry_run, strays=False)
     await _sweep(storage, "blobs", cutoff, report, dry_run=dry_run, strays=True)
     if cache_dir is not None:
@@ -160,3 +165,30 @@ async def _sweep(
             report.staging_deleted += 1
         if not dry_run:
             await storage.delete(meta.key)
+
+
+async def _sweep_direct_uploads(
+    storage: Storage, now: datetime, cutoff: datetime, report: GarbageReport, *, dry_run: bool
+) -> None:
+    """Forget expired direct-to-S3 uploads and abort multipart uploads that no live upload
+    names and that started before ``cutoff`` (unfinished parts cost until aborted); old
+    commit idempotency keys go too."""
+    expired = DirectUpload.filter(expires_at__lte=now)
+    report.direct_uploads_expired = await expired.count()
+    if not dry_run:
+        await expired.delete()
+        await CommitRecord.filter(created_at__lt=now - IDEMPOTENCY_TTL).delete()
+    if not isinstance(storage, S3Storage):
+        return
+    live = {
+        str(multipart_id)
+        for multipart_id in await DirectUpload.filter(
+            expires_at__gt=now, multipart_id__isnull=False
+        ).values_list("multipart_id", flat=True)
+    }
+    for pending in await storage.presigner.pending_multiparts("staging"):
+        if pending.multipart_id in live or pending.initiated >= cutoff:
+            continue
+        report.multipart_aborted += 1
+        if not dry_run:
+            await storage.presigner.abort_multipart(pending.key, pending.multipart_id)

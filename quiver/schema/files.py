@@ -17,6 +17,7 @@ from quiver.resolvers import files as ops
 from quiver.resolvers import tables as table_ops
 from quiver.resolvers.errors import ErrorCode, Problem, Refused
 from quiver.resolvers.files import VERSION_FILE, FileRow, readable_file
+from quiver.resolvers.presigned_downloads import presigned_download
 from quiver.resolvers.signed_links import DEFAULT_EXPIRES_IN, MAX_EXPIRES_IN, signed_query
 from quiver.resolvers.tables import table_file
 from quiver.schema.errors import UserError, mutation, user_errors_field
@@ -75,7 +76,8 @@ class File(Node):
         description="A signed URL to GET the bytes with no Authorization header, valid for "
         "expiresIn seconds: anyone holding it may download the file until then (Range and "
         "ETag supported; 403 once expired or altered). The same path without its query "
-        "needs a Bearer header. S3-stored files will redirect to a presigned GET (planned)."
+        "needs a Bearer header. When the server stores bytes on S3, this is a presigned GET "
+        "of the bucket itself (Range supported), and /files/{id} redirects to one."
     )
     def download_url(
         self,
@@ -89,6 +91,10 @@ class File(Node):
             ),
         ] = DEFAULT_EXPIRES_IN,
     ) -> str:
+        seconds = DEFAULT_EXPIRES_IN if expires_in is None else expires_in
+        direct = presigned_download(info.context.storage, root, expires_in=seconds)
+        if direct is not None:
+            return direct
         base = str(info.context.request.base_url).rstrip("/")
         global_id = file_global_id(root)
         query = signed_query(

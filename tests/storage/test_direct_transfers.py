@@ -1,0 +1,321 @@
+"""Bytes straight between clients and S3 (SeaweedFS here): presigned PUTs checked by the
+store, multipart uploads resumed and verified, presigned downloads, and their cleanup."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from support import Api, MakeUser, share
+
+from quiver.app import create_app
+from quiver.auth import ensure_admin_key
+from quiver.config import Settings
+from quiver.resolvers.gc import collect_garbage
+from quiver.storage import S3Storage
+from quiver.storage.blobs import blob_key
+
+from .conftest import S3Server
+
+pytestmark = pytest.mark.anyio
+
+ADMIN = "qvr_direct-transfers-admin"
+BATCH = "/api/v1/blobs/batch"
+CREATE = """mutation { createDataset(input: {name: "direct"}) { dataset { id } } }"""
+COMMIT = """mutation($input: CommitFilesInput!) { commitFiles(input: $input) {
+  dataset { files { edges { node { id path downloadUrl(expiresIn: 600) } } } }
+  userErrors { field message code } } }"""
+MIB = 1024**2
+
+
+def sha(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
+
+
+@pytest.fixture
+async def s3(s3_server: S3Server) -> AsyncIterator[S3Storage]:
+    storage = s3_server.storage(f"tests/{uuid.uuid4().hex}")
+    yield storage
+    await storage.close()
+
+
+@pytest.fixture
+def s3_settings(db: str, tmp_path: Path) -> Settings:
+    # A 1 MiB direct-PUT threshold makes a 17 MiB object a two-part multipart upload.
+    return Settings(
+        data_dir=tmp_path / "data",
+        database_url=db,
+        migrate_on_start=False,
+        s3_direct_put_max=MIB,
+    )
+
+
+def app_client(settings: Settings, storage: S3Storage) -> httpx.AsyncClient:
+    app = create_app(settings, manage_database=False, storage=storage)
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://q",
+        headers={"Authorization": f"Bearer {ADMIN}"},
+    )
+
+
+@pytest.fixture
+async def quiver(s3_settings: Settings, s3: S3Storage) -> AsyncIterator[httpx.AsyncClient]:
+    await ensure_admin_key(ADMIN)
+    async with app_client(s3_settings, s3) as client:
+        yield client
+
+
+@pytest.fixture
+async def bucket() -> AsyncIterator[httpx.AsyncClient]:
+    """Speaks to S3 itself, as a client given presigned URLs does."""
+    async with httpx.AsyncClient(timeout=60) as client:
+        yield client
+
+
+async def new_dataset(quiver: httpx.AsyncClient) -> str:
+    response = await quiver.post("/graphql", json={"query": CREATE})
+    return str(response.json()["data"]["createDataset"]["dataset"]["id"])
+
+
+async def negotiate(
+    quiver: httpx.AsyncClient, dataset: str, content: bytes, **headers: str
+) -> dict[str, Any]:
+    body = {
+        "datasetId": dataset,
+        "objects": [{"sha256": sha(content), "size": len(content)}],
+        "transfers": ["s3-put", "s3-multipart"],
+    }
+    response = await quiver.post(BATCH, json=body, headers=headers or None)
+    assert response.status_code == 200, response.text
+    assert response.json()["transfer"] == "s3"
+    (answer,) = response.json()["objects"]
+    result: dict[str, Any] = answer
+    return result
+
+
+async def commit(quiver: httpx.AsyncClient, dataset: str, path: str, sha256: str) -> Any:
+    variables = {"input": {"datasetId": dataset, "changes": [{"path": path, "sha256": sha256}]}}
+    response = await quiver.post("/graphql", json={"query": COMMIT, "variables": variables})
+    return response.json()["data"]["commitFiles"]
+
+
+async def test_a_presigned_put_refuses_wrong_bytes_and_lands_on_the_content_key(
+    quiver: httpx.AsyncClient, bucket: httpx.AsyncClient, s3: S3Storage
+) -> None:
+    dataset = await new_dataset(quiver)
+    content = os.urandom(300_000)
+    answer = await negotiate(quiver, dataset, content)
+    assert answer["transfer"] == "s3-put"
+    assert "x-amz-checksum-sha256" in answer["href"]  # a signed header, not a query value
+    complete = f"/api/v1/uploads/{answer['uploadId']}/complete"
+
+    wrong = await bucket.put(answer["href"], content=content[:-1] + b"!", headers=answer["header"])
+    too_early = await quiver.post(complete)
+    unsigned = await bucket.put(answer["href"], content=content)
+    right = await bucket.put(answer["href"], content=content, headers=answer["header"])
+    done = await quiver.post(complete)
+
+    assert wrong.status_code == 400
+    assert "BadDigest" in wrong.text
+    assert too_early.status_code == 409
+    assert unsigned.status_code == 403
+    assert right.status_code == 200
+    assert done.json() == {"sha256": sha(content), "size": len(content), "exists": True}
+    assert (await s3.head(blob_key(sha(content)))).size == len(content)
+    assert (await negotiate(quiver, dataset, content))["exists"] is True
+    committed = await commit(quiver, dataset, "data.bin", sha(content))
+    assert committed["userErrors"] == []
+
+
+async def test_downloads_are_presigned_gets_with_range_and_files_redirect_to_one(
+    quiver: httpx.AsyncClient, bucket: httpx.AsyncClient, s3_server: S3Server
+) -> None:
+    dataset = await new_dataset(quiver)
+    content = os.urandom(100_000)
+    answer = await negotiate(quiver, dataset, content)
+    await bucket.put(answer["href"], content=content, headers=answer["header"])
+    await quiver.post(f"/api/v1/uploads/{answer['uploadId']}/complete")
+    committed = await commit(quiver, dataset, "dir/photo.jpg", sha(content))
+    (edge,) = committed["dataset"]["files"]["edges"]
+    url = edge["node"]["downloadUrl"]
+
+    whole = await bucket.get(url)
+    ranged = await bucket.get(url, headers={"Range": "bytes=1000-1999"})
+    tampered = await bucket.get(url.replace("X-Amz-Signature=", "X-Amz-Signature=0"))
+    redirect = await quiver.get(f"/files/{edge['node']['id']}")
+    followed = await bucket.get(redirect.headers["location"], headers={"Range": "bytes=-10"})
+
+    assert url.startswith(f"{s3_server.endpoint}/{s3_server.bucket}/")
+    assert whole.content == content
+    assert 'filename="photo.jpg"' in whole.headers["content-disposition"]
+    assert whole.headers["content-type"] == "image/jpeg"
+    assert ranged.status_code == 206
+    assert ranged.content == content[1000:2000]
+    assert tampered.status_code == 403
+    assert redirect.status_code == 307
+    assert followed.content == content[-10:]
+
+
+async def test_a_multipart_upload_resumes_after_the_client_forgets_it_and_is_verified(
+    quiver: httpx.AsyncClient, bucket: httpx.AsyncClient, s3: S3Storage
+) -> None:
+    dataset = await new_dataset(quiver)
+    content = os.urandom(16 * MIB + 1234)
+    answer = await negotiate(quiver, dataset, content)
+    assert answer["transfer"] == "s3-multipart"
+    assert (answer["partSize"], answer["partCount"]) == (16 * MIB, 2)
+    upload = f"/api/v1/uploads/{answer['uploadId']}"
+    (part1,) = (await quiver.post(f"{upload}/parts", json={"partNumbers": [1]})).json()["parts"]
+    assert (await bucket.put(part1["href"], content=content[: 16 * MIB])).status_code == 200
+
+    # The client crashes and forgets everything; asking again finds the same upload.
+    again = await negotiate(quiver, dataset, content)
+    listed = (await quiver.get(f"/api/v1/uploads/{again['uploadId']}")).json()
+    missing = await quiver.post(f"{upload}/complete")
+    (part2,) = (await quiver.post(f"{upload}/parts", json={"partNumbers": [2]})).json()["parts"]
+    await bucket.put(part2["href"], content=content[16 * MIB :])
+    invisible = await negotiate(quiver, dataset, content)
+    done = await quiver.post(f"{upload}/complete")
+
+    assert again["uploadId"] == answer["uploadId"]
+    assert [(p["partNumber"], p["size"]) for p in listed["parts"]] == [(1, 16 * MIB)]
+    assert listed["state"] == "pending"
+    assert missing.status_code == 409
+    assert missing.text == "CONFLICT: Parts 2 are missing"
+    assert invisible["exists"] is False  # not verified yet: not visible
+    assert done.status_code == 200, done.text
+    assert done.json()["exists"] is True
+    assert [m.key async for m in s3.list("staging")] == []
+    assert (await s3.head(blob_key(sha(content)))).size == len(content)
+    assert (await commit(quiver, dataset, "big.bin", sha(content)))["userErrors"] == []
+    assert (await quiver.post(f"{upload}/complete")).json()["exists"] is True
+
+
+async def test_a_multipart_upload_of_other_bytes_is_refused_at_verification(
+    quiver: httpx.AsyncClient, bucket: httpx.AsyncClient, s3: S3Storage
+) -> None:
+    dataset = await new_dataset(quiver)
+    declared = os.urandom(16 * MIB + 10)
+    sent = bytearray(declared)
+    sent[-1] ^= 0xFF
+    answer = await negotiate(quiver, dataset, declared)
+    upload = f"/api/v1/uploads/{answer['uploadId']}"
+    parts = (await quiver.post(f"{upload}/parts", json={"partNumbers": [1, 2]})).json()["parts"]
+    await bucket.put(parts[0]["href"], content=bytes(sent[: 16 * MIB]))
+    await bucket.put(parts[1]["href"], content=bytes(sent[16 * MIB :]))
+
+    refused = await quiver.post(f"{upload}/complete")
+
+    assert refused.status_code == 400
+    assert refused.text.startswith(f"INVALID: sha256 of the bytes is {sha(bytes(sent))}")
+    assert [m.key async for m in s3.list("staging")] == []
+    assert not await s3.exists(blob_key(sha(declared)))
+    assert (await quiver.get(upload)).status_code == 404
+
+
+async def test_an_expired_part_url_is_refused_by_the_store_and_signed_again(
+    quiver: httpx.AsyncClient,
+    bucket: httpx.AsyncClient,
+    s3_settings: Settings,
+    s3: S3Storage,
+) -> None:
+    dataset = await new_dataset(quiver)
+    content = os.urandom(16 * MIB + 5)
+    answer = await negotiate(quiver, dataset, content)
+    upload = f"/api/v1/uploads/{answer['uploadId']}"
+    async with app_client(replace(s3_settings, presign_seconds=1), s3) as hasty:
+        (short,) = (await hasty.post(f"{upload}/parts", json={"partNumbers": [2]})).json()["parts"]
+    await anyio.sleep(2.5)
+
+    expired = await bucket.put(short["href"], content=content[16 * MIB :])
+    (fresh,) = (await quiver.post(f"{upload}/parts", json={"partNumbers": [2]})).json()["parts"]
+    resent = await bucket.put(fresh["href"], content=content[16 * MIB :])
+
+    assert expired.status_code == 403
+    assert "expired" in expired.text
+    assert resent.status_code == 200
+
+
+async def test_upload_routes_refuse_other_users_and_bad_part_numbers(
+    quiver: httpx.AsyncClient, make_user: MakeUser, bucket: httpx.AsyncClient
+) -> None:
+    dataset = await new_dataset(quiver)
+    content = os.urandom(2 * MIB)
+    answer = await negotiate(quiver, dataset, content)
+    upload = f"/api/v1/uploads/{answer['uploadId']}"
+    other = await make_user("other")
+
+    as_other = await quiver.get(upload, headers={"Authorization": f"Bearer {other.token}"})
+    anonymous = await quiver.get(upload, headers={"Authorization": ""})
+    out_of_range = await quiver.post(f"{upload}/parts", json={"partNumbers": [0, 3]})
+    not_a_list = await quiver.post(f"{upload}/parts", json={"partNumbers": "1"})
+
+    assert as_other.status_code == 404
+    assert anonymous.status_code == 401
+    assert out_of_range.status_code == 400
+    assert not_a_list.status_code == 400
+
+
+async def test_a_reader_cannot_negotiate_or_complete(
+    quiver: httpx.AsyncClient, bucket: httpx.AsyncClient, make_user: MakeUser
+) -> None:
+    writer, reader = await make_user("writer"), await make_user("reader")
+    dataset = await new_dataset(quiver)
+    api = Api(quiver)
+    await share(api, ADMIN, dataset, writer.id, "WRITE")
+    await share(api, ADMIN, dataset, reader.id, "READ")
+    content = os.urandom(1000)
+    answer = await negotiate(quiver, dataset, content, Authorization=f"Bearer {writer.token}")
+    await bucket.put(answer["href"], content=content, headers=answer["header"])
+    await share(api, ADMIN, dataset, writer.id, "READ")  # the writer is demoted meanwhile
+
+    as_reader = await quiver.post(
+        BATCH,
+        json={"datasetId": dataset, "objects": []},
+        headers={"Authorization": f"Bearer {reader.token}"},
+    )
+    demoted = await quiver.post(
+        f"/api/v1/uploads/{answer['uploadId']}/complete",
+        headers={"Authorization": f"Bearer {writer.token}"},
+    )
+
+    assert as_reader.status_code == 403
+    assert demoted.status_code == 403
+
+
+async def test_gc_aborts_abandoned_multipart_uploads_and_removes_staging_objects(
+    quiver: httpx.AsyncClient, bucket: httpx.AsyncClient, s3: S3Storage
+) -> None:
+    dataset = await new_dataset(quiver)
+    content = os.urandom(16 * MIB + 1)
+    answer = await negotiate(quiver, dataset, content)
+    upload = f"/api/v1/uploads/{answer['uploadId']}"
+    (part,) = (await quiver.post(f"{upload}/parts", json={"partNumbers": [1]})).json()["parts"]
+    await bucket.put(part["href"], content=content[: 16 * MIB])
+    await s3.put("staging/left-behind", _once(b"a crashed request's bytes"))
+
+    soon = await collect_garbage(s3, now=datetime.now(UTC) + timedelta(hours=2))
+    later = await collect_garbage(s3, now=datetime.now(UTC) + timedelta(days=2))
+
+    # Within its lifetime the upload is still live: its parts stay.
+    assert soon.multipart_aborted == 0
+    assert soon.staging_deleted == 1
+    assert later.direct_uploads_expired == 1
+    assert later.multipart_aborted == 1
+    assert await s3.presigner.pending_multiparts("staging") == []
+    assert [m.key async for m in s3.list("staging")] == []
+    assert (await quiver.get(upload)).status_code == 404
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    yield data
