@@ -16,10 +16,11 @@ import sys
 import time
 from pathlib import Path
 
-from support import LiveServer
+from support import ADMIN_KEY, LiveServer, run_uvicorn
 
 from quiver.client import Client
 
+HERE = Path(__file__).resolve().parent
 SMALL_FILES = 2000
 SMALL_MAX = 16 * 1024
 LARGE_SIZE = 64 * 1024 * 1024  # through resumable tus (above 16 MiB); 300 MB is the bench's
@@ -218,3 +219,30 @@ def run_in_pty(command: list[str], env: dict[str, str]) -> str:
     os.close(leader)
     assert process.returncode == 0, b"".join(chunks).decode(errors="replace")
     return b"".join(chunks).decode(errors="replace")
+
+
+def test_push_waits_out_429_answers_and_finishes(tmp_path: Path) -> None:
+    root = tmp_path / "server"
+    (root / "data").mkdir(parents=True)
+    log = root / "bytes.log"
+    env = {
+        "QUIVER_DATA_DIR": str(root / "data"),
+        "QUIVER_DATABASE_URL": f"sqlite://{root / 'data' / 'quiver.db'}",
+        "QUIVER_STORAGE_URL": f"file://{root / 'data' / 'blobs'}",
+        "QUIVER_ADMIN_API_KEY": ADMIN_KEY,
+        "QUIVER_TEST_BYTES_LOG": str(log),
+        "QUIVER_TEST_THROTTLE_EVERY": "3",
+        "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
+    }
+    tree = tmp_path / "tree"
+    make_tree(tree, small=30, large=20 * 1024 * 1024, seed=429)
+    with run_uvicorn(env, app="counting_app:app") as url:
+        server = LiveServer(url, ADMIN_KEY, log, tmp_path / "home")
+        quiver(server, "datasets", "create", "throttled")
+        pushed = quiver(server, "push", str(tree), "throttled", "--workers", "2")
+        assert pushed.returncode == 0, pushed.stderr
+        out = tmp_path / "out"
+        assert quiver(server, "pull", "throttled@v1", str(out)).returncode == 0
+    assert tree_bytes(out) == tree_bytes(tree)
+    # The push and pull succeeded although some of their requests were refused with 429.
+    assert log.read_text(encoding="ascii").count("THROTTLED") >= 2
