@@ -222,6 +222,10 @@ def push(
     delete: Annotated[bool, typer.Option(help="Remove remote files missing locally.")] = False,
     dry_run: Annotated[bool, typer.Option(help="Say what would change; send nothing.")] = False,
     version: Annotated[bool, typer.Option(help="Commit the push as a new version.")] = True,
+    check_remote: Annotated[
+        bool,
+        typer.Option(help="List the dataset even if it is as the last push from here left it."),
+    ] = False,
     workers: Workers = 4,
     quiet: Quiet = False,
     as_json: AsJson = False,
@@ -243,6 +247,7 @@ def push(
                 delete=delete,
                 dry_run=dry_run,
                 create_version=version,
+                check_remote=check_remote,
                 progress=progress,
             )
     finally:

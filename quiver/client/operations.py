@@ -33,7 +33,8 @@ DATASET_FIELDS = """id name description type status visibility tags fileCount to
   createdAt updatedAt deletedAt owner { name } latestVersion { id number }"""
 FILE_FIELDS = "id path size sha256 contentType metadata tags createdAt"
 VERSION_FIELDS = "id number name description fileCount totalSize createdAt createdBy { name }"
-PAGE_INFO = "pageInfo { hasNextPage endCursor } totalCount"
+# No totalCount: it costs the server a COUNT a page, and iterating needs only the cursor.
+PAGE_INFO = "pageInfo { hasNextPage endCursor }"
 USER_ERRORS = "userErrors { field message code }"
 
 

@@ -141,11 +141,16 @@ def push(
     delete: bool = False,
     dry_run: bool = False,
     create_version: bool = True,
+    check_remote: bool = False,
     progress: Progress | None = None,
     state: StateDB | None = None,
 ) -> PushReport:
     """Push ``directory`` into the dataset ``reference`` (``name[@vN]``: with @vN the push
-    is refused as CONFLICT unless vN is still the latest version)."""
+    is refused as CONFLICT unless vN is still the latest version).
+
+    When the dataset is still at the version the last push from here made, with as many
+    files and bytes, what that push recorded stands for the listing of the dataset (a
+    re-push of an unchanged tree is one request); ``check_remote`` lists it anyway."""
     if not directory.is_dir():
         raise QuiverError(f"{directory} is not a folder", code="INVALID")
     progress = progress or Silent()
@@ -161,7 +166,14 @@ def push(
 
     include, exclude = include or [], exclude or []
     local = hash_tree(list(scan(directory, include, exclude)), state, workers, progress)
-    remote = {f.path: f.sha256 for f in client.files(dataset.id)}
+    pushed_key = f"{client.url}|{dataset.id}"
+    remembered = None
+    if not check_remote:
+        remembered = state.pushed_manifest(
+            pushed_key, parent, dataset.file_count, dataset.total_size
+        )
+    listing = remembered or {f.path: (f.sha256, f.size) for f in client.files(dataset.id)}
+    remote = {path: sha for path, (sha, _) in listing.items()}
     report = PushReport(files=len(local), dry_run=dry_run)
     outgoing = [f for f in local if remote.get(f.path) != f.sha256]
     report.unchanged = len(local) - len(outgoing)
@@ -183,6 +195,14 @@ def push(
             _push_file_by_file(client, sender, dataset, outgoing, report, message, create_version)
     finally:
         sender.bucket.close()
+    after = {path: entry for path, entry in listing.items() if path not in report.deleted}
+    after |= {f.path: (f.sha256, f.size) for f in outgoing}
+    if report.version is not None:
+        state.remember_push(pushed_key, report.version.id, after)
+    elif parent is not None and not outgoing and not report.deleted:
+        state.remember_push(pushed_key, parent, after)
+    else:
+        state.forget_push(pushed_key)
     report.uploaded_files = sender.sent_files
     report.uploaded_bytes = sender.sent_bytes
     return report

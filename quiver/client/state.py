@@ -4,6 +4,7 @@ is never hashed twice, and the URLs of unfinished uploads, so a re-run resumes t
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sqlite3
 import threading
@@ -20,7 +21,12 @@ CREATE TABLE IF NOT EXISTS hashes (
 CREATE TABLE IF NOT EXISTS uploads (
     key TEXT PRIMARY KEY, url TEXT NOT NULL, created REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS pushed (
+    key TEXT PRIMARY KEY, version_id TEXT NOT NULL, file_count INTEGER NOT NULL,
+    total_size INTEGER NOT NULL, manifest TEXT NOT NULL
+);
 """
+Manifest = dict[str, tuple[str, int]]  # path -> (sha256, size)
 
 
 def sha256_of(path: Path) -> str:
@@ -40,6 +46,9 @@ class StateDB:
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
+        # A cache: losing the last commits to a power cut costs a re-hash, never wrong data
+        # (entries are keyed by size and mtime), so commits need not wait for fsync.
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
 
     def close(self) -> None:
@@ -83,3 +92,30 @@ class StateDB:
     def forget_upload(self, key: str) -> None:
         with self._lock, self._db:
             self._db.execute("DELETE FROM uploads WHERE key = ?", (key,))
+
+    def pushed_manifest(
+        self, key: str, version_id: str | None, file_count: int, total_size: int
+    ) -> Manifest | None:
+        """What the last push left in the dataset, if it still has that version and as many
+        files and bytes (else None: list the dataset)."""
+        if version_id is None:
+            return None
+        with self._lock:
+            row = self._db.execute(
+                "SELECT manifest FROM pushed WHERE key = ? AND version_id = ? "
+                "AND file_count = ? AND total_size = ?",
+                (key, version_id, file_count, total_size),
+            ).fetchone()
+        if row is None:
+            return None
+        return {path: (sha, size) for path, (sha, size) in json.loads(row[0]).items()}
+
+    def remember_push(self, key: str, version_id: str, manifest: Manifest) -> None:
+        total = sum(size for _, size in manifest.values())
+        row = (key, version_id, len(manifest), total, json.dumps(manifest))
+        with self._lock, self._db:
+            self._db.execute("INSERT OR REPLACE INTO pushed VALUES (?, ?, ?, ?, ?)", row)
+
+    def forget_push(self, key: str) -> None:
+        with self._lock, self._db:
+            self._db.execute("DELETE FROM pushed WHERE key = ?", (key,))

@@ -19,6 +19,7 @@ from pathlib import Path
 from support import ADMIN_KEY, LiveServer, run_uvicorn
 
 from quiver.client import Client
+from quiver.client.state import StateDB
 
 HERE = Path(__file__).resolve().parent
 SMALL_FILES = 2000
@@ -246,3 +247,38 @@ def test_push_waits_out_429_answers_and_finishes(tmp_path: Path) -> None:
     assert tree_bytes(out) == tree_bytes(tree)
     # The push and pull succeeded although some of their requests were refused with 429.
     assert log.read_text(encoding="ascii").count("THROTTLED") >= 2
+
+
+def test_a_re_push_trusts_its_record_only_while_the_dataset_is_as_it_left_it(
+    live_server: LiveServer, tmp_path: Path
+) -> None:
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "a.txt").write_text("aaaa")
+    (tree / "b.txt").write_text("bbbb")
+    env = live_server.env() | {"QUIVER_CACHE_DIR": str(tmp_path / "cache")}
+    state = StateDB(tmp_path / "cache" / "state.db")  # the one the CLI below uses
+    with Client(live_server.url, live_server.key) as client:
+        client.create_dataset("recorded")
+        first = client.push(
+            tree, "recorded", state=state
+        )  # records what it left: v1 and its two files
+        assert first.version is not None
+        # Someone else changes a file, keeping the version, the file count and the size.
+        client.upload_file("recorded", "a.txt", b"AAAA")
+        trusting = subprocess.run(
+            [sys.executable, "-m", "quiver", "push", str(tree), "recorded", "--json"],
+            env=env, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        command = [sys.executable, "-m", "quiver", "push", str(tree), "recorded", "--json"]
+        checking = subprocess.run(
+            [*command, "--check-remote"], env=env, capture_output=True, text=True, check=False
+        )
+        assert '"uploaded_files": 0' in trusting.stdout, trusting.stderr
+        assert '"changed": [\n    "a.txt"\n  ]' in checking.stdout, checking.stderr
+        assert client.read_bytes("recorded", "a.txt") == b"aaaa"
+        # A change the counts show (another file) is seen without asking.
+        client.upload_file("recorded", "c.txt", b"c")
+        (tree / "b.txt").write_text("BBBB")
+        mirrored = client.push(tree, "recorded", delete=True, state=state)
+        assert (mirrored.changed, mirrored.deleted) == (["b.txt"], ["c.txt"])
