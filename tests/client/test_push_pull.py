@@ -282,3 +282,32 @@ def test_a_re_push_trusts_its_record_only_while_the_dataset_is_as_it_left_it(
         (tree / "b.txt").write_text("BBBB")
         mirrored = client.push(tree, "recorded", delete=True, state=state)
         assert (mirrored.changed, mirrored.deleted) == (["b.txt"], ["c.txt"])
+
+
+def test_versions_and_stats_commands(live_server: LiveServer, tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "t.csv").write_text("x,y\n1,a\n2,b\n3,b\n")
+    quiver(live_server, "datasets", "create", "cmds", "--type", "tabular")
+    assert quiver(live_server, "push", str(tree), "cmds", "-m", "one").returncode == 0
+    (tree / "u.txt").write_text("u")
+    assert quiver(live_server, "push", str(tree), "cmds", "--no-version").returncode == 0
+    made = quiver(live_server, "versions", "create", "cmds", "-m", "two")
+    assert made.stdout.strip() == "Created v2 (2 files)"
+    listed = quiver(live_server, "versions", "ls", "cmds")
+    assert [line.split()[0] for line in listed.stdout.splitlines()] == ["version", "v2", "v1"]
+    diff = quiver(live_server, "versions", "diff", "cmds", "v1", "v2")
+    assert diff.stdout.splitlines() == ["+ u.txt", "1 added, 0 removed, 0 changed, 0 renamed"]
+    restored = quiver(live_server, "versions", "restore", "cmds", "v1")
+    assert restored.stdout.strip() == "cmds's working set is v1 (1 files)"
+    stats = quiver(live_server, "stats", "cmds@v1", "t.csv")
+    assert stats.returncode == 0, stats.stderr
+    rows = {line.split()[0]: line.split() for line in stats.stdout.splitlines()[1:-1]}
+    assert rows["x"][:5] == ["x", "int64", "3", "0", "3"]
+    assert rows["x"][5:8] == ["1", "3", "2"]  # min, max, mean
+    assert stats.stdout.splitlines()[-1] == "3 rows, 0 duplicate rows"
+    shown = quiver(live_server, "datasets", "show", "cmds", "--json")
+    assert '"type": "TABULAR"' in shown.stdout
+    removed = quiver(live_server, "datasets", "rm", "cmds")
+    assert removed.stdout.strip() == "Deleted cmds"
+    assert quiver(live_server, "datasets", "show", "cmds").returncode == 3
