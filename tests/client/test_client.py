@@ -147,3 +147,28 @@ def test_versions_diff_restore_tables_and_lineage(client_env: LiveServer, tmp_pa
         graph = client.lineage("people-copy", direction="UPSTREAM")
         assert copy.id in {n.id for n in graph.nodes}
         assert "COPIED_FROM" in {e.relation for e in graph.edges}
+
+
+def test_pull_continues_a_half_downloaded_file_and_reuses_the_cache(
+    client_env: LiveServer, tmp_path: Path
+) -> None:
+    data = bytes(range(256)) * 20_000  # 5 MB
+    with Client() as client:
+        client.create_dataset("halves")
+        client.upload_file("halves", "big.bin", data)
+        client.create_version("halves")
+        out = tmp_path / "out"
+        out.mkdir()
+        # What a pull killed after 2 MB leaves behind.
+        (out / "big.bin.incomplete").write_bytes(data[: 2 * 1024 * 1024])
+        first = client.pull("halves@v1", out)
+        assert first.downloaded_bytes == len(data) - 2 * 1024 * 1024
+        assert (out / "big.bin").read_bytes() == data
+        assert not (out / "big.bin.incomplete").exists()
+        elsewhere = client.pull("halves@v1", tmp_path / "elsewhere")
+        assert (elsewhere.from_cache, elsewhere.downloaded_bytes) == (1, 0)
+        assert (tmp_path / "elsewhere" / "big.bin").read_bytes() == data
+        (out / "big.bin").write_bytes(b"edited")
+        repaired = client.pull("halves@v1", out)
+        assert (repaired.unchanged, repaired.from_cache) == (0, 1)
+        assert (out / "big.bin").read_bytes() == data
