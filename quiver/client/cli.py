@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
+import httpx
 import typer
 from rich.console import Console
 from rich.table import Table as RichTable
@@ -58,6 +59,9 @@ def fails_readably(command: Callable[P, R]) -> Callable[P, R]:
         except QuiverError as error:
             typer.echo(f"error: {error}", err=True)
             raise typer.Exit(EXIT_CODES.get(error.code, 1)) from None
+        except httpx.HTTPError as error:
+            typer.echo(f"error: UNAVAILABLE: {error}", err=True)
+            raise typer.Exit(EXIT_CODES["UNAVAILABLE"]) from None
         except OSError as error:
             typer.echo(f"error: {error}", err=True)
             raise typer.Exit(1) from None

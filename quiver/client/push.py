@@ -30,7 +30,7 @@ from quiver.client import tus
 from quiver.client.errors import QuiverError
 from quiver.client.progress import Progress, Silent
 from quiver.client.references import parse_reference
-from quiver.client.state import StateDB
+from quiver.client.state import StateDB, sha256_of
 from quiver.client.transport import (
     MAX_RETRIES,
     RETRY_STATUSES,
@@ -115,8 +115,6 @@ def hash_tree(
 
     def hash_one(item: tuple[str, Path, os.stat_result]) -> LocalFile:
         relative, source, stat = item
-        from quiver.client.state import sha256_of
-
         sha = sha256_of(source)
         progress.advance(files=1, bytes=stat.st_size)
         return LocalFile(relative, source, stat.st_size, sha)

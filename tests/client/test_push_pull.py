@@ -245,8 +245,9 @@ def test_push_waits_out_429_answers_and_finishes(tmp_path: Path) -> None:
         out = tmp_path / "out"
         assert quiver(server, "pull", "throttled@v1", str(out)).returncode == 0
     assert tree_bytes(out) == tree_bytes(tree)
-    # The push and pull succeeded although some of their requests were refused with 429.
-    assert log.read_text(encoding="ascii").count("THROTTLED") >= 2
+    # The push and pull succeeded although some of their requests were refused with 429
+    # (uploads: about 10 requests; downloads: 31 GETs).
+    assert log.read_text(encoding="ascii").count("THROTTLED") >= 10
 
 
 def test_a_re_push_trusts_its_record_only_while_the_dataset_is_as_it_left_it(
