@@ -27,6 +27,7 @@ from quiver.client.transport import (
     dataset_id_in,
     headers,
     interpret,
+    is_ours,
     raise_for_status,
     retry_delay,
 )
@@ -295,7 +296,12 @@ class AsyncClient:
         extra = {}
         if start or end is not None:
             extra["Range"] = f"bytes={start}-{'' if end is None else end - 1}"
-        response = await self.request("GET", url, headers=extra, follow_redirects=True)
+        if not is_ours(self.url, url):
+            # A presigned bucket URL: fetched without our Authorization header.
+            async with httpx.AsyncClient(timeout=self.timeout) as bare:
+                response = await bare.get(url, headers=extra, follow_redirects=True)
+        else:
+            response = await self.request("GET", url, headers=extra, follow_redirects=True)
         if response.status_code == 416:
             return b""
         raise_for_status(response)

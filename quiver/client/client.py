@@ -23,6 +23,7 @@ from quiver.client.transport import (
     dataset_id_in,
     headers,
     interpret,
+    is_ours,
     raise_for_status,
     retry_delay,
 )
@@ -68,6 +69,11 @@ class Client:
             timeout=httpx.Timeout(timeout, connect=10.0),
             limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
         )
+        # For presigned URLs elsewhere (the bucket): never with our Authorization header.
+        self.plain_http = httpx.Client(
+            timeout=httpx.Timeout(timeout, connect=10.0),
+            limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
+        )
         self._dataset_ids: dict[Reference, str] = {}
 
     def __enter__(self) -> Client:
@@ -78,14 +84,20 @@ class Client:
 
     def close(self) -> None:
         self.http.close()
+        self.plain_http.close()
+
+    def http_for(self, url: str) -> httpx.Client:
+        """The client to fetch ``url`` with: ours for this server, a bare one elsewhere."""
+        return self.http if is_ours(self.url, url) else self.plain_http
 
     # --- sending ------------------------------------------------------------------------
 
     def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         """One HTTP request, retried on 429/5xx (honouring Retry-After) and lost connections."""
+        http = self.http_for(url)
         for attempt in range(MAX_RETRIES + 1):
             try:
-                response = self.http.request(method, url, **kwargs)
+                response = http.request(method, url, **kwargs)
             except httpx.TransportError as exc:
                 if attempt == MAX_RETRIES:
                     raise TransportError(f"{self.url} could not be reached: {exc}") from exc
@@ -358,7 +370,8 @@ class Client:
         found = self.file(reference, path)
         assert found.download_url is not None
         partial = target.with_name(target.name + ".incomplete")
-        with self.http.stream("GET", found.download_url, follow_redirects=True) as response:
+        http = self.http_for(found.download_url)
+        with http.stream("GET", found.download_url, follow_redirects=True) as response:
             raise_for_status(response)
             with partial.open("wb") as out:
                 for chunk in response.iter_bytes(1024 * 1024):

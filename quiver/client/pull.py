@@ -23,7 +23,7 @@ from quiver.client.errors import QuiverError
 from quiver.client.progress import Progress, Silent
 from quiver.client.settings import cache_dir
 from quiver.client.state import HASH_CHUNK, StateDB
-from quiver.client.transport import MAX_RETRIES, raise_for_status, retry_delay
+from quiver.client.transport import MAX_RETRIES, is_ours, raise_for_status, retry_delay
 from quiver.client.types import File
 
 if TYPE_CHECKING:
@@ -124,7 +124,10 @@ def pull(
     progress.phase("downloading", files=len(wanted), bytes=sum(f.size for f, _ in wanted))
     lock = threading.Lock()
     uncached = [(f, t) for f, t in wanted if not cache.path_for(f.sha256).is_file()]
-    if len(uncached) >= ARCHIVE_MIN_FILES and len(uncached) >= ARCHIVE_MIN_SHARE * len(manifest):
+    # Presigned URLs to a bucket bypass the server: an archive would route bytes through it.
+    through_server = all(is_ours(client.url, f.download_url or "") for f, _ in uncached)
+    many = len(uncached) >= max(ARCHIVE_MIN_FILES, ARCHIVE_MIN_SHARE * len(manifest))
+    if through_server and many:
         number = client.version(reference).number if version is not None else None
         streamed = _pull_archive(client, client.dataset_id(reference), number, uncached, progress)
         kept = [(f, t) for f, t in uncached if f.path in streamed]
@@ -187,7 +190,7 @@ def _download(client: Client, remote: File, target: Path, progress: Progress) ->
     if have < remote.size:
         assert remote.download_url is not None
         headers = {"Range": f"bytes={have}-"} if have else {}
-        with client.http.stream(
+        with client.http_for(remote.download_url).stream(
             "GET", remote.download_url, headers=headers, follow_redirects=True
         ) as response:
             if response.status_code >= 400:

@@ -101,3 +101,11 @@ def dataset_id_in(reference: str) -> str | None:
         return None
     kind, _, pk = raw.partition(":")
     return reference if kind == "Dataset" and pk.isdigit() else None
+
+
+def is_ours(base: str, url: str) -> bool:
+    """Whether ``url`` (relative, or absolute) is on the server at ``base``."""
+    if "://" not in url:
+        return True
+    ours, theirs = httpx.URL(base), httpx.URL(url)
+    return (ours.scheme, ours.host, ours.port) == (theirs.scheme, theirs.host, theirs.port)

@@ -41,7 +41,7 @@ def s3_quiver(s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 def test_push_and_pull_through_presigned_s3_transfers(
-    s3_quiver: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    s3_quiver: str, s3_server: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("QUIVER_CACHE_DIR", str(tmp_path / "cache"))
     rng = random.Random(3)
@@ -59,6 +59,10 @@ def test_push_and_pull_through_presigned_s3_transfers(
         assert pushed.uploaded_bytes == sum(p.stat().st_size for p in tree.rglob("*.bin"))
         assert client.push(tree, "on-s3").uploaded_files == 0
 
+        # Downloads bypass the server: presigned GETs of the bucket (sent without our key).
+        url = client.file("on-s3", "large.bin").download_url
+        assert url is not None
+        assert url.startswith(f"{s3_server.endpoint}/")
         pulled = client.pull("on-s3@v1", tmp_path / "out")
         assert pulled.downloaded_files == 52
     for source in tree.rglob("*.bin"):
