@@ -172,3 +172,27 @@ def test_pull_continues_a_half_downloaded_file_and_reuses_the_cache(
         repaired = client.pull("halves@v1", out)
         assert (repaired.unchanged, repaired.from_cache) == (0, 1)
         assert (out / "big.bin").read_bytes() == data
+
+
+def test_merge_clear_share_and_a_prefix_pull(client_env: LiveServer, tmp_path: Path) -> None:
+    with Client() as client:
+        client.create_dataset("target")
+        client.create_dataset("source")
+        client.upload_file("target", "same.txt", b"target")
+        client.upload_file("source", "same.txt", b"source")
+        client.upload_file("source", "keep/only.txt", b"only")
+        with pytest.raises(UserError) as conflict:
+            client.merge_datasets("target", "source")
+        assert conflict.value.code == "CONFLICT"
+        merged = client.merge_datasets("target", "source", on_conflict="RENAME")
+        assert merged.file_count == 3
+        assert sorted(f.path for f in client.files("target")) == [
+            "keep/only.txt", "same.txt", "same_1.txt",
+        ]  # fmt: skip
+        pulled = client.pull("target", tmp_path / "out", prefix="keep/")
+        assert pulled.files == 1
+        assert [p.name for p in (tmp_path / "out").rglob("*") if p.is_file()] == ["only.txt"]
+        assert client.clear_dataset("source").file_count == 0
+        teams = client.graphql("{ viewer { teams { id name } } }")["viewer"]["teams"]
+        shared = client.share_dataset("target", team_id=teams[0]["id"], role="READ")
+        assert shared.id == client.dataset_id("target")
