@@ -100,6 +100,7 @@ def show(rich_table: RichTable) -> None:
 
 def register(app: typer.Typer) -> None:
     """Add the client's commands to the ``quiver`` command."""
+    app.info.epilog = f"Client commands: {EXIT_HELP}"
     app.command(epilog=EXIT_HELP)(login)
     app.add_typer(datasets_app, name="datasets")
     app.add_typer(versions_app, name="versions")

@@ -3,6 +3,7 @@ neither the folder nor the local content-addressed cache already has."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import os
@@ -10,7 +11,7 @@ import shutil
 import tarfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -35,6 +36,9 @@ RETRYABLE = frozenset({"RATE_LIMITED", "SERVER_ERROR"})
 # stream: one request instead of one per file (measured ~2.5x faster for 20 KB files).
 ARCHIVE_MIN_FILES = 64
 ARCHIVE_MIN_SHARE = 0.9
+# Files this large come as RANGE_SIZE pieces fetched in parallel.
+RANGED_MIN = 64 * 1024 * 1024
+RANGE_SIZE = 16 * 1024 * 1024
 
 
 @dataclass
@@ -153,10 +157,109 @@ def pull(
         state.remember_hashes([(target, target.stat(), remote.sha256)])
         progress.advance(files=1)
 
+    def finished(remote: File, target: Path, received: int) -> None:
+        cache.keep(remote.sha256, target)
+        state.remember_hashes([(target, target.stat(), remote.sha256)])
+        with lock:
+            report.downloaded_files += 1
+            report.downloaded_bytes += received
+        progress.advance(files=1)
+
+    jobs: list[Callable[[], None]] = []
+    for remote, target in wanted:
+        partial = target.with_name(target.name + ".incomplete")
+        fresh_or_ranged = not partial.exists() or _RangedFile.sidecar_of(partial).exists()
+        cached = cache.path_for(remote.sha256).is_file()
+        if remote.size >= RANGED_MIN and fresh_or_ranged and not cached:
+            ranged = _RangedFile(client, remote, target, progress, finished)
+            jobs += [functools.partial(ranged.fetch, start) for start in ranged.missing()]
+        else:
+            jobs.append(functools.partial(fetch, (remote, target)))
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for future in [pool.submit(fetch, item) for item in wanted]:
+        for future in [pool.submit(job) for job in jobs]:
             future.result()
     return report
+
+
+class _RangedFile:
+    """A large file fetched as RANGE_SIZE pieces in parallel, each written at its offset in
+    the ``.incomplete`` file; finished pieces are listed beside it, so a killed pull fetches
+    only the rest. The last piece in checks the sha256 of the whole and renames it."""
+
+    def __init__(
+        self,
+        client: Client,
+        remote: File,
+        target: Path,
+        progress: Progress,
+        finished: Callable[[File, Path, int], None],
+    ) -> None:
+        self.client, self.remote, self.target = client, remote, target
+        self.progress, self.finished = progress, finished
+        self.partial = target.with_name(target.name + ".incomplete")
+        self.sidecar = self.sidecar_of(self.partial)
+        self.lock = threading.Lock()
+        self.received = 0
+        target.parent.mkdir(parents=True, exist_ok=True)
+        done = set(self.sidecar.read_text().split()) if self.sidecar.exists() else set()
+        self.done = {int(start) for start in done if start.isdigit()}
+        if not self.partial.exists():
+            self.sidecar.touch()  # first: a partial without one is a single stream's prefix
+            with self.partial.open("wb") as out:
+                out.truncate(remote.size)
+        self.todo = [s for s in range(0, remote.size, RANGE_SIZE) if s not in self.done]
+        self.left = len(self.todo)
+        already = sum(min(RANGE_SIZE, remote.size - start) for start in self.done)
+        if already:
+            progress.advance(bytes=already)
+
+    @staticmethod
+    def sidecar_of(partial: Path) -> Path:
+        return partial.with_name(partial.name + ".ranges")
+
+    def missing(self) -> list[int]:
+        if not self.todo:
+            # Every piece was there already (killed while checking): check it now.
+            return [-1]
+        return self.todo
+
+    def fetch(self, start: int) -> None:
+        if start >= 0:
+            end = min(start + RANGE_SIZE, self.remote.size)
+            assert self.remote.download_url is not None
+            response = self.client.request(
+                "GET",
+                self.remote.download_url,
+                headers={"Range": f"bytes={start}-{end - 1}"},
+                follow_redirects=True,
+            )
+            raise_for_status(response)
+            if response.status_code != 206 or len(response.content) != end - start:
+                raise QuiverError(f"{self.remote.path}: the server ignored a Range", code="INVALID")
+            fd = os.open(self.partial, os.O_WRONLY)
+            try:
+                os.pwrite(fd, response.content, start)
+            finally:
+                os.close(fd)
+            self.progress.advance(bytes=end - start)
+            with self.lock:
+                with self.sidecar.open("a") as log:
+                    log.write(f"{start}\n")
+                self.received += end - start
+                self.left -= 1
+                if self.left > 0:
+                    return
+        with self.partial.open("rb") as written:
+            digest = hashlib.file_digest(written, "sha256").hexdigest()
+        self.sidecar.unlink(missing_ok=True)
+        if digest != self.remote.sha256:
+            self.partial.unlink(missing_ok=True)
+            raise QuiverError(
+                f"{self.remote.path}: the bytes received do not hash to {self.remote.sha256}",
+                code="INVALID",
+            )
+        os.replace(self.partial, self.target)
+        self.finished(self.remote, self.target, self.received)
 
 
 def _download_retrying(client: Client, remote: File, target: Path, progress: Progress) -> int:

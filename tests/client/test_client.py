@@ -3,6 +3,7 @@ exceptions carrying the userError's code and field."""
 
 from __future__ import annotations
 
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 from support import LiveServer
 
 from quiver.client import Client, QuiverError, UserError
+from quiver.client.pull import BlobCache
 
 CSV_V1 = "id,height,kind\n" + "".join(f"{i},{150 + i % 40},{'ab'[i % 2]}\n" for i in range(200))
 CSV_V2 = "id,height,kind\n" + "".join(f"{i},{170 + i % 40},{'abc'[i % 3]}\n" for i in range(200))
@@ -196,3 +198,30 @@ def test_merge_clear_share_and_a_prefix_pull(client_env: LiveServer, tmp_path: P
         teams = client.graphql("{ viewer { teams { id name } } }")["viewer"]["teams"]
         shared = client.share_dataset("target", team_id=teams[0]["id"], role="READ")
         assert shared.id == client.dataset_id("target")
+
+
+def test_a_large_file_comes_in_parallel_ranges_and_resumes_by_range(
+    client_env: LiveServer, tmp_path: Path
+) -> None:
+    size = 70 * 1024 * 1024  # five 16 MiB ranges
+    data = random.Random(70).randbytes(size)
+    source = tmp_path / "large.bin"
+    source.write_bytes(data)
+    with Client() as client:
+        client.create_dataset("ranged")
+        client.upload_file("ranged", "large.bin", source)
+        client.create_version("ranged")
+        first = client.pull("ranged@v1", tmp_path / "a", cache=BlobCache(tmp_path / "c1"))
+        assert (first.downloaded_files, first.downloaded_bytes) == (1, size)
+        assert (tmp_path / "a" / "large.bin").read_bytes() == data
+
+        # A pull killed after its first range: the piece is written and listed beside it.
+        out = tmp_path / "b"
+        out.mkdir()
+        piece = 16 * 1024 * 1024
+        (out / "large.bin.incomplete.ranges").write_text("0\n")
+        (out / "large.bin.incomplete").write_bytes(data[:piece] + bytes(size - piece))
+        resumed = client.pull("ranged@v1", out, cache=BlobCache(tmp_path / "c2"))
+        assert resumed.downloaded_bytes == size - piece
+        assert (out / "large.bin").read_bytes() == data
+        assert sorted(p.name for p in out.iterdir()) == ["large.bin"]
