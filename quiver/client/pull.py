@@ -106,8 +106,16 @@ def pull(
     cache: BlobCache | None = None,
 ) -> PullReport:
     """Download ``reference`` (``name@vN``, or the working set) into ``directory``."""
+    if state is None:
+        state = StateDB()
+        try:
+            return pull(
+                client, reference, directory, prefix=prefix, workers=workers,
+                progress=progress, state=state, cache=cache,
+            )  # fmt: skip
+        finally:
+            state.close()
     progress = progress or Silent()
-    state = state or StateDB()
     cache = cache or BlobCache()
     version = client._version_id_of(reference)
     if version is not None:

@@ -151,9 +151,19 @@ def push(
     re-push of an unchanged tree is one request); ``check_remote`` lists it anyway."""
     if not directory.is_dir():
         raise QuiverError(f"{directory} is not a folder", code="INVALID")
+    if state is None:
+        state = StateDB()
+        try:
+            return push(
+                client, directory, reference, message=message, workers=workers,
+                include=include, exclude=exclude, delete=delete, dry_run=dry_run,
+                create_version=create_version, check_remote=check_remote, progress=progress,
+                state=state,
+            )  # fmt: skip
+        finally:
+            state.close()
     progress = progress or Silent()
     workers = max(1, workers)
-    state = state or StateDB()
     dataset = client.dataset(reference)
     expected = None if dataset_id_in(reference) else parse_reference(reference).version
     if expected is not None and dataset.latest_version != expected:
@@ -193,7 +203,8 @@ def push(
             _push_file_by_file(client, sender, dataset, outgoing, report, message, create_version)
     finally:
         sender.bucket.close()
-    after = {path: entry for path, entry in listing.items() if path not in report.deleted}
+    gone = set(report.deleted)
+    after = {path: entry for path, entry in listing.items() if path not in gone}
     after |= {f.path: (f.sha256, f.size) for f in outgoing}
     if report.version is not None:
         state.remember_push(pushed_key, report.version.id, after)
