@@ -292,7 +292,8 @@ def test_versions_and_stats_commands(live_server: LiveServer, tmp_path: Path) ->
     quiver(live_server, "datasets", "create", "cmds", "--type", "tabular")
     assert quiver(live_server, "push", str(tree), "cmds", "-m", "one").returncode == 0
     (tree / "u.txt").write_text("u")
-    assert quiver(live_server, "push", str(tree), "cmds", "--no-version").returncode == 0
+    quietly = quiver(live_server, "push", str(tree), "cmds", "--no-version", "--quiet")
+    assert (quietly.returncode, quietly.stdout, quietly.stderr) == (0, "", "")
     made = quiver(live_server, "versions", "create", "cmds", "-m", "two")
     assert made.stdout.strip() == "Created v2 (2 files)"
     listed = quiver(live_server, "versions", "ls", "cmds")
