@@ -27,6 +27,15 @@ random bytes (``.bin``, --mib MiB in all) are uploaded, then downloaded one by o
 >= 0.80).
 
     python bench/transfer.py --archives [--mib 1024] [--archive-files 8] [--runs 3]
+
+With ``--small-files N`` it times N files of 4 KiB sent one GraphQL request each against
+the transfer API (one batch call, one pack, one commitFiles), on each of --databases
+(target: >= 1,000 files/s). With ``--s3-multipart`` it times --mib MiB through a presigned
+multipart upload to SeaweedFS against obstore putting it directly (target >= 0.9x), and
+the server's CPU seconds meanwhile (bench/transfer_api.py).
+
+    python bench/transfer.py --small-files 1000 [--databases sqlite,postgres] [--runs 3]
+    python bench/transfer.py --s3-multipart [--mib 2048] [--runs 3]
 """
 
 from __future__ import annotations
@@ -69,6 +78,33 @@ async def app(scope, receive, send):
         pass
     await send({"type": "http.response.start", "status": 204, "headers": []})
     await send({"type": "http.response.body", "body": b""})
+'''
+
+SEND_APP = '''
+import os
+
+SIZE = int(os.environ["SEND_BYTES"])
+CHUNK = bytes(1024 * 1024)
+
+
+async def app(scope, receive, send):
+    """Send SIZE bytes from memory: uvicorn's own cost of sending a response body."""
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    if scope["path"] == "/healthz":
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+        return
+    headers = [(b"content-length", str(SIZE).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    left = SIZE
+    while left > len(CHUNK):
+        await send({"type": "http.response.body", "body": CHUNK, "more_body": True})
+        left -= len(CHUNK)
+    await send({"type": "http.response.body", "body": CHUNK[:left]})
 '''
 
 
@@ -344,9 +380,23 @@ def main() -> None:
     parser.add_argument("--dir", default=None, help="where the file and the server data go")
     parser.add_argument("--archives", action="store_true", help="time archives instead")
     parser.add_argument("--archive-files", type=int, default=8, help="files in the archive")
+    parser.add_argument("--small-files", type=int, default=0, help="time N files of 4 KiB")
+    parser.add_argument("--databases", default="sqlite,postgres", help="for --small-files")
+    parser.add_argument("--s3-multipart", action="store_true", help="time direct S3 uploads")
+    parser.add_argument("--part-workers", type=int, default=8, help="parts in flight (S3)")
     arguments = parser.parse_args()
     runs = arguments.runs
     chunk = arguments.chunk_mib * MIB
+    if arguments.small_files or arguments.s3_multipart:
+        import transfer_api
+
+        with tempfile.TemporaryDirectory(dir=arguments.dir, prefix="quiver-bench-") as temp:
+            if arguments.s3_multipart:
+                transfer_api.s3_multipart(Path(temp), arguments.mib, runs, arguments.part_workers)
+                return
+            for database in arguments.databases.split(","):
+                transfer_api.small_files(Path(temp), arguments.small_files, 4096, runs, database)
+        return
     if arguments.archives:
         with tempfile.TemporaryDirectory(dir=arguments.dir, prefix="quiver-bench-") as temp:
             warm_memory(Path(temp), 2 * arguments.mib)
@@ -372,6 +422,16 @@ def main() -> None:
         finally:
             drain.terminate()
             drain.wait(timeout=30)
+        (root / "sender.py").write_text(textwrap.dedent(SEND_APP))
+        size_env = {"SEND_BYTES": str(source.stat().st_size)}
+        sender, sender_url = start_uvicorn("sender:app", size_env, app_dir=root)
+        try:
+            send_ceiling = median_seconds(
+                runs, lambda: download(f"{sender_url}/bytes", "-", os.devnull)
+            )
+        finally:
+            sender.terminate()
+            sender.wait(timeout=30)
 
         server, base_url, key = start_quiver(root / "data")
         try:
@@ -416,7 +476,10 @@ def main() -> None:
     print(f"upload / cp                         {cp / uploaded:6.2f}x  (target >= 0.80)")
     print(f"download / (cat > copy)             {cat_copy / downloaded:6.2f}x  (target >= 0.80)")
     print(f"download to null / (cat > null)     {cat_null / discarded:6.2f}x")
-    print(f"upload / bare uvicorn               {ceiling / uploaded:6.2f}x")
+    print(line("bare uvicorn, body sent from memory", send_ceiling))
+    print(f"upload / bare uvicorn (drain)       {ceiling / uploaded:6.2f}x  (target >= 0.70)")
+    print(f"download to null / bare uvicorn (send) {send_ceiling / discarded:6.2f}x"
+          "  (target >= 0.80)")  # fmt: skip
     print(f"server peak RSS (VmHWM)             {rss:6.0f} MB  (target < 200;"
           f" {upload_rss:.0f} MB after the uploads)")  # fmt: skip
 

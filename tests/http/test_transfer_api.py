@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from support import Api, MakeUser, new_dataset, put, share
+from support import Api, MakeUser, new_dataset, put, share, working_set
 
 from quiver.app import create_app
 from quiver.config import Settings
@@ -280,3 +280,45 @@ async def test_a_pack_past_the_size_limit_is_413(
         )
 
     assert response.status_code == 413
+
+
+COMMIT = """mutation($input: CommitFilesInput!) { commitFiles(input: $input) {
+  added userErrors { code } missingBlobs } }"""
+
+
+async def test_a_blob_sent_by_tus_as_the_batch_says_can_be_committed_by_its_sender_only(
+    api: Api, client: httpx.AsyncClient, make_user: MakeUser
+) -> None:
+    sender, other = await make_user("sender"), await make_user("other")
+    dataset = await new_dataset(api, sender.token)
+    others = await new_dataset(api, other.token)
+    content = b"resumable bytes" * 1000
+    body = {"datasetId": dataset, "objects": [{"sha256": sha(content), "size": len(content)}]}
+    answer = (
+        await client.post(BATCH, json={**body, "transfers": ["tus"]}, headers=bearer(sender.token))
+    ).json()["objects"][0]
+    assert answer["transfer"] == "tus"
+
+    created = await client.post(
+        answer["href"],
+        content=content,
+        headers={
+            **bearer(sender.token),
+            **answer["header"],
+            "Tus-Resumable": "1.0.0",
+            "Upload-Length": str(len(content)),
+            "Content-Type": "application/offset+octet-stream",
+        },
+    )
+    assert created.status_code == 201, created.text
+    change = {"path": "from-tus.txt", "sha256": sha(content), "size": len(content)}
+    committed = await api.data(
+        COMMIT, {"input": {"datasetId": dataset, "changes": [change]}}, token=sender.token
+    )
+    stolen = await api.data(
+        COMMIT, {"input": {"datasetId": others, "changes": [change]}}, token=other.token
+    )
+
+    assert committed["commitFiles"] == {"added": 1, "userErrors": [], "missingBlobs": []}
+    assert stolen["commitFiles"]["missingBlobs"] == [sha(content)]
+    assert (await working_set(api, sender.token, dataset)).files["from-tus.txt"][0] == sha(content)

@@ -4,7 +4,9 @@ store, multipart uploads resumed and verified, presigned downloads, and their cl
 from __future__ import annotations
 
 import hashlib
+import io
 import os
+import tarfile
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -319,3 +321,33 @@ async def test_gc_aborts_abandoned_multipart_uploads_and_removes_staging_objects
 
 async def _once(data: bytes) -> AsyncIterator[bytes]:
     yield data
+
+
+async def test_a_pack_through_the_server_lands_in_the_bucket_all_or_nothing(
+    quiver: httpx.AsyncClient, s3: S3Storage
+) -> None:
+    dataset = await new_dataset(quiver)
+    contents = [os.urandom(5000) for _ in range(40)]
+    good = _tar([(sha(c), c) for c in contents])
+    corrupt = _tar([(sha(c), c) for c in contents[:5]] + [(sha(b"meant"), b"sent")])
+
+    refused = await quiver.post(f"/api/v1/packs?datasetId={dataset}", content=corrupt)
+    nothing = [m.key async for m in s3.list("blobs")]
+    stored = await quiver.post(f"/api/v1/packs?datasetId={dataset}", content=good)
+
+    assert refused.status_code == 400
+    assert nothing == []
+    assert stored.status_code == 200, stored.text
+    for content in contents:
+        chunks = [chunk async for chunk in await s3.open(blob_key(sha(content)))]
+        assert b"".join(chunks) == content
+
+
+def _tar(members: list[tuple[str, bytes]]) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as archive:
+        for name, content in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            archive.addfile(info, io.BytesIO(content))
+    return out.getvalue()
