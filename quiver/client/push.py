@@ -170,7 +170,7 @@ def push(
         raise QuiverError(
             f"{dataset.name} is at v{dataset.latest_version}, not v{expected}", code="CONFLICT"
         )
-    parent = client.version(dataset.id).id if dataset.latest_version else None
+    parent = dataset.latest_version_id
 
     include, exclude = include or [], exclude or []
     local = hash_tree(list(scan(directory, include, exclude)), state, workers, progress)
@@ -192,6 +192,10 @@ def push(
         report.deleted = sorted(p for p in remote if p not in kept and matches(p, include, exclude))
     if dry_run:
         return report
+    if not outgoing and not report.deleted:
+        if parent is not None:
+            state.remember_push(pushed_key, parent, listing)
+        return report  # nothing to send, nothing to commit
     sender = _Sender(client, dataset.id, state, workers, progress)
     try:
         if sender.has_batch_api():
@@ -208,8 +212,6 @@ def push(
     after |= {f.path: (f.sha256, f.size) for f in outgoing}
     if report.version is not None:
         state.remember_push(pushed_key, report.version.id, after)
-    elif parent is not None and not outgoing and not report.deleted:
-        state.remember_push(pushed_key, parent, after)
     else:
         state.forget_push(pushed_key)
     report.uploaded_files = sender.sent_files

@@ -38,6 +38,7 @@ class Dataset:
     deleted_at: datetime | None
     team: str | None
     latest_version: int | None
+    latest_version_id: str | None = None
 
     @classmethod
     def from_json(cls, data: Json) -> Dataset:
@@ -58,6 +59,7 @@ class Dataset:
             deleted_at=_time(data.get("deletedAt")),
             team=owner.get("name"),
             latest_version=latest.get("number"),
+            latest_version_id=latest.get("id"),
         )
 
 
