@@ -1,4 +1,4 @@
-"""``quiver serve | migrate | apikey create | schema``."""
+"""``quiver serve | migrate | apikey create | schema``, and the client's commands."""
 
 from __future__ import annotations
 
@@ -8,13 +8,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from tortoise import Tortoise
 
-from quiver import db
+from quiver.client.cli import register as register_client_commands
 from quiver.config import Settings
 
 if TYPE_CHECKING:
     from quiver.resolvers.gc import GarbageReport
+
+# The server's modules (Tortoise, the schema) are imported by the commands that need them, so
+# the client's commands start fast.
 
 app = typer.Typer(
     help="Quiver: a GraphQL server for machine-learning datasets.", no_args_is_help=True
@@ -111,6 +113,8 @@ async def _ensure_admin_key(settings: Settings) -> None:
 @app.command()
 def migrate(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """Bring the database schema up to date."""
+    from quiver import db
+
     settings = _settings(data_dir, database_url)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     asyncio.run(db.migrate(settings))
@@ -167,6 +171,9 @@ def _missing_sqlite_database(settings: Settings) -> Path | None:
 async def _create_key(
     settings: Settings, name: str, *, admin: bool, user_name: str | None, email: str | None
 ) -> str:
+    from tortoise import Tortoise
+
+    from quiver import db
     from quiver.auth import create_user, generate_api_key
     from quiver.models import ApiKey, User
 
@@ -217,6 +224,9 @@ def gc(
 
 
 async def _collect(settings: Settings, grace: timedelta, *, dry_run: bool) -> GarbageReport:
+    from tortoise import Tortoise
+
+    from quiver import db
     from quiver.resolvers.gc import collect_garbage
     from quiver.resolvers.uploads import expire_uploads
     from quiver.storage import storage_from_url
@@ -256,3 +266,7 @@ def schema(
 
 def main() -> None:
     app()
+
+
+# The client's commands (login, datasets, versions, push, pull, stats).
+register_client_commands(app)

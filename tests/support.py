@@ -692,3 +692,25 @@ async def annotate(api: Api, token: str, samples: list[dict[str, Any]]) -> list[
 
 def box(x: float, y: float, width: float, height: float) -> dict[str, float]:
     return {"x": x, "y": y, "width": width, "height": height}
+@dataclass(frozen=True)
+class LiveServer:
+    url: str
+    key: str
+    bytes_log: Path
+    home: Path  # the client's cache and config folder
+
+    def env(self) -> dict[str, str]:
+        """A client process's environment: this server, this key, its own cache."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("QUIVER_")}
+        env |= {"QUIVER_URL": self.url, "QUIVER_API_KEY": self.key}
+        env |= {
+            "QUIVER_CACHE_DIR": str(self.home / "cache"),
+            "QUIVER_CONFIG": str(self.home / "c.json"),
+        }
+        return env
+
+    def bytes_received(self) -> int:
+        if not self.bytes_log.exists():
+            return 0
+        lines = self.bytes_log.read_text(encoding="ascii").split()
+        return sum(int(value) for value in lines[1::2])

@@ -27,9 +27,11 @@ def shell_blocks_talking_to_the_server(readme: str) -> list[str]:
     return [block for marker, block in SHELL_BLOCK.findall(readme) if marker not in INSTALLING]
 
 
-def user_environment() -> dict[str, str]:
-    """A user's shell: no QUIVER_* settings, so Quiver keeps its data in ./quiver-data."""
-    return {key: value for key, value in os.environ.items() if not key.startswith("QUIVER_")}
+def user_environment(home: Path) -> dict[str, str]:
+    """A user's shell: no QUIVER_* settings, so Quiver keeps its data in ./quiver-data; the
+    client's config and cache in ``home``, not the real user's."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("QUIVER_")}
+    return env | {"XDG_CONFIG_HOME": str(home / "config"), "XDG_CACHE_HOME": str(home / "cache")}
 
 
 def run_pasted(blocks: list[str], cwd: Path, env: dict[str, str]) -> list[str]:
@@ -62,7 +64,7 @@ def test_the_readmes_shell_commands_run_in_order_against_a_live_server(tmp_path:
     # The reader's checkout: the README beside the virtual environment Quiver is installed in.
     (tmp_path / ".venv").symlink_to(Path(sys.prefix))
     shutil.copy(README, tmp_path / "README.md")
-    env = user_environment()
+    env = user_environment(tmp_path / "home")
 
     with run_quiver_serve(tmp_path, env) as base_url:
         address = base_url.removeprefix("http://")
@@ -72,8 +74,8 @@ def test_the_readmes_shell_commands_run_in_order_against_a_live_server(tmp_path:
         ]
         outputs = run_pasted(blocks, tmp_path, env)
 
-    assert len(outputs) == 4, outputs
-    key, created, dataset_id, upload = outputs
+    assert len(outputs) == 5, outputs
+    key, created, dataset_id, upload, pushed = outputs
     assert re.fullmatch(r"qvr_\S+", key), key
     assert graphql_data(created)["createDataset"] == {
         "dataset": {"name": "dogs", "type": "IMAGE"},
@@ -86,6 +88,9 @@ def test_the_readmes_shell_commands_run_in_order_against_a_live_server(tmp_path:
         "userErrors": [],
     }
     assert (tmp_path / "quiver-data" / "quiver.db").is_file()
+    assert "1 added, 0 changed, 0 deleted, 0 unchanged" in pushed, pushed
+    assert "committed as v1" in pushed, pushed
+    assert (tmp_path / "docs-copy" / "README.md").read_bytes() == README.read_bytes()
 
 
 def test_the_readme_stands_alone_linking_nothing_outside_the_repository() -> None:

@@ -1,0 +1,416 @@
+"""The client half of the ``quiver`` command: login, datasets, push, pull, versions, stats."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table as RichTable
+
+from quiver.client.client import Client
+from quiver.client.errors import QuiverError
+from quiver.client.references import parse_reference, parse_version
+from quiver.client.settings import write_config
+from quiver.client.terminal import progress_for
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+EXIT_CODES = {
+    "INVALID": 2,
+    "NOT_FOUND": 3,
+    "CONFLICT": 4,
+    "UNAUTHENTICATED": 5,
+    "FORBIDDEN": 5,
+    "UNAVAILABLE": 6,
+    "TOO_LARGE": 7,
+}
+EXIT_HELP = (
+    "Exit codes: 0 done, 1 other error, 2 invalid input, 3 not found, 4 conflict (the dataset "
+    "moved), 5 not signed in or not allowed, 6 server unreachable, 7 too large."
+)
+
+datasets_app = typer.Typer(help=f"List, create, show and delete datasets. {EXIT_HELP}")
+versions_app = typer.Typer(help=f"List, create, compare and restore versions. {EXIT_HELP}")
+
+Url = Annotated[str | None, typer.Option(help="The server (QUIVER_URL, or what login saved).")]
+Key = Annotated[str | None, typer.Option(help="API key (QUIVER_API_KEY, or what login saved).")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
+Workers = Annotated[int, typer.Option(help="Files moved in parallel.", min=1, max=64)]
+
+
+def fails_readably(command: Callable[P, R]) -> Callable[P, R]:
+    """A refusal is one line on stderr with its code, and an exit code; never a traceback."""
+
+    @functools.wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except QuiverError as error:
+            typer.echo(f"error: {error}", err=True)
+            raise typer.Exit(EXIT_CODES.get(error.code, 1)) from None
+        except httpx.HTTPError as error:
+            typer.echo(f"error: UNAVAILABLE: {error}", err=True)
+            raise typer.Exit(EXIT_CODES["UNAVAILABLE"]) from None
+        except OSError as error:
+            typer.echo(f"error: {error}", err=True)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted; run the same command again to resume", err=True)
+            raise typer.Exit(130) from None
+
+    return run
+
+
+def emit(value: Any, *, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(_plain(value), indent=2, ensure_ascii=False))
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {k: _plain(v) for k, v in dataclasses.asdict(value).items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def table(*columns: str) -> RichTable:
+    found = RichTable(*columns, box=None, header_style="bold")
+    return found
+
+
+def show(rich_table: RichTable) -> None:
+    Console(soft_wrap=True).print(rich_table)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the client's commands to the ``quiver`` command."""
+    app.info.epilog = f"Client commands: {EXIT_HELP}"
+    app.command(epilog=EXIT_HELP)(login)
+    app.add_typer(datasets_app, name="datasets")
+    app.add_typer(versions_app, name="versions")
+    app.command(epilog=EXIT_HELP)(push)
+    app.command(epilog=EXIT_HELP)(pull)
+    app.command(epilog=EXIT_HELP)(stats)
+
+
+@fails_readably
+def login(
+    url: Annotated[str, typer.Option(help="The server, e.g. http://127.0.0.1:8000.")],
+    api_key: Annotated[
+        str, typer.Option(prompt=True, hide_input=True, help="Your API key (qvr_…).")
+    ],
+) -> None:
+    """Check a key against a server and save both for later commands."""
+    with Client(url, api_key) as client:
+        from quiver.client.operations import viewer_name
+
+        name = client.execute(viewer_name())
+    if name is None:
+        raise QuiverError("the server does not know this API key", code="UNAUTHENTICATED")
+    path = write_config(url, api_key)
+    typer.echo(f"Signed in to {client.url} as {name} (saved in {path})")
+
+
+@datasets_app.command("ls", epilog=EXIT_HELP)
+@fails_readably
+def datasets_ls(
+    keyword: Annotated[str | None, typer.Option(help="Only names/descriptions with this.")] = None,
+    tag: Annotated[list[str] | None, typer.Option(help="Only datasets with this tag.")] = None,
+    as_json: AsJson = False,
+    url: Url = None,
+    api_key: Key = None,
+) -> None:
+    """List the datasets you can read."""
+    with Client(url, api_key) as client:
+        found = list(client.datasets(keyword=keyword, tags=tag or None))
+    if as_json:
+        return emit(found, as_json=True)
+    rows = table("name", "team", "files", "bytes", "latest", "type", "id")
+    for d in found:
+        latest = f"v{d.latest_version}" if d.latest_version else "-"
+        rows.add_row(
+            d.name, d.team or "", str(d.file_count), str(d.total_size), latest, d.type, d.id
+        )
+    show(rows)
+
+
+@datasets_app.command("create", epilog=EXIT_HELP)
+@fails_readably
+def datasets_create(
+    name: str,
+    description: Annotated[str | None, typer.Option(help="What it holds.")] = None,
+    type: Annotated[
+        str, typer.Option(help="TEXT, IMAGE, AUDIO, VIDEO, TABULAR or OTHER.")
+    ] = "OTHER",
+    tag: Annotated[list[str] | None, typer.Option(help="A tag (repeatable).")] = None,
+    public: Annotated[bool, typer.Option(help="Readable by anyone.")] = False,
+    team: Annotated[str | None, typer.Option(help="A team of yours (default: personal).")] = None,
+    as_json: AsJson = False,
+    url: Url = None,
+    api_key: Key = None,
+) -> None:
+    """Create a dataset."""
+    with Client(url, api_key) as client:
+        made = client.create_dataset(
+            name,
+            description=description,
+            type=type.upper(),
+            tags=tag,
+            visibility="PUBLIC" if public else "PRIVATE",
+            team=team,
+        )
+    if as_json:
+        return emit(made, as_json=True)
+    typer.echo(f"Created {made.name} ({made.id})")
+
+
+@datasets_app.command("show", epilog=EXIT_HELP)
+@fails_readably
+def datasets_show(
+    dataset: Annotated[str, typer.Argument(help="[team/]name or ID.")],
+    as_json: AsJson = False,
+    url: Url = None,
+    api_key: Key = None,
+) -> None:
+    """Show a dataset."""
+    with Client(url, api_key) as client:
+        found = client.dataset(dataset)
+    if as_json:
+        return emit(found, as_json=True)
+    rows = table("field", "value")
+    for key, value in dataclasses.asdict(found).items():
+        rows.add_row(key, "" if value is None else str(value))
+    show(rows)
+
+
+@datasets_app.command("rm", epilog=EXIT_HELP)
+@fails_readably
+def datasets_rm(
+    dataset: Annotated[str, typer.Argument(help="[team/]name or ID.")],
+    hard: Annotated[bool, typer.Option(help="Delete for good (default: reinstatable).")] = False,
+    url: Url = None,
+    api_key: Key = None,
+) -> None:
+    """Delete a dataset (soft by default: `reinstateDataset` brings it back)."""
+    with Client(url, api_key) as client:
+        client.delete_dataset(dataset, hard=hard)
+    typer.echo(f"Deleted {dataset}{' for good' if hard else ''}")
+
+
+@fails_readably
+def push(
+    directory: Annotated[Path, typer.Argument(help="The local folder.")],
+    dataset: Annotated[
+        str, typer.Argument(help="[team/]name[@vN]: with @vN, refused unless vN is the latest.")
+    ],
+    message: Annotated[
+        str | None, typer.Option("--message", "-m", help="The version's note.")
+    ] = None,
+    include: Annotated[list[str] | None, typer.Option(help="Only paths matching (glob).")] = None,
+    exclude: Annotated[list[str] | None, typer.Option(help="Skip paths matching (glob).")] = None,
+    delete: Annotated[bool, typer.Option(help="Remove remote files missing locally.")] = False,
+    dry_run: Annotated[bool, typer.Option(help="Say what would change; send nothing.")] = False,
+    version: Annotated[bool, typer.Option(help="Commit the push as a new version.")] = True,
+    check_remote: Annotated[
+        bool,
+        typer.Option(help="List the dataset even if it is as the last push from here left it."),
+    ] = False,
+    workers: Workers = 4,
+    quiet: Quiet = False,
+    as_json: AsJson = False,
+    url: Url = None,
+    api_key: Key = None,
+) -> None:
+    """Upload a folder's new and changed files and commit them as one version. Killed, run
+    it again: it resumes (sent bytes are not sent again)."""
+    progress = progress_for(quiet or as_json)
+    try:
+        with Client(url, api_key) as client:
+            report = client.push(
+                directory,
+                dataset,
+                message=message,
+                workers=workers,
+                include=include,
+                exclude=exclude,
+                delete=delete,
+                dry_run=dry_run,
+                create_version=version,
+                check_remote=check_remote,
+                progress=progress,
+            )
+    finally:
+        if progress is not None:
+            progress.close()
+    if as_json:
+        return emit(report, as_json=True)
+    if quiet:
+        return
+    if dry_run:
+        for path in report.added:
+            typer.echo(f"add {path}")
+        for path in report.changed:
+            typer.echo(f"change {path}")
+        for path in report.deleted:
+            typer.echo(f"delete {path}")
+    made = f", committed as v{report.version.number}" if report.version else ""
+    typer.echo(
+        f"{len(report.added)} added, {len(report.changed)} changed, {len(report.deleted)} "
+        f"deleted, {report.unchanged} unchanged; sent {report.uploaded_files} files "
+        f"({report.uploaded_bytes} bytes){made}{' (dry run)' if dry_run else ''}"
+    )
+
+
+@fails_readably
+def pull(
+    dataset: Annotated[str, typer.Argument(help="[team/]name[@vN] (default: the working set).")],
+    directory: Annotated[Path, typer.Argument(help="The local folder.")] = Path("."),
+    prefix: Annotated[str | None, typer.Option(help="Only paths starting with this.")] = None,
+    workers: Workers = 4,
+    quiet: Quiet = False,
+    as_json: AsJson = False,
+    url: Url = None,
+    api_key: Key = None,
+) -> None:
+    """Download a version into a folder; files already there, or in the local cache, are
+    not downloaded again; every file's sha256 is checked."""
+    progress = progress_for(quiet or as_json)
+    try:
+        with Client(url, api_key) as client:
+            report = client.pull(
+                dataset, directory, prefix=prefix, workers=workers, progress=progress
+            )
+    finally:
+        if progress is not None:
+            progress.close()
+    if as_json:
+        return emit(report, as_json=True)
+    if not quiet:
+        typer.echo(
+            f"{report.files} files: {report.unchanged} unchanged, {report.from_cache} from the "
+            f"cache, {report.downloaded_files} downloaded ({report.downloaded_bytes} bytes)"
+        )
+
+
+@versions_app.command("ls", epilog=EXIT_HELP)
+@fails_readably
+def versions_ls(
+    dataset: Annotated[str, typer.Argument(help="[team/]name or ID.")],
+    as_json: AsJson = False,
+    url: Url = None,
+    api_key: Key = None,
+) -> None:
+    """List a dataset's versions, newest first."""
+    with Client(url, api_key) as client:
+        found = list(client.versions(dataset))
+    if as_json:
+        return emit(found, as_json=True)
+    rows = table("version", "files", "bytes", "created", "by", "description")
+    for v in found:
+        created = v.created_at.strftime("%Y-%m-%d %H:%M") if v.created_at else ""
+        rows.add_row(
+            v.name, str(v.file_count), str(v.total_size), created, v.created_by or "",
+            v.description or "",
+        )  # fmt: skip
+    show(rows)
+
+
+@versions_app.command("create", epilog=EXIT_HELP)
+@fails_readably
+def versions_create(
+    dataset: Annotated[str, typer.Argument(help="[team/]name or ID.")],
+    message: Annotated[str | None, typer.Option("--message", "-m", help="A note.")] = None,
+    as_json: AsJson = False,
+    url: Url = None,
+    api_key: Key = None,
+) -> None:
+    """Snapshot the working set as the next version."""
+    with Client(url, api_key) as client:
+        made = client.create_version(dataset, message)
+    if as_json:
+        return emit(made, as_json=True)
+    typer.echo(f"Created {made.name} ({made.file_count} files)")
+
+
+@versions_app.command("diff", epilog=EXIT_HELP)
+@fails_readably
+def versions_diff(
+    dataset: Annotated[str, typer.Argument(help="[team/]name or ID.")],
+    old: Annotated[str, typer.Argument(help="The older version (v1).")],
+    new: Annotated[str, typer.Argument(help="The newer version (v2).")],
+    as_json: AsJson = False,
+    url: Url = None,
+    api_key: Key = None,
+) -> None:
+    """What changed between two versions."""
+    with Client(url, api_key) as client:
+        found = client.diff(dataset, parse_version(old), parse_version(new))
+    if as_json:
+        return emit(found, as_json=True)
+    for sign, entries in (("+", found.added), ("-", found.removed), ("M", found.changed)):
+        for entry in entries:
+            typer.echo(f"{sign} {entry.path}")
+    for entry in found.renamed:
+        typer.echo(f"R {entry.old_path} -> {entry.path}")
+    typer.echo(
+        f"{found.added_count} added, {found.removed_count} removed, "
+        f"{found.changed_count} changed, {found.renamed_count} renamed"
+    )
+
+
+@versions_app.command("restore", epilog=EXIT_HELP)
+@fails_readably
+def versions_restore(
+    dataset: Annotated[str, typer.Argument(help="[team/]name or ID.")],
+    version: Annotated[str, typer.Argument(help="The version to restore (v1).")],
+    url: Url = None,
+    api_key: Key = None,
+) -> None:
+    """Make the working set equal to a version."""
+    with Client(url, api_key) as client:
+        restored = client.restore_version(dataset, parse_version(version))
+    typer.echo(f"{restored.name}'s working set is {version} ({restored.file_count} files)")
+
+
+@fails_readably
+def stats(
+    dataset: Annotated[str, typer.Argument(help="[team/]name[@vN] (default: latest version).")],
+    path: Annotated[str | None, typer.Argument(help="The table's path.")] = None,
+    as_json: AsJson = False,
+    url: Url = None,
+    api_key: Key = None,
+) -> None:
+    """Column statistics of a version's table."""
+    parse_reference(dataset)
+    with Client(url, api_key) as client:
+        found = client.statistics(dataset, path)
+    if as_json:
+        return emit(found, as_json=True)
+    rows = table("column", "dtype", "count", "missing", "unique", "min", "max", "mean", "std")
+
+    def number(value: object) -> str:
+        return "" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
+
+    for c in found.columns:
+        rows.add_row(
+            c.name, c.dtype, str(c.count), str(c.missing), str(c.unique), number(c.min),
+            number(c.max), number(c.mean), number(c.std),
+        )  # fmt: skip
+    show(rows)
+    typer.echo(f"{found.row_count} rows, {found.duplicate_rows} duplicate rows", file=sys.stdout)

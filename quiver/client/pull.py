@@ -1,0 +1,392 @@
+"""``pull``: make a local folder hold a version (or the working set), downloading only bytes
+neither the folder nor the local content-addressed cache already has."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+import os
+import shutil
+import tarfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from quiver.client import operations as ops
+from quiver.client.errors import QuiverError
+from quiver.client.progress import Progress, Silent
+from quiver.client.settings import cache_dir
+from quiver.client.state import HASH_CHUNK, StateDB
+from quiver.client.transport import MAX_RETRIES, is_ours, raise_for_status, retry_delay
+from quiver.client.types import File
+
+if TYPE_CHECKING:
+    from quiver.client.client import Client
+
+DEFAULT_WORKERS = 4
+RETRYABLE = frozenset({"RATE_LIMITED", "SERVER_ERROR"})
+# A fresh pull of at least this many files, nearly all of the version, comes as one tar
+# stream: one request instead of one per file (measured ~2.5x faster for 20 KB files).
+ARCHIVE_MIN_FILES = 64
+ARCHIVE_MIN_SHARE = 0.9
+# Files this large come as RANGE_SIZE pieces fetched in parallel.
+RANGED_MIN = 64 * 1024 * 1024
+RANGE_SIZE = 16 * 1024 * 1024
+
+
+@dataclass
+class PullReport:
+    files: int = 0
+    unchanged: int = 0
+    from_cache: int = 0
+    downloaded_files: int = 0
+    downloaded_bytes: int = 0
+
+
+class BlobCache:
+    """Bytes by sha256 under ``<cache>/blobs/ab/<sha256>``, shared by every pull."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = root or cache_dir() / "blobs"
+
+    def path_for(self, sha256: str) -> Path:
+        return self.root / sha256[:2] / sha256
+
+    def copy_out(self, sha256: str, target: Path) -> bool:
+        """Copy the cached bytes to ``target`` when they are there and still hash right."""
+        cached = self.path_for(sha256)
+        if not cached.is_file():
+            return False
+        partial = target.with_name(target.name + ".incomplete")
+        digest = hashlib.sha256()
+        with cached.open("rb") as source, partial.open("wb") as out:
+            while chunk := source.read(HASH_CHUNK):
+                digest.update(chunk)
+                out.write(chunk)
+        if digest.hexdigest() != sha256:
+            cached.unlink(missing_ok=True)
+            partial.unlink(missing_ok=True)
+            return False
+        partial.replace(target)
+        return True
+
+    def keep(self, sha256: str, source: Path) -> None:
+        cached = self.path_for(sha256)
+        if cached.exists():
+            return
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_name(f"{cached.name}.{threading.get_ident()}.incomplete")
+        shutil.copyfile(source, partial)
+        partial.replace(cached)
+
+
+def safe_target(directory: Path, path: str) -> Path:
+    parts = PurePosixPath(path).parts
+    if not parts or any(part in ("..", "") for part in parts) or PurePosixPath(path).is_absolute():
+        raise QuiverError(f"refusing to write outside {directory}: {path!r}", code="INVALID")
+    return directory.joinpath(*parts)
+
+
+def pull(
+    client: Client,
+    reference: str,
+    directory: Path,
+    *,
+    prefix: str | None = None,
+    workers: int = DEFAULT_WORKERS,
+    progress: Progress | None = None,
+    state: StateDB | None = None,
+    cache: BlobCache | None = None,
+) -> PullReport:
+    """Download ``reference`` (``name@vN``, or the working set) into ``directory``."""
+    if state is None:
+        state = StateDB()
+        try:
+            return pull(
+                client, reference, directory, prefix=prefix, workers=workers,
+                progress=progress, state=state, cache=cache,
+            )  # fmt: skip
+        finally:
+            state.close()
+    progress = progress or Silent()
+    cache = cache or BlobCache()
+    version = client._version_id_of(reference)
+    if version is not None:
+        manifest = list(client._pages(lambda a: ops.version_files(version, a, prefix, urls=True)))
+    else:
+        dataset_id = client.dataset_id(reference)
+        manifest = list(client._pages(lambda a: ops.files(dataset_id, a, prefix, urls=True)))
+    report = PullReport(files=len(manifest))
+    wanted: list[tuple[File, Path]] = []
+    for remote in manifest:
+        target = safe_target(directory, remote.path)
+        if target.is_file():
+            stat = target.stat()
+            if stat.st_size == remote.size and state.known_hash(target, stat) == remote.sha256:
+                report.unchanged += 1
+                continue
+        wanted.append((remote, target))
+    progress.phase("downloading", files=len(wanted), bytes=sum(f.size for f, _ in wanted))
+    lock = threading.Lock()
+    uncached = [(f, t) for f, t in wanted if not cache.path_for(f.sha256).is_file()]
+    # Presigned URLs to a bucket bypass the server: an archive would route bytes through it.
+    through_server = all(is_ours(client.url, f.download_url or "") for f, _ in uncached)
+    many = len(uncached) >= max(ARCHIVE_MIN_FILES, ARCHIVE_MIN_SHARE * len(manifest))
+    if through_server and many:
+        number = client.version(reference).number if version is not None else None
+        streamed = _pull_archive(client, client.dataset_id(reference), number, uncached, progress)
+        kept = [(f, t) for f, t in uncached if f.path in streamed]
+        for remote, target in kept:
+            cache.keep(remote.sha256, target)
+        state.remember_hashes([(t, t.stat(), f.sha256) for f, t in kept])
+        report.downloaded_files += len(streamed)
+        report.downloaded_bytes += sum(streamed.values())
+        wanted = [(f, t) for f, t in wanted if f.path not in streamed]
+
+    def fetch(item: tuple[File, Path]) -> None:
+        remote, target = item
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if cache.copy_out(remote.sha256, target):
+            with lock:
+                report.from_cache += 1
+        else:
+            received = _download_retrying(client, remote, target, progress)
+            cache.keep(remote.sha256, target)
+            with lock:
+                report.downloaded_files += 1
+                report.downloaded_bytes += received
+        state.remember_hashes([(target, target.stat(), remote.sha256)])
+        progress.advance(files=1)
+
+    def finished(remote: File, target: Path, received: int) -> None:
+        cache.keep(remote.sha256, target)
+        state.remember_hashes([(target, target.stat(), remote.sha256)])
+        with lock:
+            report.downloaded_files += 1
+            report.downloaded_bytes += received
+        progress.advance(files=1)
+
+    jobs: list[Callable[[], None]] = []
+    for remote, target in wanted:
+        partial = target.with_name(target.name + ".incomplete")
+        fresh_or_ranged = not partial.exists() or _RangedFile.sidecar_of(partial).exists()
+        cached = cache.path_for(remote.sha256).is_file()
+        if remote.size >= RANGED_MIN and fresh_or_ranged and not cached:
+            ranged = _RangedFile(client, remote, target, progress, finished)
+            jobs += [functools.partial(ranged.fetch, start) for start in ranged.missing()]
+        else:
+            jobs.append(functools.partial(fetch, (remote, target)))
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for future in [pool.submit(job) for job in jobs]:
+            future.result()
+    return report
+
+
+class _RangedFile:
+    """A large file fetched as RANGE_SIZE pieces in parallel, each written at its offset in
+    the ``.incomplete`` file; finished pieces are listed beside it, so a killed pull fetches
+    only the rest. The last piece in checks the sha256 of the whole and renames it."""
+
+    def __init__(
+        self,
+        client: Client,
+        remote: File,
+        target: Path,
+        progress: Progress,
+        finished: Callable[[File, Path, int], None],
+    ) -> None:
+        self.client, self.remote, self.target = client, remote, target
+        self.progress, self.finished = progress, finished
+        self.partial = target.with_name(target.name + ".incomplete")
+        self.sidecar = self.sidecar_of(self.partial)
+        self.lock = threading.Lock()
+        self.received = 0
+        target.parent.mkdir(parents=True, exist_ok=True)
+        done = set(self.sidecar.read_text().split()) if self.sidecar.exists() else set()
+        self.done = {int(start) for start in done if start.isdigit()}
+        if not self.partial.exists():
+            self.sidecar.touch()  # first: a partial without one is a single stream's prefix
+            with self.partial.open("wb") as out:
+                out.truncate(remote.size)
+        self.todo = [s for s in range(0, remote.size, RANGE_SIZE) if s not in self.done]
+        self.left = len(self.todo)
+        already = sum(min(RANGE_SIZE, remote.size - start) for start in self.done)
+        if already:
+            progress.advance(bytes=already)
+
+    @staticmethod
+    def sidecar_of(partial: Path) -> Path:
+        return partial.with_name(partial.name + ".ranges")
+
+    def missing(self) -> list[int]:
+        if not self.todo:
+            # Every piece was there already (killed while checking): check it now.
+            return [-1]
+        return self.todo
+
+    def fetch(self, start: int) -> None:
+        if start >= 0:
+            end = min(start + RANGE_SIZE, self.remote.size)
+            assert self.remote.download_url is not None
+            response = self.client.request(
+                "GET",
+                self.remote.download_url,
+                headers={"Range": f"bytes={start}-{end - 1}"},
+                follow_redirects=True,
+            )
+            raise_for_status(response)
+            if response.status_code != 206 or len(response.content) != end - start:
+                raise QuiverError(f"{self.remote.path}: the server ignored a Range", code="INVALID")
+            fd = os.open(self.partial, os.O_WRONLY)
+            try:
+                os.pwrite(fd, response.content, start)
+            finally:
+                os.close(fd)
+            self.progress.advance(bytes=end - start)
+            with self.lock:
+                with self.sidecar.open("a") as log:
+                    log.write(f"{start}\n")
+                self.received += end - start
+                self.left -= 1
+                if self.left > 0:
+                    return
+        with self.partial.open("rb") as written:
+            digest = hashlib.file_digest(written, "sha256").hexdigest()
+        self.sidecar.unlink(missing_ok=True)
+        if digest != self.remote.sha256:
+            self.partial.unlink(missing_ok=True)
+            raise QuiverError(
+                f"{self.remote.path}: the bytes received do not hash to {self.remote.sha256}",
+                code="INVALID",
+            )
+        os.replace(self.partial, self.target)
+        self.finished(self.remote, self.target, self.received)
+
+
+def _download_retrying(client: Client, remote: File, target: Path, progress: Progress) -> int:
+    """``_download``, again after a lost connection or a 429/5xx (each try continues from
+    the bytes the last one wrote; the bytes received counted are the last try's)."""
+    for attempt in range(MAX_RETRIES + 1):
+        try:
+            return _download(client, remote, target, progress)
+        except (httpx.TransportError, QuiverError) as error:
+            retryable = not isinstance(error, QuiverError) or error.code in RETRYABLE
+            if not retryable or attempt == MAX_RETRIES:
+                raise
+            time.sleep(retry_delay(None, attempt))
+    raise AssertionError("unreachable")
+
+
+def _download(client: Client, remote: File, target: Path, progress: Progress) -> int:
+    """Fetch into ``target.incomplete`` (continuing what a killed pull left there with a
+    Range request), check the sha256, then rename; the number of bytes received."""
+    partial = target.with_name(target.name + ".incomplete")
+    digest = hashlib.sha256()
+    have = 0
+    if partial.is_file() and partial.stat().st_size <= remote.size:
+        with partial.open("rb") as kept:
+            while chunk := kept.read(HASH_CHUNK):
+                digest.update(chunk)
+                have += len(chunk)
+    else:
+        partial.write_bytes(b"")
+    received = 0
+    if have < remote.size:
+        assert remote.download_url is not None
+        headers = {"Range": f"bytes={have}-"} if have else {}
+        with client.http_for(remote.download_url).stream(
+            "GET", remote.download_url, headers=headers, follow_redirects=True
+        ) as response:
+            if response.status_code >= 400:
+                response.read()
+                raise_for_status(response)
+            if have and response.status_code != 206:
+                digest, have = hashlib.sha256(), 0  # the server sent it all again
+            with partial.open("r+b" if have else "wb") as out:
+                out.seek(have)
+                out.truncate()
+                for chunk in response.iter_bytes(HASH_CHUNK):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    received += len(chunk)
+                    progress.advance(bytes=len(chunk))
+    if digest.hexdigest() != remote.sha256:
+        partial.unlink(missing_ok=True)
+        raise QuiverError(
+            f"{remote.path}: the bytes received do not hash to {remote.sha256}", code="INVALID"
+        )
+    os.replace(partial, target)
+    return received
+
+
+class _ResponseReader(io.RawIOBase):
+    """A streamed HTTP body as a file object, for tarfile's stream mode."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self.chunks = chunks
+        self.pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self.pending:
+            self.pending = next(self.chunks, b"")
+            if not self.pending:
+                return 0
+        size = min(len(buffer), len(self.pending))
+        buffer[:size] = self.pending[:size]
+        self.pending = self.pending[size:]
+        return size
+
+
+def _pull_archive(
+    client: Client,
+    dataset_id: str,
+    version_number: int | None,
+    wanted: list[tuple[File, Path]],
+    progress: Progress,
+) -> dict[str, int]:
+    """Extract the wanted files from one uncompressed tar of the version, each checked
+    against its sha256; the paths written, with their sizes (the rest go one by one)."""
+    by_path = {remote.path: (remote, target) for remote, target in wanted}
+    params = {"format": "tar", "compression": "none"}
+    if version_number is not None:
+        params["version"] = str(version_number)
+    written: dict[str, int] = {}
+    with client.http.stream("GET", f"/datasets/{dataset_id}/archive", params=params) as response:
+        if response.status_code >= 400:
+            response.read()
+            raise_for_status(response)
+        reader = io.BufferedReader(_ResponseReader(response.iter_bytes(HASH_CHUNK)), HASH_CHUNK)
+        with tarfile.open(fileobj=reader, mode="r|") as archive:
+            for member in archive:
+                found = by_path.get(member.name)
+                if found is None or not member.isfile():
+                    continue
+                remote, target = found
+                source = archive.extractfile(member)
+                if source is None:
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                partial = target.with_name(target.name + ".incomplete")
+                digest = hashlib.sha256()
+                with partial.open("wb") as out:
+                    while chunk := source.read(HASH_CHUNK):
+                        digest.update(chunk)
+                        out.write(chunk)
+                        progress.advance(bytes=len(chunk))
+                if digest.hexdigest() != remote.sha256:
+                    partial.unlink()  # changed under us: fetched again by itself below
+                    continue
+                os.replace(partial, target)
+                written[remote.path] = remote.size
+                progress.advance(files=1)
+    return written
