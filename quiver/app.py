@@ -24,6 +24,7 @@ from quiver.http.health import healthz, readyz
 from quiver.http.metrics import Metrics, MetricsMiddleware
 from quiver.http.request_id import RequestIdMiddleware
 from quiver.http.tus import TusUploads
+from quiver.jobs.runner import embedded_runner
 from quiver.resolvers.gc import sweep_temp_files
 from quiver.schema import build_schema
 from quiver.storage import Storage, storage_from_url
@@ -104,7 +105,8 @@ async def _database(app: Starlette, settings: Settings) -> AsyncIterator[None]:
     ):
         if settings.admin_api_key:
             await ensure_admin_key(settings.admin_api_key)
-        yield
+        async with embedded_runner(settings, app.state.storage):
+            yield
 
 
 app = create_app()
