@@ -21,6 +21,7 @@ from quiver.http.exports import VersionExport
 from quiver.http.files import FileDownload
 from quiver.http.graphql import GRAPHIQL_ASSETS, GRAPHIQL_ASSETS_PATH, QuiverGraphQL
 from quiver.http.health import healthz, readyz
+from quiver.http.job_results import JobResult
 from quiver.http.metrics import Metrics, MetricsMiddleware
 from quiver.http.request_id import RequestIdMiddleware
 from quiver.http.tus import TusUploads
@@ -74,6 +75,7 @@ def create_app(
         Route("/files/{id}", FileDownload(settings, storage), methods=["GET", "HEAD"]),
         Route("/datasets/{id}/archive", DatasetArchive(settings, storage), methods=["GET", "HEAD"]),
         Route("/versions/{id}/export", VersionExport(settings, storage), methods=["GET"]),
+        Route("/jobs/{id}/result", JobResult(settings, storage), methods=["GET", "HEAD"]),
         Mount("/uploads", app=TusUploads(settings, storage)),
         Route("/healthz", healthz),
         Route("/readyz", readyz),

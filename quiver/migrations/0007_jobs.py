@@ -1,4 +1,4 @@
-"""Jobs get an API: leases, fencing attempts, a per-job change sequence, idempotency keys.
+"""Jobs get an API (and stored export results): leases, fencing attempts, a per-job change sequence, idempotency keys.
 
 Rows from before have no available_at; they become claimable at their creation time."""
 
@@ -16,6 +16,19 @@ class Migration(migrations.Migration):
     initial = False
 
     operations = [
+        ops.CreateModel(
+            name='JobArtifact',
+            fields=[
+                ('key', fields.CharField(primary_key=True, unique=True, db_index=True, max_length=64)),
+                ('blob_id', fields.CharField(max_length=64)),
+                ('size', fields.BigIntField()),
+                ('file_name', fields.CharField(max_length=255)),
+                ('content_type', fields.CharField(max_length=127)),
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
+            ],
+            options={'table': 'quiver_job_artifact', 'app': 'models', 'pk_attr': 'key', 'table_description': 'A stored job result (an export) under the key of what produced it, so the same export'},
+            bases=['Model'],
+        ),
         ops.AlterModelOptions(
             name='Job',
             options={'table': 'quiver_job', 'app': 'models', 'indexes': [Index(fields=['status', 'created_at']), Index(fields=['dataset_id', 'created_at']), Index(fields=['status', 'available_at']), Index(fields=['status', 'lease_expires_at'])], 'pk_attr': 'id', 'table_description': 'One unit of background work.'},

@@ -64,3 +64,18 @@ class Job(Model):
             Index(fields=("status", "available_at")),
             Index(fields=("status", "lease_expires_at")),
         )
+
+
+class JobArtifact(Model):
+    """A stored job result (an export) under the key of what produced it, so the same export
+    of the same version with the same options is made once and then served again."""
+
+    key = fields.CharField(max_length=64, primary_key=True)
+    blob_id = fields.CharField(max_length=64)
+    size = fields.BigIntField()
+    file_name = fields.CharField(max_length=255)
+    content_type = fields.CharField(max_length=127)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "quiver_job_artifact"

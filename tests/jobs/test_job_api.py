@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -15,7 +14,6 @@ from quiver.ids import decode_global_id
 from quiver.jobs import queue, signals
 from quiver.jobs.runner import Runner
 from quiver.models import Job, JobStatus
-from quiver.storage import storage_from_url
 
 pytestmark = pytest.mark.anyio
 
@@ -38,15 +36,6 @@ JOBS = """query($filter: JobFilter) { jobs(filter: $filter) { totalCount
 DATASET = """query($id: ID!) { dataset(id: $id) { fileCount
   files { edges { node { path } } } jobs { edges { node { id status } } } } }"""
 ENTRIES = {"a/1.txt": b"one", "a/2.txt": b"two", "b/3.txt": b"three"}
-
-
-@pytest.fixture
-async def runner(settings: Settings) -> AsyncIterator[Runner]:
-    storage = storage_from_url(settings.storage_url)
-    try:
-        yield Runner(settings, storage, concurrency=1)
-    finally:
-        await storage.close()
 
 
 async def queued_import(
