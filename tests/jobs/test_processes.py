@@ -7,12 +7,11 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import httpx
 import pytest
@@ -79,19 +78,19 @@ class Process:
     """A quiver command with its output in a temp file (shown when something fails)."""
 
     def __init__(self, args: list[str], env: dict[str, str]) -> None:
-        self.log: IO[bytes] = tempfile.TemporaryFile()
-        self.popen = subprocess.Popen(
-            [sys.executable, "-m", "quiver", *args],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
+        self.log = Path(env["QUIVER_DATA_DIR"]).parent / f"{args[0]}-{uuid.uuid4().hex[:8]}.log"
+        # The child keeps its own copy of the descriptor once started.
+        with self.log.open("wb") as log:
+            self.popen = subprocess.Popen(
+                [sys.executable, "-m", "quiver", *args],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
 
     def output(self) -> str:
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")[-10_000:]
+        return self.log.read_bytes().decode(errors="replace")[-10_000:]
 
     def kill(self) -> None:
         if self.popen.poll() is None:
@@ -105,7 +104,6 @@ class Process:
                 self.popen.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 self.kill()
-        self.log.close()
 
 
 def serve(env: dict[str, str], port: int) -> Process:
