@@ -142,12 +142,14 @@ def source(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def settings(db: str, tmp_path: Path) -> Settings:
-    """This module's server allows imports from ``<tmp>/exports`` (and nowhere else)."""
+    """This module's server allows imports from ``<tmp>/exports`` (and nowhere else), and
+    analyzes every table of more than 10 bytes in a job."""
     return Settings(
         data_dir=tmp_path / "data",
         database_url=db,
         migrate_on_start=False,
         import_roots=str(tmp_path / "exports"),
+        analyze_inline_max_bytes=10,
     )
 
 
@@ -241,3 +243,31 @@ async def test_a_cancelled_path_import_leaves_the_dataset_unchanged(
     job = (await api.data(JOB, {"id": started["job"]["id"]}, token=admin_token))["job"]
     assert job["status"] == "CANCELLED"
     assert await paths_of(api, admin_token, dataset_id) == {}
+
+
+BIG_TABLE = """query($id: ID!) { dataset(id: $id) { file(path: "t.csv") { table {
+  analysisJob { id kind status } } } } }"""
+STATISTICS = """query($id: ID!) { dataset(id: $id) { file(path: "t.csv") { table {
+  statistics { rowCount } quality { overallScore } } } } }"""
+
+
+async def test_a_big_tables_statistics_come_from_an_analyze_job_started_or_joined(
+    api: Api, client: httpx.AsyncClient, admin_token: str, runner: Runner
+) -> None:
+    dataset_id = await dataset_with(api, client, admin_token, "t", {"t.csv": CSV})
+
+    first = await api.data(BIG_TABLE, {"id": dataset_id}, token=admin_token)
+    job = first["dataset"]["file"]["table"]["analysisJob"]
+    assert (job["kind"], job["status"]) == ("ANALYZE", "PENDING")
+    pending = await api.post(STATISTICS, {"id": dataset_id}, token=admin_token)
+    (error,) = pending["errors"]
+    assert error["extensions"] == {"code": "JOB_PENDING", "jobId": job["id"]}
+    again = await api.data(BIG_TABLE, {"id": dataset_id}, token=admin_token)
+    assert again["dataset"]["file"]["table"]["analysisJob"]["id"] == job["id"]  # joined
+
+    assert await runner.run_until_idle() == 1
+
+    done = await api.data(STATISTICS, {"id": dataset_id}, token=admin_token)
+    assert done["dataset"]["file"]["table"]["statistics"] == {"rowCount": 3}
+    after = await api.data(BIG_TABLE, {"id": dataset_id}, token=admin_token)
+    assert after["dataset"]["file"]["table"]["analysisJob"] is None
