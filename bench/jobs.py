@@ -102,6 +102,14 @@ async def claim_overhead(count: int) -> float:
     return count / elapsed
 
 
+async def round_trips(count: int) -> float:
+    """The baseline: trivial statements per second over the same connection pool."""
+    started = time.perf_counter()
+    for _ in range(count):
+        await sql.fetch("SELECT 1 AS one")
+    return count / (time.perf_counter() - started)
+
+
 async def seed(settings: Settings, tables: int, rows: int, files: int) -> tuple[int, int, int]:
     """A dataset with ``tables`` small CSVs, a big table (Parquet) and ``files`` files, one
     version of it; returns (dataset pk, user pk, version pk)."""
