@@ -69,7 +69,8 @@ class Runner:
         self.settings = settings
         self.storage = storage
         self.concurrency = settings.worker_concurrency if concurrency is None else concurrency
-        self.kinds = list(kinds) if kinds else None
+        # Only kinds this process can run: a job of a kind it lacks waits for one that has it.
+        self.kinds = [kind for kind in (kinds or KINDS) if kind in KINDS]
         self.name = name or worker_name()
         self.lease = float(settings.job_lease_seconds)
         self._wake = asyncio.Event()

@@ -16,7 +16,7 @@ from quiver.config import Settings
 from quiver.ids import decode_global_id
 from quiver.jobs import queue, signals
 from quiver.jobs.runner import Runner
-from quiver.models import DatasetFile, Job, JobStatus
+from quiver.models import DatasetFile, Job, JobKind, JobStatus
 from quiver.resolvers.blobs import store_blob
 
 pytestmark = pytest.mark.anyio
@@ -415,3 +415,15 @@ async def test_a_rerun_import_reuses_the_entries_its_checkpoint_says_are_stored(
     }
     row = await Job.get(id=job_pk(job))
     assert set(row.checkpoint) == {"a/1.txt", "a/2.txt", "b/3.txt"}
+
+
+async def test_a_runner_takes_only_the_kinds_it_is_given(
+    api: Api, admin_token: str, settings: Settings, runner: Runner
+) -> None:
+    dataset_id = await new_dataset(api, admin_token)
+    job = await queued_import(api, settings, admin_token, dataset_id)
+    exporter = Runner(settings, runner.storage, kinds=[JobKind.EXPORT_TABLE])
+
+    assert await exporter.run_until_idle() == 0
+    assert (await job_of(api, admin_token, job["id"]))["status"] == "PENDING"
+    assert await runner.run_until_idle() == 1
