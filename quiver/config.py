@@ -48,6 +48,8 @@ class Settings:
     analyze_inline_max_bytes: int = 64 * 1024**2
     # Server folders IMPORT_PATH and SYNC may read, separated by os.pathsep; none: refused.
     import_roots: str = ""
+    # Prefixes of the configured store IMPORT_PATH and SYNC may read, comma-separated.
+    import_prefixes: str = ""
     migrate_on_start: bool = True
     debug: bool = False
 
