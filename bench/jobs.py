@@ -86,16 +86,22 @@ def small_csv(seed: int, rows: int = 200) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-async def claim_overhead(count: int) -> float:
-    """Jobs per second that one worker loop claims and finishes (no work in between)."""
+async def claim_overhead(count: int, loops: int) -> float:
+    """Jobs per second that ``loops`` claim loops of one process (a worker's coroutines)
+    claim and finish, with no work in between."""
     await Job.bulk_create(
         Job(kind=JobKind.ANALYZE, available_at=queue.now(), params={}) for _ in range(count)
     )
+
+    async def loop() -> int:
+        done = 0
+        while (claimed := await queue.claim("bench", None, 30)) is not None:
+            await queue.finish(claimed.job.id, claimed.attempt, JobStatus.SUCCEEDED, result={})
+            done += 1
+        return done
+
     started = time.perf_counter()
-    done = 0
-    while (claimed := await queue.claim("bench", None, 30)) is not None:
-        await queue.finish(claimed.job.id, claimed.attempt, JobStatus.SUCCEEDED, result={})
-        done += 1
+    done = sum(await asyncio.gather(*(loop() for _ in range(loops))))
     elapsed = time.perf_counter() - started
     assert done == count, (done, count)
     await Job.all().delete()
