@@ -57,6 +57,12 @@ def _dead_local_workers(workers: Sequence[str]) -> list[str]:
     return dead
 
 
+class _Stop:
+    """Why the runner stopped a job it was running: "lost" (its lease) or "handback"."""
+
+    reason: str | None = None
+
+
 def _set_on_close(closed: asyncio.Event, connection: object) -> None:
     closed.set()
 
@@ -80,7 +86,6 @@ class Runner:
         self.lease = float(settings.job_lease_seconds)
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
-        self._running: dict[int, anyio.CancelScope] = {}
         self.jobs_done = 0
 
     def wake(self) -> None:
@@ -138,7 +143,11 @@ class Runner:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), poll)
                 continue
-            await self.execute(claimed)
+            try:
+                await self.execute(claimed)
+            except Exception:
+                # The loop goes on; the job's lease runs out and the reaper settles it.
+                logger.exception("Running job %s failed in the runner", claimed.job.id)
 
     async def _reaper(self) -> None:
         interval = max(min(self.lease / 3, 5.0), 0.2)
@@ -179,38 +188,41 @@ class Runner:
     # --- One job -----------------------------------------------------------------------
 
     async def execute(self, claimed: queue.Claim) -> None:
-        """Run one claimed job to its end (or hand it back) and record the outcome."""
+        """Run one claimed job to its end (or hand it back) and record the outcome.
+
+        The kind runs in a task of its own: stopping it (lease lost, shutdown grace over)
+        cancels that task once, so its cleanup (a transaction's rollback) completes, and
+        what it leaves in its context (a transaction's connection) never reaches the code
+        that records the outcome."""
         job, attempt = claimed.job, claimed.attempt
         context = JobContext(job, attempt, self.settings, self.storage)
         kind = KINDS[JobKind(job.kind)]
-        outcome: tuple[str, Any] = ("lost", None)
-        lost = False
-        with anyio.CancelScope() as scope:
-            self._running[job.id] = scope
-            heartbeat = asyncio.create_task(self._heartbeat(context, scope))
-            try:
-                outcome = ("done", await kind.run(context))
-            except JobCancelled:
-                outcome = ("cancelled", None)
-            except queue.LeaseLost:
-                lost = True
-            except Refused as refusal:
-                outcome = ("failed", refusal_message(refusal))
-            except JobFailed as failure:
-                outcome = ("failed", str(failure))
-            except Exception as error:
-                logger.exception("Job %s (%s) attempt %s failed", job.id, job.kind, attempt)
-                outcome = ("error", "".join(traceback.format_exception_only(error)).strip())
-            finally:
-                self._running.pop(job.id, None)
-                heartbeat.cancel()
-                lost = lost or (
-                    heartbeat.done() and not heartbeat.cancelled() and heartbeat.result()
-                )
-        if lost:
+        work = asyncio.create_task(kind.run(context))
+        stop = _Stop()
+        heartbeat = asyncio.create_task(self._heartbeat(context, work, stop))
+        outcome: tuple[str, Any]
+        try:
+            outcome = ("done", await work)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # the runner itself is cancelled (not stopped): the lease runs out
+            outcome = ("error", "The job's task was cancelled")
+        except JobCancelled:
+            outcome = ("cancelled", None)
+        except queue.LeaseLost:
             outcome = ("lost", None)
-        elif scope.cancelled_caught:
-            outcome = ("handback", None)
+        except Refused as refusal:
+            outcome = ("failed", refusal_message(refusal))
+        except JobFailed as failure:
+            outcome = ("failed", str(failure))
+        except Exception as error:
+            logger.exception("Job %s (%s) attempt %s failed", job.id, job.kind, attempt)
+            outcome = ("error", "".join(traceback.format_exception_only(error)).strip())
+        finally:
+            heartbeat.cancel()
+        if stop.reason is not None:
+            outcome = (stop.reason, None)  # whatever the job raised on its way out
         with anyio.CancelScope(shield=True):
             await self._settle(context, outcome)
         self.jobs_done += 1
@@ -250,19 +262,23 @@ class Runner:
             logger.warning(
                 "Job %s: attempt %s lost its lease; its outcome is dropped", job.id, attempt
             )
+        except Exception:
+            # Not recorded: the lease runs out and the reaper re-queues or fails the job.
+            logger.exception("Recording how job %s ended failed", job.id)
 
-    async def _heartbeat(self, context: JobContext, job_scope: anyio.CancelScope) -> bool:
-        """Renew the lease until cancelled, and stop the job (to hand it back) once a
-        shutdown's grace is over; True when the lease was lost (the job stopped)."""
+    async def _heartbeat(self, context: JobContext, work: asyncio.Task[Any], stop: _Stop) -> None:
+        """Renew the lease while the job runs; stop it when the lease is lost, or (to hand
+        it back) once a shutdown's grace is over."""
         interval = max(self.lease / 3, 0.1)
         next_beat = anyio.current_time() + interval
         deadline: float | None = None
-        while True:
+        while not work.done():
             if deadline is None and self._stopping.is_set():
                 deadline = anyio.current_time() + self.settings.job_shutdown_grace
             if deadline is not None and anyio.current_time() >= deadline:
-                job_scope.cancel()
-                return False
+                stop.reason = "handback"
+                work.cancel()
+                return
             wake_at = next_beat if deadline is None else min(next_beat, deadline)
             with anyio.move_on_after(max(wake_at - anyio.current_time(), 0)):
                 if deadline is None:
@@ -279,8 +295,9 @@ class Runner:
                 logger.warning(
                     "Job %s: lease lost; stopping attempt %s", context.job.id, context.attempt
                 )
-                job_scope.cancel()
-                return True
+                stop.reason = "lost"
+                work.cancel()
+                return
             except Exception:
                 logger.exception("Heartbeat of job %s failed", context.job.id)
 

@@ -252,7 +252,7 @@ def test_a_worker_stopped_with_sigterm_hands_its_job_back_for_the_next_worker(
         assert first.popen.wait(timeout=60) == 0, first.output()
 
         handed_back = graphql(port, JOB, {"id": job_id})["job"]
-        assert (handed_back["status"], handed_back["attempt"]) == ("PENDING", 1)
+        assert (handed_back["status"], handed_back["attempt"]) == ("PENDING", 1), first.output()
         later = Process(["worker"], env)
         job = wait_for(port, job_id, succeeded, "succeeded", later)
         assert job["attempt"] == 2

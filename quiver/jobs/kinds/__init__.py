@@ -7,7 +7,7 @@ INVALID on their path (``["input", "params", …]``) and returns the parameters 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +32,7 @@ class Start:
 
 
 Validate = Callable[[dict[str, Any], Start], Awaitable[dict[str, Any]]]
-Run = Callable[[JobContext], Awaitable[Any]]
+Run = Callable[[JobContext], Coroutine[Any, Any, Any]]
 
 
 @dataclass(frozen=True)
