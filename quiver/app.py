@@ -22,11 +22,13 @@ from quiver.http.exports import VersionExport
 from quiver.http.files import FileDownload
 from quiver.http.graphql import GRAPHIQL_ASSETS, GRAPHIQL_ASSETS_PATH, QuiverGraphQL
 from quiver.http.health import healthz, readyz
+from quiver.http.job_results import JobResult
 from quiver.http.metrics import Metrics, MetricsMiddleware
 from quiver.http.rate_limit import RateLimitMiddleware
 from quiver.http.request_id import RequestIdMiddleware
 from quiver.http.transfer_api import TransferApi
 from quiver.http.tus import TusUploads
+from quiver.jobs.runner import embedded_runner
 from quiver.resolvers.gc import sweep_temp_files
 from quiver.schema import build_schema
 from quiver.storage import Storage, storage_from_url
@@ -78,6 +80,7 @@ def create_app(
         Route("/versions/{id}/export", VersionExport(settings, storage), methods=["GET"]),
         Route("/datasets/{id}/annotations", DatasetAnnotations(settings, storage), methods=["GET"]),
         Route("/versions/{id}/annotations", VersionAnnotations(settings, storage), methods=["GET"]),
+        Route("/jobs/{id}/result", JobResult(settings, storage), methods=["GET", "HEAD"]),
         Mount("/uploads", app=TusUploads(settings, storage)),
         Mount("/api/v1", app=TransferApi(settings, storage)),
         Route("/healthz", healthz),
@@ -111,7 +114,8 @@ async def _database(app: Starlette, settings: Settings) -> AsyncIterator[None]:
     ):
         if settings.admin_api_key:
             await ensure_admin_key(settings.admin_api_key)
-        yield
+        async with embedded_runner(settings, app.state.storage):
+            yield
 
 
 app = create_app()

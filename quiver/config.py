@@ -49,6 +49,21 @@ class Settings:
     # How long presigned S3 upload URLs live; a client asks again for an expired one.
     presign_seconds: int = 3600
     max_pack_size: int = 1024**3
+    # Job worker coroutines inside `quiver serve` (0: API only, `quiver serve --no-worker`).
+    worker_concurrency: int = 2
+    # A worker that misses its heartbeats this long is presumed dead; its job runs again.
+    job_lease_seconds: int = 30
+    # Idle workers look for jobs this often even when no wake-up arrives.
+    job_poll_seconds: float = 1.0
+    # On shutdown, running jobs get this long to finish before they are handed back.
+    job_shutdown_grace: int = 10
+    # Tables larger than this get their statistics and quality from an ANALYZE job (the
+    # fields say which) instead of within the request.
+    analyze_inline_max_bytes: int = 64 * 1024**2
+    # Server folders IMPORT_PATH and SYNC may read, separated by os.pathsep; none: refused.
+    import_roots: str = ""
+    # Prefixes of the configured store IMPORT_PATH and SYNC may read, comma-separated.
+    import_prefixes: str = ""
     migrate_on_start: bool = True
     debug: bool = False
 
@@ -120,6 +135,11 @@ def _parse(name: str, raw: str, annotation: object) -> Any:
             return int(raw.replace("_", ""))
         except ValueError:
             raise ValueError(f"QUIVER_{name.upper()} must be an integer, got {raw!r}") from None
+    if kind == "float":
+        try:
+            return float(raw)
+        except ValueError:
+            raise ValueError(f"QUIVER_{name.upper()} must be a number, got {raw!r}") from None
     if kind == "bool":
         lowered = raw.strip().lower()
         if lowered in {"1", "true", "yes", "on"}:

@@ -1,4 +1,5 @@
-"""Prometheus metrics: request counts and latencies per route template, at ``/metrics``."""
+"""Prometheus metrics at ``/metrics``: request counts and latencies per route template, and
+the job queue (jobs by kind and status, queue depth, oldest pending age, durations)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,16 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from quiver.jobs.metrics import JobMetrics
+
 
 class Metrics:
     """One registry per app, so several apps in one process (tests) never collide."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self.jobs = JobMetrics()
+        self.registry.register(self.jobs)
         self.requests = Counter(
             "quiver_http_requests",
             "HTTP requests served, by method, route template and status.",
@@ -32,6 +37,7 @@ class Metrics:
         )
 
     async def endpoint(self, request: Request) -> Response:
+        await self.jobs.refresh()
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -16,7 +16,7 @@ from quiver.models.enums import (
     Visibility,
 )
 from quiver.models.files import Blob, DatasetFile, FileTag
-from quiver.models.jobs import Job
+from quiver.models.jobs import Job, JobArtifact
 from quiver.models.labels import (
     Annotation,
     AnnotationSourceKind,
@@ -53,6 +53,7 @@ __all__ = [
     "ExternalKind",
     "FileTag",
     "Job",
+    "JobArtifact",
     "JobKind",
     "JobStatus",
     "Label",

@@ -50,7 +50,7 @@ from quiver.resolvers.archive_entries import (
     tar_entries,
     zip_entries,
 )
-from quiver.resolvers.blobs import store_blob, touch_blobs, touch_new_blobs
+from quiver.resolvers.blobs import store_blob, touch_blob, touch_blobs, touch_new_blobs
 from quiver.resolvers.errors import FieldPath, Refused
 from quiver.resolvers.files import (
     FileWrite,
@@ -85,8 +85,20 @@ ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a first entry, or the end record o
 GZIP_MAGIC = b"\x1f\x8b"
 
 Progress = Callable[[float, str], Awaitable[None]]
+BeforeCommit = Callable[[], Awaitable[None]]
 Source = AsyncIterable[bytes] | str | os.PathLike[str]
 T = TypeVar("T")
+
+
+@dataclass
+class Resume:
+    """What an earlier, interrupted run of the same import stored (path -> [size, sha256]),
+    and how to keep what this run stores: entries whose bytes are still stored are not
+    stored again (a tar.gz is still read through; a zip skips them)."""
+
+    known: dict[str, list[Any]]
+    keep: Callable[[dict[str, list[Any]]], Awaitable[None]]
+    every: int = 50
 
 
 @dataclass(frozen=True)
@@ -108,6 +120,8 @@ async def import_upload(
     upload_id: str,
     prefix: str = "",
     progress: Progress | None = None,
+    before_commit: BeforeCommit | None = None,
+    resume: Resume | None = None,
 ) -> ImportResult:
     """Import a finished tus upload that was sent with ``archive`` = true."""
     dataset = await writable_dataset(viewer, dataset_id, ("input", "datasetId"))
@@ -132,6 +146,8 @@ async def import_upload(
         progress=progress,
         source_size=upload.length,
         field=field,
+        before_commit=before_commit,
+        resume=resume,
     )
 
 
@@ -146,6 +162,8 @@ async def import_archive(
     progress: Progress | None = None,
     source_size: int | None = None,
     field: FieldPath = ARCHIVE_FIELD,
+    before_commit: BeforeCommit | None = None,
+    resume: Resume | None = None,
 ) -> ImportResult:
     """Unpack a zip or tar.gz (bytes or a local file) under ``prefix`` in the dataset.
 
@@ -154,14 +172,16 @@ async def import_archive(
     """
     try:
         dataset = await writable_dataset(viewer, dataset_id, ("input", "datasetId"))
-        base = _checked_prefix(prefix)
+        base = checked_prefix(prefix)
         reporter = _Reporter(progress)
         await reporter.report(0.0, "Reading the archive")
         limits = Limits(settings, field)
         async with _opened(source, settings, limits, base, source_size) as unpacking:
-            stored = await _store_entries(storage, unpacking, reporter)
+            stored = await _store_entries(storage, unpacking, reporter, resume)
     finally:
         await _aclose(source)
+    if before_commit is not None:
+        await before_commit()
     await reporter.report(EXTRACT_SHARE, f"Adding {len(stored)} files to the dataset")
     await put_files(
         dataset.id,
@@ -178,11 +198,12 @@ async def import_archive(
     )
 
 
-def _checked_prefix(prefix: str) -> str:
+def checked_prefix(prefix: str, field: FieldPath = ("input", "prefix")) -> str:
+    """The folder to unpack into, without its trailing slash; refused if not a valid path."""
     base = normalize_path(prefix).removesuffix("/")
     if not base:
         return ""
-    problems = check_path(base, ("input", "prefix"))
+    problems = check_path(base, field)
     if problems:
         raise Refused(problems)
     return base
@@ -364,33 +385,43 @@ def _next_batch(entries: Iterator[Entry]) -> tuple[list[_SmallEntry], Entry | No
 
 
 async def _store_entries(
-    storage: Storage, unpacking: _Unpacking, reporter: _Reporter
+    storage: Storage, unpacking: _Unpacking, reporter: _Reporter, resume: Resume | None
 ) -> dict[str, StoredBlob]:
     stored: dict[str, StoredBlob] = {}
     last_touch = time.monotonic()
 
+    kept: dict[str, list[Any]] = {}
+
     def keep(path: str, blob: StoredBlob) -> None:
         stored.pop(path, None)  # the last copy of a path wins
         stored[path] = blob
+        if resume is not None:
+            kept[path] = [blob.size, blob.sha256]
 
     while True:
         batch, large = await anyio.to_thread.run_sync(
             _next_batch, unpacking.entries, limiter=unpacking.limiter
         )
         if not batch and large is None:
-            return stored
+            break
         for path, blob in await _store_small(storage, batch):
             keep(path, blob)
         if large is not None:
-            keep(
-                large.path,
-                await store_blob(storage, _entry_chunks(large, unpacking, reporter, len(stored))),
-            )
+            blob = await _stored_before(storage, large, resume)
+            if blob is None:
+                chunks = _entry_chunks(large, unpacking, reporter, len(stored))
+                blob = await store_blob(storage, chunks)
+            keep(large.path, blob)
         if (share := unpacking.fraction()) is not None:
             await reporter.report(EXTRACT_SHARE * share, f"Unpacked {len(stored)} files")
+        if resume is not None and len(kept) >= resume.every:
+            await resume.keep({**resume.known, **kept})
         if time.monotonic() - last_touch > TOUCH_INTERVAL:
             await touch_blobs(blob.sha256 for blob in stored.values())
             last_touch = time.monotonic()
+    if resume is not None:
+        await resume.keep({**resume.known, **kept})
+    return stored
 
 
 async def _store_small(storage: Storage, batch: list[_SmallEntry]) -> list[tuple[str, StoredBlob]]:
@@ -402,6 +433,19 @@ async def _store_small(storage: Storage, batch: list[_SmallEntry]) -> list[tuple
     await touch_new_blobs(sizes)
     await put_many(storage, {blob_key(entry.sha256): entry.data for entry in batch})
     return [(entry.path, StoredBlob(entry.sha256, len(entry.data))) for entry in batch]
+
+
+async def _stored_before(
+    storage: Storage, entry: Entry, resume: Resume | None
+) -> StoredBlob | None:
+    """The blob an interrupted run stored for this entry, if its bytes are still there."""
+    if resume is None or (known := resume.known.get(entry.path)) is None:
+        return None
+    size, sha256 = known
+    if size != entry.size or not await storage.exists(blob_key(sha256)):
+        return None
+    await touch_blob(sha256, size)
+    return StoredBlob(sha256, size)
 
 
 async def _entry_chunks(

@@ -16,6 +16,7 @@ from quiver.schema.datasets import Dataset, DatasetMutation, DatasetQuery
 from quiver.schema.extensions import limit_extensions
 from quiver.schema.files import File, FileMutation
 from quiver.schema.interchange import InterchangeMutation
+from quiver.schema.jobs import Job, JobMutation, JobQuery
 from quiver.schema.label_mutations import LabelMutation
 from quiver.schema.labels import Label, Sample
 from quiver.schema.lineage import ExternalEntity, LineageMutation, LineageQuery
@@ -27,7 +28,7 @@ from quiver.schema.versions import Version, VersionMutation, VersionQuery
 
 
 @strawberry.type(description="Read the dataset graph.")
-class Query(DatasetQuery, VersionQuery, LineageQuery, UserQuery):
+class Query(DatasetQuery, VersionQuery, LineageQuery, UserQuery, JobQuery):
     @strawberry.field(
         description="Any object by its global ID; null if unknown or hidden.",
         graphql_type=Node | None,
@@ -48,6 +49,7 @@ class Mutation(
     UserMutation,
     LabelMutation,
     InterchangeMutation,
+    JobMutation,
 ):
     pass
 
@@ -66,7 +68,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.federation.Sche
     return QuiverSchema(
         query=Query,
         mutation=Mutation,
-        types=[Dataset, File, Version, ExternalEntity, User, Team, ApiKey, Label, Sample],
+        types=[Dataset, File, Version, ExternalEntity, User, Team, ApiKey, Label, Sample, Job],
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
         federation_version="2.7",
         extensions=limit_extensions(
