@@ -51,6 +51,7 @@ PACKAGE_LOCK = TESTS_DIR / "package-lock.json"
 POSTGRES_URL = os.environ.get("QUIVER_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI") == "true"
 ADMIN_KEY = "qvr_test-admin-key-for-the-suite"
+REDIS_URL = os.environ.get("QUIVER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 # PostgreSQL
@@ -63,6 +64,24 @@ def postgres_reachable(url: str = POSTGRES_URL) -> bool:
             return True
     except OSError:
         return False
+
+
+def redis_reachable(url: str = REDIS_URL) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 6379), 2):
+            return True
+    except OSError:
+        return False
+
+
+def require_server(reachable: bool, message: str) -> None:
+    """Skip a test whose server is down (fail in CI, where every server must run)."""
+    if reachable:
+        return
+    if IN_CI:
+        pytest.fail(f"{message}; CI requires it", pytrace=False)
+    pytest.skip(message)
 
 
 def run_sql(url: str, sql: str) -> None:
