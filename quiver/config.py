@@ -35,6 +35,13 @@ class Settings:
     max_archive_size: int = 20 * 1024**3
     max_archive_files: int = 1_000_000
     max_archive_ratio: int = 200
+    # WebSocket handshakes from pages on these origins (comma-separated, e.g.
+    # https://app.example.org; * for any) besides the server's own; clients that are not
+    # browsers send no Origin and are always let in.
+    websocket_origins: str = ""
+    # Live connections (WebSockets, SSE streams) one API key (or address) may hold open.
+    max_connections_per_client: int = 20
+    max_subscriptions_per_connection: int = 50
     migrate_on_start: bool = True
     debug: bool = False
 
@@ -45,6 +52,10 @@ class Settings:
         if not self.storage_url:
             blobs = (self.data_dir / "blobs").absolute()
             object.__setattr__(self, "storage_url", f"file://{blobs}")
+
+    @property
+    def websocket_origin_list(self) -> list[str]:
+        return [origin.strip() for origin in self.websocket_origins.split(",") if origin.strip()]
 
     @property
     def cache_dir(self) -> Path:

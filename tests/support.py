@@ -13,6 +13,7 @@ import graphlib
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -30,6 +31,8 @@ from urllib.parse import urlsplit
 import asyncpg
 import httpx
 import pytest
+from gql import Client, gql
+from gql.transport.websockets import WebsocketsTransport
 from tortoise import Tortoise, connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.backends.base.executor import EXECUTOR_CACHE
@@ -658,3 +661,97 @@ async def app_on_empty_database(
             yield Api(client), client
     finally:
         await Tortoise.close_connections()
+
+
+# Live events: subscriptions over WebSockets (the gql client) and SSE, against a live server
+
+SUBSCRIPTION_WAIT = 20.0
+
+
+def live_api(base_url: str) -> Api:
+    return Api(httpx.AsyncClient(base_url=base_url, timeout=30))
+
+
+def ws_url(base_url: str) -> str:
+    return base_url.replace("http://", "ws://") + "/graphql"
+
+
+def transport(
+    base_url: str, token: str | None, *, legacy: bool = False, **options: Any
+) -> WebsocketsTransport:
+    """A gql WebSocket transport speaking graphql-transport-ws (or legacy graphql-ws), with
+    the API key in the connection_init payload."""
+    protocol = WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL
+    if legacy:
+        protocol = WebsocketsTransport.APOLLO_SUBPROTOCOL
+    payload = {"Authorization": f"Bearer {token}"} if token else {}
+    return WebsocketsTransport(
+        url=ws_url(base_url), subprotocols=[protocol], init_payload=payload, **options
+    )
+
+
+async def subscribe(
+    base_url: str,
+    token: str | None,
+    query: str,
+    variables: dict[str, Any],
+    *,
+    count: int,
+    legacy: bool = False,
+) -> list[dict[str, Any]]:
+    """The first ``count`` results of a subscription (or fewer if it completes)."""
+    results: list[dict[str, Any]] = []
+    async with Client(transport=transport(base_url, token, legacy=legacy)) as session:
+        request = gql(query)
+        request.variable_values = variables
+        async for result in session.subscribe(request):
+            results.append(result)
+            if len(results) >= count:
+                break
+    return results
+
+
+async def metric(base_url: str, name: str) -> float:
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        text = (await client.get("/metrics")).text
+    match = re.search(rf"^{name} (\S+)$", text, re.MULTILINE)
+    assert match is not None, f"no {name} in /metrics"
+    return float(match.group(1))
+
+
+async def until_subscriptions(base_url: str, count: int, *subscribers: asyncio.Task[Any]) -> None:
+    """Wait until the server streams ``count`` subscriptions (they listen from then on);
+    a subscriber task that ends meanwhile has failed, and its error is raised."""
+    deadline = time.monotonic() + SUBSCRIPTION_WAIT
+    while await metric(base_url, "quiver_active_subscriptions") < count:
+        for task in subscribers:
+            if task.done():
+                task.result()
+                raise AssertionError("the subscription ended before it started")
+        assert time.monotonic() < deadline, f"fewer than {count} subscriptions in time"
+        await asyncio.sleep(0.05)
+
+
+async def sse_events(
+    base_url: str, token: str | None, query: str, variables: dict[str, Any]
+) -> AsyncIterator[dict[str, Any]]:
+    """GraphQL over SSE (distinct connections mode): each ``next`` event's payload."""
+    headers = {"Accept": "text/event-stream"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    async with (
+        httpx.AsyncClient(base_url=base_url, timeout=SUBSCRIPTION_WAIT) as client,
+        client.stream(
+            "POST", "/graphql", json={"query": query, "variables": variables}, headers=headers
+        ) as response,
+    ):
+        assert response.status_code == 200, await response.aread()
+        assert response.headers["content-type"].startswith("text/event-stream")
+        event = ""
+        async for line in response.aiter_lines():
+            if line.startswith("event:"):
+                event = line.removeprefix("event:").strip()
+            elif line.startswith("data:") and event == "next":
+                yield json.loads(line.removeprefix("data:"))
+            elif event == "complete":
+                return

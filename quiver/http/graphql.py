@@ -8,19 +8,22 @@ from pathlib import Path
 from typing import Any
 
 from cross_web import HTTPException
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
+from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.http.base import BaseRequestProtocol
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types.execution import ExecutionResult
+from strawberry.types.unset import UnsetType
 
-from quiver.auth import AuthenticationError, Viewer, authenticate
+from quiver.auth import ANONYMOUS, AuthenticationError, Viewer, authenticate
 from quiver.config import Settings
 from quiver.context import Context
+from quiver.events.live import LiveConnections, client_key
 from quiver.http.body_limits import (
     BodyTooLarge,
     body_limit,
@@ -53,15 +56,93 @@ PREFLIGHT_HEADERS = (
 )
 
 
+class RefusingWebSocketAdapter(ASGIWebSocketAdapter):
+    """Closes a refused connection with the refusal's own code and reason (Strawberry's
+    are a bare 4403 Forbidden, or 1011 for graphql-ws), so clients can tell why."""
+
+    async def close(self, code: int, reason: str) -> None:
+        refusal: tuple[int, str] | None = getattr(self.ws.state, "refusal", None)
+        if refusal is not None:
+            code, reason = refusal
+        # A close frame's reason holds at most 123 bytes.
+        await super().close(code, reason.encode()[:123].decode(errors="ignore"))
+
+
 class QuiverGraphQL(GraphQL[Context, None]):
+    websocket_adapter_class = RefusingWebSocketAdapter
+
     def __init__(
-        self, *args: object, settings: Settings, storage: Storage, **kwargs: object
+        self,
+        *args: object,
+        settings: Settings,
+        storage: Storage,
+        live: LiveConnections,
+        **kwargs: object,
     ) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.settings = settings
         self.storage = storage
+        self.live = live
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            try:
+                await super().__call__(scope, receive, send)
+            finally:
+                client: str | None = scope.get("state", {}).get("live_client")
+                if client is not None:
+                    self.live.close(client)
+            return
+        if _is_event_stream(scope):
+            await self._event_stream(scope, receive, send)
+            return
+        await self._http(scope, receive, send)
+
+    async def _event_stream(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """GraphQL over SSE: a live connection like a WebSocket, under the same limit."""
+        request = Request(scope)
+        client = client_key(request.headers.get("authorization"), _address(scope))
+        if not self.live.open(client):
+            response = _graphql_error(
+                request, self._too_many_connections(), "TOO_MANY_CONNECTIONS", 429
+            )
+            await response(scope, receive, send)
+            return
+        try:
+            await self._http(scope, receive, send)
+        finally:
+            self.live.close(client)
+
+    def _too_many_connections(self) -> str:
+        return (
+            f"Too many live connections for this API key or address (at most "
+            f"{self.live.max_per_client} at once); close one first"
+        )
+
+    async def on_ws_connect(self, context: Context) -> UnsetType:
+        """Authenticate from the ``connection_init`` payload (else the handshake's header)
+        and count the connection against its client's limit."""
+        websocket = context.request
+        params = context.connection_params or {}
+        authorization = _authorization_param(params)
+        if authorization is None:
+            authorization = websocket.headers.get("authorization")
+            problem: str | None = getattr(websocket.state, "authentication_error", None)
+            if problem is not None:
+                _refuse(websocket, 4401, problem)
+        else:
+            try:
+                context.viewer = await authenticate(authorization, self.settings)
+            except AuthenticationError as exc:
+                _refuse(websocket, 4401, str(exc))
+            context.forget_loaded()
+        client = client_key(authorization, _address(websocket.scope))
+        if not self.live.open(client):
+            _refuse(websocket, 4429, self._too_many_connections())
+        websocket.state.live_client = client
+        return UnsetType()
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         response: Response
         if scope["type"] == "http" and _is_unguarded_multipart(scope):
             response = PlainTextResponse(
@@ -70,9 +151,6 @@ class QuiverGraphQL(GraphQL[Context, None]):
                 status_code=400,
             )
             await response(scope, receive, send)
-            return
-        if scope["type"] != "http":
-            await super().__call__(scope, receive, send)
             return
         limit = body_limit(scope, self.settings)
         request = Request(scope, capped_receive(receive, limit))
@@ -126,14 +204,25 @@ class QuiverGraphQL(GraphQL[Context, None]):
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
+        if isinstance(request, WebSocket):
+            # Refused at connection_init (a WebSocket has no 401), unless the payload
+            # brings credentials of its own.
+            try:
+                viewer = await self._viewer(request)
+            except HTTPException as exc:
+                request.state.authentication_error = exc.reason
+                viewer = ANONYMOUS
+        else:
+            viewer = await self._viewer(request)
         return Context(
             request=request,
             response=response,
-            viewer=await self._viewer(request),
+            viewer=viewer,
             settings=self.settings,
             storage=self.storage,
             request_id=request_id_of(request.scope),
             signing_key=await signing_key(self.settings),
+            live=self.live,
         )
 
     async def _viewer(self, request: Request | WebSocket) -> Viewer:
@@ -230,6 +319,38 @@ def _error_headers(status_code: int) -> dict[str, str]:
     if status_code == 405:
         return {"Allow": "POST"}
     return {}
+
+
+def _refuse(websocket: HTTPConnection, code: int, reason: str) -> None:
+    """Refuse a connection at connection_init: closed with ``code`` and ``reason``; the
+    graphql-ws protocol also sends them as its ``connection_error`` payload."""
+    websocket.state.refusal = (code, reason)
+    raise ConnectionRejectionError({"message": reason, "code": code})
+
+
+def _authorization_param(params: dict[str, object]) -> str | None:
+    """``Authorization`` (any case) in the connection_init payload, or in its ``headers``
+    object as some clients send it."""
+    for source in (params, params.get("headers")):
+        if isinstance(source, dict):
+            for key, value in source.items():
+                if str(key).lower() == "authorization" and isinstance(value, str):
+                    return value
+    return None
+
+
+def _address(scope: Scope) -> str | None:
+    client = scope.get("client")
+    return str(client[0]) if client else None
+
+
+def _is_event_stream(scope: Scope) -> bool:
+    if scope["type"] != "http":
+        return False
+    for name, value in scope["headers"]:
+        if name == b"accept" and b"text/event-stream" in value.lower():
+            return True
+    return False
 
 
 def _is_unguarded_multipart(scope: Scope) -> bool:

@@ -34,6 +34,7 @@ import anyio.to_thread
 
 from quiver.auth import Viewer
 from quiver.config import Settings
+from quiver.events import datasets as events
 from quiver.models import Dataset
 from quiver.resolvers.archive_entries import (
     CountingReader,
@@ -154,6 +155,7 @@ async def import_archive(
         dataset.id,
         [FileWrite(path, blob, guess_content_type(path)) for path, blob in stored.items()],
     )
+    await events.files_added(dataset.id, list(stored))
     await dataset.refresh_from_db(fields=["file_count", "total_size", "updated_at"])
     await reporter.report(1.0, f"Imported {len(stored)} files")
     return ImportResult(

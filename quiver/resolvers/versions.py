@@ -16,6 +16,7 @@ from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from quiver.auth import Viewer
+from quiver.events import datasets as events
 from quiver.ids import decode_global_id
 from quiver.models import (
     Dataset,
@@ -123,6 +124,7 @@ async def take_version(
         await version.save(update_fields=["file_count", "total_size"])
         origin = NodeRef.version(parent.id) if parent else NodeRef.dataset(dataset.id)
         await record_edge(origin, NodeRef.version(version.id), LineageRelation.VERSION_OF, user)
+    await events.version_created(dataset.id, version.id)
     return TakenVersion(version, created=True)
 
 
@@ -162,6 +164,7 @@ async def delete_version(viewer: Viewer, version_id: str) -> Version:
             await _bridge_version_edges(version)
             await forget_node(NodeRef.version(version.id))
             await Version.filter(id=version.id).delete()
+    await events.dataset_updated(version.dataset_id)
     return version
 
 
@@ -183,6 +186,7 @@ async def restore_version(viewer: Viewer, version_id: str) -> Dataset:
         await manifests.overwrite_files(source, dataset.id, now)
         await manifests.insert_files(source, dataset.id, now, keep_created=True)
         await sql.recount_dataset(dataset.id, now)
+    await events.dataset_updated(dataset.id)
     return await Dataset.get(id=dataset.id)
 
 

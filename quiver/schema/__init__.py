@@ -17,6 +17,7 @@ from quiver.schema.files import File, FileMutation
 from quiver.schema.lineage import ExternalEntity, LineageMutation, LineageQuery
 from quiver.schema.node import Node, resolve_node
 from quiver.schema.scalars import SCALAR_MAP
+from quiver.schema.subscriptions import Subscription
 from quiver.schema.transfers import TransferMutation
 from quiver.schema.users import ApiKey, Team, User, UserMutation, UserQuery
 from quiver.schema.versions import Version, VersionMutation, VersionQuery
@@ -59,6 +60,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.federation.Sche
     return QuiverSchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         types=[Dataset, File, Version, ExternalEntity, User, Team, ApiKey],
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
         federation_version="2.7",
