@@ -20,16 +20,18 @@ from tortoise.contrib.starlette import RegisterTortoise
 from quiver import db
 from quiver.auth import ensure_admin_key
 from quiver.config import Settings
-from quiver.events import bus_for, install_bus
+from quiver.events.lifecycle import running_bus
 from quiver.events.live import LiveConnections
 from quiver.http.archives import DatasetArchive
 from quiver.http.exports import VersionExport
 from quiver.http.files import FileDownload
 from quiver.http.graphql import GRAPHIQL_ASSETS, GRAPHIQL_ASSETS_PATH, QuiverGraphQL
 from quiver.http.health import healthz, readyz
+from quiver.http.job_results import JobResult
 from quiver.http.metrics import Metrics, MetricsMiddleware
 from quiver.http.request_id import RequestIdMiddleware
 from quiver.http.tus import TusUploads
+from quiver.jobs.runner import embedded_runner
 from quiver.resolvers.gc import sweep_temp_files
 from quiver.schema import build_schema
 from quiver.storage import Storage, storage_from_url
@@ -72,7 +74,7 @@ def create_app(
             logger.info("Removed %d stale temporary files from %s", swept, settings.tmp_dir)
         try:
             if manage_database:
-                async with _database(app, settings), _event_bus(settings):
+                async with _database(app, settings):
                     yield
             else:
                 yield
@@ -88,6 +90,7 @@ def create_app(
         Route("/files/{id}", FileDownload(settings, storage), methods=["GET", "HEAD"]),
         Route("/datasets/{id}/archive", DatasetArchive(settings, storage), methods=["GET", "HEAD"]),
         Route("/versions/{id}/export", VersionExport(settings, storage), methods=["GET"]),
+        Route("/jobs/{id}/result", JobResult(settings, storage), methods=["GET", "HEAD"]),
         Mount("/uploads", app=TusUploads(settings, storage)),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
@@ -119,21 +122,8 @@ async def _database(app: Starlette, settings: Settings) -> AsyncIterator[None]:
     ):
         if settings.admin_api_key:
             await ensure_admin_key(settings.admin_api_key)
-        yield
-
-
-@asynccontextmanager
-async def _event_bus(settings: Settings) -> AsyncIterator[None]:
-    """This process's event bus, for as long as the app serves."""
-    bus = bus_for(settings)
-    await bus.start()
-    previous = install_bus(bus)
-    logger.info("Live events: %s bus", bus.name)
-    try:
-        yield
-    finally:
-        install_bus(previous)
-        await bus.close()
+        async with running_bus(settings), embedded_runner(settings, app.state.storage):
+            yield
 
 
 app = create_app()

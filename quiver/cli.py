@@ -1,4 +1,4 @@
-"""``quiver serve | migrate | apikey create | schema``."""
+"""``quiver serve | worker | migrate | apikey create | schema``."""
 
 from __future__ import annotations
 
@@ -46,6 +46,13 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     reload: Annotated[bool, typer.Option(help="Restart when the code changes.")] = False,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    worker: Annotated[
+        bool,
+        typer.Option(
+            help="Run jobs inside the server (--no-worker: API only, jobs run in `quiver "
+            "worker` processes)."
+        ),
+    ] = True,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
@@ -60,8 +67,42 @@ def serve(
     os.environ["QUIVER_DATA_DIR"] = str(settings.data_dir)
     os.environ["QUIVER_DATABASE_URL"] = settings.database_url
     os.environ["QUIVER_STORAGE_URL"] = settings.storage_url
+    if not worker:
+        os.environ["QUIVER_WORKER_CONCURRENCY"] = "0"
     typer.echo(f"Quiver on http://{host}:{port}/graphql  (data: {settings.database_url})")
     uvicorn.run("quiver.app:app", host=host, port=port, reload=reload, workers=workers)
+
+
+@app.command(name="worker")
+def worker_command(
+    concurrency: Annotated[int, typer.Option(help="Jobs run at the same time.", min=1)] = 2,
+    kinds: Annotated[
+        str | None,
+        typer.Option(help="Only these job kinds, comma-separated (e.g. ANALYZE,CONVERT)."),
+    ] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Run jobs from the database's queue until SIGTERM or SIGINT (then hand back or finish
+    the running ones). Several workers share one PostgreSQL database."""
+    import logging
+
+    from quiver.jobs.worker import run
+    from quiver.models import JobKind
+
+    settings = _settings(data_dir, database_url)
+    chosen: list[JobKind] | None = None
+    if kinds:
+        try:
+            chosen = [JobKind(name.strip().upper()) for name in kinds.split(",") if name.strip()]
+        except ValueError:
+            known = ", ".join(kind.value for kind in JobKind)
+            typer.echo(f"--kinds takes job kinds among {known}", err=True)
+            raise typer.Exit(code=2) from None
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    typer.echo(f"Quiver worker on {settings.database_url} ({concurrency} at a time)")
+    asyncio.run(run(settings, concurrency=concurrency, kinds=chosen))
 
 
 @app.command()

@@ -42,6 +42,16 @@ class Settings:
     # Live connections (WebSockets, SSE streams) one API key (or address) may hold open.
     max_connections_per_client: int = 20
     max_subscriptions_per_connection: int = 50
+    # Job worker coroutines inside `quiver serve` (0: API only, `quiver serve --no-worker`).
+    worker_concurrency: int = 2
+    # A worker that misses its heartbeats this long is presumed dead; its job runs again.
+    job_lease_seconds: int = 30
+    # Idle workers look for jobs this often even when no wake-up arrives.
+    job_poll_seconds: float = 1.0
+    # On shutdown, running jobs get this long to finish before they are handed back.
+    job_shutdown_grace: int = 10
+    # Server folders IMPORT_PATH and SYNC may read, separated by os.pathsep; none: refused.
+    import_roots: str = ""
     migrate_on_start: bool = True
     debug: bool = False
 
@@ -109,6 +119,11 @@ def _parse(name: str, raw: str, annotation: object) -> Any:
             return int(raw.replace("_", ""))
         except ValueError:
             raise ValueError(f"QUIVER_{name.upper()} must be an integer, got {raw!r}") from None
+    if kind == "float":
+        try:
+            return float(raw)
+        except ValueError:
+            raise ValueError(f"QUIVER_{name.upper()} must be a number, got {raw!r}") from None
     if kind == "bool":
         lowered = raw.strip().lower()
         if lowered in {"1", "true", "yes", "on"}:

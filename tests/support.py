@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import fcntl
 import graphlib
+import io
 import json
 import logging
 import os
@@ -19,11 +20,13 @@ import signal
 import socket
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
@@ -42,8 +45,10 @@ from quiver.auth import Viewer, create_user
 from quiver.config import Settings
 from quiver.db import tortoise_config
 from quiver.ids import decode_global_id, encode_global_id
-from quiver.models import Dataset, DatasetTag, Team
+from quiver.models import Dataset, DatasetTag, Team, Upload
+from quiver.resolvers.blobs import store_blob
 from quiver.resolvers.users import create_api_key, create_user_as_admin
+from quiver.storage import storage_from_url
 
 TESTS_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = TESTS_DIR.parent
@@ -755,3 +760,45 @@ async def sse_events(
                 yield json.loads(line.removeprefix("data:"))
             elif event == "complete":
                 return
+
+
+# Jobs
+
+
+async def finished_archive_upload(
+    settings: Settings, dataset_id: str, user_id: int, content: bytes, *, archive: bool = True
+) -> str:
+    """A finished tus upload of ``content`` into the dataset, as the tus endpoint leaves it."""
+    storage = storage_from_url(settings.storage_url)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield content
+
+    try:
+        blob = await store_blob(storage, chunks())
+    finally:
+        await storage.close()
+    now = datetime.now(UTC)
+    upload = await Upload.create(
+        id=os.urandom(16).hex(),
+        user_id=user_id,
+        dataset_id=decode_global_id(dataset_id, "Dataset"),
+        path="archive.tar.gz",
+        length=len(content),
+        offset=len(content),
+        archive=archive,
+        expires_at=now + timedelta(days=1),
+        completed_at=now,
+        blob_id=blob.sha256,
+    )
+    return upload.id
+
+
+def tar_gz(entries: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for path, content in entries.items():
+            info = tarfile.TarInfo(path)
+            info.size = len(content)
+            archive.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()

@@ -16,7 +16,7 @@ from quiver.models.enums import (
     Visibility,
 )
 from quiver.models.files import Blob, DatasetFile, FileTag
-from quiver.models.jobs import Job
+from quiver.models.jobs import Job, JobArtifact
 from quiver.models.labels import Annotation, Label, Sample
 from quiver.models.lineage import ExternalEntity, LineageEdge, NodeKind
 from quiver.models.tables import TableAnalysis
@@ -38,6 +38,7 @@ __all__ = [
     "ExternalKind",
     "FileTag",
     "Job",
+    "JobArtifact",
     "JobKind",
     "JobStatus",
     "Label",

@@ -63,17 +63,29 @@ class JobKind(StrEnum):
     IMPORT_ARCHIVE = "IMPORT_ARCHIVE"
     IMPORT_PATH = "IMPORT_PATH"
     EXPORT_ARCHIVE = "EXPORT_ARCHIVE"
+    EXPORT_TABLE = "EXPORT_TABLE"
     ANALYZE = "ANALYZE"
     CONVERT = "CONVERT"
     SYNC = "SYNC"
+    IMPORT_ANNOTATIONS = "IMPORT_ANNOTATIONS"
+    EXPORT_ANNOTATIONS = "EXPORT_ANNOTATIONS"
 
 
 class JobStatus(StrEnum):
     PENDING = "PENDING"
     RUNNING = "RUNNING"
+    CANCELLING = "CANCELLING"
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
     CANCELLED = "CANCELLED"
+
+    @property
+    def finished(self) -> bool:
+        """SUCCEEDED, FAILED or CANCELLED: nothing will change the job any more but a retry."""
+        return self in _FINISHED
+
+
+_FINISHED = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
 
 
 class LineageRelation(StrEnum):

@@ -22,6 +22,7 @@ from quiver.models import (
     DatasetFile,
     DatasetShare,
     ExternalEntity,
+    Job,
     LineageEdge,
     Membership,
     NodeKind,
@@ -137,6 +138,38 @@ def visible_external_entities(viewer: Viewer) -> QuerySet[ExternalEntity]:
         source_kind=external,
     ).values("source_id")
     return ExternalEntity.filter(Q(id__in=Subquery(downstream)) | Q(id__in=Subquery(upstream)))
+
+
+def visible_jobs(viewer: Viewer) -> QuerySet[Job]:
+    """Jobs of datasets the viewer may read, and jobs the viewer started whose dataset is
+    gone; every job for admins."""
+    if viewer.is_admin:
+        return Job.all()
+    readable = Q(dataset_id__in=Subquery(visible_datasets(viewer).values("id")))
+    if viewer.user is None:
+        return Job.filter(readable)
+    return Job.filter(readable | Q(dataset_id=None, created_by_id=viewer.user_id))
+
+
+async def job_for(viewer: Viewer, global_id: str, field: FieldPath) -> Job:
+    """The job named by ``global_id`` if the viewer may read it; NOT_FOUND otherwise."""
+    pk = decode_global_id(global_id, "Job")
+    job = await visible_jobs(viewer).get_or_none(id=pk) if pk is not None else None
+    if job is None:
+        raise Refused.not_found(field, "No job with this id")
+    return job
+
+
+async def require_job_control(viewer: Viewer, job: Job, needed: Role, field: FieldPath) -> None:
+    """Refuse to cancel, retry or delete a job unless the viewer started it or holds
+    ``needed`` (what starting a job of its kind needs) on its dataset."""
+    require_user(viewer)
+    if viewer.is_admin or job.created_by_id == viewer.user_id:
+        return
+    dataset = await Dataset.get_or_none(id=job.dataset_id) if job.dataset_id else None
+    if dataset is None:
+        raise Refused.forbidden(field, "Only whoever started this job may change it")
+    await require_role(viewer, dataset, needed, field)
 
 
 def visible_files(viewer: Viewer) -> QuerySet[DatasetFile]:

@@ -73,6 +73,7 @@ ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a first entry, or the end record o
 GZIP_MAGIC = b"\x1f\x8b"
 
 Progress = Callable[[float, str], Awaitable[None]]
+BeforeCommit = Callable[[], Awaitable[None]]
 Source = AsyncIterable[bytes] | str | os.PathLike[str]
 T = TypeVar("T")
 
@@ -96,6 +97,7 @@ async def import_upload(
     upload_id: str,
     prefix: str = "",
     progress: Progress | None = None,
+    before_commit: BeforeCommit | None = None,
 ) -> ImportResult:
     """Import a finished tus upload that was sent with ``archive`` = true."""
     dataset = await writable_dataset(viewer, dataset_id, ("input", "datasetId"))
@@ -120,6 +122,7 @@ async def import_upload(
         progress=progress,
         source_size=upload.length,
         field=field,
+        before_commit=before_commit,
     )
 
 
@@ -134,6 +137,7 @@ async def import_archive(
     progress: Progress | None = None,
     source_size: int | None = None,
     field: FieldPath = ARCHIVE_FIELD,
+    before_commit: BeforeCommit | None = None,
 ) -> ImportResult:
     """Unpack a zip or tar.gz (bytes or a local file) under ``prefix`` in the dataset.
 
@@ -142,7 +146,7 @@ async def import_archive(
     """
     try:
         dataset = await writable_dataset(viewer, dataset_id, ("input", "datasetId"))
-        base = _checked_prefix(prefix)
+        base = checked_prefix(prefix)
         reporter = _Reporter(progress)
         await reporter.report(0.0, "Reading the archive")
         limits = Limits(settings, field)
@@ -150,6 +154,8 @@ async def import_archive(
             stored = await _store_entries(storage, unpacking, reporter)
     finally:
         await _aclose(source)
+    if before_commit is not None:
+        await before_commit()
     await reporter.report(EXTRACT_SHARE, f"Adding {len(stored)} files to the dataset")
     await put_files(
         dataset.id,
@@ -166,11 +172,12 @@ async def import_archive(
     )
 
 
-def _checked_prefix(prefix: str) -> str:
+def checked_prefix(prefix: str, field: FieldPath = ("input", "prefix")) -> str:
+    """The folder to unpack into, without its trailing slash; refused if not a valid path."""
     base = prefix.removesuffix("/")
     if not base:
         return ""
-    problems = check_path(base, ("input", "prefix"))
+    problems = check_path(base, field)
     if problems:
         raise Refused(problems)
     return base

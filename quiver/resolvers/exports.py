@@ -56,6 +56,11 @@ async def _working_set(dataset_pk: int) -> AsyncIterator[Member]:
         yield Member(file.path, file.blob_id, file.size, file.updated_at)
 
 
+def version_members(version: Version) -> AsyncIterator[Member]:
+    """A version's files, in path order."""
+    return _version_entries(version)
+
+
 async def _version_entries(version: Version) -> AsyncIterator[Member]:
     async for entry in _by_path(VersionEntry.filter(version_id=version.id)):
         yield Member(entry.path, entry.blob_id, entry.size, version.created_at)

@@ -12,7 +12,7 @@ import anyio.to_thread
 from tortoise.expressions import Q, Subquery
 from tortoise.transactions import in_transaction
 
-from quiver.models import Blob, DatasetFile, Upload, VersionEntry
+from quiver.models import Blob, DatasetFile, JobArtifact, Upload, VersionEntry
 from quiver.storage import Storage
 from quiver.storage.blobs import SHA256_PATTERN, blob_key
 
@@ -37,7 +37,9 @@ def _unreferenced() -> Q:
     in_versions = Q(sha256__in=Subquery(VersionEntry.all().values("blob_id")))
     # A finished archive upload waits for importArchive; its bytes stay until it expires.
     in_uploads = Q(sha256__in=Subquery(Upload.filter(blob_id__isnull=False).values("blob_id")))
-    return ~in_files & ~in_versions & ~in_uploads
+    # Stored export results are served again for the same export.
+    in_artifacts = Q(sha256__in=Subquery(JobArtifact.all().values("blob_id")))
+    return ~in_files & ~in_versions & ~in_uploads & ~in_artifacts
 
 
 def _untouched_since(cutoff: datetime) -> Q:

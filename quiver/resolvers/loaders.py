@@ -21,6 +21,7 @@ from quiver.models import (
     DatasetTag,
     ExternalEntity,
     FileTag,
+    Job,
     Membership,
     Role,
     Team,
@@ -35,6 +36,7 @@ from quiver.resolvers.access import (
     visible_datasets,
     visible_external_entities,
     visible_files,
+    visible_jobs,
     visible_memberships,
     visible_teams,
     visible_users,
@@ -309,6 +311,22 @@ def FilesPageByVersionLoader() -> DataLoader[PageKey, Page[VersionEntry]]:
     )
 
 
+def JobsPageByDatasetLoader() -> DataLoader[PageKey, Page[Job]]:
+    """A page of each dataset's jobs, newest first (callers loaded the dataset visibly)."""
+    return _connection_loader(
+        lambda args: Job.all(), parent="dataset_id", key="created_at", descending=True
+    )
+
+
+def JobByIdLoader(viewer: Viewer) -> DataLoader[int, Job | None]:
+    """Jobs by pk, of datasets the viewer may read (others load as None)."""
+
+    async def load(ids: list[int]) -> list[Job | None]:
+        return _by_key(await visible_jobs(viewer).filter(id__in=ids), ids, lambda j: j.id)
+
+    return DataLoader(load_fn=load)
+
+
 PathKey = tuple[int, str]
 
 
@@ -357,6 +375,8 @@ class Loaders:
         self.files_page_by_version = FilesPageByVersionLoader()
         self.file_by_dataset_and_path = FileByDatasetAndPathLoader()
         self.version_file_by_version_and_path = VersionFileByVersionAndPathLoader()
+        self.jobs_page_by_dataset = JobsPageByDatasetLoader()
+        self.job_by_id = JobByIdLoader(viewer)
 
     def prime_dataset(self, dataset: Dataset) -> None:
         """Seed the dataset loader with a row already in hand (after a mutation)."""

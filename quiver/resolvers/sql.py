@@ -26,6 +26,8 @@ _FRAGMENTS = {
         "entry_tag": "j.value",
         "entry_tag_position": "j.key",
         "lock": "",
+        "json": "?",
+        "skip_locked": "",
     },
     "postgres": {
         "json_strings": "(SELECT jsonb_array_elements_text(CAST(? AS JSONB)))",
@@ -41,6 +43,8 @@ _FRAGMENTS = {
         "entry_tag": "j.tag",
         "entry_tag_position": "j.ord - 1",
         "lock": "FOR UPDATE",
+        "json": "CAST(? AS JSONB)",
+        "skip_locked": "FOR UPDATE SKIP LOCKED",
     },
 }
 

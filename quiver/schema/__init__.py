@@ -14,6 +14,7 @@ from quiver.schema.archives import ArchiveMutation
 from quiver.schema.datasets import Dataset, DatasetMutation, DatasetQuery
 from quiver.schema.extensions import limit_extensions
 from quiver.schema.files import File, FileMutation
+from quiver.schema.jobs import Job, JobMutation, JobQuery
 from quiver.schema.lineage import ExternalEntity, LineageMutation, LineageQuery
 from quiver.schema.node import Node, resolve_node
 from quiver.schema.scalars import SCALAR_MAP
@@ -24,7 +25,7 @@ from quiver.schema.versions import Version, VersionMutation, VersionQuery
 
 
 @strawberry.type(description="Read the dataset graph.")
-class Query(DatasetQuery, VersionQuery, LineageQuery, UserQuery):
+class Query(DatasetQuery, VersionQuery, LineageQuery, UserQuery, JobQuery):
     @strawberry.field(
         description="Any object by its global ID; null if unknown or hidden.",
         graphql_type=Node | None,
@@ -42,6 +43,7 @@ class Mutation(
     VersionMutation,
     LineageMutation,
     UserMutation,
+    JobMutation,
 ):
     pass
 
@@ -61,7 +63,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.federation.Sche
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        types=[Dataset, File, Version, ExternalEntity, User, Team, ApiKey],
+        types=[Dataset, File, Version, ExternalEntity, User, Team, ApiKey, Job],
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
         federation_version="2.7",
         extensions=limit_extensions(

@@ -22,6 +22,7 @@ from quiver.resolvers.lineage import LineageDirection, NodeRef
 from quiver.resolvers.loaders import PageArgs
 from quiver.schema.errors import UserError, mutation, user_errors_field
 from quiver.schema.files import File
+from quiver.schema.jobs import Job
 from quiver.schema.lineage import LineageGraph, lineage_of
 from quiver.schema.node import Node, global_id_resolver, node_loader
 from quiver.schema.pagination import Connection, connection
@@ -120,6 +121,17 @@ class Dataset(Node):
     ) -> Connection[Version]:
         args = PageArgs(first=first, after=after)
         return connection(await info.context.loaders.versions_page_by_dataset.load((root.id, args)))
+
+    @strawberry.field(description="Its jobs, newest first.", graphql_type=Connection[Job])
+    async def jobs(
+        self,
+        root: strawberry.Parent[models.Dataset],
+        info: Info,
+        first: int | None = 20,
+        after: str | None = None,
+    ) -> Connection[Any]:
+        args = PageArgs(first=first, after=after)
+        return connection(await info.context.loaders.jobs_page_by_dataset.load((root.id, args)))
 
     @strawberry.field(
         description="Its newest live version; null before the first.", graphql_type=Version | None

@@ -15,6 +15,7 @@ from quiver.events.datasets import DatasetEventKind
 from quiver.ids import encode_global_id
 from quiver.resolvers import subscriptions as ops
 from quiver.resolvers.subscriptions import DatasetEventRow
+from quiver.schema.jobs import Job
 from quiver.schema.versions import Version
 
 strawberry.enum(
@@ -46,6 +47,14 @@ class DatasetEvent:
             return None
         return info.context.loaders.version_by_id.load(root.version_id)
 
+    @strawberry.field(description="The job, for JOB_UPDATED.", graphql_type=Job | None)
+    def job(
+        self, root: strawberry.Parent[DatasetEventRow], info: Info
+    ) -> Awaitable[models.Job | None] | None:
+        if root.job_id is None:
+            return None
+        return info.context.loaders.job_by_id.load(root.job_id)
+
 
 @strawberry.type(description="Follow changes as they happen.")
 class Subscription:
@@ -67,3 +76,30 @@ class Subscription:
             # Each event is read afresh: what loaders cached for the last one is stale.
             context.forget_loaded()
             yield event
+
+    @strawberry.subscription(
+        description="A job's state now, then after each change, until it ends (SUCCEEDED, "
+        "FAILED or CANCELLED: the stream completes after that state). Every status change "
+        "is sent at once; progress at most 5 times a second (the latest state). Each state "
+        "carries `seq`: after a dropped connection, subscribe again with `afterSeq` set to "
+        "the last `seq` received, and states already seen are not sent again. NOT_FOUND "
+        "for a job the caller cannot read, like one that does not exist.",
+        graphql_type=Job,
+    )
+    async def job_progress(
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="The job's global ID.")],
+        after_seq: Annotated[
+            int | None,
+            strawberry.argument(
+                description="The last `seq` already received: start after it (default: "
+                "with the current state)."
+            ),
+        ] = None,
+    ) -> AsyncIterator[models.Job]:
+        context = info.context
+        states = await ops.job_progress(context.viewer, context.live, id, after_seq)
+        async for job in states:
+            context.forget_loaded()
+            yield job

@@ -1,0 +1,1 @@
+"""Background jobs: the queue in the database, the runner, and the job kinds."""

@@ -1,0 +1,281 @@
+"""Worker loops: claim a job, run its kind under a renewed lease, record how it ended.
+
+One ``Runner`` is N worker coroutines plus a reaper. It runs embedded in ``quiver serve``
+(``embedded_runner``) or alone in ``quiver worker``. ``stop()`` is graceful: no new claims,
+running jobs get ``job_shutdown_grace`` seconds to finish and are then handed back to the
+queue (PENDING again, no backoff) for another worker or the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import traceback
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import anyio
+
+from quiver.config import Settings
+from quiver.jobs import queue
+from quiver.jobs.context import JobCancelled, JobContext, JobFailed, refusal_message
+from quiver.jobs.kinds import KINDS
+from quiver.models import JobKind, JobStatus
+from quiver.resolvers import sql
+from quiver.resolvers.errors import Refused
+from quiver.storage import Storage
+
+logger = logging.getLogger("quiver.jobs")
+
+
+def worker_name() -> str:
+    """``host:pid:random``: unique per process, and says which host's process held a lease."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _dead_local_workers(workers: Sequence[str]) -> list[str]:
+    """Workers of this host whose process is gone (a crash or SIGKILL before this start)."""
+    host = socket.gethostname()
+    dead = []
+    for worker in workers:
+        worker_host, pid, _ = ([*worker.rsplit(":", 2), "", ""])[:3]
+        if worker_host != host or not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            dead.append(worker)
+        except PermissionError:
+            pass  # alive, someone else's
+    return dead
+
+
+class Runner:
+    def __init__(
+        self,
+        settings: Settings,
+        storage: Storage,
+        *,
+        concurrency: int | None = None,
+        kinds: Sequence[JobKind] | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.storage = storage
+        self.concurrency = settings.worker_concurrency if concurrency is None else concurrency
+        self.kinds = list(kinds) if kinds else None
+        self.name = name or worker_name()
+        self.lease = float(settings.job_lease_seconds)
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._running: dict[int, anyio.CancelScope] = {}
+        self.jobs_done = 0
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Claim nothing more; running jobs finish or are handed back after the grace."""
+        self._stopping.set()
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Run until ``stop()`` (then drain) or until cancelled."""
+        queue.add_waker(self.wake)
+        try:
+            await self._recover()
+            async with anyio.create_task_group() as group:
+                group.start_soon(self._reaper)
+                group.start_soon(self._listen)
+                async with anyio.create_task_group() as loops:
+                    for _ in range(self.concurrency):
+                        loops.start_soon(self._loop)
+                group.cancel_scope.cancel()
+        finally:
+            queue.remove_waker(self.wake)
+
+    async def run_until_idle(self) -> int:
+        """Run claimable jobs one after another here until none is left; how many ran."""
+        ran = 0
+        while (claimed := await queue.claim(self.name, self.kinds, self.lease)) is not None:
+            await self.execute(claimed)
+            ran += 1
+        return ran
+
+    async def _recover(self) -> None:
+        """Jobs a dead process of this host held are re-run now instead of after their lease
+        (on SQLite, where one process runs jobs, that is every job left RUNNING)."""
+        workers = await queue.active_workers()
+        dead = [w for w in workers if w != self.name]
+        if sql.dialect() == "postgres":
+            dead = _dead_local_workers(dead)
+        if await queue.expire_leases_of(dead):
+            await queue.reap()
+
+    async def _loop(self) -> None:
+        poll = self.settings.job_poll_seconds
+        while not self._stopping.is_set():
+            try:
+                claimed = await queue.claim(self.name, self.kinds, self.lease)
+            except Exception:
+                logger.exception("Claiming a job failed; trying again in %s s", poll)
+                claimed = None
+            if claimed is None:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), poll)
+                continue
+            await self.execute(claimed)
+
+    async def _reaper(self) -> None:
+        interval = max(min(self.lease / 3, 5.0), 0.2)
+        while True:
+            try:
+                await queue.reap()
+            except Exception:
+                logger.exception("Reaping expired job leases failed")
+            await anyio.sleep(interval)
+
+    async def _listen(self) -> None:
+        """PostgreSQL: wake on NOTIFY from any process; polling covers every gap."""
+        if sql.dialect() != "postgres":
+            return
+        import asyncpg
+
+        dsn = urlunsplit(urlsplit(self.settings.database_url)._replace(query=""))
+        while True:
+            try:
+                connection = await asyncpg.connect(dsn)
+                try:
+                    await connection.add_listener(queue.NOTIFY_CHANNEL, self._notified)
+                    await anyio.sleep_forever()
+                finally:
+                    with anyio.CancelScope(shield=True):
+                        await connection.close()
+            except (OSError, asyncpg.PostgresError):
+                logger.warning("Listening for job wake-ups failed; polling until it works")
+                await anyio.sleep(self.settings.job_poll_seconds * 5)
+
+    def _notified(self, *args: Any) -> None:
+        self._wake.set()
+
+    # --- One job -----------------------------------------------------------------------
+
+    async def execute(self, claimed: queue.Claim) -> None:
+        """Run one claimed job to its end (or hand it back) and record the outcome."""
+        job, attempt = claimed.job, claimed.attempt
+        context = JobContext(job, attempt, self.settings, self.storage)
+        kind = KINDS[JobKind(job.kind)]
+        outcome: tuple[str, Any] = ("lost", None)
+        lost = False
+        with anyio.CancelScope() as scope:
+            self._running[job.id] = scope
+            heartbeat = asyncio.create_task(self._heartbeat(context, scope))
+            try:
+                outcome = ("done", await kind.run(context))
+            except JobCancelled:
+                outcome = ("cancelled", None)
+            except queue.LeaseLost:
+                lost = True
+            except Refused as refusal:
+                outcome = ("failed", refusal_message(refusal))
+            except JobFailed as failure:
+                outcome = ("failed", str(failure))
+            except Exception as error:
+                logger.exception("Job %s (%s) attempt %s failed", job.id, job.kind, attempt)
+                outcome = ("error", "".join(traceback.format_exception_only(error)).strip())
+            finally:
+                self._running.pop(job.id, None)
+                heartbeat.cancel()
+                lost = lost or (
+                    heartbeat.done() and not heartbeat.cancelled() and heartbeat.result()
+                )
+        if lost:
+            outcome = ("lost", None)
+        elif scope.cancelled_caught:
+            outcome = ("handback", None)
+        with anyio.CancelScope(shield=True):
+            await self._settle(context, outcome)
+        self.jobs_done += 1
+
+    async def _settle(self, context: JobContext, outcome: tuple[str, Any]) -> None:
+        job, attempt = context.job, context.attempt
+        what, value = outcome
+        try:
+            if what == "done":
+                await queue.finish(job.id, attempt, JobStatus.SUCCEEDED, result=value)
+            elif what == "cancelled":
+                await queue.finish(
+                    job.id, attempt, JobStatus.CANCELLED, message="Cancelled; nothing was changed"
+                )
+            elif what == "failed":
+                await queue.finish(job.id, attempt, JobStatus.FAILED, error=value)
+            elif what == "error":
+                if attempt < job.max_attempts:
+                    await queue.requeue(
+                        job.id,
+                        attempt,
+                        delay=queue.backoff(attempt),
+                        error=value,
+                        message=f"Attempt {attempt} failed; it will be tried again",
+                    )
+                else:
+                    await queue.finish(job.id, attempt, JobStatus.FAILED, error=value)
+            elif what == "handback":
+                await queue.requeue(
+                    job.id,
+                    attempt,
+                    delay=timedelta(0),
+                    error=None,
+                    message="Handed back by a worker that was shutting down",
+                )
+        except queue.LeaseLost:
+            logger.warning(
+                "Job %s: attempt %s lost its lease; its outcome is dropped", job.id, attempt
+            )
+
+    async def _heartbeat(self, context: JobContext, job_scope: anyio.CancelScope) -> bool:
+        """Renew the lease until cancelled; True when the lease was lost (the job stopped)."""
+        interval = max(self.lease / 3, 0.1)
+        grace_left: float | None = None
+        while True:
+            await anyio.sleep(interval if grace_left is None else min(interval, 0.2))
+            try:
+                if await queue.heartbeat(context.job.id, context.attempt, self.lease):
+                    context.cancel_flag = True
+            except queue.LeaseLost:
+                logger.warning(
+                    "Job %s: lease lost; stopping attempt %s", context.job.id, context.attempt
+                )
+                job_scope.cancel()
+                return True
+            except Exception:
+                logger.exception("Heartbeat of job %s failed", context.job.id)
+            if self._stopping.is_set():
+                if grace_left is None:
+                    grace_left = float(self.settings.job_shutdown_grace)
+                grace_left -= min(interval, 0.2)
+                if grace_left <= 0:
+                    job_scope.cancel()
+                    return False
+
+
+@contextlib.asynccontextmanager
+async def embedded_runner(settings: Settings, storage: Storage) -> AsyncIterator[Runner | None]:
+    """Worker coroutines inside the server process (none when concurrency is 0)."""
+    if settings.worker_concurrency <= 0:
+        yield None
+        return
+    runner = Runner(settings, storage)
+    async with anyio.create_task_group() as group:
+        group.start_soon(runner.run)
+        try:
+            yield runner
+        finally:
+            runner.stop()
