@@ -575,11 +575,11 @@ def run_uvicorn(env: dict[str, str], *, app: str = "quiver.app:app") -> Iterator
 
 
 @contextlib.contextmanager
-def run_quiver_serve(cwd: Path, env: dict[str, str]) -> Iterator[str]:
+def run_quiver_serve(cwd: Path, env: dict[str, str], *options: str) -> Iterator[str]:
     """`quiver serve` as a user runs it, from `cwd` with exactly the environment `env`, on a
-    free port; yields its base URL as `run_uvicorn` does."""
+    free port; yields its base URL as `run_uvicorn` does. ``options`` are more flags."""
     port = free_port()
-    command = [sys.executable, "-m", "quiver", "serve", "--port", str(port)]
+    command = [sys.executable, "-m", "quiver", "serve", "--port", str(port), *options]
     with _serving(command, port, cwd=cwd, env=env) as base_url:
         yield base_url
 
@@ -601,6 +601,26 @@ def _serving(command: list[str], port: int, *, cwd: Path, env: dict[str, str]) -
             yield base_url
         finally:
             _stop(process)
+
+
+@contextlib.contextmanager
+def run_quiver_worker(env: dict[str, str], *options: str) -> Iterator[subprocess.Popen[bytes]]:
+    """`quiver worker` with exactly the environment `env`, stopped (SIGTERM) at the end; its
+    output is shown if it exits with an error meanwhile."""
+    command = [sys.executable, "-m", "quiver", "worker", *options]
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(
+            command, cwd=PROJECT_DIR, env=env, stdin=subprocess.DEVNULL, stdout=log,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            yield process
+        finally:
+            _stop(process)
+            if process.returncode not in (0, -signal.SIGTERM):
+                raise RuntimeError(
+                    f"quiver worker exited with {process.returncode}:\n{_read_log(log)}"
+                )
 
 
 def _wait_until_healthy(process: subprocess.Popen[bytes], base_url: str, log: IO[bytes]) -> None:

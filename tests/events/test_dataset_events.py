@@ -38,6 +38,10 @@ DELETE_FILES = """mutation($id: ID!, $paths: [String!]!) { deleteFiles(input: {d
   paths: $paths}) { userErrors { code } } }"""
 CREATE_VERSION = """mutation($id: ID!) { createVersion(input: {datasetId: $id}) {
   version { number } userErrors { code } } }"""
+CREATE_VERSION_ID = """mutation($id: ID!) { createVersion(input: {datasetId: $id}) {
+  version { id } userErrors { code } } }"""
+DATASET_EVENTS_JOBS = """subscription($id: ID!) { datasetEvents(id: $id) {
+  kind job { id status } } }"""
 UPDATE = """mutation($id: ID!) { updateDataset(input: {id: $id, description: "new"}) {
   userErrors { code } } }"""
 
@@ -216,3 +220,47 @@ async def test_anonymous_readers_follow_public_datasets(
     await put(api.client, owner.token, dataset, "e.txt", b"e")
     (result,) = await asyncio.wait_for(following, 20)
     assert result["datasetEvents"]["path"] == "e.txt"
+
+
+JOB_PROGRESS = """subscription($id: ID!) { jobProgress(id: $id) { id status progress seq } }"""
+START_EXPORT = """mutation($input: StartJobInput!) { startJob(input: $input) {
+  job { id } userErrors { field message code } } }"""
+
+
+async def test_one_server_runs_a_job_and_streams_its_progress_in_process(
+    server: str, api: Api, owner: Person
+) -> None:
+    dataset = await new_dataset(api, owner.token, "exported")
+    await put(api.client, owner.token, dataset, "f.txt", b"f" * 1000)
+    version = await api.mutate(CREATE_VERSION_ID, {"id": dataset}, token=owner.token)
+    before = await metric(server, "quiver_active_subscriptions")
+    watching = asyncio.create_task(
+        subscribe(server, owner.token, DATASET_EVENTS_JOBS, {"id": dataset}, count=1)
+    )
+    await until_subscriptions(server, int(before) + 1, watching)
+    started = await api.mutate(
+        START_EXPORT,
+        {
+            "input": {
+                "kind": "EXPORT_ARCHIVE",
+                "datasetId": dataset,
+                "params": {"versionId": version["version"]["id"]},
+            }
+        },
+        token=owner.token,
+    )
+    job = started["job"]["id"]
+    states = [
+        result["jobProgress"]
+        for result in await asyncio.wait_for(
+            subscribe(server, owner.token, JOB_PROGRESS, {"id": job}, count=100), 30
+        )
+    ]
+    # The embedded worker may have taken it already: the first state is the current one.
+    assert states[-1]["status"] == "SUCCEEDED"
+    assert states[-1]["progress"] == 1.0
+    seqs = [state["seq"] for state in states]
+    assert seqs == sorted(set(seqs))
+    (event,) = [result["datasetEvents"] for result in await asyncio.wait_for(watching, 30)]
+    assert event["kind"] == "JOB_UPDATED"
+    assert event["job"]["id"] == job
