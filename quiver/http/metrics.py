@@ -1,4 +1,5 @@
-"""Prometheus metrics: request counts and latencies per route template, at ``/metrics``."""
+"""Prometheus metrics at ``/metrics``: request counts and latencies per route template, and
+the job queue (jobs by kind and status, queue depth, oldest pending age, durations)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from quiver.events.live import LiveConnections
+from quiver.jobs.metrics import JobMetrics
 
 
 class Metrics:
@@ -20,6 +22,8 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self.jobs = JobMetrics()
+        self.registry.register(self.jobs)
         self.requests = Counter(
             "quiver_http_requests",
             "HTTP requests served, by method, route template and status.",
@@ -49,6 +53,7 @@ class Metrics:
         subscriptions.set_function(lambda: live.subscriptions)
 
     async def endpoint(self, request: Request) -> Response:
+        await self.jobs.refresh()
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
 from support import Api, MakeUser, finished_archive_upload, new_dataset, share, tar_gz
 
@@ -348,3 +349,35 @@ async def test_readers_see_a_datasets_jobs_and_strangers_do_not(
     start = {"kind": "IMPORT_ARCHIVE", "datasetId": dataset_id, "params": {"uploadId": "x"}}
     refused = (await api.data(START, {"input": start}, token=reader.token))["startJob"]
     assert refused["userErrors"][0]["code"] == "FORBIDDEN"
+
+
+async def test_metrics_show_jobs_by_kind_and_status_and_the_waiting_queue(
+    api: Api, client: httpx.AsyncClient, admin_token: str, settings: Settings, runner: Runner
+) -> None:
+    dataset_id = await new_dataset(api, admin_token)
+    done = await queued_import(api, settings, admin_token, dataset_id)
+    await runner.run_until_idle()
+    await queued_import(api, settings, admin_token, dataset_id)
+    await Job.filter(id=job_pk(done)).update(
+        started_at=queue.now() - timedelta(seconds=4), finished_at=queue.now()
+    )
+
+    text = (await client.get("/metrics")).text
+
+    assert 'quiver_jobs{kind="IMPORT_ARCHIVE",status="SUCCEEDED"} 1.0' in text
+    assert 'quiver_jobs{kind="IMPORT_ARCHIVE",status="PENDING"} 1.0' in text
+    assert 'quiver_jobs{kind="ANALYZE",status="PENDING"} 0.0' in text
+    assert 'quiver_jobs_queue_depth{kind="IMPORT_ARCHIVE"} 1.0' in text
+    age = next(
+        line
+        for line in text.splitlines()
+        if line.startswith('quiver_jobs_oldest_pending_age_seconds{kind="IMPORT_ARCHIVE"}')
+    )
+    assert float(age.rsplit(" ", 1)[1]) >= 0.0
+    assert 'quiver_job_duration_seconds_count{kind="IMPORT_ARCHIVE",status="SUCCEEDED"} 1.0' in text
+    total = next(
+        line
+        for line in text.splitlines()
+        if line.startswith('quiver_job_duration_seconds_sum{kind="IMPORT_ARCHIVE"')
+    )
+    assert 3.9 <= float(total.rsplit(" ", 1)[1]) <= 5.0

@@ -139,7 +139,7 @@ async def _table_bytes(
     context: JobContext, parquet: Path, export_format: str
 ) -> AsyncIterator[bytes]:
     if export_format == "parquet":
-        return _read(parquet)
+        return read_file(parquet)
     directory = context.settings.tmp_dir
     await aiofiles.os.makedirs(directory, exist_ok=True)
     dest = directory / f"export-{uuid.uuid4().hex}.{export_format}"
@@ -150,7 +150,7 @@ async def _table_bytes(
         await run_analysis(writer, parquet, dest)
     except analytics.TooManyRows as problem:
         raise JobFailed(str(problem)) from None
-    return _read(dest, remove=True)
+    return read_file(dest, remove=True)
 
 
 def _write_csv(parquet: Path, dest: Path) -> None:
@@ -159,7 +159,8 @@ def _write_csv(parquet: Path, dest: Path) -> None:
             out.write(chunk)
 
 
-async def _read(path: Path, *, remove: bool = False) -> AsyncIterator[bytes]:
+async def read_file(path: Path, *, remove: bool = False) -> AsyncIterator[bytes]:
+    """A local file's bytes in chunks (removed after, when ``remove``)."""
     try:
         async with aiofiles.open(path, "rb") as file:
             while chunk := await file.read(CHUNK):
