@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from gql import Client
+from gql import Client, gql
 from gql.transport.exceptions import TransportConnectionFailed, TransportQueryError
 from support import (
     ADMIN_KEY,
@@ -264,3 +264,33 @@ async def test_one_server_runs_a_job_and_streams_its_progress_in_process(
     (event,) = [result["datasetEvents"] for result in await asyncio.wait_for(watching, 30)]
     assert event["kind"] == "JOB_UPDATED"
     assert event["job"]["id"] == job
+
+
+async def test_subscriptions_per_connection_are_limited(
+    server: str, api: Api, owner: Person
+) -> None:
+    dataset = await new_dataset(api, owner.token, "busy")
+    request = gql(DATASET_EVENTS)
+    request.variable_values = {"id": dataset}
+    before = await metric(server, "quiver_active_subscriptions")
+    async with Client(transport=transport(server, owner.token)) as session:
+
+        async def first_event() -> dict[str, Any]:
+            async for result in session.subscribe(request):
+                first: dict[str, Any] = result
+                return first
+            raise AssertionError("the subscription ended without an event")
+
+        # The server allows two at once on one connection (QUIVER_MAX_SUBSCRIPTIONS_...).
+        following = [asyncio.create_task(first_event()) for _ in range(2)]
+        await until_subscriptions(server, int(before) + 2, *following)
+        with pytest.raises(TransportQueryError) as refused:
+            await first_event()
+        assert refused.value.errors is not None
+        (error,) = refused.value.errors
+        assert error["extensions"] == {"code": "TOO_MANY_SUBSCRIPTIONS"}
+        assert error["message"].startswith("At most 2 subscriptions at once on one connection")
+        await put(api.client, owner.token, dataset, "g.txt", b"g")
+        for task in following:
+            result = await asyncio.wait_for(task, 20)
+            assert result["datasetEvents"]["path"] == "g.txt"

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from gql.transport.exceptions import TransportQueryError
 from support import (
@@ -244,4 +245,37 @@ async def test_the_npm_graphql_ws_client_follows_a_job_to_its_end(
     assert node.returncode == 0, (messages, stderr.decode())
     assert messages[-1] == {"type": "complete"}
     states = [m["payload"]["data"]["jobProgress"] for m in messages[:-1]]
+    assert_followed_to_the_end(states)
+
+
+async def test_subscribers_re_read_after_the_bus_drops_and_miss_nothing(
+    cluster: Cluster, api: Api, owner: Person
+) -> None:
+    if cluster.env.get("QUIVER_REDIS_URL"):
+        pytest.skip("drops the PostgreSQL bus; the Redis bus reconnects alike (test_event_bus)")
+    dataset, job = await pending_export(api, owner)
+    following = asyncio.create_task(
+        subscribe(cluster.server_b, owner.token, JOB_PROGRESS, {"id": job}, count=10_000)
+    )
+    watching = asyncio.create_task(
+        subscribe(cluster.server_b, owner.token, DATASET_EVENTS, {"id": dataset}, count=1)
+    )
+    await until_subscriptions(cluster.server_b, 2, following, watching)
+    # Both servers lose their LISTEN connection; they reconnect on their own.
+    database = cluster.env["QUIVER_DATABASE_URL"].rpartition("/")[2]
+    connection = await asyncpg.connect(POSTGRES_URL)
+    try:
+        dropped = await connection.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = $1 AND application_name = 'quiver-events'",
+            database,
+        )
+    finally:
+        await connection.close()
+    assert dropped == 2
+    # The dataset's subscriber is told to re-read; the job's subscriber re-reads the job.
+    (event,) = [r["datasetEvents"] for r in await asyncio.wait_for(watching, WAIT)]
+    assert (event["kind"], event["job"]) == ("DATASET_UPDATED", None)
+    with run_quiver_worker(cluster.env, "--concurrency", "1"):
+        states = [result["jobProgress"] for result in await asyncio.wait_for(following, WAIT)]
     assert_followed_to_the_end(states)
