@@ -9,6 +9,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import httpx
 import pytest
 from gql import Client, gql
 from gql.transport.exceptions import TransportConnectionFailed, TransportQueryError
@@ -294,3 +295,45 @@ async def test_subscriptions_per_connection_are_limited(
         for task in following:
             result = await asyncio.wait_for(task, 20)
             assert result["datasetEvents"]["path"] == "g.txt"
+
+
+async def test_the_handshake_header_authenticates_too(server: str, api: Api, owner: Person) -> None:
+    dataset = await new_dataset(api, owner.token, "by-header")
+    header = {"Authorization": f"Bearer {owner.token}"}
+    before = await metric(server, "quiver_active_subscriptions")
+    request = gql(DATASET_EVENTS)
+    request.variable_values = {"id": dataset}
+
+    async def first_event() -> dict[str, Any]:
+        async with Client(transport=transport(server, None, headers=header)) as session:
+            async for result in session.subscribe(request):
+                first: dict[str, Any] = result
+                return first
+        raise AssertionError("the subscription ended without an event")
+
+    following = asyncio.create_task(first_event())
+    await until_subscriptions(server, int(before) + 1, following)
+    await put(api.client, owner.token, dataset, "h.txt", b"h")
+    assert (await asyncio.wait_for(following, 20))["datasetEvents"]["path"] == "h.txt"
+
+    bad = transport(server, None, headers={"Authorization": "Bearer qvr_wrong"})
+    with pytest.raises(TransportConnectionFailed) as refused:
+        async with Client(transport=bad):
+            pass
+    assert close_frame(refused.value) == (4401, "Invalid or revoked API key")
+
+
+async def test_sse_streams_count_against_the_same_connection_limit(
+    server: str, owner: Person
+) -> None:
+    body = {"query": DATASET_EVENTS, "variables": {"id": "RGF0YXNldDo5OTk5OTk5"}}
+    headers = {"Accept": "text/event-stream", "Authorization": f"Bearer {owner.token}"}
+    async with contextlib.AsyncExitStack() as connections:
+        for _ in range(3):
+            await connections.enter_async_context(Client(transport=transport(server, owner.token)))
+        async with httpx.AsyncClient(base_url=server) as client:
+            response = await client.post("/graphql", json=body, headers=headers)
+    assert response.status_code == 429
+    (error,) = response.json()["errors"]
+    assert error["extensions"]["code"] == "TOO_MANY_CONNECTIONS"
+    assert error["message"].startswith("Too many live connections")
