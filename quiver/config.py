@@ -50,8 +50,13 @@ class Settings:
     job_poll_seconds: float = 1.0
     # On shutdown, running jobs get this long to finish before they are handed back.
     job_shutdown_grace: int = 10
+    # Tables larger than this get their statistics and quality from an ANALYZE job (the
+    # fields say which) instead of within the request.
+    analyze_inline_max_bytes: int = 64 * 1024**2
     # Server folders IMPORT_PATH and SYNC may read, separated by os.pathsep; none: refused.
     import_roots: str = ""
+    # Prefixes of the configured store IMPORT_PATH and SYNC may read, comma-separated.
+    import_prefixes: str = ""
     migrate_on_start: bool = True
     debug: bool = False
 

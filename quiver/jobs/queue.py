@@ -144,7 +144,7 @@ async def claim(worker: str, kinds: Sequence[JobKind] | None, lease: float) -> C
         "WHERE id = (SELECT id FROM quiver_job WHERE status = 'PENDING' "
         f"AND available_at <= {{timestamp}} {kind_filter}"
         "ORDER BY available_at, id LIMIT 1 {skip_locked}) AND status = 'PENDING' "
-        "RETURNING id, attempt, seq, dataset_id",
+        f"RETURNING {_CLAIMED_COLUMNS}",
         worker,
         at + timedelta(seconds=lease),
         at,
@@ -153,9 +153,39 @@ async def claim(worker: str, kinds: Sequence[JobKind] | None, lease: float) -> C
     if not rows:
         return None
     row = rows[0]
-    job = await Job.get(id=row["id"])
     await signals.job_changed(row["id"], row["dataset_id"], row["seq"])
-    return Claim(job, int(row["attempt"]))
+    return Claim(_claimed_job(row), int(row["attempt"]))
+
+
+# What a worker needs of the row it claimed, returned by the claim itself.
+_CLAIMED_COLUMNS = (
+    "id, kind, status, attempt, seq, dataset_id, created_by_id, max_attempts, params, "
+    "checkpoint, progress, message, cancel_requested, idempotency_key"
+)
+
+
+def _json(value: Any) -> Any:
+    """A JSON column as raw SQL returns it: text on both engines (decoded here)."""
+    return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+def _claimed_job(row: dict[str, Any]) -> Job:
+    return Job(
+        id=row["id"],
+        kind=JobKind(row["kind"]),
+        status=JobStatus(row["status"]),
+        attempt=row["attempt"],
+        seq=row["seq"],
+        dataset_id=row["dataset_id"],
+        created_by_id=row["created_by_id"],
+        max_attempts=row["max_attempts"],
+        params=_json(row["params"]),
+        checkpoint=_json(row["checkpoint"]),
+        progress=row["progress"],
+        message=row["message"],
+        cancel_requested=bool(row["cancel_requested"]),
+        idempotency_key=row["idempotency_key"],
+    )
 
 
 async def _fenced(

@@ -69,7 +69,8 @@ class Runner:
         self.settings = settings
         self.storage = storage
         self.concurrency = settings.worker_concurrency if concurrency is None else concurrency
-        self.kinds = list(kinds) if kinds else None
+        # Only kinds this process can run: a job of a kind it lacks waits for one that has it.
+        self.kinds = [kind for kind in (kinds or KINDS) if kind in KINDS]
         self.name = name or worker_name()
         self.lease = float(settings.job_lease_seconds)
         self._wake = asyncio.Event()
@@ -241,11 +242,26 @@ class Runner:
             )
 
     async def _heartbeat(self, context: JobContext, job_scope: anyio.CancelScope) -> bool:
-        """Renew the lease until cancelled; True when the lease was lost (the job stopped)."""
+        """Renew the lease until cancelled, and stop the job (to hand it back) once a
+        shutdown's grace is over; True when the lease was lost (the job stopped)."""
         interval = max(self.lease / 3, 0.1)
-        grace_left: float | None = None
+        next_beat = anyio.current_time() + interval
+        deadline: float | None = None
         while True:
-            await anyio.sleep(interval if grace_left is None else min(interval, 0.2))
+            if deadline is None and self._stopping.is_set():
+                deadline = anyio.current_time() + self.settings.job_shutdown_grace
+            if deadline is not None and anyio.current_time() >= deadline:
+                job_scope.cancel()
+                return False
+            wake_at = next_beat if deadline is None else min(next_beat, deadline)
+            with anyio.move_on_after(max(wake_at - anyio.current_time(), 0)):
+                if deadline is None:
+                    await self._stopping.wait()  # a shutdown starts the grace at once
+                else:
+                    await anyio.sleep_forever()
+            if anyio.current_time() < next_beat:
+                continue
+            next_beat = anyio.current_time() + interval
             try:
                 if await queue.heartbeat(context.job.id, context.attempt, self.lease):
                     context.cancel_flag = True
@@ -257,13 +273,6 @@ class Runner:
                 return True
             except Exception:
                 logger.exception("Heartbeat of job %s failed", context.job.id)
-            if self._stopping.is_set():
-                if grace_left is None:
-                    grace_left = float(self.settings.job_shutdown_grace)
-                grace_left -= min(interval, 0.2)
-                if grace_left <= 0:
-                    job_scope.cancel()
-                    return False
 
 
 @contextlib.asynccontextmanager

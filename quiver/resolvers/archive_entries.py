@@ -91,6 +91,7 @@ class Entry:
 
     path: str
     read: Callable[[], bytes]
+    size: int  # as the archive declares it
 
 
 class _EntryReader:
@@ -187,7 +188,7 @@ def zip_entries(path: Path, base: str, limits: Limits) -> Iterator[Entry]:
                     declared=info.file_size,
                     compressed=info.compress_size,
                 )
-                yield Entry(target, reader.read)
+                yield Entry(target, reader.read, info.file_size)
 
 
 def _plan_zip(
@@ -298,7 +299,8 @@ def tar_entries(source: CountingReader, base: str, limits: Limits) -> Iterator[E
             limits.declare(name, member.size)
             file = archive.extractfile(member)
             assert file is not None  # always a file object for a regular member
-            yield Entry(target, _EntryReader(file, name, limits, declared=member.size).read)
+            reader = _EntryReader(file, name, limits, declared=member.size)
+            yield Entry(target, reader.read, member.size)
 
 
 def _open_tar(source: CountingReader, field: FieldPath) -> tarfile.TarFile:

@@ -45,7 +45,7 @@ from quiver.resolvers.archive_entries import (
     tar_entries,
     zip_entries,
 )
-from quiver.resolvers.blobs import store_blob, touch_blobs
+from quiver.resolvers.blobs import store_blob, touch_blob, touch_blobs
 from quiver.resolvers.errors import FieldPath, Refused
 from quiver.resolvers.files import (
     FileWrite,
@@ -78,6 +78,17 @@ Source = AsyncIterable[bytes] | str | os.PathLike[str]
 T = TypeVar("T")
 
 
+@dataclass
+class Resume:
+    """What an earlier, interrupted run of the same import stored (path -> [size, sha256]),
+    and how to keep what this run stores: entries whose bytes are still stored are not
+    stored again (a tar.gz is still read through; a zip skips them)."""
+
+    known: dict[str, list[Any]]
+    keep: Callable[[dict[str, list[Any]]], Awaitable[None]]
+    every: int = 50
+
+
 @dataclass(frozen=True)
 class ImportResult:
     """What an import added: paths sorted, each counted once."""
@@ -98,6 +109,7 @@ async def import_upload(
     prefix: str = "",
     progress: Progress | None = None,
     before_commit: BeforeCommit | None = None,
+    resume: Resume | None = None,
 ) -> ImportResult:
     """Import a finished tus upload that was sent with ``archive`` = true."""
     dataset = await writable_dataset(viewer, dataset_id, ("input", "datasetId"))
@@ -123,6 +135,7 @@ async def import_upload(
         source_size=upload.length,
         field=field,
         before_commit=before_commit,
+        resume=resume,
     )
 
 
@@ -138,6 +151,7 @@ async def import_archive(
     source_size: int | None = None,
     field: FieldPath = ARCHIVE_FIELD,
     before_commit: BeforeCommit | None = None,
+    resume: Resume | None = None,
 ) -> ImportResult:
     """Unpack a zip or tar.gz (bytes or a local file) under ``prefix`` in the dataset.
 
@@ -151,7 +165,7 @@ async def import_archive(
         await reporter.report(0.0, "Reading the archive")
         limits = Limits(settings, field)
         async with _opened(source, settings, limits, base, source_size) as unpacking:
-            stored = await _store_entries(storage, unpacking, reporter)
+            stored = await _store_entries(storage, unpacking, reporter, resume)
     finally:
         await _aclose(source)
     if before_commit is not None:
@@ -339,22 +353,45 @@ def _next_entry(entries: Iterator[Entry]) -> Entry | None:
 
 
 async def _store_entries(
-    storage: Storage, unpacking: _Unpacking, reporter: _Reporter
+    storage: Storage, unpacking: _Unpacking, reporter: _Reporter, resume: Resume | None
 ) -> dict[str, StoredBlob]:
     stored: dict[str, StoredBlob] = {}
     last_touch = time.monotonic()
+    kept: dict[str, list[Any]] = {}
     while (
         entry := await anyio.to_thread.run_sync(
             _next_entry, unpacking.entries, limiter=unpacking.limiter
         )
     ) is not None:
-        blob = await store_blob(storage, _entry_chunks(entry, unpacking, reporter, len(stored)))
+        blob = await _stored_before(storage, entry, resume)
+        if blob is None:
+            chunks = _entry_chunks(entry, unpacking, reporter, len(stored))
+            blob = await store_blob(storage, chunks)
         stored.pop(entry.path, None)  # the last copy of a path wins
         stored[entry.path] = blob
+        if resume is not None:
+            kept[entry.path] = [blob.size, blob.sha256]
+            if len(kept) % resume.every == 0:
+                await resume.keep({**resume.known, **kept})
         if time.monotonic() - last_touch > TOUCH_INTERVAL:
             await touch_blobs(blob.sha256 for blob in stored.values())
             last_touch = time.monotonic()
+    if resume is not None:
+        await resume.keep({**resume.known, **kept})
     return stored
+
+
+async def _stored_before(
+    storage: Storage, entry: Entry, resume: Resume | None
+) -> StoredBlob | None:
+    """The blob an interrupted run stored for this entry, if its bytes are still there."""
+    if resume is None or (known := resume.known.get(entry.path)) is None:
+        return None
+    size, sha256 = known
+    if size != entry.size or not await storage.exists(blob_key(sha256)):
+        return None
+    await touch_blob(sha256, size)
+    return StoredBlob(sha256, size)
 
 
 async def _entry_chunks(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from tortoise.expressions import Q
@@ -9,7 +10,7 @@ from tortoise.queryset import QuerySet
 
 from quiver.auth import Viewer
 from quiver.config import Settings
-from quiver.ids import decode_global_id
+from quiver.ids import decode_global_id, encode_global_id
 from quiver.jobs import queue
 from quiver.jobs.kinds import KINDS, PARAMS, Kind, Start
 from quiver.models import Job, JobKind, JobStatus, Role
@@ -175,3 +176,37 @@ def filtered_jobs(
             raise ArgumentError("`filter.datasetId` is not a dataset ID", argument="filter")
         jobs = jobs.filter(Q(dataset_id=pk))
     return jobs
+
+
+@dataclass(frozen=True)
+class TableOrigin:
+    """Where a table shown by the API lives: a version's file, or the working set's."""
+
+    dataset_pk: int
+    version_pk: int | None  # None: the working set
+    path: str
+
+
+async def analysis_job(viewer: Viewer, origin: TableOrigin, sha256: str) -> Job:
+    """The ANALYZE job computing this table's statistics: the one already queued or running
+    for the same content, or a new one (any reader may start it: it only reads)."""
+    active = await Job.filter(
+        kind=JobKind.ANALYZE,
+        dataset_id=origin.dataset_pk,
+        status__in=[JobStatus.PENDING, JobStatus.RUNNING],
+    ).order_by("id")
+    for job in active:
+        if isinstance(job.params, dict) and job.params.get("sha256") == sha256:
+            return job
+    where: dict[str, Any] = (
+        {"versionId": encode_global_id("Version", origin.version_pk)}
+        if origin.version_pk is not None
+        else {"filePath": origin.path}
+    )
+    enqueued = await queue.enqueue(
+        JobKind.ANALYZE,
+        dataset_id=origin.dataset_pk,
+        params={**where, "path": origin.path, "sha256": sha256},
+        created_by_id=viewer.user_id,
+    )
+    return enqueued.job

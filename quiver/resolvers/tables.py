@@ -206,6 +206,11 @@ class Tables:
         parquet = await self.parquet_form(table)
         return await run_analysis(analytics.preview, parquet, limit)
 
+    async def cached(self, table: TableFile, kind: str, arguments: Any) -> bool:
+        """Whether the result of an analysis is in the cache already (or being computed)."""
+        key = (table.sha256, kind, _arguments_key(arguments, table.form_key))
+        return key in _in_flight or await self._stored.load(key) is not None
+
     async def analysis(
         self,
         table: TableFile,

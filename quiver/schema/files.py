@@ -17,6 +17,7 @@ from quiver.resolvers import files as ops
 from quiver.resolvers import tables as table_ops
 from quiver.resolvers.errors import ErrorCode, Problem, Refused
 from quiver.resolvers.files import VERSION_FILE, FileRow, readable_file
+from quiver.resolvers.jobs import TableOrigin
 from quiver.resolvers.signed_links import DEFAULT_EXPIRES_IN, MAX_EXPIRES_IN, signed_query
 from quiver.resolvers.tables import table_file
 from quiver.schema.errors import UserError, mutation, user_errors_field
@@ -139,7 +140,9 @@ class File(Node):
             ),
         ] = None,
     ) -> Table | None:
-        return await table_of(info, table_file(root, read_options_argument(options)))
+        # Read as stored (no options given), a big table's analysis may run as a job.
+        origin = await _origin(info, root) if options is None else None
+        return await table_of(info, table_file(root, read_options_argument(options)), origin)
 
     @classmethod
     def is_type_of(cls, obj: Any, info: Any) -> bool:
@@ -305,3 +308,10 @@ class FileMutation:
             info.context.viewer, input.dataset_id, input.path, changes, merge=input.merge
         )
         return FilePayload(file=file)
+
+
+async def _origin(info: Info, root: FileRow) -> TableOrigin | None:
+    if isinstance(root, models.DatasetFile):
+        return TableOrigin(root.dataset_id, None, root.path)
+    version = await info.context.loaders.version_by_id.load(root.version_id)
+    return TableOrigin(version.dataset_id, version.id, root.path) if version else None

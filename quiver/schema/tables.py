@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import functools
 from enum import Enum
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
-from quiver import analytics
+from quiver import analytics, models
 from quiver.analytics import results
 from quiver.analytics.read_options import (
     DEFAULT_NULL_VALUES,
@@ -18,9 +19,16 @@ from quiver.analytics.read_options import (
     read_options_problems,
 )
 from quiver.context import Info
+from quiver.ids import encode_global_id
 from quiver.resolvers.errors import ArgumentError
+from quiver.resolvers.jobs import TableOrigin, analysis_job
 from quiver.resolvers.tables import ReadOptionsError, TableFile, baseline_table
 from quiver.schema.scalars import JSON, Long
+
+if TYPE_CHECKING:
+    from quiver.schema.jobs import Job
+
+DEFAULT_STATISTICS = {"bins": 10, "top_k": 10}
 
 
 @strawberry.type(description="A column: its name, type and whether it holds nulls.")
@@ -267,6 +275,17 @@ class Table:
     column_count: int = strawberry.field(description="Columns.")
     columns: list[Column] = strawberry.field(description="Its columns, in order.")
     file: strawberry.Private[TableFile]
+    origin: strawberry.Private[TableOrigin | None] = None
+
+    @strawberry.field(
+        description="Null when the statistics and quality are in the cache, or the table is "
+        "small enough to analyze within a request; otherwise the ANALYZE job computing them, "
+        "started now or the one already queued or running. Until it has SUCCEEDED, "
+        "`statistics` and `quality` answer with an error of code JOB_PENDING naming it.",
+        graphql_type=Annotated["Job", strawberry.lazy("quiver.schema.jobs")] | None,
+    )
+    async def analysis_job(self, info: Info) -> models.Job | None:
+        return await _pending_analysis(info, self)
 
     @strawberry.field(
         description="How the file was read: the read options given (as an argument, or kept "
@@ -300,10 +319,13 @@ class Table:
         "content hash (bins 1-100, topK 1-100)."
     )
     async def statistics(self, info: Info, bins: int = 10, top_k: int = 10) -> TableStatistics:
+        if (bins, top_k) == (10, 10):
+            await _raise_if_pending(info, self)
         return table_statistics(await _statistics(info, self.file, bins, top_k))
 
     @strawberry.field(description="A quality report with a 0-100 score.")
     async def quality(self, info: Info) -> QualityReport:
+        await _raise_if_pending(info, self)
         tables = info.context.tables
         stats = await _statistics(info, self.file, 10, 10)
         report = await tables.analysis(self.file, "quality", None, analytics.quality_report, stats)
@@ -377,8 +399,11 @@ class Table:
         )
 
 
-async def table_of(info: Info, file: TableFile | None) -> Table | None:
-    """The ``Table`` of a tabular file (its schema is read, or computed, now)."""
+async def table_of(
+    info: Info, file: TableFile | None, origin: TableOrigin | None = None
+) -> Table | None:
+    """The ``Table`` of a tabular file (its schema is read, or computed, now). ``origin``
+    (where it lives, when read as stored) lets a big table's analysis run as a job."""
     if file is None:
         return None
     schema = await info.context.tables.schema(file)
@@ -388,7 +413,39 @@ async def table_of(info: Info, file: TableFile | None) -> Table | None:
         column_count=len(schema.columns),
         columns=[Column(**vars(column)) for column in schema.columns],
         file=file,
+        origin=origin,
     )
+
+
+class AnalysisPending(ArgumentError):
+    """A big table's statistics are being computed by a job: code JOB_PENDING, its jobId."""
+
+    def __init__(self, job: models.Job) -> None:
+        job_id = encode_global_id("Job", job.id)
+        super().__init__(
+            f"This table is analyzed by job {job_id} ({job.status}); follow it and ask "
+            "again once it has SUCCEEDED"
+        )
+        self.extensions = {"code": "JOB_PENDING", "jobId": job_id}
+
+
+async def _pending_analysis(info: Info, table: Table) -> models.Job | None:
+    """The ANALYZE job a big table's default statistics and quality wait for, if any."""
+    context = info.context
+    if table.origin is None or table.file.size <= context.settings.analyze_inline_max_bytes:
+        return None
+    tables = context.tables
+    if await tables.cached(table.file, "statistics", DEFAULT_STATISTICS) and await tables.cached(
+        table.file, "quality", None
+    ):
+        return None
+    return await analysis_job(context.viewer, table.origin, table.file.sha256)
+
+
+async def _raise_if_pending(info: Info, table: Table) -> None:
+    job = await _pending_analysis(info, table)
+    if job is not None:
+        raise AnalysisPending(job)
 
 
 async def _statistics(

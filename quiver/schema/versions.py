@@ -15,6 +15,7 @@ from quiver.ids import decode_global_id
 from quiver.resolvers import diffs
 from quiver.resolvers import versions as ops
 from quiver.resolvers.errors import ArgumentError
+from quiver.resolvers.jobs import TableOrigin
 from quiver.resolvers.lineage import LineageDirection, NodeRef
 from quiver.resolvers.loaders import PageArgs
 from quiver.resolvers.tables import version_table
@@ -178,7 +179,13 @@ class Version(Node):
         ] = None,
     ) -> Table | None:
         given = read_options_argument(options)
-        return await table_of(info, await version_table(root.id, path, given))
+        found = await version_table(root.id, path, given)
+        origin = (
+            TableOrigin(root.dataset_id, root.id, found.path)
+            if found is not None and options is None
+            else None
+        )
+        return await table_of(info, found, origin)
 
     @strawberry.field(description="What changed from the version `against` to this one.")
     async def diff(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -14,7 +16,8 @@ from quiver.config import Settings
 from quiver.ids import decode_global_id
 from quiver.jobs import queue, signals
 from quiver.jobs.runner import Runner
-from quiver.models import Job, JobStatus
+from quiver.models import DatasetFile, Job, JobKind, JobStatus
+from quiver.resolvers.blobs import store_blob
 
 pytestmark = pytest.mark.anyio
 
@@ -57,6 +60,10 @@ def job_pk(job: dict[str, Any]) -> int:
     pk = decode_global_id(job["id"], "Job")
     assert pk is not None
     return pk
+
+
+async def one_chunk(data: bytes) -> AsyncIterator[bytes]:
+    yield data
 
 
 async def job_of(api: Api, token: str, job_id: str) -> dict[str, Any]:
@@ -381,3 +388,42 @@ async def test_metrics_show_jobs_by_kind_and_status_and_the_waiting_queue(
         if line.startswith('quiver_job_duration_seconds_sum{kind="IMPORT_ARCHIVE"')
     )
     assert 3.9 <= float(total.rsplit(" ", 1)[1]) <= 5.0
+
+
+async def test_a_rerun_import_reuses_the_entries_its_checkpoint_says_are_stored(
+    api: Api, admin_token: str, settings: Settings, runner: Runner
+) -> None:
+    dataset_id = await new_dataset(api, admin_token)
+    job = await queued_import(api, settings, admin_token, dataset_id)
+    stand_in = await store_blob(runner.storage, one_chunk(b"xyz"))
+    # As an interrupted attempt leaves it: a/1.txt stored (here, deliberately, as other
+    # bytes of its size, so reuse shows), b/3.txt recorded but its bytes since collected.
+    await Job.filter(id=job_pk(job)).update(
+        checkpoint={"a/1.txt": [3, stand_in.sha256], "b/3.txt": [5, "f" * 64]}
+    )
+
+    await runner.run_until_idle()
+
+    done = await job_of(api, admin_token, job["id"])
+    assert done["status"] == "SUCCEEDED"
+    files = await DatasetFile.filter(dataset_id=decode_global_id(dataset_id, "Dataset"))
+    by_path = {file.path: file.blob_id for file in files}
+    assert by_path == {
+        "a/1.txt": stand_in.sha256,  # reused, not read again
+        "a/2.txt": hashlib.sha256(b"two").hexdigest(),
+        "b/3.txt": hashlib.sha256(b"three").hexdigest(),  # stored again
+    }
+    row = await Job.get(id=job_pk(job))
+    assert set(row.checkpoint) == {"a/1.txt", "a/2.txt", "b/3.txt"}
+
+
+async def test_a_runner_takes_only_the_kinds_it_is_given(
+    api: Api, admin_token: str, settings: Settings, runner: Runner
+) -> None:
+    dataset_id = await new_dataset(api, admin_token)
+    job = await queued_import(api, settings, admin_token, dataset_id)
+    exporter = Runner(settings, runner.storage, kinds=[JobKind.EXPORT_TABLE])
+
+    assert await exporter.run_until_idle() == 0
+    assert (await job_of(api, admin_token, job["id"]))["status"] == "PENDING"
+    assert await runner.run_until_idle() == 1

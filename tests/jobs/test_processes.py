@@ -233,3 +233,31 @@ def test_an_embedded_server_killed_mid_job_resumes_it_when_restarted(
         assert counts == {"fileCount": FILES, "files": {"totalCount": FILES}}
     finally:
         second.stop()
+
+
+def test_a_worker_stopped_with_sigterm_hands_its_job_back_for_the_next_worker(
+    tmp_path: Path, source: Path, postgres_url: str
+) -> None:
+    env = environment(tmp_path, postgres_url, QUIVER_JOB_SHUTDOWN_GRACE="0")
+    port = free_port()
+    server = serve({**env, "QUIVER_WORKER_CONCURRENCY": "0"}, port)
+    first = Process(["worker"], env)
+    later: Process | None = None
+    try:
+        dataset_id, job_id = start_import(port, source)
+        wait_for(port, job_id, running_with_progress, "ran", first)
+
+        first.popen.send_signal(signal.SIGTERM)
+        assert first.popen.wait(timeout=60) == 0, first.output()
+
+        handed_back = graphql(port, JOB, {"id": job_id})["job"]
+        assert (handed_back["status"], handed_back["attempt"]) == ("PENDING", 1)
+        later = Process(["worker"], env)
+        job = wait_for(port, job_id, succeeded, "succeeded", later)
+        assert job["attempt"] == 2
+        counts = graphql(port, COUNT, {"id": dataset_id})["dataset"]
+        assert counts == {"fileCount": FILES, "files": {"totalCount": FILES}}
+    finally:
+        for process in (first, later, server):
+            if process is not None:
+                process.stop()

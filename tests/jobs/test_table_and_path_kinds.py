@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -142,12 +143,16 @@ def source(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def settings(db: str, tmp_path: Path) -> Settings:
-    """This module's server allows imports from ``<tmp>/exports`` (and nowhere else)."""
+    """This module's server allows imports from ``<tmp>/exports`` and the store's
+    ``incoming/`` (and nowhere else), and
+    analyzes every table of more than 10 bytes in a job."""
     return Settings(
         data_dir=tmp_path / "data",
         database_url=db,
         migrate_on_start=False,
         import_roots=str(tmp_path / "exports"),
+        import_prefixes="incoming/",
+        analyze_inline_max_bytes=10,
     )
 
 
@@ -241,3 +246,74 @@ async def test_a_cancelled_path_import_leaves_the_dataset_unchanged(
     job = (await api.data(JOB, {"id": started["job"]["id"]}, token=admin_token))["job"]
     assert job["status"] == "CANCELLED"
     assert await paths_of(api, admin_token, dataset_id) == {}
+
+
+BIG_TABLE = """query($id: ID!) { dataset(id: $id) { file(path: "t.csv") { table {
+  analysisJob { id kind status } } } } }"""
+STATISTICS = """query($id: ID!) { dataset(id: $id) { file(path: "t.csv") { table {
+  statistics { rowCount } quality { overallScore } } } } }"""
+
+
+async def test_a_big_tables_statistics_come_from_an_analyze_job_started_or_joined(
+    api: Api, client: httpx.AsyncClient, admin_token: str, runner: Runner
+) -> None:
+    dataset_id = await dataset_with(api, client, admin_token, "t", {"t.csv": CSV})
+
+    first = await api.data(BIG_TABLE, {"id": dataset_id}, token=admin_token)
+    job = first["dataset"]["file"]["table"]["analysisJob"]
+    assert (job["kind"], job["status"]) == ("ANALYZE", "PENDING")
+    pending = await api.post(STATISTICS, {"id": dataset_id}, token=admin_token)
+    (error,) = pending["errors"]
+    assert error["extensions"] == {"code": "JOB_PENDING", "jobId": job["id"]}
+    again = await api.data(BIG_TABLE, {"id": dataset_id}, token=admin_token)
+    assert again["dataset"]["file"]["table"]["analysisJob"]["id"] == job["id"]  # joined
+
+    assert await runner.run_until_idle() == 1
+
+    done = await api.data(STATISTICS, {"id": dataset_id}, token=admin_token)
+    assert done["dataset"]["file"]["table"]["statistics"] == {"rowCount": 3}
+    after = await api.data(BIG_TABLE, {"id": dataset_id}, token=admin_token)
+    assert after["dataset"]["file"]["table"]["analysisJob"] is None
+
+
+async def test_import_path_reads_a_prefix_of_the_configured_store(
+    api: Api, admin_token: str, runner: Runner
+) -> None:
+    dataset_id = await new_dataset(api, admin_token)
+    for key, content in {"incoming/cams/a.jpg": b"aa", "incoming/cams/d/b.jpg": b"bbb"}.items():
+        await runner.storage.put(key, chunks(content))
+
+    job = await run(
+        api, runner, admin_token, "IMPORT_PATH", dataset_id, {"storagePrefix": "incoming/cams"}
+    )
+
+    assert job["status"] == "SUCCEEDED", job["error"]
+    assert set(await paths_of(api, admin_token, dataset_id)) == {"a.jpg", "d/b.jpg"}
+
+
+async def test_store_prefixes_outside_the_allowed_ones_are_forbidden(
+    api: Api, admin_token: str, source: Path
+) -> None:
+    dataset_id = await new_dataset(api, admin_token)
+
+    async def refused(params: dict[str, Any]) -> tuple[list[str], str]:
+        errors = (await start(api, admin_token, "IMPORT_PATH", dataset_id, params))["userErrors"]
+        return errors[0]["field"], errors[0]["code"]
+
+    assert await refused({"storagePrefix": "blobs"}) == (
+        ["input", "params", "storagePrefix"],
+        "FORBIDDEN",
+    )
+    assert await refused({"storagePrefix": "incoming/../blobs"}) == (
+        ["input", "params", "storagePrefix"],
+        "INVALID",
+    )
+    assert await refused({"storagePrefix": "incoming", "path": str(source)}) == (
+        ["input", "params", "path"],
+        "INVALID",
+    )
+    assert await refused({}) == (["input", "params", "path"], "INVALID")
+
+
+async def chunks(content: bytes) -> AsyncIterator[bytes]:
+    yield content

@@ -39,8 +39,9 @@ async def _finished_archive_upload(start: Start, upload_id: str) -> Upload:
 @register(JobKind.IMPORT_ARCHIVE, needed=Role.WRITE, validate=_validate_import_archive)
 async def import_archive(context: JobContext) -> dict[str, Any]:
     """Nothing joins the dataset before every entry is stored, so a cancelled or failed import
-    leaves it unchanged; a re-run after a crash stores each entry again under the same
-    sha256 (bytes already stored are kept, not written twice) and adds every path once."""
+    leaves it unchanged. Stored entries are kept in the job's checkpoint: a re-run after a
+    crash reuses those whose bytes are still stored (a zip skips them, a tar.gz reads past
+    them) and adds every path once."""
     params = context.params
     viewer = await context.viewer()
     size = float(params.get("size") or 0) or None
@@ -59,6 +60,7 @@ async def import_archive(context: JobContext) -> dict[str, Any]:
         prefix=params.get("prefix") or "",
         progress=progress,
         before_commit=context.check_cancelled,
+        resume=archives.Resume(dict(context.checkpoint or {}), context.save_checkpoint),
     )
     return {
         "fileCount": result.count,

@@ -1,7 +1,10 @@
-"""IMPORT_PATH and SYNC: a folder on the server, under an allow-listed root, into a dataset.
+"""IMPORT_PATH and SYNC: a folder on the server or a prefix of the configured store, under
+an allow-listed root, into a dataset.
 
 Only folders under ``QUIVER_IMPORT_ROOTS`` (``os.pathsep``-separated) are read; any other
-path, or one that leaves a root through ``..`` or a symbolic link, is FORBIDDEN. IMPORT_PATH
+path, or one that leaves a root through ``..`` or a symbolic link, is FORBIDDEN. A
+``storagePrefix`` is read from the configured store (a local folder or S3) when it lies under
+one of ``QUIVER_IMPORT_PREFIXES`` (comma-separated); any other prefix is FORBIDDEN. IMPORT_PATH
 adds every file (replacing paths that exist); SYNC adds new files, updates changed ones and,
 with ``removeMissing``, removes working-set files under ``prefix`` the folder no longer has.
 
@@ -34,6 +37,8 @@ from quiver.resolvers.archives import checked_prefix
 from quiver.resolvers.blobs import store_blob
 from quiver.resolvers.errors import Refused
 from quiver.resolvers.files import FileWrite, check_path, guess_content_type, put_files
+from quiver.storage import Storage
+from quiver.storage.base import validate_prefix
 from quiver.storage.blobs import StoredBlob
 
 CHUNK = 1024 * 1024
@@ -60,14 +65,40 @@ def resolved_source(settings: Settings, raw: str) -> Path:
     return folder
 
 
+def allowed_prefixes(settings: Settings) -> list[str]:
+    return [p.strip().strip("/") + "/" for p in settings.import_prefixes.split(",") if p.strip()]
+
+
+def checked_store_prefix(settings: Settings, raw: str) -> str:
+    """``raw`` as a store prefix ending in ``/``, if it lies under an allowed one."""
+    field = param("storagePrefix")
+    try:
+        prefix = validate_prefix(raw)
+    except ValueError as problem:
+        raise Refused.invalid(field, f"Not a storage prefix: {problem}") from None
+    if not prefix:
+        raise Refused.invalid(field, "storagePrefix must name a folder of the store")
+    allowed = allowed_prefixes(settings)
+    if not any(f"{prefix}/".startswith(root) for root in allowed):
+        raise Refused.forbidden(field, "storagePrefix is outside the prefixes this server imports")
+    return f"{prefix}/"
+
+
 async def _validate(params: dict[str, Any], start: Start, *, sync: bool) -> dict[str, Any]:
-    names = {"path", "prefix", "removeMissing"} if sync else {"path", "prefix"}
-    known_params(params, names)
-    raw = string_param(params, "path", required=True)
-    assert raw is not None
-    folder = await anyio.to_thread.run_sync(resolved_source, start.settings, raw)
+    names = {"path", "storagePrefix", "prefix", "removeMissing"}
+    known_params(params, names if sync else names - {"removeMissing"})
+    raw = string_param(params, "path")
+    store_prefix = string_param(params, "storagePrefix")
+    if (raw is None) == (store_prefix is None):
+        raise Refused.invalid(param("path"), "Give exactly one of path and storagePrefix")
     prefix = checked_prefix(string_param(params, "prefix") or "", param("prefix"))
-    stored: dict[str, Any] = {"path": str(folder), "prefix": prefix}
+    stored: dict[str, Any] = {"prefix": prefix}
+    if raw is not None:
+        folder = await anyio.to_thread.run_sync(resolved_source, start.settings, raw)
+        stored["path"] = str(folder)
+    else:
+        assert store_prefix is not None
+        stored["storagePrefix"] = checked_store_prefix(start.settings, store_prefix)
     if sync:
         stored["removeMissing"] = bool_param(params, "removeMissing", False)
     return stored
@@ -83,7 +114,8 @@ async def _validate_sync(params: dict[str, Any], start: Start) -> dict[str, Any]
 
 @dataclass(frozen=True)
 class SourceFile:
-    local: Path
+    local: Path | None  # None: ``key`` in the store
+    key: str
     path: str  # in the dataset
     size: int
     mtime: int
@@ -102,12 +134,26 @@ def _listing(folder: Path, prefix: str) -> list[SourceFile]:
             stat = local.stat()
             relative = local.relative_to(folder).as_posix()
             path = f"{prefix}/{relative}" if prefix else relative
-            found.append(SourceFile(local, path, stat.st_size, stat.st_mtime_ns))
+            found.append(SourceFile(local, "", path, stat.st_size, stat.st_mtime_ns))
     return sorted(found, key=lambda f: f.path)
 
 
-async def _chunks(local: Path) -> AsyncIterator[bytes]:
-    async with aiofiles.open(local, "rb") as file:
+async def _store_listing(storage: Storage, store_prefix: str, prefix: str) -> list[SourceFile]:
+    found = []
+    async for meta in storage.list(store_prefix):
+        relative = meta.key.removeprefix(store_prefix)
+        path = f"{prefix}/{relative}" if prefix else relative
+        mtime = int(meta.last_modified.timestamp() * 1e9)
+        found.append(SourceFile(None, meta.key, path, meta.size, mtime))
+    return sorted(found, key=lambda f: f.path)
+
+
+async def _chunks(storage: Storage, source: SourceFile) -> AsyncIterator[bytes]:
+    if source.local is None:
+        async for chunk in await storage.open(source.key):
+            yield chunk
+        return
+    async with aiofiles.open(source.local, "rb") as file:
         while chunk := await file.read(CHUNK):
             yield chunk
 
@@ -116,12 +162,18 @@ async def _run(context: JobContext, *, sync: bool) -> dict[str, Any]:
     params = context.params
     dataset_pk = context.job.dataset_id
     assert dataset_pk is not None
+    prefix: str = params["prefix"]
     try:
-        folder = await anyio.to_thread.run_sync(resolved_source, context.settings, params["path"])
+        if params.get("storagePrefix"):
+            store_prefix = checked_store_prefix(context.settings, params["storagePrefix"])
+            files = await _store_listing(context.storage, store_prefix, prefix)
+        else:
+            folder = await anyio.to_thread.run_sync(
+                resolved_source, context.settings, params["path"]
+            )
+            files = await anyio.to_thread.run_sync(_listing, folder, prefix)
     except Refused as refusal:
         raise JobFailed(refusal.problems[0].message) from None
-    prefix: str = params["prefix"]
-    files = await anyio.to_thread.run_sync(_listing, folder, prefix)
     bad = [f.path for f in files if check_path(f.path, param("path"))]
     if bad:
         raise JobFailed(f"{len(bad)} file names cannot be dataset paths, e.g. {bad[0]!r}")
@@ -135,7 +187,7 @@ async def _run(context: JobContext, *, sync: bool) -> dict[str, Any]:
         if kept is not None and kept[0] == source.size and kept[1] == source.mtime:
             blob = StoredBlob(kept[2], source.size)
         else:
-            blob = await store_blob(context.storage, _chunks(source.local))
+            blob = await store_blob(context.storage, _chunks(context.storage, source))
             saved[source.path] = [source.size, source.mtime, blob.sha256]
             if index % CHECKPOINT_EVERY == 0:
                 await context.save_checkpoint(saved)
