@@ -8,20 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from cross_web import HTTPException
-from graphql import GraphQLError
-from starlette.requests import HTTPConnection, Request
+from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
-from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
-from strawberry.exceptions import ConnectionRejectionError
+from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.http.base import BaseRequestProtocol
 from strawberry.schema.exceptions import InvalidOperationTypeError
-from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
-    BaseGraphQLTransportWSHandler,
-)
-from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
 from strawberry.types.execution import ExecutionResult
 from strawberry.types.unset import UnsetType
 
@@ -37,6 +31,14 @@ from quiver.http.body_limits import (
     is_multipart,
 )
 from quiver.http.endpoint import BEARER_CHALLENGE
+from quiver.http.live import (
+    RefusingWebSocketAdapter,
+    TransportWSHandler,
+    address_of,
+    admit_websocket,
+    is_event_stream,
+    too_many_connections,
+)
 from quiver.http.media import (
     GRAPHQL_RESPONSE_JSON,
     accepts_html,
@@ -59,41 +61,6 @@ PREFLIGHT_HEADERS = (
     "apollo-require-preflight",
     "x-apollo-operation-name",
 )
-
-
-class RefusingWebSocketAdapter(ASGIWebSocketAdapter):
-    """Closes a refused connection with the refusal's own code and reason (Strawberry's
-    are a bare 4403 Forbidden, or 1011 for graphql-ws), so clients can tell why."""
-
-    async def close(self, code: int, reason: str) -> None:
-        refusal: tuple[int, str] | None = getattr(self.ws.state, "refusal", None)
-        if refusal is not None:
-            code, reason = refusal
-        # A close frame's reason holds at most 123 bytes.
-        await super().close(code, reason.encode()[:123].decode(errors="ignore"))
-
-
-class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
-    """graphql-transport-ws, saying what the per-connection limit is when it is reached."""
-
-    async def handle_subscribe(self, message: SubscribeMessage) -> None:
-        limit = self.max_subscriptions_per_connection
-        if (
-            self.connection_acknowledged
-            and limit is not None
-            and message["id"] not in self.operations
-            and len(self.operations) >= limit
-        ):
-            error = GraphQLError(
-                f"At most {limit} subscriptions at once on one connection; complete one "
-                "first or open another connection",
-                extensions={"code": "TOO_MANY_SUBSCRIPTIONS"},
-            )
-            await self.send_message(
-                {"id": message["id"], "type": "error", "payload": [error.formatted]}
-            )
-            return
-        await super().handle_subscribe(message)
 
 
 class QuiverGraphQL(GraphQL[Context, None]):
@@ -122,7 +89,7 @@ class QuiverGraphQL(GraphQL[Context, None]):
                 if client is not None:
                     self.live.close(client)
             return
-        if _is_event_stream(scope):
+        if is_event_stream(scope):
             await self._event_stream(scope, receive, send)
             return
         await self._http(scope, receive, send)
@@ -130,10 +97,10 @@ class QuiverGraphQL(GraphQL[Context, None]):
     async def _event_stream(self, scope: Scope, receive: Receive, send: Send) -> None:
         """GraphQL over SSE: a live connection like a WebSocket, under the same limit."""
         request = Request(scope)
-        client = client_key(request.headers.get("authorization"), _address(scope))
+        client = client_key(request.headers.get("authorization"), address_of(scope))
         if not self.live.open(client):
             response = _graphql_error(
-                request, self._too_many_connections(), "TOO_MANY_CONNECTIONS", 429
+                request, too_many_connections(self.live), "TOO_MANY_CONNECTIONS", 429
             )
             await response(scope, receive, send)
             return
@@ -142,33 +109,8 @@ class QuiverGraphQL(GraphQL[Context, None]):
         finally:
             self.live.close(client)
 
-    def _too_many_connections(self) -> str:
-        return (
-            f"Too many live connections for this API key or address (at most "
-            f"{self.live.max_per_client} at once); close one first"
-        )
-
     async def on_ws_connect(self, context: Context) -> UnsetType:
-        """Authenticate from the ``connection_init`` payload (else the handshake's header)
-        and count the connection against its client's limit."""
-        websocket = context.request
-        params = context.connection_params or {}
-        authorization = _authorization_param(params)
-        if authorization is None:
-            authorization = websocket.headers.get("authorization")
-            problem: str | None = getattr(websocket.state, "authentication_error", None)
-            if problem is not None:
-                _refuse(websocket, 4401, problem)
-        else:
-            try:
-                context.viewer = await authenticate(authorization, self.settings)
-            except AuthenticationError as exc:
-                _refuse(websocket, 4401, str(exc))
-            context.forget_loaded()
-        client = client_key(authorization, _address(websocket.scope))
-        if not self.live.open(client):
-            _refuse(websocket, 4429, self._too_many_connections())
-        websocket.state.live_client = client
+        await admit_websocket(context, self.settings, self.live)
         return UnsetType()
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -348,38 +290,6 @@ def _error_headers(status_code: int) -> dict[str, str]:
     if status_code == 405:
         return {"Allow": "POST"}
     return {}
-
-
-def _refuse(websocket: HTTPConnection, code: int, reason: str) -> None:
-    """Refuse a connection at connection_init: closed with ``code`` and ``reason``; the
-    graphql-ws protocol also sends them as its ``connection_error`` payload."""
-    websocket.state.refusal = (code, reason)
-    raise ConnectionRejectionError({"message": reason, "code": code})
-
-
-def _authorization_param(params: dict[str, object]) -> str | None:
-    """``Authorization`` (any case) in the connection_init payload, or in its ``headers``
-    object as some clients send it."""
-    for source in (params, params.get("headers")):
-        if isinstance(source, dict):
-            for key, value in source.items():
-                if str(key).lower() == "authorization" and isinstance(value, str):
-                    return value
-    return None
-
-
-def _address(scope: Scope) -> str | None:
-    client = scope.get("client")
-    return str(client[0]) if client else None
-
-
-def _is_event_stream(scope: Scope) -> bool:
-    if scope["type"] != "http":
-        return False
-    for name, value in scope["headers"]:
-        if name == b"accept" and b"text/event-stream" in value.lower():
-            return True
-    return False
 
 
 def _is_unguarded_multipart(scope: Scope) -> bool:
