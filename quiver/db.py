@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from tortoise import Tortoise
 from tortoise.migrations.api import migrate as tortoise_migrate
@@ -55,10 +56,26 @@ def ensure_database_dir(database_url: str) -> None:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
 
 
+# Any fixed number: PostgreSQL advisory locks are named by integers.
+MIGRATION_LOCK = 0x71756976  # "quiv"
+
+
 async def migrate(settings: Settings) -> None:
-    """Bring the database schema up to date; safe to run on every start."""
+    """Bring the database schema up to date; safe to run on every start, and from several
+    processes starting at once (servers and workers): on PostgreSQL they take turns."""
     ensure_database_dir(settings.database_url)
-    await tortoise_migrate(config=tortoise_config(settings.database_url))
+    if settings.database_url.startswith(("postgres://", "postgresql://")):
+        import asyncpg
+
+        dsn = urlunsplit(urlsplit(settings.database_url)._replace(query=""))
+        lock = await asyncpg.connect(dsn)
+        try:
+            await lock.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
+            await tortoise_migrate(config=tortoise_config(settings.database_url))
+        finally:
+            await lock.close()  # releases the lock
+    else:
+        await tortoise_migrate(config=tortoise_config(settings.database_url))
     await Tortoise.close_connections()
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -54,6 +55,10 @@ def _dead_local_workers(workers: Sequence[str]) -> list[str]:
         except PermissionError:
             pass  # alive, someone else's
     return dead
+
+
+def _set_on_close(closed: asyncio.Event, connection: object) -> None:
+    closed.set()
 
 
 class Runner:
@@ -122,13 +127,14 @@ class Runner:
     async def _loop(self) -> None:
         poll = self.settings.job_poll_seconds
         while not self._stopping.is_set():
+            # Cleared before looking, so a wake-up that comes while looking is not lost.
+            self._wake.clear()
             try:
                 claimed = await queue.claim(self.name, self.kinds, self.lease)
             except Exception:
                 logger.exception("Claiming a job failed; trying again in %s s", poll)
                 claimed = None
             if claimed is None:
-                self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), poll)
                 continue
@@ -153,9 +159,13 @@ class Runner:
         while True:
             try:
                 connection = await asyncpg.connect(dsn)
+                closed = asyncio.Event()
+                connection.add_termination_listener(functools.partial(_set_on_close, closed))
                 try:
                     await connection.add_listener(queue.NOTIFY_CHANNEL, self._notified)
-                    await anyio.sleep_forever()
+                    self._wake.set()  # whatever was announced while not listening
+                    await closed.wait()
+                    logger.warning("The job wake-up connection closed; listening again")
                 finally:
                     with anyio.CancelScope(shield=True):
                         await connection.close()
