@@ -10,12 +10,18 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
-from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
+from strawberry.subscriptions import (
+    GRAPHQL_SSE_PROTOCOL,
+    GRAPHQL_TRANSPORT_WS_PROTOCOL,
+    GRAPHQL_WS_PROTOCOL,
+)
 from tortoise.contrib.starlette import RegisterTortoise
 
 from quiver import db
 from quiver.auth import ensure_admin_key
 from quiver.config import Settings
+from quiver.events.lifecycle import running_bus
+from quiver.events.live import LiveConnections
 from quiver.http.annotations import DatasetAnnotations, VersionAnnotations
 from quiver.http.archives import DatasetArchive
 from quiver.http.exports import VersionExport
@@ -45,14 +51,22 @@ def create_app(
     """Build the app; ``manage_database=False`` leaves ORM setup to the caller (tests)."""
     settings = settings or Settings.from_env()
     storage = storage or storage_from_url(settings.storage_url)
+    live = LiveConnections(max_per_client=settings.max_connections_per_client)
     graphql = QuiverGraphQL(
         build_schema(settings),
         settings=settings,
         storage=storage,
+        live=live,
         multipart_uploads_enabled=True,
         graphql_ide="graphiql",
         allow_queries_via_get=True,
-        subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL],
+        subscription_protocols=[
+            GRAPHQL_TRANSPORT_WS_PROTOCOL,
+            GRAPHQL_WS_PROTOCOL,
+            GRAPHQL_SSE_PROTOCOL,
+        ],
+        allowed_origins=settings.websocket_origin_list,
+        max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
     )
 
     @asynccontextmanager
@@ -71,6 +85,7 @@ def create_app(
             await storage.close()
 
     metrics = Metrics()
+    metrics.watch_live(live)
     routes = [
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
@@ -114,7 +129,7 @@ async def _database(app: Starlette, settings: Settings) -> AsyncIterator[None]:
     ):
         if settings.admin_api_key:
             await ensure_admin_key(settings.admin_api_key)
-        async with embedded_runner(settings, app.state.storage):
+        async with running_bus(settings), embedded_runner(settings, app.state.storage):
             yield
 
 

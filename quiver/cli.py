@@ -101,6 +101,8 @@ def _prepare_workers(settings: Settings, *, reload: bool) -> None:
             err=True,
         )
         raise typer.Exit(code=2)
+    from quiver import db
+
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if settings.migrate_on_start:
         asyncio.run(db.migrate(settings))
@@ -110,6 +112,9 @@ def _prepare_workers(settings: Settings, *, reload: bool) -> None:
 
 
 async def _ensure_admin_key(settings: Settings) -> None:
+    from tortoise import Tortoise
+
+    from quiver import db
     from quiver.auth import ensure_admin_key
 
     await Tortoise.init(config=db.tortoise_config(settings.database_url))

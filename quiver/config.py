@@ -49,6 +49,13 @@ class Settings:
     # How long presigned S3 upload URLs live; a client asks again for an expired one.
     presign_seconds: int = 3600
     max_pack_size: int = 1024**3
+    # WebSocket handshakes from pages on these origins (comma-separated, e.g.
+    # https://app.example.org; * for any) besides the server's own; clients that are not
+    # browsers send no Origin and are always let in.
+    websocket_origins: str = ""
+    # Live connections (WebSockets, SSE streams) one API key (or address) may hold open.
+    max_connections_per_client: int = 20
+    max_subscriptions_per_connection: int = 50
     # Job worker coroutines inside `quiver serve` (0: API only, `quiver serve --no-worker`).
     worker_concurrency: int = 2
     # A worker that misses its heartbeats this long is presumed dead; its job runs again.
@@ -82,6 +89,10 @@ class Settings:
     def public_base_url(self, request_base_url: str) -> str:
         """The start of links to this server: ``public_url`` if set, else the request's."""
         return (self.public_url or request_base_url).rstrip("/")
+
+    @property
+    def websocket_origin_list(self) -> list[str]:
+        return [origin.strip() for origin in self.websocket_origins.split(",") if origin.strip()]
 
     @property
     def cache_dir(self) -> Path:

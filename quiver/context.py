@@ -12,6 +12,7 @@ from starlette.websockets import WebSocket
 
 from quiver.auth import Viewer
 from quiver.config import Settings
+from quiver.events.live import LiveConnections
 from quiver.resolvers.loaders import Loaders
 from quiver.resolvers.tables import Tables
 from quiver.storage import Storage
@@ -26,6 +27,9 @@ class Context:
     storage: Storage
     request_id: str
     signing_key: bytes  # the key download links are signed with (resolvers.signed_links)
+    # Live connections of this server (limits, /metrics); WebSockets' connection_init payload.
+    live: LiveConnections = field(default_factory=lambda: LiveConnections(max_per_client=0))
+    connection_params: dict[str, object] | None = None
     loaders: Loaders = field(init=False)
     tables: Tables = field(init=False)
 

@@ -14,6 +14,7 @@ import io
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -33,6 +34,8 @@ from urllib.parse import urlsplit
 import asyncpg
 import httpx
 import pytest
+from gql import Client, gql
+from gql.transport.websockets import WebsocketsTransport
 from tortoise import Tortoise, connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.backends.base.executor import EXECUTOR_CACHE
@@ -56,6 +59,7 @@ PACKAGE_LOCK = TESTS_DIR / "package-lock.json"
 POSTGRES_URL = os.environ.get("QUIVER_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI") == "true"
 ADMIN_KEY = "qvr_test-admin-key-for-the-suite"
+REDIS_URL = os.environ.get("QUIVER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 # PostgreSQL
@@ -68,6 +72,24 @@ def postgres_reachable(url: str = POSTGRES_URL) -> bool:
             return True
     except OSError:
         return False
+
+
+def redis_reachable(url: str = REDIS_URL) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 6379), 2):
+            return True
+    except OSError:
+        return False
+
+
+def require_server(reachable: bool, message: str) -> None:
+    """Skip a test whose server is down (fail in CI, where every server must run)."""
+    if reachable:
+        return
+    if IN_CI:
+        pytest.fail(f"{message}; CI requires it", pytrace=False)
+    pytest.skip(message)
 
 
 def run_sql(url: str, sql: str) -> None:
@@ -555,7 +577,7 @@ def run_uvicorn(env: dict[str, str], *, app: str = "quiver.app:app") -> Iterator
 @contextlib.contextmanager
 def run_quiver_serve(cwd: Path, env: dict[str, str], *options: str) -> Iterator[str]:
     """`quiver serve` as a user runs it, from `cwd` with exactly the environment `env`, on a
-    free port; yields its base URL as `run_uvicorn` does."""
+    free port; yields its base URL as `run_uvicorn` does. ``options`` are more flags."""
     port = free_port()
     command = [sys.executable, "-m", "quiver", "serve", "--port", str(port), *options]
     with _serving(command, port, cwd=cwd, env=env) as base_url:
@@ -579,6 +601,26 @@ def _serving(command: list[str], port: int, *, cwd: Path, env: dict[str, str]) -
             yield base_url
         finally:
             _stop(process)
+
+
+@contextlib.contextmanager
+def run_quiver_worker(env: dict[str, str], *options: str) -> Iterator[subprocess.Popen[bytes]]:
+    """`quiver worker` with exactly the environment `env`, stopped (SIGTERM) at the end; its
+    output is shown if it exits with an error meanwhile."""
+    command = [sys.executable, "-m", "quiver", "worker", *options]
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(
+            command, cwd=PROJECT_DIR, env=env, stdin=subprocess.DEVNULL, stdout=log,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            yield process
+        finally:
+            _stop(process)
+            if process.returncode not in (0, -signal.SIGTERM):
+                raise RuntimeError(
+                    f"quiver worker exited with {process.returncode}:\n{_read_log(log)}"
+                )
 
 
 def _wait_until_healthy(process: subprocess.Popen[bytes], base_url: str, log: IO[bytes]) -> None:
@@ -721,6 +763,100 @@ class LiveServer:
             return 0
         lines = self.bytes_log.read_text(encoding="ascii").split()
         return sum(int(value) for value in lines[1::2])
+
+
+# Live events: subscriptions over WebSockets (the gql client) and SSE, against a live server
+
+SUBSCRIPTION_WAIT = 20.0
+
+
+def live_api(base_url: str) -> Api:
+    return Api(httpx.AsyncClient(base_url=base_url, timeout=30))
+
+
+def ws_url(base_url: str) -> str:
+    return base_url.replace("http://", "ws://") + "/graphql"
+
+
+def transport(
+    base_url: str, token: str | None, *, legacy: bool = False, **options: Any
+) -> WebsocketsTransport:
+    """A gql WebSocket transport speaking graphql-transport-ws (or legacy graphql-ws), with
+    the API key in the connection_init payload."""
+    protocol = WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL
+    if legacy:
+        protocol = WebsocketsTransport.APOLLO_SUBPROTOCOL
+    payload = {"Authorization": f"Bearer {token}"} if token else {}
+    return WebsocketsTransport(
+        url=ws_url(base_url), subprotocols=[protocol], init_payload=payload, **options
+    )
+
+
+async def subscribe(
+    base_url: str,
+    token: str | None,
+    query: str,
+    variables: dict[str, Any],
+    *,
+    count: int,
+    legacy: bool = False,
+) -> list[dict[str, Any]]:
+    """The first ``count`` results of a subscription (or fewer if it completes)."""
+    results: list[dict[str, Any]] = []
+    async with Client(transport=transport(base_url, token, legacy=legacy)) as session:
+        request = gql(query)
+        request.variable_values = variables
+        async for result in session.subscribe(request):
+            results.append(result)
+            if len(results) >= count:
+                break
+    return results
+
+
+async def metric(base_url: str, name: str) -> float:
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        text = (await client.get("/metrics")).text
+    match = re.search(rf"^{name} (\S+)$", text, re.MULTILINE)
+    assert match is not None, f"no {name} in /metrics"
+    return float(match.group(1))
+
+
+async def until_subscriptions(base_url: str, count: int, *subscribers: asyncio.Task[Any]) -> None:
+    """Wait until the server streams ``count`` subscriptions (they listen from then on);
+    a subscriber task that ends meanwhile has failed, and its error is raised."""
+    deadline = time.monotonic() + SUBSCRIPTION_WAIT
+    while await metric(base_url, "quiver_active_subscriptions") < count:
+        for task in subscribers:
+            if task.done():
+                task.result()
+                raise AssertionError("the subscription ended before it started")
+        assert time.monotonic() < deadline, f"fewer than {count} subscriptions in time"
+        await asyncio.sleep(0.05)
+
+
+async def sse_events(
+    base_url: str, token: str | None, query: str, variables: dict[str, Any]
+) -> AsyncIterator[dict[str, Any]]:
+    """GraphQL over SSE (distinct connections mode): each ``next`` event's payload."""
+    headers = {"Accept": "text/event-stream"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    async with (
+        httpx.AsyncClient(base_url=base_url, timeout=SUBSCRIPTION_WAIT) as client,
+        client.stream(
+            "POST", "/graphql", json={"query": query, "variables": variables}, headers=headers
+        ) as response,
+    ):
+        assert response.status_code == 200, await response.aread()
+        assert response.headers["content-type"].startswith("text/event-stream")
+        event = ""
+        async for line in response.aiter_lines():
+            if line.startswith("event:"):
+                event = line.removeprefix("event:").strip()
+            elif line.startswith("data:") and event == "next":
+                yield json.loads(line.removeprefix("data:"))
+            elif event == "complete":
+                return
 
 
 # Jobs

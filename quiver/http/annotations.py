@@ -12,12 +12,12 @@ from starlette.responses import Response, StreamingResponse
 
 from quiver.auth import Viewer
 from quiver.http.endpoint import ViewerEndpoint
-from quiver.http.files import content_disposition
 from quiver.resolvers.annotation_exports import (
     AnnotationExport,
     dataset_annotations,
     version_annotations,
 )
+from quiver.resolvers.presigned_downloads import content_disposition
 
 
 def _response(export: AnnotationExport) -> Response:

@@ -17,10 +17,12 @@ from strawberry.http import GraphQLHTTPResponse
 from strawberry.http.base import BaseRequestProtocol
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types.execution import ExecutionResult
+from strawberry.types.unset import UnsetType
 
-from quiver.auth import AuthenticationError, Viewer, authenticate
+from quiver.auth import ANONYMOUS, AuthenticationError, Viewer, authenticate
 from quiver.config import Settings
 from quiver.context import Context
+from quiver.events.live import LiveConnections, client_key
 from quiver.http.body_limits import (
     BodyTooLarge,
     body_limit,
@@ -29,6 +31,14 @@ from quiver.http.body_limits import (
     is_multipart,
 )
 from quiver.http.endpoint import BEARER_CHALLENGE
+from quiver.http.live import (
+    RefusingWebSocketAdapter,
+    TransportWSHandler,
+    address_of,
+    admit_websocket,
+    is_event_stream,
+    too_many_connections,
+)
 from quiver.http.media import (
     GRAPHQL_RESPONSE_JSON,
     accepts_html,
@@ -54,14 +64,56 @@ PREFLIGHT_HEADERS = (
 
 
 class QuiverGraphQL(GraphQL[Context, None]):
+    websocket_adapter_class = RefusingWebSocketAdapter
+    graphql_transport_ws_handler_class = TransportWSHandler
+
     def __init__(
-        self, *args: object, settings: Settings, storage: Storage, **kwargs: object
+        self,
+        *args: object,
+        settings: Settings,
+        storage: Storage,
+        live: LiveConnections,
+        **kwargs: object,
     ) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.settings = settings
         self.storage = storage
+        self.live = live
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            try:
+                await super().__call__(scope, receive, send)
+            finally:
+                client: str | None = scope.get("state", {}).get("live_client")
+                if client is not None:
+                    self.live.close(client)
+            return
+        if is_event_stream(scope):
+            await self._event_stream(scope, receive, send)
+            return
+        await self._http(scope, receive, send)
+
+    async def _event_stream(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """GraphQL over SSE: a live connection like a WebSocket, under the same limit."""
+        request = Request(scope)
+        client = client_key(request.headers.get("authorization"), address_of(scope))
+        if not self.live.open(client):
+            response = _graphql_error(
+                request, too_many_connections(self.live), "TOO_MANY_CONNECTIONS", 429
+            )
+            await response(scope, receive, send)
+            return
+        try:
+            await self._http(scope, receive, send)
+        finally:
+            self.live.close(client)
+
+    async def on_ws_connect(self, context: Context) -> UnsetType:
+        await admit_websocket(context, self.settings, self.live)
+        return UnsetType()
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         response: Response
         if scope["type"] == "http" and _is_unguarded_multipart(scope):
             response = PlainTextResponse(
@@ -70,18 +122,6 @@ class QuiverGraphQL(GraphQL[Context, None]):
                 status_code=400,
             )
             await response(scope, receive, send)
-            return
-        if scope["type"] == "websocket":
-            websocket = WebSocket(scope, receive, send)
-            try:
-                await self._viewer(websocket)
-            except HTTPException as exc:
-                # Refused before the handshake is accepted: the client sees its close code
-                # (4401, as graphql-transport-ws uses for "unauthorized") and the reason.
-                await websocket.close(code=4401, reason=exc.reason)
-                return
-        if scope["type"] != "http":
-            await super().__call__(scope, receive, send)
             return
         limit = body_limit(scope, self.settings)
         request = Request(scope, capped_receive(receive, limit))
@@ -135,14 +175,25 @@ class QuiverGraphQL(GraphQL[Context, None]):
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
+        if isinstance(request, WebSocket):
+            # Refused at connection_init (a WebSocket has no 401), unless the payload
+            # brings credentials of its own.
+            try:
+                viewer = await self._viewer(request)
+            except HTTPException as exc:
+                request.state.authentication_error = exc.reason
+                viewer = ANONYMOUS
+        else:
+            viewer = await self._viewer(request)
         return Context(
             request=request,
             response=response,
-            viewer=await self._viewer(request),
+            viewer=viewer,
             settings=self.settings,
             storage=self.storage,
             request_id=request_id_of(request.scope),
             signing_key=await signing_key(self.settings),
+            live=self.live,
         )
 
     async def _viewer(self, request: Request | WebSocket) -> Viewer:

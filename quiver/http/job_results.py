@@ -7,9 +7,9 @@ from starlette.responses import Response, StreamingResponse
 
 from quiver.auth import Viewer
 from quiver.http.endpoint import ViewerEndpoint
-from quiver.http.files import content_disposition
 from quiver.resolvers.access import job_for
 from quiver.resolvers.errors import Refused
+from quiver.resolvers.presigned_downloads import content_disposition
 from quiver.storage.blobs import blob_key
 
 

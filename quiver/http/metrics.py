@@ -6,13 +6,14 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from quiver.events.live import LiveConnections
 from quiver.jobs.metrics import JobMetrics
 
 
@@ -35,6 +36,21 @@ class Metrics:
             ["method", "route"],
             registry=self.registry,
         )
+
+    def watch_live(self, live: LiveConnections) -> None:
+        """Gauges of this process's live connections and subscriptions."""
+        connections = Gauge(
+            "quiver_live_connections",
+            "Open WebSocket connections and SSE streams.",
+            registry=self.registry,
+        )
+        connections.set_function(lambda: live.connections)
+        subscriptions = Gauge(
+            "quiver_active_subscriptions",
+            "GraphQL subscriptions streaming events right now.",
+            registry=self.registry,
+        )
+        subscriptions.set_function(lambda: live.subscriptions)
 
     async def endpoint(self, request: Request) -> Response:
         await self.jobs.refresh()

@@ -11,6 +11,7 @@ from tortoise import Tortoise
 
 from quiver import db
 from quiver.config import Settings
+from quiver.events.lifecycle import running_bus
 from quiver.jobs.runner import Runner
 from quiver.models import JobKind
 from quiver.storage import storage_from_url
@@ -33,7 +34,8 @@ async def run(
         loop.add_signal_handler(signum, runner.stop)
     logger.info("Worker %s running %s jobs at a time", runner.name, concurrency)
     try:
-        await runner.run()
+        async with running_bus(settings):
+            await runner.run()
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)

@@ -11,7 +11,7 @@ from tortoise import fields
 from tortoise.indexes import Index
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0005_file_read_options')]
+    dependencies = [('models', '0006_labels')]
 
     initial = False
 

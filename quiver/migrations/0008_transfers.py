@@ -9,7 +9,7 @@ from tortoise import fields
 from tortoise.indexes import Index
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0005_file_read_options')]
+    dependencies = [('models', '0007_jobs')]
 
     initial = False
 

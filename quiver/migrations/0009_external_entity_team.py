@@ -43,7 +43,7 @@ class RemoveGlobalKindExternalIdUnique(ops.RemoveConstraint):
 
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0005_file_read_options')]
+    dependencies = [('models', '0008_transfers')]
 
     initial = False
 

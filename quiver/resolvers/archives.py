@@ -40,6 +40,7 @@ import anyio.to_thread
 
 from quiver.auth import Viewer
 from quiver.config import Settings
+from quiver.events import datasets as events
 from quiver.models import Dataset
 from quiver.resolvers.archive_entries import (
     CountingReader,
@@ -188,6 +189,7 @@ async def import_archive(
         [FileWrite(path, blob, guess_content_type(path)) for path, blob in stored.items()],
         field=field,
     )
+    await events.files_added(dataset.id, list(stored))
     await dataset.refresh_from_db(fields=["file_count", "total_size", "updated_at"])
     await reporter.report(1.0, f"Imported {len(stored)} files")
     return ImportResult(
@@ -407,11 +409,11 @@ async def _store_entries(
         for path, blob in await _store_small(storage, batch):
             keep(path, blob)
         if large is not None:
-            blob = await _stored_before(storage, large, resume)
-            if blob is None:
+            earlier = await _stored_before(storage, large, resume)
+            if earlier is None:
                 chunks = _entry_chunks(large, unpacking, reporter, len(stored))
-                blob = await store_blob(storage, chunks)
-            keep(large.path, blob)
+                earlier = await store_blob(storage, chunks)
+            keep(large.path, earlier)
         if (share := unpacking.fraction()) is not None:
             await reporter.report(EXTRACT_SHARE * share, f"Unpacked {len(stored)} files")
         if resume is not None and len(kept) >= resume.every:

@@ -13,6 +13,7 @@ from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from quiver.auth import Viewer
+from quiver.events import datasets as events
 from quiver.ids import decode_global_id
 from quiver.models import (
     Dataset,
@@ -203,6 +204,7 @@ async def update_dataset(viewer: Viewer, global_id: str, changes: Mapping[str, A
                 await _write_tags(dataset.id, tags)
     except IntegrityError:
         raise Refused.conflict(("input", "name"), NAME_TAKEN.format(name=dataset.name)) from None
+    await events.dataset_updated(dataset.id)
     return dataset
 
 
@@ -219,6 +221,7 @@ async def delete_dataset(viewer: Viewer, global_id: str, *, hard: bool) -> Datas
         async with in_transaction():
             await forget_dataset(dataset.id)
             await dataset.delete()
+    await events.dataset_updated(dataset.id)
     return dataset
 
 
@@ -233,6 +236,7 @@ async def reinstate_dataset(viewer: Viewer, global_id: str) -> Dataset:
         await dataset.save(update_fields=["status", "deleted_at", "updated_at"])
     except IntegrityError:
         raise Refused.conflict(("input", "id"), NAME_TAKEN.format(name=dataset.name)) from None
+    await events.dataset_updated(dataset.id)
     return dataset
 
 
@@ -260,6 +264,7 @@ async def share_dataset(
         await existing.delete()
     elif not await existing.update(role=role):
         await DatasetShare.create(dataset_id=dataset.id, role=role, **{key: grantee.id})
+    await events.dataset_updated(dataset.id)
     return dataset
 
 

@@ -14,6 +14,7 @@ from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from quiver.auth import Viewer
+from quiver.events import datasets as events
 from quiver.ids import decode_global_id, global_id_type
 from quiver.models import Dataset, DatasetFile, DatasetStatus, FileTag, Role, VersionEntry
 from quiver.resolvers import sql
@@ -157,7 +158,7 @@ async def upload_file(
         raise Refused.one(
             ("input", "file"), f"The file is too large: {exc}", ErrorCode.TOO_LARGE
         ) from None
-    return await put_file(
+    file = await put_file(
         dataset.id,
         path,
         blob,
@@ -165,6 +166,8 @@ async def upload_file(
         metadata=metadata,
         tags=normalized_tags,
     )
+    await events.files_added(dataset.id, [path])
+    return file
 
 
 class BlobsCollected(Exception):
@@ -333,7 +336,9 @@ async def delete_files(viewer: Viewer, dataset_id: str, paths: list[str]) -> lis
             await adjust_totals(dataset.id, files=-len(doomed), size=-sum(f.size for f in doomed))
             # Their samples went with them: the dataset's counts over time record it.
             await record_counts(dataset.id)
-    return sorted(f.path for f in doomed)
+    removed = sorted(f.path for f in doomed)
+    await events.files_removed(dataset.id, removed)
+    return removed
 
 
 async def move_file(
@@ -364,6 +369,8 @@ async def move_file(
         await refuse_clashing_paths(dataset.id, [new_path], ("input", "newPath"), leaving=path)
         file.path = new_path
         await file.save(update_fields=["path", "updated_at"])
+    await events.files_removed(dataset.id, [path])
+    await events.files_added(dataset.id, [new_path])
     return file
 
 
@@ -403,6 +410,7 @@ async def set_file_metadata(
                 current = await tags_of_file(file.id)
                 tags = [*current, *[tag for tag in tags if tag not in current]]
             await write_file_tags(file, tags)
+    await events.files_changed(dataset.id, events.FILE_UPDATED, [path])
     return file
 
 

@@ -9,6 +9,7 @@ from enum import StrEnum
 from tortoise.transactions import in_transaction
 
 from quiver.auth import Viewer
+from quiver.events import datasets as events
 from quiver.ids import global_id_type
 from quiver.models import Dataset, LineageRelation, Role, Sample
 from quiver.resolvers import label_versions, manifests, sql
@@ -157,6 +158,9 @@ async def merge_datasets(
         )
         if delete_source:
             await delete_dataset(viewer, source_id, hard=hard)
+    await events.dataset_updated(target.id)
+    if delete_source:
+        await events.dataset_updated(source_row.id)
     return await Dataset.get(id=target.id)
 
 
@@ -171,6 +175,7 @@ async def clear_dataset(viewer: Viewer, dataset_id: str) -> Dataset:
         await sql.execute("DELETE FROM quiver_dataset_file WHERE dataset_id = ?", dataset.id)
         await sql.recount_dataset(dataset.id, now)
         await record_counts(dataset.id, now)
+    await events.dataset_updated(dataset.id)
     return await Dataset.get(id=dataset.id)
 
 

@@ -18,6 +18,7 @@ from tortoise.transactions import in_transaction
 
 from quiver.auth import Viewer
 from quiver.config import Settings
+from quiver.events import datasets as events
 from quiver.ids import encode_global_id
 from quiver.models import Upload
 from quiver.resolvers.access import visible_uploads
@@ -172,6 +173,8 @@ async def complete_upload(
                 "offset", "completed_at", "updated_at", "blob_id", "file_id", "expires_at"
             ]
         )  # fmt: skip
+    if file is not None:
+        await events.files_added(upload.dataset_id, [upload.path])
     await anyio.to_thread.run_sync(unlink_if_same, path, descriptor)
     return upload
 

@@ -16,6 +16,7 @@ from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from quiver.auth import Viewer
+from quiver.events import datasets as events
 from quiver.ids import decode_global_id
 from quiver.models import (
     Dataset,
@@ -127,6 +128,7 @@ async def take_version(
         await version.save(update_fields=["file_count", "total_size"])
         origin = NodeRef.version(parent.id) if parent else NodeRef.dataset(dataset.id)
         await record_edge(origin, NodeRef.version(version.id), LineageRelation.VERSION_OF, user)
+    await events.version_created(dataset.id, version.id)
     return TakenVersion(version, created=True)
 
 
@@ -166,6 +168,7 @@ async def delete_version(viewer: Viewer, version_id: str) -> Version:
             await _bridge_version_edges(version)
             await forget_node(NodeRef.version(version.id))
             await Version.filter(id=version.id).delete()
+    await events.dataset_updated(version.dataset_id)
     return version
 
 
@@ -190,6 +193,7 @@ async def restore_version(viewer: Viewer, version_id: str) -> Dataset:
         await label_versions.restore(version.id, dataset.id)
         await sql.recount_dataset(dataset.id, now)
         await record_counts(dataset.id, now)
+    await events.dataset_updated(dataset.id)
     return await Dataset.get(id=dataset.id)
 
 

@@ -22,6 +22,7 @@ from quiver.schema.labels import Label, Sample
 from quiver.schema.lineage import ExternalEntity, LineageMutation, LineageQuery
 from quiver.schema.node import Node, resolve_node
 from quiver.schema.scalars import SCALAR_MAP
+from quiver.schema.subscriptions import Subscription
 from quiver.schema.transfers import TransferMutation
 from quiver.schema.users import ApiKey, Team, User, UserMutation, UserQuery
 from quiver.schema.versions import Version, VersionMutation, VersionQuery
@@ -68,6 +69,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.federation.Sche
     return QuiverSchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         types=[Dataset, File, Version, ExternalEntity, User, Team, ApiKey, Label, Sample, Job],
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
         federation_version="2.7",

@@ -17,8 +17,8 @@ from quiver.resolvers import files as ops
 from quiver.resolvers import tables as table_ops
 from quiver.resolvers.errors import ErrorCode, Problem, Refused
 from quiver.resolvers.files import VERSION_FILE, FileRow, readable_file
-from quiver.resolvers.presigned_downloads import presigned_download
 from quiver.resolvers.jobs import TableOrigin
+from quiver.resolvers.presigned_downloads import presigned_download
 from quiver.resolvers.signed_links import DEFAULT_EXPIRES_IN, MAX_EXPIRES_IN, signed_query
 from quiver.resolvers.tables import table_file
 from quiver.schema.errors import UserError, mutation, user_errors_field

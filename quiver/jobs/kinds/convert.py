@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 from typing import Any
 
+from quiver.events import datasets as events
 from quiver.ids import encode_global_id
 from quiver.jobs.context import JobContext, JobFailed
 from quiver.jobs.kinds import Start, known_params, param, register, string_param
@@ -65,6 +66,7 @@ async def convert(context: JobContext) -> dict[str, Any]:
     await context.progress(2, steps, unit="steps", stage="Taking a version", force=True)
     source_version = await latest_version(dataset_pk)
     await put_files(dataset_pk, [FileWrite(params["target"], blob, PARQUET_TYPE)])
+    await events.files_added(dataset_pk, [params["target"]])
     taken = await take_version(
         viewer,
         encode_global_id("Dataset", dataset_pk),

@@ -28,6 +28,7 @@ from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from quiver.config import Settings
+from quiver.events import datasets as events
 from quiver.jobs.context import JobContext, JobFailed
 from quiver.jobs.kinds import Start, bool_param, known_params, param, register, string_param
 from quiver.models import Dataset, DatasetFile, JobKind, Role
@@ -203,8 +204,10 @@ async def _run(context: JobContext, *, sync: bool) -> dict[str, Any]:
     ]
     removed = sorted(set(existing) - set(stored)) if sync and params.get("removeMissing") else []
     await put_files(dataset_pk, writes)
+    await events.files_added(dataset_pk, [write.path for write in writes])
     if removed:
         await _remove(dataset_pk, removed)
+        await events.files_removed(dataset_pk, removed)
     added = sum(1 for write in writes if write.path not in existing)
     await context.progress(total, total, unit="bytes", stage="Done", force=True)
     return {
