@@ -406,10 +406,10 @@ async def _store_entries(
         )
         if not batch and large is None:
             break
-        for path, blob in await _store_small(storage, batch):
+        for path, blob in await _store_small(storage, batch, resume):
             keep(path, blob)
         if large is not None:
-            earlier = await _stored_before(storage, large, resume)
+            earlier = await _stored_before(storage, large.path, large.size, resume)
             if earlier is None:
                 chunks = _entry_chunks(large, unpacking, reporter, len(stored))
                 earlier = await store_blob(storage, chunks)
@@ -426,25 +426,35 @@ async def _store_entries(
     return stored
 
 
-async def _store_small(storage: Storage, batch: list[_SmallEntry]) -> list[tuple[str, StoredBlob]]:
+async def _store_small(
+    storage: Storage, batch: list[_SmallEntry], resume: Resume | None
+) -> list[tuple[str, StoredBlob]]:
     """A batch of small entries as blobs: their rows touched in one transaction, then their
-    bytes written together (see ``quiver.storage.batch``)."""
-    if not batch:
-        return []
-    sizes = {entry.sha256: len(entry.data) for entry in batch}
-    await touch_new_blobs(sizes)
-    await put_many(storage, {blob_key(entry.sha256): entry.data for entry in batch})
-    return [(entry.path, StoredBlob(entry.sha256, len(entry.data))) for entry in batch]
+    bytes written together (see ``quiver.storage.batch``); entries an interrupted run of the
+    same import stored are not written again."""
+    done: list[tuple[str, StoredBlob]] = []
+    fresh: list[_SmallEntry] = []
+    for entry in batch:
+        earlier = await _stored_before(storage, entry.path, len(entry.data), resume)
+        if earlier is None:
+            fresh.append(entry)
+        else:
+            done.append((entry.path, earlier))
+    if fresh:
+        await touch_new_blobs({entry.sha256: len(entry.data) for entry in fresh})
+        await put_many(storage, {blob_key(entry.sha256): entry.data for entry in fresh})
+    done += [(entry.path, StoredBlob(entry.sha256, len(entry.data))) for entry in fresh]
+    return done
 
 
 async def _stored_before(
-    storage: Storage, entry: Entry, resume: Resume | None
+    storage: Storage, path: str, entry_size: int | None, resume: Resume | None
 ) -> StoredBlob | None:
     """The blob an interrupted run stored for this entry, if its bytes are still there."""
-    if resume is None or (known := resume.known.get(entry.path)) is None:
+    if resume is None or (known := resume.known.get(path)) is None:
         return None
     size, sha256 = known
-    if size != entry.size or not await storage.exists(blob_key(sha256)):
+    if size != entry_size or not await storage.exists(blob_key(sha256)):
         return None
     await touch_blob(sha256, size)
     return StoredBlob(sha256, size)

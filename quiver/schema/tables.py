@@ -28,7 +28,9 @@ from quiver.schema.scalars import JSON, Long
 if TYPE_CHECKING:
     from quiver.schema.jobs import Job
 
-DEFAULT_STATISTICS = {"bins": 10, "top_k": 10}
+# The arguments of statistics as the field's defaults ask for them (the ANALYZE job's cache
+# entry): only these wait for a big table's job.
+DEFAULT_STATISTICS = {"bins": 10, "top_k": 10, "correlation_columns": analytics.CORRELATION_COLUMNS}
 
 
 @strawberry.type(description="A column: its name, type and whether it holds nulls.")
