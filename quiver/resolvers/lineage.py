@@ -204,6 +204,9 @@ async def _upsert_external(viewer: Viewer, spec: ExternalSpec, field: FieldPath)
     if not external_id or len(external_id) > MAX_EXTERNAL_ID:
         message = f"externalId must be 1-{MAX_EXTERNAL_ID} characters"
         problems.append(Problem((*field, "external", "externalId"), message, ErrorCode.INVALID))
+    if spec.attributes is not None and not isinstance(spec.attributes, dict):
+        message = "attributes must be a JSON object"
+        problems.append(Problem((*field, "external", "attributes"), message, ErrorCode.INVALID))
     raise_if_any(problems)
     team_field = (*field, "external", "teamId")
     if spec.team_id is not None:

@@ -31,7 +31,8 @@ class IssuedKey:
 def _check_label(name: str, field: tuple[str, ...], label: str) -> list[Problem]:
     if not name.strip():
         return [Problem(field, f"{label} cannot be empty", ErrorCode.INVALID)]
-    return check_short_text(name, field, label)
+    # Names of users, teams and keys are columns of 127 characters.
+    return check_short_text(name, field, label, limit=127)
 
 
 async def create_api_key(viewer: Viewer, *, name: str, user_id: str | None) -> IssuedKey:

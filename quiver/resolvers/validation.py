@@ -39,13 +39,11 @@ def check_description(description: str | None, field: FieldPath) -> list[Problem
     return []
 
 
-def check_short_text(value: str | None, field: FieldPath, label: str) -> list[Problem]:
-    if value is not None and len(value) > MAX_SHORT_TEXT:
-        return [
-            Problem(
-                field, f"{label} must be at most {MAX_SHORT_TEXT} characters", ErrorCode.INVALID
-            )
-        ]
+def check_short_text(
+    value: str | None, field: FieldPath, label: str, limit: int = MAX_SHORT_TEXT
+) -> list[Problem]:
+    if value is not None and len(value) > limit:
+        return [Problem(field, f"{label} must be at most {limit} characters", ErrorCode.INVALID)]
     return []
 
 
