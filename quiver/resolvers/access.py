@@ -180,14 +180,15 @@ async def job_for(viewer: Viewer, global_id: str, field: FieldPath) -> Job:
 
 async def require_job_control(viewer: Viewer, job: Job, needed: Role, field: FieldPath) -> None:
     """Refuse to cancel, retry or delete a job unless the viewer started it or holds
-    ``needed`` (what starting a job of its kind needs) on its dataset."""
+    ``needed`` (what starting a job of its kind needs, and at least WRITE: a reader may
+    start an export but not stop someone else's) on its dataset."""
     require_user(viewer)
     if viewer.is_admin or job.created_by_id == viewer.user_id:
         return
     dataset = await Dataset.get_or_none(id=job.dataset_id) if job.dataset_id else None
     if dataset is None:
         raise Refused.forbidden(field, "Only whoever started this job may change it")
-    await require_role(viewer, dataset, needed, field)
+    await require_role(viewer, dataset, Role.WRITE if needed == Role.READ else needed, field)
 
 
 def visible_files(viewer: Viewer) -> QuerySet[DatasetFile]:
