@@ -27,8 +27,12 @@ from quiver.annotations.yolo import YoloWriter
 from quiver.auth import Viewer
 from quiver.ids import decode_global_id
 from quiver.models import (
+    Dataset,
     Label,
+    Sample,
+    Version,
     VersionLabel,
+    VersionSample,
 )
 from quiver.resolvers import sql
 from quiver.resolvers.access import readable_versions, visible_datasets
@@ -106,6 +110,40 @@ async def version_annotations(
         f"{version.dataset.name}-v{version.number}-annotations.{writer.extension}",
         writer.media_type,
         encoded(writer, version_pages(version.id, names)),
+        report,
+    )
+
+
+Pages = AsyncIterator[list[SampleRecord]]
+
+
+async def stored_export(
+    dataset: Dataset,
+    version: Version | None,
+    export_format: str,
+    watch: Callable[[Pages, int], Pages],
+) -> AnnotationExport:
+    """The working set's (or a version's) annotations for an export job, whose rights were
+    checked when it started; ``watch`` sees each page go by with the number of samples in
+    all (to report progress and stop when cancelled)."""
+    if version is None:
+        rows = await Label.filter(dataset_id=dataset.id).order_by("id").values()
+        names = {int(row["id"]): str(row["name"]) for row in rows}
+        total = await Sample.filter(dataset_id=dataset.id).count()
+        pages = working_pages(dataset.id, names)
+        stem = f"{dataset.name}-annotations"
+    else:
+        rows = await VersionLabel.filter(version_id=version.id).order_by("label_id").values()
+        names = {int(row["label_id"]): str(row["name"]) for row in rows}
+        total = await VersionSample.filter(version_id=version.id).count()
+        pages = version_pages(version.id, names)
+        stem = f"{dataset.name}-v{version.number}-annotations"
+    report = LossReport()
+    writer = _writer(export_format, [_label_def(row, names) for row in rows], report)
+    return AnnotationExport(
+        f"{stem}.{writer.extension}",
+        writer.media_type,
+        encoded(writer, watch(pages, total)),
         report,
     )
 

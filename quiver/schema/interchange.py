@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from dataclasses import replace
 from enum import Enum
 from typing import IO
 
@@ -12,9 +13,11 @@ from strawberry.file_uploads import Upload
 from quiver import models
 from quiver.context import Info
 from quiver.resolvers import annotation_imports as ops
+from quiver.resolvers import jobs as job_ops
 from quiver.resolvers.errors import Refused
 from quiver.schema.datasets import Dataset
 from quiver.schema.errors import UserError, mutation, user_errors_field
+from quiver.schema.jobs import Job
 from quiver.schema.uploads import spooled_part
 
 
@@ -48,6 +51,12 @@ class ImportAnnotationsInput:
         default=None,
         description="The folder the file's image paths are under in the dataset (e.g. 'coco/').",
     )
+    run_async: bool = strawberry.field(
+        name="async",
+        default=False,
+        description="Queue an IMPORT_ANNOTATIONS job (of a tus uploadId) and return it at once "
+        "instead of importing within the request.",
+    )
 
 
 @strawberry.type(description="Something the format or Quiver could not carry over, counted.")
@@ -73,6 +82,12 @@ class ImportAnnotationsPayload:
     losses: list[AnnotationLoss] = strawberry.field(
         default_factory=list, description="What could not be represented, per kind of loss."
     )
+    job: models.Job | None = strawberry.field(
+        default=None,
+        description="With async: the queued import job (follow it; its result has the counts "
+        "and losses).",
+        graphql_type=Job | None,
+    )
     user_errors: list[UserError] = user_errors_field()
 
 
@@ -89,6 +104,8 @@ class InterchangeMutation:
         self, info: Info, input: ImportAnnotationsInput
     ) -> ImportAnnotationsPayload:
         context = info.context
+        if input.run_async:
+            return await _queue_import(info, input)
         part = spooled_part(input.file, ("input", "file")) if input.file is not None else None
         try:
             async with contextlib.AsyncExitStack() as stack:
@@ -126,3 +143,39 @@ class InterchangeMutation:
                 AnnotationLoss(code=x.code, message=x.message, count=x.count) for x in result.losses
             ],
         )
+
+
+async def _queue_import(info: Info, input: ImportAnnotationsInput) -> ImportAnnotationsPayload:
+    if input.file is not None or input.upload_id is None:
+        if input.file is not None:
+            await spooled_part(input.file, ("input", "file")).close()
+        raise Refused.invalid(
+            ("input", "uploadId"), "An async import takes a finished tus upload (uploadId)"
+        )
+    context = info.context
+    try:
+        job = await job_ops.start_job(
+            context.viewer,
+            context.settings,
+            context.storage,
+            kind=models.JobKind.IMPORT_ANNOTATIONS,
+            dataset_id=input.dataset_id,
+            params={
+                "uploadId": input.upload_id,
+                "format": input.format.value,
+                "prefix": input.prefix or "",
+            },
+            idempotency_key=None,
+        )
+    except Refused as refusal:
+        # The job's parameters are this input's fields.
+        raise Refused(
+            [
+                replace(p, field=("input", *p.field[2:]))
+                if p.field is not None and p.field[:2] == ("input", "params")
+                else p
+                for p in refusal.problems
+            ]
+        ) from None
+    dataset = await context.loaders.dataset_by_id.load(job.dataset_id) if job.dataset_id else None
+    return ImportAnnotationsPayload(dataset=dataset, job=job)

@@ -25,8 +25,9 @@ if TYPE_CHECKING:
 
 strawberry.enum(
     JobKind,
-    description="What a job does. IMPORT_ANNOTATIONS and EXPORT_ANNOTATIONS are reserved for "
-    "labels; a server without them refuses them as INVALID.",
+    description="What a job does: IMPORT_ARCHIVE, IMPORT_PATH, EXPORT_ARCHIVE, EXPORT_TABLE, "
+    "ANALYZE, CONVERT, SYNC, and IMPORT_ANNOTATIONS / EXPORT_ANNOTATIONS (annotation files in "
+    "COCO, YOLO, Label Studio or Quiver JSON Lines); a kind this server lacks is INVALID.",
 )
 strawberry.enum(
     JobStatus,

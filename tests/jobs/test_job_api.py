@@ -176,9 +176,8 @@ async def test_start_job_checks_params_before_queueing_and_names_their_path(
     )
     not_object = await refused("IMPORT_ARCHIVE", ["uploadId"])
     assert (not_object["field"], not_object["code"]) == (["input", "params"], "INVALID")
-    reserved = await refused("IMPORT_ANNOTATIONS", {})
-    assert (reserved["field"], reserved["code"]) == (["input", "kind"], "INVALID")
-    assert "not available yet" in reserved["message"]
+    no_format = await refused("IMPORT_ANNOTATIONS", {})
+    assert (no_format["field"], no_format["code"]) == (["input", "params", "format"], "INVALID")
     assert await Job.all().count() == 0
 
 

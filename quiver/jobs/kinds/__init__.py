@@ -87,7 +87,14 @@ def bool_param(params: dict[str, Any], name: str, default: bool) -> bool:
 
 def _load_kinds() -> None:
     # Each module registers its kinds on import.
-    from quiver.jobs.kinds import analyze, convert, exports, imports, paths  # noqa: F401
+    from quiver.jobs.kinds import (  # noqa: F401
+        analyze,
+        convert,
+        exports,
+        imports,
+        interchange,
+        paths,
+    )
 
 
 _load_kinds()
