@@ -524,9 +524,7 @@ def _statistics(
     )
 
 
-async def _label_counts(
-    info: Info, rows: list[Any], counts: list[LabelCounts], key: Any
-) -> list[LabelCount]:
+def _label_counts(rows: list[Any], counts: list[LabelCounts], key: Any) -> list[LabelCount]:
     by_key = {key(row): row for row in rows}
     return [
         LabelCount(count=c.samples, annotation_count=c.annotations, _row=by_key[c.label_key])
@@ -544,7 +542,7 @@ async def dataset_statistics(
         loaders.label_counts_by_dataset.load(root.id),
         loaders.labels_by_dataset_id.load(root.id),
     )
-    rows = await _label_counts(info, labels, per_label, lambda row: row.id)
+    rows = _label_counts(labels, per_label, lambda row: row.id)
     return _statistics(root.file_count, counts, rows)
 
 
@@ -557,7 +555,7 @@ async def version_statistics(
         loaders.label_counts_by_version.load(root.id),
         loaders.labels_by_version_id.load(root.id),
     )
-    rows = await _label_counts(info, labels, per_label, lambda row: row.label_id)
+    rows = _label_counts(labels, per_label, lambda row: row.label_id)
     return _statistics(root.file_count, counts, rows)
 
 

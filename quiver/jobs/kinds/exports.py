@@ -40,7 +40,7 @@ from quiver.resolvers.tables import Tables, TableUnreadable, run_analysis, versi
 CHUNK = 1024 * 1024
 
 
-async def _readable_version(params: dict[str, Any], start: Start) -> Version:
+async def readable_version(params: dict[str, Any], start: Start) -> Version:
     version_id = string_param(params, "versionId", required=True)
     assert version_id is not None
     pk = decode_global_id(version_id, "Version")
@@ -50,7 +50,7 @@ async def _readable_version(params: dict[str, Any], start: Start) -> Version:
     return version
 
 
-def _key(kind: JobKind, **parts: Any) -> str:
+def artifact_key(kind: JobKind, **parts: Any) -> str:
     encoded = json.dumps({"kind": kind.value, **parts}, sort_keys=True)
     return hashlib.sha256(encoded.encode()).hexdigest()
 
@@ -66,11 +66,11 @@ def artifact_result(job_id: int, artifact: JobArtifact, **extra: Any) -> dict[st
     }
 
 
-async def _stored(key: str) -> JobArtifact | None:
+async def stored_artifact(key: str) -> JobArtifact | None:
     return await JobArtifact.get_or_none(key=key)
 
 
-async def _keep(
+async def keep_artifact(
     key: str, stream: AsyncIterator[bytes], file_name: str, content_type: str, context: JobContext
 ) -> JobArtifact:
     blob = await store_blob(context.storage, stream)
@@ -92,7 +92,7 @@ async def _keep(
 
 async def _validate_export_table(params: dict[str, Any], start: Start) -> dict[str, Any]:
     known_params(params, {"versionId", "path", "format"})
-    version = await _readable_version(params, start)
+    version = await readable_version(params, start)
     path = string_param(params, "path")
     export_format = string_param(params, "format", choices=set(TABLE_FORMATS)) or "csv"
     try:
@@ -115,10 +115,12 @@ async def export_table(context: JobContext) -> dict[str, Any]:
     if table is None:
         raise JobFailed(f"The version holds no table at {params['path']!r}")
     export_format: str = params["format"]
-    key = _key(JobKind.EXPORT_TABLE, table=table.sha256, form=table.form_key, format=export_format)
+    key = artifact_key(
+        JobKind.EXPORT_TABLE, table=table.sha256, form=table.form_key, format=export_format
+    )
     stem = Path(table.path.rsplit("/", 1)[-1]).stem or "table"
     file_name = f"{stem}-v{version.number}.{export_format}"
-    found = await _stored(key)
+    found = await stored_artifact(key)
     if found is None:
         await context.progress(0, 3, unit="steps", stage="Reading the table", force=True)
         tables = Tables(context.storage, context.settings.cache_dir)
@@ -130,7 +132,7 @@ async def export_table(context: JobContext) -> dict[str, Any]:
         await context.progress(1, 3, unit="steps", stage=f"Writing {schema.row_count} rows")
         stream = await _table_bytes(context, parquet, export_format)
         await context.progress(2, 3, unit="steps", stage="Storing the export")
-        found = await _keep(key, stream, file_name, TABLE_FORMATS[export_format], context)
+        found = await keep_artifact(key, stream, file_name, TABLE_FORMATS[export_format], context)
     await context.progress(3, 3, unit="steps", stage="Stored", force=True)
     return artifact_result(context.job.id, found, format=export_format, path=table.path)
 
@@ -176,7 +178,7 @@ async def read_file(path: Path, *, remove: bool = False) -> AsyncIterator[bytes]
 
 async def _validate_export_archive(params: dict[str, Any], start: Start) -> dict[str, Any]:
     known_params(params, {"versionId", "format", "compression"})
-    await _readable_version(params, start)
+    await readable_version(params, start)
     archive_format = string_param(params, "format", choices=set(ARCHIVE_FORMATS)) or "zip"
     compression = string_param(params, "compression", choices=set(COMPRESSIONS)) or "auto"
     return {"versionId": params["versionId"], "format": archive_format, "compression": compression}
@@ -191,12 +193,12 @@ async def export_archive(context: JobContext) -> dict[str, Any]:
         raise JobFailed("The version was deleted")
     archive_format: str = params["format"]
     compression = next(c for c in COMPRESSIONS if c == params["compression"])
-    key = _key(
+    key = artifact_key(
         JobKind.EXPORT_ARCHIVE, version=version.id, format=archive_format, compression=compression
     )
     dataset = await version.dataset
     file_name = f"{dataset.name}-v{version.number}.{archive_format}"
-    found = await _stored(key)
+    found = await stored_artifact(key)
     total = version.file_count
     if found is None:
         await context.progress(0, total, unit="files", stage="Packing the files", force=True)
@@ -208,7 +210,9 @@ async def export_archive(context: JobContext) -> dict[str, Any]:
             make_encoder = partial(ZipEncoder, context.settings.tmp_dir, compression=compression)
         members = _counted(version_members(version), context, total)
         stream = archive_stream(context.storage, members, make_encoder)
-        found = await _keep(key, stream, file_name, ARCHIVE_FORMATS[archive_format], context)
+        found = await keep_artifact(
+            key, stream, file_name, ARCHIVE_FORMATS[archive_format], context
+        )
     await context.progress(total, total, unit="files", stage="Stored", force=True)
     return artifact_result(context.job.id, found, format=archive_format, fileCount=total)
 

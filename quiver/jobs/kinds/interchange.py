@@ -16,7 +16,13 @@ from quiver.annotations import SampleRecord
 from quiver.ids import decode_global_id, encode_global_id
 from quiver.jobs.context import JobContext, JobFailed
 from quiver.jobs.kinds import Start, known_params, param, register, string_param
-from quiver.jobs.kinds.exports import _keep, _key, _readable_version, _stored, artifact_result
+from quiver.jobs.kinds.exports import (
+    artifact_key,
+    artifact_result,
+    keep_artifact,
+    readable_version,
+    stored_artifact,
+)
 from quiver.models import Dataset, JobKind, Role, Version
 from quiver.resolvers import annotation_exports, annotation_imports
 from quiver.resolvers.errors import Refused
@@ -42,7 +48,7 @@ async def _validate_export(params: dict[str, Any], start: Start) -> dict[str, An
     export_format = string_param(params, "format", required=True, choices=EXPORT_FORMATS)
     stored: dict[str, Any] = {"format": export_format, "versionId": None}
     if params.get("versionId") is not None:
-        await _readable_version(params, start)
+        await readable_version(params, start)
         stored["versionId"] = params["versionId"]
     return stored
 
@@ -60,11 +66,11 @@ async def export_annotations(context: JobContext) -> dict[str, Any]:
         version = await Version.get_or_none(id=version_pk) if version_pk is not None else None
         if version is None:
             raise JobFailed("The version was deleted")
-        key = _key(JobKind.EXPORT_ANNOTATIONS, version=version.id, format=export_format)
+        key = artifact_key(JobKind.EXPORT_ANNOTATIONS, version=version.id, format=export_format)
     else:
         # The working set changes: its export is this job's own.
-        key = _key(JobKind.EXPORT_ANNOTATIONS, job=context.job.id, format=export_format)
-    found = await _stored(key)
+        key = artifact_key(JobKind.EXPORT_ANNOTATIONS, job=context.job.id, format=export_format)
+    found = await stored_artifact(key)
     if found is None:
         done = total_samples = 0
 
@@ -81,7 +87,7 @@ async def export_annotations(context: JobContext) -> dict[str, Any]:
                 await context.progress(done, total, unit="samples", stage="Writing")
 
         export = await annotation_exports.stored_export(dataset, version, export_format, watch)
-        found = await _keep(key, export.chunks, export.filename, export.media_type, context)
+        found = await keep_artifact(key, export.chunks, export.filename, export.media_type, context)
         await context.progress(done, total_samples, unit="samples", stage="Stored", force=True)
     else:
         await context.progress(1, 1, unit="steps", stage="Stored earlier", force=True)
