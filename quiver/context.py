@@ -30,6 +30,8 @@ class Context:
     # Live connections of this server (limits, /metrics); WebSockets' connection_init payload.
     live: LiveConnections = field(default_factory=lambda: LiveConnections(max_per_client=0))
     connection_params: dict[str, object] | None = None
+    # The Authorization the viewer came from: live streams authenticate it again as they run.
+    credentials: str | None = None
     loaders: Loaders = field(init=False)
     tables: Tables = field(init=False)
 

@@ -194,6 +194,7 @@ class QuiverGraphQL(GraphQL[Context, None]):
             request_id=request_id_of(request.scope),
             signing_key=await signing_key(self.settings),
             live=self.live,
+            credentials=request.headers.get("authorization"),
         )
 
     async def _viewer(self, request: Request | WebSocket) -> Viewer:

@@ -70,6 +70,7 @@ async def admit_websocket(context: Context, settings: Settings, live: LiveConnec
             context.viewer = await authenticate(authorization, settings)
         except AuthenticationError as exc:
             _refuse(websocket, 4401, str(exc))
+        context.credentials = authorization
         context.forget_loaded()
     client = client_key(authorization, address_of(websocket.scope))
     if not live.open(client):

@@ -16,7 +16,7 @@ from quiver.models.enums import (
     Visibility,
 )
 from quiver.models.files import Blob, DatasetFile, FileTag
-from quiver.models.jobs import Job, JobArtifact
+from quiver.models.jobs import Job, JobArtifact, JobEvent
 from quiver.models.labels import (
     Annotation,
     AnnotationSourceKind,
@@ -54,6 +54,7 @@ __all__ = [
     "FileTag",
     "Job",
     "JobArtifact",
+    "JobEvent",
     "JobKind",
     "JobStatus",
     "Label",

@@ -79,3 +79,28 @@ class JobArtifact(Model):
 
     class Meta:
         table = "quiver_job_artifact"
+
+
+class JobEvent(Model):
+    """One committed change of a job (``seq``), as it was: the log ``jobProgress`` replays
+    after ``afterSeq``. Rows are written by database triggers on ``quiver_job`` (migration
+    0010) in the statement that changes the row, so no change can be committed unlogged;
+    they go with their job, and ``quiver gc`` prunes those of jobs finished long ago."""
+
+    id = fields.BigIntField(primary_key=True)
+    job: fields.ForeignKeyRelation[Job] = fields.ForeignKeyField(
+        "models.Job", related_name="events", on_delete=fields.CASCADE
+    )
+    seq = fields.IntField()
+    status = fields.CharEnumField(JobStatus, max_length=16)
+    attempt = fields.IntField(default=0)
+    progress = fields.FloatField(default=0.0)
+    message = fields.TextField(null=True)
+    detail: fields.JSONField[Any] = fields.JSONField(null=True)
+    at = fields.DatetimeField()
+
+    job_id: int
+
+    class Meta:
+        table = "quiver_job_event"
+        unique_together = (("job", "seq"),)

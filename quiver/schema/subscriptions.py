@@ -10,7 +10,7 @@ from typing import Annotated
 import strawberry
 
 from quiver import models
-from quiver.context import Info
+from quiver.context import Context, Info
 from quiver.events.datasets import DatasetEventKind
 from quiver.ids import encode_global_id
 from quiver.resolvers import subscriptions as ops
@@ -56,13 +56,20 @@ class DatasetEvent:
         return info.context.loaders.job_by_id.load(root.job_id)
 
 
+def rights(context: Context) -> ops.Rights:
+    """The subscriber, checked again while its stream runs."""
+    return ops.Rights(context.viewer, context.credentials, context.settings)
+
+
 @strawberry.type(description="Follow changes as they happen.")
 class Subscription:
     @strawberry.subscription(
         description="A dataset's events from now on (files added and removed, versions, "
         "jobs, changes to the dataset). Only readers of the dataset may follow it; for "
-        "anyone else it is NOT_FOUND, like a dataset that does not exist. The stream ends "
-        "when the dataset is deleted for good or the viewer can no longer read it.",
+        "anyone else it is NOT_FOUND, like a dataset that does not exist. Rights are "
+        "checked again while the stream runs (at least every 2 seconds): it ends with a "
+        "NOT_FOUND error when the dataset is deleted for good or the caller can no longer "
+        "read it, and with UNAUTHENTICATED when its API key is revoked or its JWT expires.",
         graphql_type=DatasetEvent,
     )
     async def dataset_events(
@@ -71,19 +78,22 @@ class Subscription:
         id: Annotated[strawberry.ID, strawberry.argument(description="The dataset's global ID.")],
     ) -> AsyncIterator[DatasetEventRow]:
         context = info.context
-        events = await ops.dataset_events(context.viewer, context.live, id)
+        events = await ops.dataset_events(rights(context), context.live, id)
         async for event in events:
             # Each event is read afresh: what loaders cached for the last one is stale.
             context.forget_loaded()
             yield event
 
     @strawberry.subscription(
-        description="A job's state now, then after each change, until it ends (SUCCEEDED, "
-        "FAILED or CANCELLED: the stream completes after that state). Every status change "
-        "is sent at once; progress at most 5 times a second (the latest state). Each state "
-        "carries `seq`: after a dropped connection, subscribe again with `afterSeq` set to "
-        "the last `seq` received, and states already seen are not sent again. NOT_FOUND "
-        "for a job the caller cannot read, like one that does not exist.",
+        description="A job's state now, then each change, until it ends (SUCCEEDED, "
+        "FAILED or CANCELLED: the stream completes after that state). Every change is sent, "
+        "in order, each with its `seq`: every status change, and progress as workers write "
+        "it (at most 5 times a second). After a dropped connection, subscribe again with "
+        "`afterSeq` set to the last `seq` received: every state after it is replayed from "
+        "the job's log, then the stream follows live. NOT_FOUND for a job the caller cannot "
+        "read, like one that does not exist; a stream ends with NOT_FOUND when the job is "
+        "deleted or no longer readable, and with UNAUTHENTICATED when its API key is "
+        "revoked or its JWT expires (checked at least every 2 seconds).",
         graphql_type=Job,
     )
     async def job_progress(
@@ -99,7 +109,7 @@ class Subscription:
         ] = None,
     ) -> AsyncIterator[models.Job]:
         context = info.context
-        states = await ops.job_progress(context.viewer, context.live, id, after_seq)
+        states = await ops.job_progress(rights(context), context.live, id, after_seq)
         async for job in states:
             context.forget_loaded()
             yield job
