@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,6 +32,8 @@ _ACTIVE_SQL = "('RUNNING', 'CANCELLING')"
 
 # Called (in this process) whenever a job becomes claimable, to wake idle worker loops.
 _wakers: list[Callable[[], None]] = []
+# Called too, to wake the workers of other processes (Redis, when configured).
+_remote_wakers: list[Callable[[], Awaitable[None]]] = []
 
 
 class LeaseLost(Exception):
@@ -57,13 +59,25 @@ def remove_waker(waker: Callable[[], None]) -> None:
         _wakers.remove(waker)
 
 
+def add_remote_waker(waker: Callable[[], Awaitable[None]]) -> None:
+    _remote_wakers.append(waker)
+
+
+def remove_remote_waker(waker: Callable[[], Awaitable[None]]) -> None:
+    if waker in _remote_wakers:
+        _remote_wakers.remove(waker)
+
+
 async def announce(job_id: int, dataset_id: int | None, seq: int, *, claimable: bool) -> None:
-    """After a commit: tell listeners, and wake workers here and (PostgreSQL) elsewhere."""
+    """After a commit: tell listeners, and wake workers here and elsewhere (PostgreSQL
+    NOTIFY, and Redis when configured)."""
     if claimable:
         for wake in tuple(_wakers):
             wake()
         if sql.dialect() == "postgres":
             await sql.execute(f"SELECT pg_notify('{NOTIFY_CHANNEL}', '')")
+        for wake_remote in tuple(_remote_wakers):
+            await wake_remote()
     await signals.job_changed(job_id, dataset_id, seq)
 
 

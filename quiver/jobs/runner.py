@@ -27,6 +27,7 @@ from quiver.config import Settings
 from quiver.jobs import queue
 from quiver.jobs.context import JobCancelled, JobContext, JobFailed, refusal_message
 from quiver.jobs.kinds import KINDS
+from quiver.jobs.wakeups import RedisWakeups
 from quiver.models import JobKind, JobStatus
 from quiver.resolvers import sql
 from quiver.resolvers.errors import Refused
@@ -159,9 +160,24 @@ class Runner:
             await anyio.sleep(interval)
 
     async def _listen(self) -> None:
-        """PostgreSQL: wake on NOTIFY from any process; polling covers every gap."""
-        if sql.dialect() != "postgres":
-            return
+        """Wake on wake-ups from any process: PostgreSQL NOTIFY, and Redis when configured;
+        polling covers every gap."""
+        async with anyio.create_task_group() as group:
+            if self.settings.redis_url:
+                group.start_soon(self._listen_to_redis)
+            if sql.dialect() == "postgres":
+                group.start_soon(self._listen_to_postgres)
+
+    async def _listen_to_redis(self) -> None:
+        assert self.settings.redis_url
+        wakeups = RedisWakeups(self.settings.redis_url)
+        try:
+            await wakeups.listen(self.wake)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await wakeups.close()
+
+    async def _listen_to_postgres(self) -> None:
         import asyncpg
 
         dsn = urlunsplit(urlsplit(self.settings.database_url)._replace(query=""))

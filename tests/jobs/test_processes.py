@@ -1,8 +1,10 @@
 """Jobs across real processes: a SIGKILLed `quiver worker`'s job is finished once by another,
-and an embedded `quiver serve` killed mid-job resumes it when it starts again."""
+an embedded `quiver serve` killed mid-job resumes it when it starts again, and with Redis a
+job queued on SQLite wakes a separate worker process at once."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -19,10 +21,14 @@ from support import (
     ADMIN_KEY,
     IN_CI,
     POSTGRES_URL,
+    REDIS_URL,
     database_url_named,
     free_port,
     postgres_reachable,
+    redis_reachable,
+    require_server,
     run_sql,
+    subscribe,
 )
 
 FILES = 600
@@ -262,3 +268,43 @@ def test_a_worker_stopped_with_sigterm_hands_its_job_back_for_the_next_worker(
         for process in (first, later, server):
             if process is not None:
                 process.stop()
+
+
+JOB_PROGRESS = """subscription($id: ID!) { jobProgress(id: $id) { status seq } }"""
+CREATE_NAMED = """mutation($name: String!) { createDataset(input: {name: $name, type: OTHER}) {
+  dataset { id } } }"""
+# Far longer than the test waits: a job that runs sooner was woken, not found by polling.
+SLOW_POLL = "120"
+
+
+def test_with_redis_a_job_queued_on_sqlite_wakes_a_separate_worker_at_once(
+    tmp_path: Path,
+) -> None:
+    require_server(redis_reachable(), f"Redis is not reachable at {REDIS_URL}")
+    small = tmp_path / "roots" / "small"
+    small.mkdir(parents=True)
+    for index in range(3):
+        (small / f"{index}.txt").write_bytes(b"x" * 100)
+    env = environment(tmp_path, None, QUIVER_REDIS_URL=REDIS_URL, QUIVER_JOB_POLL_SECONDS=SLOW_POLL)
+    port = free_port()
+    server = serve({**env, "QUIVER_WORKER_CONCURRENCY": "0"}, port)
+    worker = Process(["worker", "--concurrency", "1"], env)
+    try:
+        for round in range(2):  # the first may meet the worker starting; the second, idle
+            started = time.monotonic()
+            dataset_id = graphql(port, CREATE_NAMED, {"name": f"small{round}"})
+            job_id = graphql(
+                port, START, {"d": dataset_id["createDataset"]["dataset"]["id"],
+                              "p": {"path": str(small)}}
+            )["startJob"]["job"]["id"]  # fmt: skip
+            states = asyncio.run(
+                subscribe(f"http://127.0.0.1:{port}", ADMIN_KEY, JOB_PROGRESS, {"id": job_id},
+                          count=100)
+            )  # fmt: skip
+            took = time.monotonic() - started
+            assert states[-1]["jobProgress"]["status"] == "SUCCEEDED", worker.output()
+        # The worker was idle, waiting for a poll minutes away: only a wake-up ran it.
+        assert took < 30, (took, worker.output())
+    finally:
+        for process in (worker, server):
+            process.stop()

@@ -1,0 +1,65 @@
+"""Job wake-ups over Redis (when ``QUIVER_REDIS_URL`` is set): a claimable job wakes idle
+workers in every process at once, on SQLite as on PostgreSQL, where without Redis only
+PostgreSQL's NOTIFY (and, everywhere, polling) does.
+
+A wake-up carries nothing: a woken worker simply tries to claim. One lost (Redis down, a
+reconnect) only delays a job until the next poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+import redis.asyncio as redis
+from redis.exceptions import RedisError
+
+logger = logging.getLogger("quiver.jobs")
+
+CHANNEL = "quiver:jobs"
+HEALTH_CHECK_INTERVAL = 5
+MAX_RECONNECT_DELAY = 5.0
+
+
+class RedisWakeups:
+    def __init__(self, redis_url: str, *, channel: str = CHANNEL) -> None:
+        self.channel = channel
+        self.client = redis.Redis.from_url(
+            redis_url, health_check_interval=HEALTH_CHECK_INTERVAL, client_name="quiver-jobs"
+        )
+
+    async def publish(self) -> None:
+        """Wake the workers of every process (a fault is logged: polling still finds it)."""
+        try:
+            await self.client.publish(self.channel, "")
+        except (RedisError, OSError) as exc:
+            logger.warning("Job wake-up over Redis failed (%s); workers poll for it", exc)
+
+    async def listen(self, wake: Callable[[], None]) -> None:
+        """Call ``wake`` on every wake-up, and after each (re)subscription, since wake-ups
+        sent meanwhile were lost; until cancelled."""
+        delay = 0.1
+        while True:
+            pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.channel)
+                wake()
+                delay = 0.1
+                while True:
+                    message = await pubsub.get_message(timeout=HEALTH_CHECK_INTERVAL)
+                    if message is None:
+                        await pubsub.ping()
+                    elif message.get("type") == "message":
+                        wake()
+            except (RedisError, OSError) as exc:
+                logger.warning("Job wake-ups: Redis connection failed (%s); retrying", exc)
+            finally:
+                # redis-py leaves PubSub.aclose unannotated.
+                close_pubsub: Callable[[], Awaitable[None]] = pubsub.aclose
+                await close_pubsub()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_RECONNECT_DELAY)
+
+    async def close(self) -> None:
+        await self.client.aclose()
