@@ -254,8 +254,9 @@ def gc(
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Delete stored bytes that no file and no version references any more, and temporary
-    files a crashed request left in the data directory."""
+    """Delete stored bytes that no file and no version references any more, temporary
+    files a crashed request left in the data directory, and job results and logs older
+    than QUIVER_JOB_RETENTION_HOURS."""
     settings = _settings(data_dir, database_url)
     report = asyncio.run(_collect(settings, timedelta(minutes=grace_minutes), dry_run=dry_run))
     verb = "Would delete" if dry_run else "Deleted"
@@ -265,7 +266,10 @@ def gc(
         f"{report.cached_tables_deleted} cached tables, "
         f"{report.temp_files_deleted} stale temporary files, "
         f"{report.multipart_aborted} abandoned multipart uploads, "
-        f"{report.direct_uploads_expired} expired direct uploads"
+        f"{report.direct_uploads_expired} expired direct uploads, "
+        f"{report.job_results_forgotten} job results and "
+        f"{report.job_logs_pruned} job log entries older than "
+        f"{settings.job_retention_hours} h"
     )
 
 
@@ -290,6 +294,7 @@ async def _collect(settings: Settings, grace: timedelta, *, dry_run: bool) -> Ga
             dry_run=dry_run,
             cache_dir=settings.cache_dir,
             tmp_dir=settings.tmp_dir,
+            job_retention=timedelta(hours=settings.job_retention_hours),
         )
     finally:
         await storage.close()

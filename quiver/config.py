@@ -64,6 +64,9 @@ class Settings:
     job_poll_seconds: float = 1.0
     # On shutdown, running jobs get this long to finish before they are handed back.
     job_shutdown_grace: int = 10
+    # `quiver gc` forgets stored job results (exports) not made or reused for this long, and
+    # the event logs of jobs that ended this long ago.
+    job_retention_hours: int = 168
     # Tables larger than this get their statistics and quality from an ANALYZE job (the
     # fields say which) instead of within the request.
     analyze_inline_max_bytes: int = 64 * 1024**2

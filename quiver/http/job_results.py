@@ -1,38 +1,56 @@
-"""``GET /jobs/{id}/result``: the stored result of an export job, for whoever can read the job."""
+"""``GET /jobs/{id}/result``: the stored result of an export job, for whoever can read the
+job, or for whoever holds a signed link to it (``Job.result.downloadUrl``)."""
 
 from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from quiver.auth import Viewer
-from quiver.http.endpoint import ViewerEndpoint
+from quiver.http.endpoint import ViewerEndpoint, refusal_response
+from quiver.models import Job
 from quiver.resolvers.access import job_for
 from quiver.resolvers.errors import Refused
+from quiver.resolvers.job_results import stored_result
 from quiver.resolvers.presigned_downloads import content_disposition
+from quiver.resolvers.signed_links import is_signed, job_behind_link
 from quiver.storage.blobs import blob_key
 
 
 class JobResult(ViewerEndpoint):
-    """A job the caller cannot read is a 404, like one that does not exist."""
+    """A signed link is judged by its signature and expiry alone (403 when either fails);
+    without one, a job the caller cannot read is a 404, like one that does not exist."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        if not is_signed(request.query_params):
+            await super().__call__(scope, receive, send)
+            return
+        try:
+            job = await job_behind_link(
+                self.settings, request.path_params["id"], request.query_params
+            )
+            response = await self.serve(request, job)
+        except Refused as refusal:
+            response = refusal_response(refusal, with_body=request.method != "HEAD")
+        await response(scope, receive, send)
 
     async def respond(self, request: Request, viewer: Viewer) -> Response:
-        job = await job_for(viewer, request.path_params["id"], ("id",))
-        result = job.result if isinstance(job.result, dict) else {}
-        sha256 = result.get("sha256")
-        if job.status != "SUCCEEDED" or not isinstance(sha256, str):
-            raise Refused.not_found(("id",), "This job has no stored result to download")
-        etag = f'"{sha256}"'
+        return await self.serve(request, await job_for(viewer, request.path_params["id"], ("id",)))
+
+    async def serve(self, request: Request, job: Job) -> Response:
+        result = await stored_result(job)
+        etag = f'"{result.sha256}"'
         headers = {
             "ETag": etag,
-            "Content-Length": str(result.get("size", "")),
-            "Content-Disposition": content_disposition(str(result.get("fileName") or "result")),
+            "Content-Length": str(result.size),
+            "Content-Disposition": content_disposition(result.file_name),
             "Cache-Control": "private, max-age=0, must-revalidate",
         }
-        media_type = str(result.get("contentType") or "application/octet-stream")
         if request.headers.get("if-none-match") == etag:
             return Response(status_code=304, headers=headers)
         if request.method == "HEAD":
-            return Response(headers=headers, media_type=media_type)
-        chunks = await self.storage.open(blob_key(sha256))
-        return StreamingResponse(chunks, headers=headers, media_type=media_type)
+            return Response(headers=headers, media_type=result.content_type)
+        chunks = await self.storage.open(blob_key(result.sha256))
+        return StreamingResponse(chunks, headers=headers, media_type=result.content_type)

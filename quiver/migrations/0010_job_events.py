@@ -1,7 +1,8 @@
 """A log of every committed job change (``quiver_job_event``), so ``jobProgress`` replays each
 state after ``afterSeq`` instead of only the latest one. Triggers write it in the statement that
 changes the job (its INSERT, and every UPDATE that moves ``seq``), on both engines; jobs that
-existed before have no log and are replayed from their row."""
+existed before have no log and are replayed from their row. Stored job results remember when
+they were last reused, so ``quiver gc`` forgets them a retention after that."""
 
 from typing import Any
 
@@ -87,4 +88,9 @@ class Migration(migrations.Migration):
             bases=['Model'],
         ),
         LogJobChanges(),
+        ops.AddField(
+            model_name='JobArtifact',
+            name='used_at',
+            field=fields.DatetimeField(null=True, auto_now=False, auto_now_add=False),
+        ),
     ]

@@ -76,6 +76,8 @@ class JobArtifact(Model):
     file_name = fields.CharField(max_length=255)
     content_type = fields.CharField(max_length=127)
     created_at = fields.DatetimeField(auto_now_add=True)
+    # When an export last reused it: `quiver gc` forgets it QUIVER_JOB_RETENTION_HOURS later.
+    used_at = fields.DatetimeField(null=True)
 
     class Meta:
         table = "quiver_job_artifact"

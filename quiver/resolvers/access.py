@@ -245,6 +245,13 @@ async def label_for(viewer: Viewer, global_id: str, needed: Role, field: FieldPa
     return label
 
 
+async def job_behind_signed_link(global_id: str) -> Job | None:
+    """The job whose result a signed link names, whoever follows it (as for files: the
+    link was minted for a reader of the job, and is the permission until it expires)."""
+    pk = decode_global_id(global_id, "Job")
+    return await Job.get_or_none(id=pk) if pk is not None else None
+
+
 async def file_behind_signed_link(global_id: str) -> DatasetFile | VersionEntry | None:
     """The file a signed link names, whoever follows it: links are minted only for callers
     who can read the file, and the link (its signature checked before this is asked) is the

@@ -21,6 +21,7 @@ from quiver.models import (
     Upload,
     VersionEntry,
 )
+from quiver.resolvers.job_results import forget_old_job_results
 from quiver.storage import S3Storage, Storage
 from quiver.storage.blobs import SHA256_PATTERN, blob_key
 
@@ -42,6 +43,8 @@ class GarbageReport:
     temp_files_deleted: int = 0
     multipart_aborted: int = 0
     direct_uploads_expired: int = 0
+    job_results_forgotten: int = 0
+    job_logs_pruned: int = 0
 
 
 def _unreferenced() -> Q:
@@ -66,8 +69,10 @@ async def collect_garbage(
     dry_run: bool = False,
     cache_dir: Path | None = None,
     tmp_dir: Path | None = None,
+    job_retention: timedelta | None = None,
 ) -> GarbageReport:
-    """Delete unreferenced blobs untouched for ``grace``, stale staging bytes and strays.
+    """Delete unreferenced blobs untouched for ``grace``, stale staging bytes and strays
+    (and, given ``job_retention``, job results and logs older than that).
 
     Safe beside uploads in flight: an upload touches its blob row before publishing bytes,
     and a blob's bytes are deleted only inside the transaction that deletes its row under
@@ -75,6 +80,12 @@ async def collect_garbage(
     """
     cutoff = (now or datetime.now(UTC)) - grace
     report = GarbageReport()
+    if job_retention is not None:
+        # First, so the bytes only an old job result held go with the blobs below.
+        forgotten, pruned = await forget_old_job_results(
+            (now or datetime.now(UTC)) - job_retention, dry_run=dry_run
+        )
+        report.job_results_forgotten, report.job_logs_pruned = forgotten, pruned
     last = ""
     while True:
         candidates = (

@@ -1,9 +1,11 @@
-"""Signed download links: ``/files/{id}?expires=…&signature=…``, usable with no header.
+"""Signed download links: ``/files/{id}?expires=…&signature=…`` and
+``/jobs/{id}/result?expires=…&signature=…``, usable with no header.
 
-The signature is HMAC-SHA256 over the file's global ID and the expiry (Unix seconds), keyed
+The signature is HMAC-SHA256 over what the link is for (a file, or a job's result), the
+file's or job's global ID and the expiry (Unix seconds), keyed
 by ``QUIVER_SIGNING_KEY`` or, when that is unset, by a random key made once in the data
-directory. A link is minted only for a caller who can read the file, and is then the
-permission to download it, for whoever holds it, until it expires.
+directory. A link is minted only for a caller who can read the file (or job), and is then
+the permission to download it, for whoever holds it, until it expires.
 """
 
 from __future__ import annotations
@@ -21,14 +23,16 @@ from urllib.parse import urlencode
 import anyio
 
 from quiver.config import Settings
-from quiver.resolvers.access import file_behind_signed_link
+from quiver.models import Job
+from quiver.resolvers.access import file_behind_signed_link, job_behind_signed_link
 from quiver.resolvers.errors import ArgumentError, Refused
 from quiver.resolvers.files import FileRow
 
 DEFAULT_EXPIRES_IN = 3600
 MAX_EXPIRES_IN = 7 * 24 * 3600
-# Names what is signed, so a signature made for a download can never pass for another use.
-_PURPOSE = b"quiver-file-download"
+# Names what is signed, so a signature made for one use can never pass for another.
+FILE_DOWNLOAD = b"quiver-file-download"
+JOB_RESULT = b"quiver-job-result"
 _KEY_BYTES = 32
 _keys_by_file: dict[Path, bytes] = {}
 
@@ -63,13 +67,20 @@ def _read_or_make_key(path: Path) -> bytes:
     return path.read_text().strip().encode()
 
 
-def _signature(key: bytes, global_id: str, expires: int) -> str:
-    message = b"\n".join((_PURPOSE, global_id.encode(), str(expires).encode()))
+def _signature(key: bytes, global_id: str, expires: int, purpose: bytes) -> str:
+    message = b"\n".join((purpose, global_id.encode(), str(expires).encode()))
     digest = hmac.new(key, message, hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-def signed_query(key: bytes, global_id: str, *, expires_in: int, now: float | None = None) -> str:
+def signed_query(
+    key: bytes,
+    global_id: str,
+    *,
+    expires_in: int,
+    now: float | None = None,
+    purpose: bytes = FILE_DOWNLOAD,
+) -> str:
     """``expires=…&signature=…`` for a link to the file ``global_id``, valid ``expires_in``
     seconds from ``now`` (the current time unless given), signed with ``key``
     (``signing_key``; synchronous, so a page of files signs its links without an
@@ -80,7 +91,7 @@ def signed_query(key: bytes, global_id: str, *, expires_in: int, now: float | No
             argument="expiresIn",
         )
     expires = int(time.time() if now is None else now) + expires_in
-    signature = _signature(key, global_id, expires)
+    signature = _signature(key, global_id, expires, purpose)
     return urlencode({"expires": expires, "signature": signature})
 
 
@@ -93,17 +104,38 @@ async def file_behind_link(
     settings: Settings, global_id: str, query: Mapping[str, str], *, now: float | None = None
 ) -> FileRow:
     """The file a signed link names, once its signature and expiry are checked."""
+    await _check_link(settings, global_id, query, FILE_DOWNLOAD, now)
+    file = await file_behind_signed_link(global_id)
+    if file is None:
+        raise Refused.not_found(("id",), "No file with this id")
+    return file
+
+
+async def job_behind_link(
+    settings: Settings, global_id: str, query: Mapping[str, str], *, now: float | None = None
+) -> Job:
+    """The job whose result a signed link names, once its signature and expiry are checked."""
+    await _check_link(settings, global_id, query, JOB_RESULT, now)
+    job = await job_behind_signed_link(global_id)
+    if job is None:
+        raise Refused.not_found(("id",), "No job with this id")
+    return job
+
+
+async def _check_link(
+    settings: Settings,
+    global_id: str,
+    query: Mapping[str, str],
+    purpose: bytes,
+    now: float | None,
+) -> None:
     expires, signature = query.get("expires", ""), query.get("signature", "")
     key = await signing_key(settings)
     # Expiries are Unix seconds; more than 12 digits is no expiry this server minted.
     valid = expires.isascii() and expires.isdigit() and len(expires) <= 12
     if not valid or not hmac.compare_digest(
-        signature.encode(), _signature(key, global_id, int(expires)).encode()
+        signature.encode(), _signature(key, global_id, int(expires), purpose).encode()
     ):
         raise Refused.forbidden(("signature",), "This link's signature is not valid")
     if (time.time() if now is None else now) > int(expires):
         raise Refused.forbidden(("expires",), "This link has expired")
-    file = await file_behind_signed_link(global_id)
-    if file is None:
-        raise Refused.not_found(("id",), "No file with this id")
-    return file

@@ -7,13 +7,16 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
+from starlette.requests import HTTPConnection
 
 from quiver import models
 from quiver.context import Context, Info
-from quiver.ids import decode_global_id
+from quiver.ids import decode_global_id, encode_global_id
 from quiver.models import JobKind, JobStatus
 from quiver.resolvers import jobs as ops
+from quiver.resolvers.job_results import result_blob
 from quiver.resolvers.pagination import keyset_page
+from quiver.resolvers.signed_links import DEFAULT_EXPIRES_IN, JOB_RESULT, signed_query
 from quiver.schema.errors import UserError, mutation, user_errors_field
 from quiver.schema.node import Node, global_id_resolver, node_loader
 from quiver.schema.pagination import Connection, connection
@@ -82,11 +85,24 @@ class Job(Node):
         return JSON(root.params) if root.params is not None else None
 
     @strawberry.field(
-        description="What it produced (counts, ids, and for exports a `url` to download the "
-        "stored result); null until it succeeds."
+        description="What it produced (counts, ids); null until it succeeds. An export's "
+        "result has `url` (`/jobs/{id}/result`, for readers of the job, with their "
+        "Authorization header) and `downloadUrl`: the same, signed, usable without any "
+        "header by whoever holds it for one hour (mint a fresh one by reading `result` "
+        "again). Stored results are kept QUIVER_JOB_RETENTION_HOURS after their last use."
     )
-    def result(self, root: strawberry.Parent[models.Job]) -> JSON | None:
-        return JSON(root.result) if root.result is not None else None
+    def result(self, root: strawberry.Parent[models.Job], info: Info) -> JSON | None:
+        if root.result is None:
+            return None
+        if result_blob(root) is None:
+            return JSON(root.result)
+        context = info.context
+        global_id = encode_global_id("Job", root.id)
+        query = signed_query(
+            context.signing_key, global_id, expires_in=DEFAULT_EXPIRES_IN, purpose=JOB_RESULT
+        )
+        base = context.settings.public_base_url(http_base_url(context.request))
+        return JSON({**root.result, "downloadUrl": f"{base}/jobs/{global_id}/result?{query}"})
 
     @strawberry.field(description="Progress in units, with the rate and the time left.")
     def progress_detail(self, root: strawberry.Parent[models.Job]) -> JobProgress:
@@ -247,3 +263,9 @@ class JobMutation:
     @mutation(description="Delete a finished job.")
     async def delete_job(self, info: Info, input: DeleteJobInput) -> JobPayload:
         return JobPayload(job=await ops.delete_job(info.context.viewer, input.id))
+
+
+def http_base_url(connection: HTTPConnection) -> str:
+    """The request's base URL; over a WebSocket (a subscription), its http(s) twin."""
+    url = connection.base_url
+    return str(url.replace(scheme={"ws": "http", "wss": "https"}.get(url.scheme, url.scheme)))

@@ -1,18 +1,24 @@
-"""EXPORT_TABLE and EXPORT_ARCHIVE jobs: stored once, downloadable, refused params."""
+"""EXPORT_TABLE and EXPORT_ARCHIVE jobs: stored once, downloadable (with a header or a
+signed link), forgotten by gc after the retention, refused params."""
 
 from __future__ import annotations
 
 import csv
 import io
+import time
 import zipfile
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 from support import Api, dataset_with, snapshot
 
+from quiver.config import Settings
 from quiver.jobs.runner import Runner
-from quiver.models import JobArtifact
+from quiver.models import JobArtifact, JobEvent
+from quiver.resolvers.gc import collect_garbage
+from quiver.resolvers.signed_links import JOB_RESULT, signed_query, signing_key
 
 pytestmark = pytest.mark.anyio
 
@@ -142,3 +148,71 @@ async def test_export_params_are_checked_before_queueing(
         ["input", "params", "compression"],
         "INVALID",
     )
+
+
+async def test_a_signed_result_link_downloads_without_a_header_until_it_expires(
+    api: Api, client: httpx.AsyncClient, admin_token: str, runner: Runner, settings: Settings
+) -> None:
+    dataset_id, version_id = await versioned(api, client, admin_token)
+    job = await run_job(
+        api, runner, admin_token, "EXPORT_TABLE", dataset_id, {"versionId": version_id}
+    )
+    link = job["result"]["downloadUrl"]
+    assert link.startswith("http://quiver.test/jobs/")
+
+    download = await client.get(link)
+
+    assert download.status_code == 200
+    assert list(csv.reader(io.StringIO(download.text))) == [
+        ["name", "size"],
+        ["ada", "3"],
+        ["bob", "5"],
+    ]
+    tampered = await client.get(link.replace("signature=", "signature=x"))
+    assert (tampered.status_code, tampered.text) == (
+        403,
+        "FORBIDDEN: This link's signature is not valid",
+    )
+    job_id = link.split("/")[4]
+    key = await signing_key(settings)
+    expired = signed_query(key, job_id, expires_in=60, now=time.time() - 120, purpose=JOB_RESULT)
+    assert (await client.get(f"/jobs/{job_id}/result?{expired}")).status_code == 403
+    # A file link's signature for the same id is no job result link.
+    as_file = signed_query(key, job_id, expires_in=60)
+    assert (await client.get(f"/jobs/{job_id}/result?{as_file}")).status_code == 403
+
+
+async def test_gc_forgets_job_results_and_logs_past_the_retention(
+    api: Api, client: httpx.AsyncClient, admin_token: str, runner: Runner
+) -> None:
+    dataset_id, version_id = await versioned(api, client, admin_token)
+    job = await run_job(
+        api, runner, admin_token, "EXPORT_TABLE", dataset_id, {"versionId": version_id}
+    )
+    retention = timedelta(hours=168)
+    headers = {"Authorization": f"Bearer {admin_token}"}
+
+    soon = await collect_garbage(
+        runner.storage, job_retention=retention, now=datetime.now(UTC) + timedelta(hours=2)
+    )
+    assert (soon.job_results_forgotten, soon.job_logs_pruned, soon.blobs_deleted) == (0, 0, 0)
+    assert (await client.get(job["result"]["url"], headers=headers)).status_code == 200
+
+    later = await collect_garbage(
+        runner.storage, job_retention=retention, now=datetime.now(UTC) + timedelta(hours=170)
+    )
+
+    assert later.job_results_forgotten == 1
+    assert later.job_logs_pruned >= 3  # PENDING, RUNNING, SUCCEEDED at least
+    assert later.blobs_deleted == 1  # the result's bytes; the dataset's files stay
+    assert not await JobEvent.exists()
+    gone = await client.get(job["result"]["url"], headers=headers)
+    assert gone.status_code == 404
+    assert "no longer kept" in gone.text
+    # The job's final state is still there to read.
+    again = await api.data(JOB, {"id": job_global_id(job)}, token=admin_token)
+    assert again["job"]["status"] == "SUCCEEDED"
+
+
+def job_global_id(job: dict[str, Any]) -> str:
+    return str(job["result"]["url"]).split("/")[2]

@@ -14,6 +14,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -67,7 +68,11 @@ def artifact_result(job_id: int, artifact: JobArtifact, **extra: Any) -> dict[st
 
 
 async def stored_artifact(key: str) -> JobArtifact | None:
-    return await JobArtifact.get_or_none(key=key)
+    """The stored result of the same export, if kept; kept longer for being used again."""
+    found = await JobArtifact.get_or_none(key=key)
+    if found is not None:
+        await JobArtifact.filter(key=key).update(used_at=datetime.now(UTC))
+    return found
 
 
 async def keep_artifact(
