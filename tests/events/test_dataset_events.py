@@ -337,3 +337,28 @@ async def test_sse_streams_count_against_the_same_connection_limit(
     (error,) = response.json()["errors"]
     assert error["extensions"]["code"] == "TOO_MANY_CONNECTIONS"
     assert error["message"].startswith("Too many live connections")
+
+
+API_KEYS = """query($id: ID!) { node(id: $id) { ... on User { apiKeys { id } } } }"""
+REVOKE = """mutation($id: ID!) { revokeApiKey(input: {id: $id}) { userErrors { code } } }"""
+
+
+async def test_revoking_the_api_key_ends_its_open_subscriptions(
+    server: str, api: Api, owner: Person
+) -> None:
+    dataset = await new_dataset(api, owner.token, "revoked")
+    before = await metric(server, "quiver_active_subscriptions")
+    watching = asyncio.create_task(
+        subscribe(server, owner.token, DATASET_EVENTS, {"id": dataset}, count=1)
+    )
+    await until_subscriptions(server, int(before) + 1, watching)
+    (key,) = (await api.data(API_KEYS, {"id": owner.id}, token=ADMIN_KEY))["node"]["apiKeys"]
+
+    await api.mutate(REVOKE, {"id": key["id"]}, token=ADMIN_KEY)
+
+    with pytest.raises(TransportQueryError) as ended:
+        await asyncio.wait_for(watching, 15)
+    assert ended.value.errors is not None
+    (error,) = ended.value.errors
+    assert error["extensions"]["code"] == "UNAUTHENTICATED"
+    assert "revoked" in error["message"]
