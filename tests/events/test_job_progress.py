@@ -202,13 +202,16 @@ async def test_a_job_started_on_server_a_is_followed_on_server_b_to_its_end(
     assert events[0]["job"]["id"] == job
     assert events[0]["job"]["status"] in ("RUNNING", "SUCCEEDED")
 
-    # Resuming after a state already seen sends only what came after it, then completes.
+    # Every change reached the subscriber: no seq is skipped.
+    seqs = [state["seq"] for state in states]
+    assert seqs == list(range(seqs[0], seqs[-1] + 1)), seqs
+    # Resuming after a state already seen replays each state after it, then completes.
     middle = states[len(states) // 2]["seq"]
     resumed = await subscribe(
-        cluster.server_b, owner.token, JOB_PROGRESS, {"id": job, "afterSeq": middle}, count=99
+        cluster.server_b, owner.token, JOB_PROGRESS, {"id": job, "afterSeq": middle}, count=999
     )
-    assert [r["jobProgress"]["seq"] for r in resumed] == [states[-1]["seq"]]
-    assert resumed[0]["jobProgress"]["status"] == "SUCCEEDED"
+    assert [r["jobProgress"] for r in resumed] == [s for s in states if s["seq"] > middle]
+    assert resumed[-1]["jobProgress"]["status"] == "SUCCEEDED"
     caught_up = await subscribe(
         cluster.server_b,
         owner.token,
