@@ -40,8 +40,8 @@ class DatasetEventRow:
 # second); status changes at once.
 PROGRESS_INTERVAL = 0.2
 # Without any notice for this long the row is read anyway (a notice may have been lost) and
-# the subscriber's rights are checked again.
-QUIET_READ_INTERVAL = 2.0
+# the subscriber's rights are checked again: the cost of an idle stream, a few queries.
+QUIET_READ_INTERVAL = 5.0
 
 
 # A subscriber's credentials are checked again at most this often while its stream runs.

@@ -67,7 +67,7 @@ class Subscription:
         description="A dataset's events from now on (files added and removed, versions, "
         "jobs, changes to the dataset). Only readers of the dataset may follow it; for "
         "anyone else it is NOT_FOUND, like a dataset that does not exist. Rights are "
-        "checked again while the stream runs (at least every 2 seconds): it ends with a "
+        "checked again while the stream runs (at least every 5 seconds): it ends with a "
         "NOT_FOUND error when the dataset is deleted for good or the caller can no longer "
         "read it, and with UNAUTHENTICATED when its API key is revoked or its JWT expires.",
         graphql_type=DatasetEvent,
@@ -93,7 +93,7 @@ class Subscription:
         "the job's log, then the stream follows live. NOT_FOUND for a job the caller cannot "
         "read, like one that does not exist; a stream ends with NOT_FOUND when the job is "
         "deleted or no longer readable, and with UNAUTHENTICATED when its API key is "
-        "revoked or its JWT expires (checked at least every 2 seconds).",
+        "revoked or its JWT expires (checked at least every 5 seconds).",
         graphql_type=Job,
     )
     async def job_progress(

@@ -357,7 +357,7 @@ async def test_revoking_the_api_key_ends_its_open_subscriptions(
     await api.mutate(REVOKE, {"id": key["id"]}, token=ADMIN_KEY)
 
     with pytest.raises(TransportQueryError) as ended:
-        await asyncio.wait_for(watching, 15)
+        await asyncio.wait_for(watching, 20)
     assert ended.value.errors is not None
     (error,) = ended.value.errors
     assert error["extensions"]["code"] == "UNAUTHENTICATED"

@@ -25,8 +25,8 @@ from quiver.resolvers.errors import ArgumentError
 pytestmark = pytest.mark.anyio
 
 LIVE = LiveConnections(max_per_client=10)
-# Long enough for a stream to notice a revoked key (it checks at least every 2 s).
-NOTICE = 10.0
+# Long enough for a stream to notice a revoked key (it checks at least every 5 s).
+NOTICE = 15.0
 
 
 @pytest.fixture
