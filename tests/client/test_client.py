@@ -28,6 +28,17 @@ def test_importing_the_client_imports_no_server_code() -> None:
     assert done.stdout.strip() == "[]"
 
 
+def test_the_command_starts_without_rich_asyncio_or_httpx_own_cli() -> None:
+    # What a re-push of an unchanged tree spends most of its time on is starting up.
+    probe = (
+        "import sys, quiver.cli;"
+        "print(sorted({m for m in sys.modules if m.split('.')[0] in ('rich', 'asyncio', 'pygments')"
+        " or m == 'httpx._main' and sys.modules[m] is not None}))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
 def test_client_reads_url_and_key_from_the_environment(client_env: LiveServer) -> None:
     with Client() as client:
         assert client.url == client_env.url
