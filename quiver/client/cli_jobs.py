@@ -28,7 +28,7 @@ def describe(job: Job) -> str:
         parts.append(f"{job.done:g}/{job.total:g} {job.unit or ''}".rstrip())
     if job.stage:
         parts.append(job.stage)
-    if job.message:
+    if job.message and job.message != job.stage:
         parts.append(job.message)
     if job.error:
         parts.append(f"error: {job.error}")
