@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from support import LiveServer
+from support import LiveServer, run_in_pty
 from typer.testing import CliRunner
 
 from quiver.cli import app
@@ -104,6 +104,12 @@ def test_quiver_jobs_lists_shows_follows_and_exits_non_zero_on_failure(
     # A pipe gets plain lines, one per state, never a bar's control codes.
     assert "SUCCEEDED 100%" in followed.stderr
     assert "\x1b[" not in followed.stderr
+
+    # A terminal gets rich's bar instead.
+    command = [sys.executable, "-m", "quiver", "jobs", "follow", done.id]
+    screen = run_in_pty(command, client_env.env() | {"COLUMNS": "120"})
+    assert "━" in screen
+    assert "EXPORT_ARCHIVE SUCCEEDED" in screen
 
     failing = quiver(client_env, "jobs", "follow", failed)
     assert failing.returncode == 8, failing.stderr
