@@ -236,3 +236,13 @@ def test_a_large_file_comes_in_parallel_ranges_and_resumes_by_range(
         assert resumed.downloaded_bytes == size - piece
         assert (out / "large.bin").read_bytes() == data
         assert sorted(p.name for p in out.iterdir()) == ["large.bin"]
+
+
+def test_a_url_is_the_servers_when_its_scheme_host_and_port_are() -> None:
+    from quiver.client.transport import is_ours
+
+    assert is_ours("http://127.0.0.1:8000", "/files/RmlsZTox?sig=a")
+    assert is_ours("http://127.0.0.1:8000", "http://127.0.0.1:8000/files/RmlsZTox?sig=a")
+    assert is_ours("https://Quiver.example", "https://quiver.example:443/files/1")
+    assert not is_ours("http://127.0.0.1:8000", "http://127.0.0.1:8333/bucket/blob?X-Amz=1")
+    assert not is_ours("http://quiver.example", "https://quiver.example/files/1")
