@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
-import asyncio
+import sys
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
+
+# `import httpx` imports httpx's own command line, and with it rich.syntax, pygments and more:
+# a third of this command's start-up. It is never run here, so it is not imported (httpx
+# falls back to a stub `httpx.main`).
+if "httpx" not in sys.modules:
+    sys.modules["httpx._main"] = None  # type: ignore[assignment]
 
 from quiver.client.cli import register as register_client_commands
 from quiver.config import Settings
 
 if TYPE_CHECKING:
+    from collections.abc import Coroutine
+
     from quiver.resolvers.gc import GarbageReport
+
+T = TypeVar("T")
 
 # The server's modules (Tortoise, the schema) are imported by the commands that need them, so
 # the client's commands start fast.
@@ -105,9 +115,9 @@ def _prepare_workers(settings: Settings, *, reload: bool) -> None:
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if settings.migrate_on_start:
-        asyncio.run(db.migrate(settings))
+        _run(db.migrate(settings))
     if settings.admin_api_key:
-        asyncio.run(_ensure_admin_key(settings))
+        _run(_ensure_admin_key(settings))
     os.environ["QUIVER_MIGRATE_ON_START"] = "false"
 
 
@@ -153,7 +163,7 @@ def worker_command(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     typer.echo(f"Quiver worker on {settings.database_url} ({concurrency} at a time)")
-    asyncio.run(run(settings, concurrency=concurrency, kinds=chosen))
+    _run(run(settings, concurrency=concurrency, kinds=chosen))
 
 
 @app.command()
@@ -163,7 +173,7 @@ def migrate(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
 
     settings = _settings(data_dir, database_url)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    asyncio.run(db.migrate(settings))
+    _run(db.migrate(settings))
     typer.echo(f"Database is up to date: {settings.database_url}")
 
 
@@ -201,7 +211,7 @@ def apikey_create(
             err=True,
         )
         raise typer.Exit(code=1)
-    secret = asyncio.run(_create_key(settings, name, admin=admin, user_name=user, email=user_email))
+    secret = _run(_create_key(settings, name, admin=admin, user_name=user, email=user_email))
     typer.echo(secret)
 
 
@@ -258,7 +268,7 @@ def gc(
     files a crashed request left in the data directory, and job results and logs older
     than QUIVER_JOB_RETENTION_HOURS."""
     settings = _settings(data_dir, database_url)
-    report = asyncio.run(_collect(settings, timedelta(minutes=grace_minutes), dry_run=dry_run))
+    report = _run(_collect(settings, timedelta(minutes=grace_minutes), dry_run=dry_run))
     verb = "Would delete" if dry_run else "Deleted"
     typer.echo(
         f"{verb} {report.blobs_deleted} blobs ({report.bytes_freed} bytes), "
@@ -313,6 +323,13 @@ def schema(
         typer.echo(sdl, nl=False)
     else:
         output.write_text(sdl, encoding="utf-8")
+
+
+def _run(coroutine: Coroutine[Any, Any, T]) -> T:
+    # asyncio loads here, for the server's commands: the client's never need it.
+    import asyncio
+
+    return asyncio.run(coroutine)
 
 
 def main() -> None:

@@ -14,7 +14,9 @@ import io
 import json
 import logging
 import os
+import pty
 import re
+import select
 import shutil
 import signal
 import socket
@@ -899,3 +901,29 @@ def tar_gz(entries: dict[str, bytes]) -> bytes:
             info.size = len(content)
             archive.addfile(info, io.BytesIO(content))
     return buffer.getvalue()
+
+
+# Terminals
+
+
+def run_in_pty(command: list[str], env: dict[str, str]) -> str:
+    """What ``command`` writes to a pseudo-terminal (it must exit 0)."""
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(command, env=env, stdin=follower, stdout=follower, stderr=follower)
+    os.close(follower)
+    chunks: list[bytes] = []
+    while True:
+        ready, _, _ = select.select([leader], [], [], 60)
+        if not ready:
+            break
+        try:
+            data = os.read(leader, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    process.wait(timeout=60)
+    os.close(leader)
+    assert process.returncode == 0, b"".join(chunks).decode(errors="replace")
+    return b"".join(chunks).decode(errors="replace")

@@ -9,18 +9,19 @@ import sys
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
 import httpx
 import typer
-from rich.console import Console
-from rich.table import Table as RichTable
 
 from quiver.client.client import Client
 from quiver.client.errors import QuiverError
 from quiver.client.references import parse_reference, parse_version
 from quiver.client.settings import write_config
 from quiver.client.terminal import progress_for
+
+if TYPE_CHECKING:
+    from rich.table import Table as RichTable
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -90,11 +91,14 @@ def _plain(value: Any) -> Any:
 
 
 def table(*columns: str) -> RichTable:
-    found = RichTable(*columns, box=None, header_style="bold")
-    return found
+    from rich.table import Table as RichTable  # rich loads only for the commands that print
+
+    return RichTable(*columns, box=None, header_style="bold")
 
 
 def show(rich_table: RichTable) -> None:
+    from rich.console import Console
+
     Console(soft_wrap=True).print(rich_table)
 
 
@@ -107,6 +111,11 @@ def register(app: typer.Typer) -> None:
     app.command(epilog=EXIT_HELP)(push)
     app.command(epilog=EXIT_HELP)(pull)
     app.command(epilog=EXIT_HELP)(stats)
+    from quiver.client.cli_jobs import jobs_app
+    from quiver.client.cli_labels import labels_app
+
+    app.add_typer(jobs_app, name="jobs")
+    app.add_typer(labels_app, name="labels")
 
 
 @fails_readably
@@ -282,6 +291,24 @@ def pull(
     dataset: Annotated[str, typer.Argument(help="[team/]name[@vN] (default: the working set).")],
     directory: Annotated[Path, typer.Argument(help="The local folder.")] = Path("."),
     prefix: Annotated[str | None, typer.Option(help="Only paths starting with this.")] = None,
+    label: Annotated[
+        list[str] | None, typer.Option(help="Only samples with this label (repeatable).")
+    ] = None,
+    label_match: Annotated[
+        str, typer.Option(help="ANY, ALL or NONE of the --label labels.")
+    ] = "ANY",
+    status: Annotated[
+        list[str] | None,
+        typer.Option(help="Only samples in this status (repeatable): UNLABELED, LABELED, …"),
+    ] = None,
+    metadata: Annotated[
+        list[str] | None,
+        typer.Option(help="Only samples whose metadata has KEY=VALUE (repeatable)."),
+    ] = None,
+    annotations: Annotated[
+        str | None,
+        typer.Option(help="Also write the pulled samples' annotations: coco, yolo, jsonl, …"),
+    ] = None,
     workers: Workers = 4,
     quiet: Quiet = False,
     as_json: AsJson = False,
@@ -289,12 +316,22 @@ def pull(
     api_key: Key = None,
 ) -> None:
     """Download a version into a folder; files already there, or in the local cache, are
-    not downloaded again; every file's sha256 is checked."""
+    not downloaded again; every file's sha256 is checked. --label/--status/--metadata pull
+    only the files of matching samples; --annotations writes their annotations beside."""
     progress = progress_for(quiet or as_json)
     try:
         with Client(url, api_key) as client:
             report = client.pull(
-                dataset, directory, prefix=prefix, workers=workers, progress=progress
+                dataset,
+                directory,
+                prefix=prefix,
+                labels=label,
+                label_match=label_match,
+                status=status,
+                metadata=parse_metadata(metadata),
+                annotations=annotations,
+                workers=workers,
+                progress=progress,
             )
     finally:
         if progress is not None:
@@ -306,6 +343,24 @@ def pull(
             f"{report.files} files: {report.unchanged} unchanged, {report.from_cache} from the "
             f"cache, {report.downloaded_files} downloaded ({report.downloaded_bytes} bytes)"
         )
+        for path in report.annotation_files:
+            typer.echo(f"annotations: {path}")
+
+
+def parse_metadata(pairs: list[str] | None) -> dict[str, Any] | None:
+    """KEY=VALUE pairs; a VALUE that reads as JSON (a number, true, null) is that."""
+    if not pairs:
+        return None
+    found: dict[str, Any] = {}
+    for pair in pairs:
+        key, equals, value = pair.partition("=")
+        if not equals or not key:
+            raise QuiverError(f"--metadata takes KEY=VALUE, not {pair!r}", code="INVALID")
+        try:
+            found[key] = json.loads(value)
+        except ValueError:
+            found[key] = value
+    return found
 
 
 @versions_app.command("ls", epilog=EXIT_HELP)

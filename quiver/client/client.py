@@ -44,6 +44,8 @@ if TYPE_CHECKING:
     import pandas
     import pyarrow
 
+    from quiver.client.jobs import Job
+    from quiver.client.labels import Label, Sample
     from quiver.client.pull import PullReport
     from quiver.client.push import PushReport
 
@@ -467,6 +469,211 @@ class Client:
     def lineage(self, reference: str, *, direction: str = "BOTH", depth: int = 3) -> LineageGraph:
         node = self._source_id(reference)
         return self.execute(ops.lineage(node, direction, depth))
+
+    # --- labels and samples -------------------------------------------------------------
+
+    def labels(self, reference: str) -> list[Label]:
+        """The labels of a dataset (or of a version, ``name@vN``), by name."""
+        from quiver.client import labels
+
+        return self.execute(labels.labels(*self._label_owner(reference)))
+
+    def create_labels(self, reference: str, labels: list[str | Json]) -> list[Label]:
+        """Make labels, all or none: names, or LabelInput objects ({name, kind, color, …})."""
+        from quiver.client import labels as label_ops
+
+        values = [{"name": given} if isinstance(given, str) else given for given in labels]
+        return self.execute(label_ops.create_labels(self.dataset_id(reference), values))
+
+    def label_ids(self, reference: str, names: list[str]) -> list[str]:
+        """The IDs of labels named ``names``; NOT_FOUND naming any there is not."""
+        by_name = {label.name: label.id for label in self.labels(reference)}
+        missing = [name for name in names if name not in by_name]
+        if missing:
+            raise QuiverError(f"{reference} has no label {', '.join(missing)}", code="NOT_FOUND")
+        return [by_name[name] for name in names]
+
+    def samples(
+        self,
+        reference: str,
+        *,
+        labels: list[str] | None = None,
+        label_match: str = "ANY",
+        status: str | None = None,
+        metadata: Json | None = None,
+        prefix: str | None = None,
+        hard_example: bool | None = None,
+    ) -> Iterator[Sample]:
+        """The samples of a dataset (or a version) matching every condition given, with their
+        annotations; ``labels`` by name, matched ANY, ALL or NONE."""
+        from quiver.client import labels as label_ops
+
+        owner, owner_id = self._label_owner(reference)
+        filter = label_ops.sample_filter(
+            label_ids=self.label_ids(reference, labels) if labels is not None else None,
+            label_match=label_match,
+            status=status.upper() if status else None,
+            metadata=metadata,
+            prefix=prefix,
+            hard_example=hard_example,
+        )
+        pages = self._pages(lambda after: label_ops.samples(owner, owner_id, after, filter))
+        return (label_ops.Sample.from_json(found) for found in pages)
+
+    def add_samples(
+        self,
+        reference: str,
+        paths: list[str] | None = None,
+        *,
+        all_files: bool = False,
+        metadata: Json | None = None,
+    ) -> list[Sample]:
+        """Make samples of files (``paths``, or every file without one); the ones made."""
+        from quiver.client import labels as label_ops
+
+        values: Json = {"datasetId": self.dataset_id(reference), "paths": paths}
+        values |= {"allFiles": all_files, "metadata": metadata}
+        payload = self.execute(label_ops.add_samples(values))
+        return [label_ops.Sample.from_json(found) for found in payload.get("samples") or []]
+
+    def update_samples(
+        self,
+        sample_ids: list[str],
+        *,
+        status: str | None = None,
+        hard_example: bool | None = None,
+        metadata: Json | None = None,
+    ) -> list[Sample]:
+        """Set the status, hard-example flag or metadata of samples."""
+        from quiver.client import labels as label_ops
+
+        values: Json = {"ids": sample_ids}
+        if status is not None:
+            values["status"] = status.upper()
+        if hard_example is not None:
+            values["hardExample"] = hard_example
+        if metadata is not None:
+            values["metadata"] = metadata
+        payload = self.execute(label_ops.update_samples(values))
+        return [label_ops.Sample.from_json(found) for found in payload.get("samples") or []]
+
+    def annotate(self, reference: str, annotations: dict[str, list[Json]]) -> list[Sample]:
+        """Replace the annotations of samples (by sample ID), all or none. Each annotation is
+        an AnnotationInput ({labelId or label: name, geometry, score, attributes, model})."""
+        from quiver.client import labels as label_ops
+
+        by_name: dict[str, str] | None = None
+        entries: list[Json] = []
+        for sample_id, given in annotations.items():
+            made = []
+            for annotation in given:
+                annotation = dict(annotation)
+                if "label" in annotation:
+                    if by_name is None:
+                        by_name = {label.name: label.id for label in self.labels(reference)}
+                    name = annotation.pop("label")
+                    if name not in by_name:
+                        raise QuiverError(f"{reference} has no label {name}", code="NOT_FOUND")
+                    annotation["labelId"] = by_name[name]
+                made.append(annotation)
+            entries.append({"sampleId": sample_id, "annotations": made})
+        payload = self.execute(label_ops.annotate_samples({"samples": entries}))
+        return [label_ops.Sample.from_json(found) for found in payload.get("samples") or []]
+
+    def _label_owner(self, reference: str) -> tuple[str, str]:
+        """("version", its ID) for ``name@vN``, else ("dataset", its ID)."""
+        version = self._version_id_of(reference)
+        if version is not None:
+            return "version", version
+        return "dataset", self.dataset_id(reference)
+
+    # --- jobs ---------------------------------------------------------------------------
+
+    def start_job(
+        self,
+        kind: str,
+        dataset: str,
+        params: Json | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> Job:
+        """Queue a job (EXPORT_ARCHIVE, ANALYZE, …) on a dataset; the same
+        ``idempotency_key`` again returns the same job."""
+        from quiver.client import jobs
+
+        values = {"kind": kind.upper(), "datasetId": self.dataset_id(dataset), "params": params}
+        values["idempotencyKey"] = idempotency_key
+        found = self.execute(jobs.job_mutation("startJob", "StartJobInput", values))
+        assert found is not None
+        return jobs.Job.from_json(found, self)
+
+    def job(self, job_id: str) -> Job:
+        from quiver.client import jobs
+
+        found = self.execute(jobs.job(job_id))
+        if found is None:
+            raise QuiverError(f"Job {job_id!r} was not found", code="NOT_FOUND")
+        return jobs.Job.from_json(found, self)
+
+    def jobs(
+        self,
+        *,
+        dataset: str | None = None,
+        status: list[str] | None = None,
+        kind: list[str] | None = None,
+    ) -> Iterator[Job]:
+        """The jobs of the datasets you can read, newest first, narrowed by the filters."""
+        from quiver.client import jobs
+
+        filter: Json = {}
+        if dataset is not None:
+            filter["datasetId"] = self.dataset_id(dataset)
+        if status:
+            filter["status"] = [value.upper() for value in status]
+        if kind:
+            filter["kind"] = [value.upper() for value in kind]
+        for found in self._pages(lambda after: jobs.jobs(after, filter)):
+            yield jobs.Job.from_json(found, self)
+
+    def follow_job(self, job_id: str, *, after_seq: int | None = None) -> Iterator[Job]:
+        """The job's states as they change, over the ``jobProgress`` subscription, until it
+        ends (reconnecting after a dropped connection without repeating a state)."""
+        from quiver.client import jobs
+
+        return jobs.follow(self, job_id, after_seq=after_seq)
+
+    def wait_job(self, job_id: str, *, timeout: float | None = None) -> Job:
+        """The job once it has ended; QuiverError TIMEOUT after ``timeout`` seconds."""
+        from quiver.client import jobs
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+        last: Job | None = None
+        for last in jobs.follow(self, job_id, deadline=deadline):  # noqa: B007
+            pass
+        assert last is not None
+        return last
+
+    def cancel_job(self, job_id: str) -> Job:
+        """Stop a job: at once while PENDING, at its next step while RUNNING."""
+        return self._job_mutation("cancelJob", "CancelJobInput", job_id)
+
+    def retry_job(self, job_id: str) -> Job:
+        """Queue a FAILED or CANCELLED job again."""
+        return self._job_mutation("retryJob", "RetryJobInput", job_id)
+
+    def delete_job(self, job_id: str) -> None:
+        """Remove a finished job."""
+        from quiver.client import jobs
+
+        self.execute(jobs.job_mutation("deleteJob", "DeleteJobInput", {"id": job_id}))
+
+    def _job_mutation(self, name: str, input_type: str, job_id: str) -> Job:
+        from quiver.client import jobs
+
+        found = self.execute(jobs.job_mutation(name, input_type, {"id": job_id}))
+        if found is None:
+            raise QuiverError(f"Job {job_id!r} was not found", code="NOT_FOUND")
+        return jobs.Job.from_json(found, self)
 
     # --- many files at once -------------------------------------------------------------
 

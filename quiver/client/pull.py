@@ -13,19 +13,20 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from quiver.client import operations as ops
+from quiver.client.annotation_files import check_format, write_annotations
 from quiver.client.errors import QuiverError
 from quiver.client.progress import Progress, Silent
 from quiver.client.settings import cache_dir
 from quiver.client.state import HASH_CHUNK, StateDB
 from quiver.client.transport import MAX_RETRIES, is_ours, raise_for_status, retry_delay
-from quiver.client.types import File
+from quiver.client.types import File, Json, Page
 
 if TYPE_CHECKING:
     from quiver.client.client import Client
@@ -48,6 +49,7 @@ class PullReport:
     from_cache: int = 0
     downloaded_files: int = 0
     downloaded_bytes: int = 0
+    annotation_files: list[str] = field(default_factory=list)
 
 
 class BlobCache:
@@ -100,21 +102,33 @@ def pull(
     directory: Path,
     *,
     prefix: str | None = None,
+    labels: list[str] | None = None,
+    label_match: str = "ANY",
+    status: list[str] | None = None,
+    metadata: Json | None = None,
+    annotations: str | None = None,
     workers: int = DEFAULT_WORKERS,
     progress: Progress | None = None,
     state: StateDB | None = None,
     cache: BlobCache | None = None,
 ) -> PullReport:
-    """Download ``reference`` (``name@vN``, or the working set) into ``directory``."""
+    """Download ``reference`` (``name@vN``, or the working set) into ``directory``: only the
+    files of samples matching ``labels`` / ``status`` / ``metadata`` when any is given, and
+    their annotations beside them in the ``annotations`` format (coco, yolo, jsonl,
+    labelstudio)."""
     if state is None:
         state = StateDB()
         try:
             return pull(
-                client, reference, directory, prefix=prefix, workers=workers,
-                progress=progress, state=state, cache=cache,
+                client, reference, directory, prefix=prefix, labels=labels,
+                label_match=label_match, status=status, metadata=metadata,
+                annotations=annotations, workers=workers, progress=progress, state=state,
+                cache=cache,
             )  # fmt: skip
         finally:
             state.close()
+    if annotations is not None:
+        annotations = check_format(annotations)
     progress = progress or Silent()
     cache = cache or BlobCache()
     version = client._version_id_of(reference)
@@ -123,6 +137,13 @@ def pull(
     else:
         dataset_id = client.dataset_id(reference)
         manifest = list(client._pages(lambda a: ops.files(dataset_id, a, prefix, urls=True)))
+    whole = len(manifest)
+    chosen: set[str] | None = None
+    if labels is not None or status or metadata:
+        chosen = sample_paths(client, reference, labels, label_match, status, metadata, prefix)
+        manifest = [remote for remote in manifest if remote.path in chosen]
+    elif prefix:
+        chosen = {remote.path for remote in manifest}
     report = PullReport(files=len(manifest))
     wanted: list[tuple[File, Path]] = []
     for remote in manifest:
@@ -138,7 +159,7 @@ def pull(
     uncached = [(f, t) for f, t in wanted if not cache.path_for(f.sha256).is_file()]
     # Presigned URLs to a bucket bypass the server: an archive would route bytes through it.
     through_server = all(is_ours(client.url, f.download_url or "") for f, _ in uncached)
-    many = len(uncached) >= max(ARCHIVE_MIN_FILES, ARCHIVE_MIN_SHARE * len(manifest))
+    many = len(uncached) >= max(ARCHIVE_MIN_FILES, ARCHIVE_MIN_SHARE * whole)
     if through_server and many:
         number = client.version(reference).number if version is not None else None
         streamed = _pull_archive(client, client.dataset_id(reference), number, uncached, progress)
@@ -186,7 +207,55 @@ def pull(
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         for future in [pool.submit(job) for job in jobs]:
             future.result()
+    if annotations is not None:
+        owner = f"/versions/{version}" if version else f"/datasets/{client.dataset_id(reference)}"
+        written = write_annotations(client, f"{owner}/annotations", directory, annotations, chosen)
+        report.annotation_files = [str(path) for path in written]
     return report
+
+
+def sample_paths(
+    client: Client,
+    reference: str,
+    labels: list[str] | None,
+    label_match: str,
+    statuses: list[str] | None,
+    metadata: Json | None,
+    prefix: str | None,
+) -> set[str]:
+    """The paths of the files whose samples match (any of ``statuses``; the server's
+    filter takes one status, so one paged listing each)."""
+    from quiver.client import labels as label_ops
+
+    if label_match.upper() not in label_ops.MATCHES:
+        raise QuiverError("label_match must be ANY, ALL or NONE", code="INVALID")
+    owner, owner_id = client._label_owner(reference)
+    label_ids = client.label_ids(reference, labels) if labels is not None else None
+    found: set[str] = set()
+    chosen_statuses: list[str | None] = list(statuses) if statuses else [None]
+    for status in chosen_statuses:
+        if status is not None and status.upper() not in label_ops.STATUSES:
+            raise QuiverError(
+                f"status must be one of {', '.join(label_ops.STATUSES)}", code="INVALID"
+            )
+        filter = label_ops.sample_filter(
+            label_ids=label_ids,
+            label_match=label_match,
+            status=status.upper() if status else None,
+            metadata=metadata,
+            prefix=prefix,
+        )
+        pages = client._pages(functools.partial(_sample_page, owner, owner_id, filter))
+        found.update(sample["path"] for sample in pages if sample.get("path"))
+    return found
+
+
+def _sample_page(
+    owner: str, owner_id: str, filter: Json, after: str | None
+) -> ops.Operation[Page[Json]]:
+    from quiver.client import labels as label_ops
+
+    return label_ops.samples(owner, owner_id, after, filter, fields="path")
 
 
 class _RangedFile:

@@ -193,7 +193,7 @@ def push(
     if dry_run:
         return report
     if not outgoing and not report.deleted:
-        if parent is not None:
+        if parent is not None and remembered is None:
             state.remember_push(pushed_key, parent, listing)
         return report  # nothing to send, nothing to commit
     sender = _Sender(client, dataset.id, state, workers, progress)

@@ -5,24 +5,27 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import TaskID
 
 
 class BarProgress:
     """Two bars a phase: bytes (with speed and time left) and files."""
 
     def __init__(self, console: Console) -> None:
+        # rich loads only on a terminal: a pipe's plain lines start faster without it.
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
         self.bars = Progress(
             TextColumn("{task.description:<12}"),
             BarColumn(),
@@ -107,5 +110,7 @@ def progress_for(quiet: bool) -> BarProgress | LineProgress | None:
     if quiet:
         return None
     if sys.stderr.isatty():
+        from rich.console import Console
+
         return BarProgress(Console(stderr=True))
     return LineProgress(sys.stderr)

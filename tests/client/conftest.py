@@ -12,7 +12,9 @@ from support import ADMIN_KEY, LiveServer, run_uvicorn
 HERE = Path(__file__).resolve().parent
 
 
-@pytest.fixture(scope="module")
+# One server for every client test module a test process runs (each starts in seconds on a
+# quiet machine, far longer on a loaded one): the modules use datasets of their own names.
+@pytest.fixture(scope="session")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     root = tmp_path_factory.mktemp("live")
     bytes_log = root / "bytes.log"

@@ -28,6 +28,17 @@ def test_importing_the_client_imports_no_server_code() -> None:
     assert done.stdout.strip() == "[]"
 
 
+def test_the_command_starts_without_rich_asyncio_or_httpx_own_cli() -> None:
+    # What a re-push of an unchanged tree spends most of its time on is starting up.
+    probe = (
+        "import sys, quiver.cli;"
+        "print(sorted({m for m in sys.modules if m.split('.')[0] in ('rich', 'asyncio', 'pygments')"
+        " or m == 'httpx._main' and sys.modules[m] is not None}))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
 def test_client_reads_url_and_key_from_the_environment(client_env: LiveServer) -> None:
     with Client() as client:
         assert client.url == client_env.url
@@ -225,3 +236,13 @@ def test_a_large_file_comes_in_parallel_ranges_and_resumes_by_range(
         assert resumed.downloaded_bytes == size - piece
         assert (out / "large.bin").read_bytes() == data
         assert sorted(p.name for p in out.iterdir()) == ["large.bin"]
+
+
+def test_a_url_is_the_servers_when_its_scheme_host_and_port_are() -> None:
+    from quiver.client.transport import is_ours
+
+    assert is_ours("http://127.0.0.1:8000", "/files/RmlsZTox?sig=a")
+    assert is_ours("http://127.0.0.1:8000", "http://127.0.0.1:8000/files/RmlsZTox?sig=a")
+    assert is_ours("https://Quiver.example", "https://quiver.example:443/files/1")
+    assert not is_ours("http://127.0.0.1:8000", "http://127.0.0.1:8333/bucket/blob?X-Amz=1")
+    assert not is_ours("http://quiver.example", "https://quiver.example/files/1")

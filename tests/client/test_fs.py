@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import fsspec
 import pandas as pd
 import pyarrow as pa
@@ -58,3 +60,29 @@ def test_ls_info_glob_ranged_reads_and_read_only_versions(client_env: LiveServer
         fs.open("tree@v1/new.txt", "wb")
     fs.rm("tree/a/top.txt")
     assert fs.ls("tree/a", detail=False) == ["tree/a/b"]
+
+
+def test_hugging_face_datasets_loads_parquet_through_quiver_urls(
+    client_env: LiveServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    # Not HF_HUB_OFFLINE: it refuses every remote URL, quiver:// too. The packaged
+    # "parquet" builder needs no Hub.
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    import datasets
+
+    with Client() as client:
+        client.create_dataset("hf")
+        for index in range(2):
+            out = pa.BufferOutputStream()
+            pq.write_table(pa.table({"n": [index * 10 + k for k in range(10)]}), out)
+            client.upload_file("hf", f"data/part-{index}.parquet", out.getvalue().to_pybytes())
+        client.create_version("hf")
+
+    loaded = datasets.load_dataset(
+        "parquet",
+        data_files="quiver://hf@v1/data/*.parquet",
+        split="train",
+        cache_dir=str(tmp_path / "cache"),
+    )
+    assert sorted(loaded["n"]) == list(range(20))

@@ -6,17 +6,15 @@ nothing; a terminal gets progress bars, a pipe plain lines."""
 from __future__ import annotations
 
 import os
-import pty
 import random
 import re
-import select
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from support import ADMIN_KEY, LiveServer, run_uvicorn
+from support import ADMIN_KEY, LiveServer, run_in_pty, run_uvicorn
 
 from quiver.client import Client
 from quiver.client.state import StateDB
@@ -198,28 +196,6 @@ def test_progress_is_a_bar_on_a_terminal_and_lines_in_a_pipe(
     assert "downloading" in screen
     assert "━" in screen  # rich's bar
     assert "41 files" in screen
-
-
-def run_in_pty(command: list[str], env: dict[str, str]) -> str:
-    leader, follower = pty.openpty()
-    process = subprocess.Popen(command, env=env, stdin=follower, stdout=follower, stderr=follower)
-    os.close(follower)
-    chunks: list[bytes] = []
-    while True:
-        ready, _, _ = select.select([leader], [], [], 60)
-        if not ready:
-            break
-        try:
-            data = os.read(leader, 65536)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-    process.wait(timeout=60)
-    os.close(leader)
-    assert process.returncode == 0, b"".join(chunks).decode(errors="replace")
-    return b"".join(chunks).decode(errors="replace")
 
 
 def test_push_waits_out_429_answers_and_finishes(tmp_path: Path) -> None:
