@@ -42,7 +42,8 @@ class CommitFilesInput:
     parent_version: strawberry.ID | None = strawberry.field(
         default=None,
         description="The Version the changes were made against: CONFLICT, and nothing "
-        "changes, unless it is still the dataset's latest version. Omitted: no check.",
+        "changes, unless it is still the dataset's latest version. An empty string: the "
+        "dataset must have no version yet. Omitted or null: no check.",
     )
     changes: list[FileChangeInput] = strawberry.field(
         description="1 to 10,000 changes, each path at most once (send them as a variable)."
