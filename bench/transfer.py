@@ -153,6 +153,9 @@ def free_port() -> int:
         return port
 
 
+STARTUP_SECONDS = 120
+
+
 def start_uvicorn(
     app: str, env: dict[str, str], app_dir: Path = PROJECT_DIR
 ) -> tuple[subprocess.Popen[bytes], str]:
@@ -165,7 +168,8 @@ def start_uvicorn(
         command, cwd=PROJECT_DIR, env={**os.environ, **env}, stdin=subprocess.DEVNULL
     )
     base_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    # Importing the analytics stack alone takes ~30 s on a shared, loaded 2-core machine.
+    deadline = time.monotonic() + STARTUP_SECONDS
     while time.monotonic() < deadline:
         try:
             httpx.get(f"{base_url}/healthz")
@@ -173,7 +177,7 @@ def start_uvicorn(
         except httpx.TransportError:
             time.sleep(0.1)
     process.kill()
-    raise RuntimeError(f"uvicorn {app} did not answer within 30 s")
+    raise RuntimeError(f"uvicorn {app} did not answer within {STARTUP_SECONDS} s")
 
 
 def start_quiver(data_dir: Path) -> tuple[subprocess.Popen[bytes], str, str]:

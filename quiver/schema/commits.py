@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import strawberry
+from strawberry.types.arguments import InputContext
 
 from quiver import models
 from quiver.context import Info
@@ -34,6 +38,28 @@ class FileChangeInput:
     delete: bool = strawberry.field(
         default=False, description="Remove the path instead (an absent path is no error)."
     )
+
+
+def _change_from_input(
+    cls: type[FileChangeInput], value: Mapping[str, Any], context: InputContext
+) -> FileChangeInput:
+    """Build a change straight from graphql-core's coerced value: every field is a scalar
+    (``Long`` and ``JSON`` already parsed) or a list of strings. Strawberry's generic
+    conversion resolved each field's type and name again for every change, about 1 ms a
+    change: most of a 1,000-file commit's CPU."""
+    tags = value.get("tags")
+    return cls(
+        path=value["path"],
+        sha256=value.get("sha256"),
+        size=value.get("size"),
+        content_type=value.get("contentType"),
+        metadata=value.get("metadata"),
+        tags=list(tags) if tags is not None else None,
+        delete=bool(value.get("delete", False)),
+    )
+
+
+FileChangeInput.__strawberry_definition__.from_input = _change_from_input  # type: ignore[attr-defined]
 
 
 @strawberry.input(description="Many files' changes, applied in one transaction.")
