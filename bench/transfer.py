@@ -20,6 +20,9 @@ download / (cat > copy), and the server's peak RSS (VmHWM).
     python bench/transfer.py [--mib 2048] [--chunk-mib 32] [--client tuspy|httpx]
                              [--runs 3] [--dir /var/tmp]
 
+``QUIVER_BENCH_SERVER=granian`` serves Quiver and both bare apps with granian instead of
+uvicorn (``pip install -e '.[granian]'``), to compare the ceilings.
+
 With ``--archives`` it times whole-dataset archives instead: --archive-files files of
 random bytes (``.bin``, --mib MiB in all) are uploaded, then downloaded one by one through
 /files/{id} (the baseline) and as one archive in each format and compression, all to
@@ -159,11 +162,21 @@ STARTUP_SECONDS = 120
 def start_uvicorn(
     app: str, env: dict[str, str], app_dir: Path = PROJECT_DIR
 ) -> tuple[subprocess.Popen[bytes], str]:
+    """Serve ``app`` with the server ``QUIVER_BENCH_SERVER`` names: uvicorn (the default)
+    or granian (one worker process; ``serving_pid`` finds it)."""
     port = free_port()
-    command = [
-        sys.executable, "-m", "uvicorn", app, "--app-dir", str(app_dir),
-        "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning",
-    ]  # fmt: skip
+    if os.environ.get("QUIVER_BENCH_SERVER") == "granian":
+        command = [
+            sys.executable, "-m", "granian", app, "--interface", "asgi",
+            "--working-dir", str(app_dir), "--host", "127.0.0.1", "--port", str(port),
+            "--no-access-log", "--log-level", "warning",
+        ]  # fmt: skip
+    else:
+        command = [
+            sys.executable, "-m", "uvicorn", app, "--app-dir", str(app_dir),
+            "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
+            "--log-level", "warning",
+        ]  # fmt: skip
     process = subprocess.Popen(
         command, cwd=PROJECT_DIR, env={**os.environ, **env}, stdin=subprocess.DEVNULL
     )
@@ -177,7 +190,13 @@ def start_uvicorn(
         except httpx.TransportError:
             time.sleep(0.1)
     process.kill()
-    raise RuntimeError(f"uvicorn {app} did not answer within {STARTUP_SECONDS} s")
+    raise RuntimeError(f"{command[2]} {app} did not answer within {STARTUP_SECONDS} s")
+
+
+def serving_pid(pid: int) -> int:
+    """The process that serves requests: granian's worker, uvicorn itself."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return int(children[0]) if children else pid
 
 
 def start_quiver(data_dir: Path) -> tuple[subprocess.Popen[bytes], str, str]:
@@ -193,7 +212,7 @@ def start_quiver(data_dir: Path) -> tuple[subprocess.Popen[bytes], str, str]:
 
 
 def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+    for line in Path(f"/proc/{serving_pid(pid)}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError("no VmHWM in /proc status")
