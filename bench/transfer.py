@@ -157,6 +157,7 @@ def free_port() -> int:
 
 
 STARTUP_SECONDS = 120
+SERVER = os.environ.get("QUIVER_BENCH_SERVER", "uvicorn")
 
 
 def start_uvicorn(
@@ -165,7 +166,7 @@ def start_uvicorn(
     """Serve ``app`` with the server ``QUIVER_BENCH_SERVER`` names: uvicorn (the default)
     or granian (one worker process; ``serving_pid`` finds it)."""
     port = free_port()
-    if os.environ.get("QUIVER_BENCH_SERVER") == "granian":
+    if SERVER == "granian":
         command = [
             sys.executable, "-m", "granian", app, "--interface", "asgi",
             "--working-dir", str(app_dir), "--host", "127.0.0.1", "--port", str(port),
@@ -505,16 +506,16 @@ def main() -> None:
     print(line("cp file copy", cp))
     print(line("cat file > copy", cat_copy))
     print(line("cat file > /dev/null", cat_null))
-    print(line(f"bare uvicorn, body dropped ({arguments.chunk_mib} MiB)", ceiling))
+    print(line(f"bare {SERVER}, body dropped ({arguments.chunk_mib} MiB)", ceiling))
     print(line(f"tus upload ({arguments.client}, {arguments.chunk_mib} MiB)", uploaded))
     print(line("download /files/{id} > copy", downloaded))
     print(line("download /files/{id} > /dev/null", discarded))
     print(f"upload / cp                         {cp / uploaded:6.2f}x  (target >= 0.80)")
     print(f"download / (cat > copy)             {cat_copy / downloaded:6.2f}x  (target >= 0.80)")
     print(f"download to null / (cat > null)     {cat_null / discarded:6.2f}x")
-    print(line("bare uvicorn, body sent from memory", send_ceiling))
-    print(f"upload / bare uvicorn (drain)       {ceiling / uploaded:6.2f}x  (target >= 0.70)")
-    print(f"download to null / bare uvicorn (send) {send_ceiling / discarded:6.2f}x"
+    print(line(f"bare {SERVER}, body sent from memory", send_ceiling))
+    print(f"upload / bare {SERVER} (drain)       {ceiling / uploaded:6.2f}x  (target >= 0.70)")
+    print(f"download to null / bare {SERVER} (send) {send_ceiling / discarded:6.2f}x"
           "  (target >= 0.80)")  # fmt: skip
     print(f"server peak RSS (VmHWM)             {rss:6.0f} MB  (target < 200;"
           f" {upload_rss:.0f} MB after the uploads)")  # fmt: skip
