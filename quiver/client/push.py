@@ -443,7 +443,8 @@ class _Sender:
             values = {
                 "datasetId": self.dataset_id,
                 "changes": batch,
-                "parentVersion": parent if index == 0 else None,
+                # "": the dataset had no version when the push began, and must still have none.
+                "parentVersion": (parent or "") if index == 0 else None,
                 "message": message,
                 "createVersion": create_version and last,
                 "idempotencyKey": str(uuid.uuid4()),
