@@ -9,6 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 import anyio
 import httpx
 import pytest
+from starlette.types import Message
 from support import Api, Person, dataset_with, snapshot, version_files, working_set
 
 from quiver.app import create_app
@@ -210,7 +211,7 @@ async def test_links_outlive_the_process_that_signed_them(
 
 async def _asgi_get(
     settings: Settings, url: str, headers: list[tuple[bytes, bytes]]
-) -> list[dict[str, Any]]:
+) -> list[Message]:
     """GET through the app as a server offering ``http.response.pathsend`` (granian) calls
     it: the messages the app sends."""
     app = create_app(settings, manage_database=False)
@@ -223,12 +224,12 @@ async def _asgi_get(
         "client": ("127.0.0.1", 1), "server": ("quiver.test", 80),
         "extensions": {"http.response.pathsend": {}},
     }  # fmt: skip
-    sent: list[dict[str, Any]] = []
+    sent: list[Message] = []
 
-    async def receive() -> dict[str, Any]:
+    async def receive() -> Message:
         return {"type": "http.request", "body": b"", "more_body": False}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: Message) -> None:
         sent.append(message)
 
     await app(scope, receive, send)
