@@ -314,8 +314,8 @@ class VerificationFailed(Exception):
 
 
 async def verify_multipart(storage: Storage, upload: DirectUpload) -> None:
-    """The VERIFY_UPLOAD job's work: hash the staged object (parallel ranged GETs hashed in
-    order off the loop), then copy it to its content key, record the blob, grant it to the
+    """The VERIFY_UPLOAD job's work: hash the staged object (streamed, hashed in a thread
+    off the loop), then copy it to its content key, record the blob, grant it to the
     uploader and drop the staging object. Only then is the blob visible.
 
     Other bytes (or none): the staging object is deleted and the upload expires at once, so

@@ -2,7 +2,7 @@
 
 Queued by ``POST /api/v1/uploads/{id}/complete`` (never by ``startJob``): S3's multipart
 checksum is not the sha256 of the whole object, so the server reads the object back once
-(parallel ranged GETs hashed in order off the event loop) before the blob becomes visible.
+(streamed, hashed in a thread, off the event loop) before the blob becomes visible.
 A re-run after a crash finds the upload complete, or hashes the staged object again.
 """
 
