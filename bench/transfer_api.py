@@ -301,8 +301,8 @@ def _obstore_put(seaweed: Any, endpoint: str, source: Path, key: str) -> float:
 def _presigned_multipart(
     client: httpx.Client, dataset: str, source: Path, sha256: str, workers: int
 ) -> float:
-    """Negotiate, send every part, complete; returns the seconds completion (the server's
-    verify pass over the whole object) took."""
+    """Negotiate, send every part, complete; returns the seconds completion (S3's complete
+    and the server's VERIFY_UPLOAD job over the whole object) took."""
     size = source.stat().st_size
     body = {
         "datasetId": dataset,
@@ -331,5 +331,12 @@ def _presigned_multipart(
     sent = time.perf_counter()
     done = client.post(f"{upload}/complete")
     done.raise_for_status()
-    assert done.json()["exists"] is True
+    # 202: a VERIFY_UPLOAD job hashes the object; poll as quiver push does.
+    delay = 0.05
+    while done.json().get("state") != "complete":
+        assert done.json().get("state") != "failed", done.text
+        time.sleep(delay)
+        delay = min(delay * 2, 1.0)
+        done = client.get(upload)
+        done.raise_for_status()
     return time.perf_counter() - sent

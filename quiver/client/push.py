@@ -50,6 +50,9 @@ PACK_TARGET = 8 * 1024 * 1024  # a killed push re-sends at most one pack per wor
 PACK_MEMBER_MAX = 1024 * 1024
 TRANSFERS = ["pack", "s3-put", "s3-multipart", "tus", "basic"]
 SIGN_BATCH = 100
+# Polling a multipart upload's verification: 50 ms, doubling up to 1 s.
+VERIFY_POLL_FIRST = 0.05
+VERIFY_POLL_MAX = 1.0
 
 
 @dataclass(frozen=True)
@@ -352,8 +355,28 @@ class _Sender:
     def _complete(self, upload_id: str, files: int = 0) -> None:
         response = self.client.request("POST", f"/api/v1/uploads/{upload_id}/complete")
         raise_for_status(response)
+        if response.status_code == 202:
+            self._await_verification(upload_id)
         if files:
             self._sent(files, 0)  # its bytes were counted part by part
+
+    def _await_verification(self, upload_id: str) -> None:
+        """A multipart upload is verified by a server job: poll its state until the blob is
+        visible (``complete``) or refused (``failed``: other bytes arrived)."""
+        delay = VERIFY_POLL_FIRST
+        while True:
+            time.sleep(delay)
+            delay = min(delay * 2, VERIFY_POLL_MAX)
+            response = self.client.request("GET", f"/api/v1/uploads/{upload_id}")
+            raise_for_status(response)
+            answer = response.json()
+            if answer.get("state") == "complete":
+                return
+            if answer.get("state") == "failed":
+                raise QuiverError(
+                    f"the server refused upload {upload_id}: {answer.get('error')}",
+                    code="INVALID",
+                )
 
     def _multipart_parts(self, local: LocalFile, answer: Json) -> list[Callable[[], None]]:
         """One job per part S3 does not hold yet (a killed push's finished parts are kept)."""
@@ -420,7 +443,8 @@ class _Sender:
             values = {
                 "datasetId": self.dataset_id,
                 "changes": batch,
-                "parentVersion": parent if index == 0 else None,
+                # "": the dataset had no version when the push began, and must still have none.
+                "parentVersion": (parent or "") if index == 0 else None,
                 "message": message,
                 "createVersion": create_version and last,
                 "idempotencyKey": str(uuid.uuid4()),

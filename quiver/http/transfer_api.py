@@ -204,7 +204,9 @@ class TransferApi:
     async def complete(self, request: Request, viewer: Viewer) -> Response:
         upload = await direct_uploads.find_direct_upload(viewer, request.path_params["upload_id"])
         await self._json(request)  # an optional parts list, not needed: S3 is asked
-        return JSONResponse(await direct_uploads.complete_direct_upload(self.storage, upload))
+        status, answer = await direct_uploads.complete_direct_upload(self.storage, upload)
+        headers = {"Location": f"{request.scope.get('root_path', '')}/uploads/{upload.id}"}
+        return JSONResponse(answer, status, headers=headers if status == 202 else None)
 
 
 def _string(body: dict[str, Any], name: str, *, required: bool = False) -> str | None:

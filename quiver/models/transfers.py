@@ -57,6 +57,9 @@ class DirectUpload(Model):
     created_at = fields.DatetimeField(auto_now_add=True)
     expires_at = fields.DatetimeField()
     completed_at = fields.DatetimeField(null=True)
+    # The VERIFY_UPLOAD job that hashes a completed multipart upload (no foreign key: the
+    # job may be deleted, and the upload's answer then says so).
+    verify_job_id = fields.BigIntField(null=True)
 
     user_id: int
     dataset_id: int

@@ -18,6 +18,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from quiver.auth import Viewer
+from quiver.events import datasets as events
 from quiver.ids import decode_global_id
 from quiver.models import Blob, CommitRecord, Dataset, DatasetFile, Version
 from quiver.resolvers import sql
@@ -118,7 +119,7 @@ async def commit_files(
             await sql.lock_dataset(dataset.id, bulk=len(changes) > _QUERY_BATCH)
             if parent_version is not None:
                 latest = await latest_version(dataset.id)
-                if latest is None or latest.id != parent_pk:
+                if (latest.id if latest is not None else None) != parent_pk:
                     now_at = f"v{latest.number}" if latest is not None else "no version"
                     raise Refused.conflict(
                         ("input", "parentVersion"),
@@ -129,6 +130,7 @@ async def commit_files(
             paths = [change.path for change in writes]
             existing = await _existing_paths(dataset.id, paths)
             result.added = len(paths) - len(existing)
+            removed = await _existing_paths(dataset.id, deletes)
             result.replaced = len(existing)
             await put_files(
                 dataset.id,
@@ -146,7 +148,11 @@ async def commit_files(
             result.deleted = await _delete_paths(dataset.id, deletes)
             if create_version_too:
                 result.version = await create_version(
-                    viewer, dataset_id, description=message, field=("input", "createVersion")
+                    viewer,
+                    dataset_id,
+                    description=message,
+                    field=("input", "createVersion"),
+                    announce=False,
                 )
             if idempotency_key is not None:
                 await CommitRecord.create(
@@ -168,6 +174,11 @@ async def commit_files(
         if earlier is None:
             raise
         return earlier
+    # Announced once committed (subscribers re-read what they are told of).
+    await events.files_added(dataset.id, paths)
+    await events.files_removed(dataset.id, sorted(removed))
+    if result.version is not None:
+        await events.version_created(dataset.id, result.version.id)
     result.dataset = await Dataset.get(id=dataset.id)
     return result
 
@@ -316,7 +327,8 @@ async def _blobs(viewer: Viewer, changes: Sequence[FileChange]) -> dict[str, Sto
 
 
 def _parent_pk(parent_version: str | None) -> int | None:
-    if parent_version is None:
+    """The parent version's pk; None for no check, and for ``""``: no version yet."""
+    if not parent_version:
         return None
     pk = decode_global_id(parent_version, "Version")
     if pk is None:

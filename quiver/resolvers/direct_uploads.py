@@ -11,15 +11,13 @@ completion the staged object is streamed and hashed, then copied to its content 
 from __future__ import annotations
 
 import base64
-import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import anyio.to_thread
-
 from quiver.auth import Viewer
 from quiver.ids import encode_global_id
-from quiver.models import DirectUpload
+from quiver.jobs import queue
+from quiver.models import DirectUpload, Job, JobKind, JobStatus
 from quiver.resolvers.access import visible_direct_uploads
 from quiver.resolvers.blob_transfers import (
     DIRECT_UPLOAD_TTL,
@@ -35,7 +33,7 @@ from quiver.resolvers.blobs import touch_blob
 from quiver.resolvers.errors import FieldPath, Refused
 from quiver.resolvers.files import writable_dataset
 from quiver.storage import ObjectNotFound, S3Storage, Storage, StorageError
-from quiver.storage.blobs import THREAD_HASH_THRESHOLD, blob_key
+from quiver.storage.blobs import blob_key
 from quiver.storage.presign import UploadedPart
 
 if TYPE_CHECKING:
@@ -43,6 +41,7 @@ if TYPE_CHECKING:
 
 MAX_PARTS_PER_CALL = 100
 STAGING_PREFIX = "staging/multipart"
+VERIFY_KEY_PREFIX = "verify-upload:"
 
 
 def _expires_at(seconds: int) -> str:
@@ -164,10 +163,16 @@ async def sign_parts(
 
 
 async def upload_status(storage: Storage, upload: DirectUpload) -> dict[str, Any]:
-    """The upload and, for a multipart one, the parts the store already holds."""
+    """The upload and, for a multipart one, the parts the store already holds.
+
+    ``state``: ``pending`` (parts may still be sent), ``verifying`` (completed, its
+    VERIFY_UPLOAD job hashing it), ``complete`` (verified: the blob is visible) or
+    ``failed`` (the bytes were not the declared ones; ``error`` says why: start again).
+    """
     s3 = _s3(storage)
     parts: list[UploadedPart] = []
-    if upload.transfer == S3_MULTIPART and upload.completed_at is None:
+    state, job = await _state(upload)
+    if upload.transfer == S3_MULTIPART and state == "pending":
         assert upload.multipart_id is not None
         try:
             parts = await s3.presigner.list_parts(upload.key, upload.multipart_id)
@@ -178,21 +183,53 @@ async def upload_status(storage: Storage, upload: DirectUpload) -> dict[str, Any
         "sha256": upload.sha256,
         "size": int(upload.size),
         "transfer": upload.transfer,
-        "state": "complete" if upload.completed_at is not None else "pending",
+        "state": state,
         "parts": [{"partNumber": p.number, "size": p.size, "etag": p.etag} for p in parts],
     }
     if upload.transfer == S3_MULTIPART:
         answer["partSize"] = int(upload.part_size)
         answer["partCount"] = part_count(upload)
+    if job is not None:
+        answer["jobId"] = encode_global_id("Job", job.id)
+        if state == "failed":
+            answer["error"] = _failure(job)
     return answer
 
 
-async def complete_direct_upload(storage: Storage, upload: DirectUpload) -> dict[str, Any]:
-    """Check the bytes arrived (and, for multipart, hash them), then make the blob visible."""
-    s3 = _s3(storage)
-    done = {"sha256": upload.sha256, "size": int(upload.size), "exists": True}
+async def _state(upload: DirectUpload) -> tuple[str, Job | None]:
     if upload.completed_at is not None:
-        return done
+        job = None
+        if upload.verify_job_id is not None:
+            job = await Job.get_or_none(id=upload.verify_job_id)
+        return "complete", job
+    if upload.verify_job_id is None:
+        return "pending", None
+    job = await Job.get_or_none(id=upload.verify_job_id)
+    if job is None or JobStatus(job.status).finished:
+        return "failed", job
+    return "verifying", job
+
+
+def _failure(job: Job | None) -> str:
+    if job is None:
+        return "The verification job was deleted; start the upload again"
+    if job.status == JobStatus.CANCELLED:
+        return "The verification was cancelled; start the upload again"
+    return job.error or "The verification failed; start the upload again"
+
+
+async def complete_direct_upload(
+    storage: Storage, upload: DirectUpload
+) -> tuple[int, dict[str, Any]]:
+    """Check the bytes arrived, then make the blob visible: at once for a presigned PUT
+    (the store checked its sha256), through a VERIFY_UPLOAD job for a multipart upload.
+
+    Returns the HTTP status and answer: 200 once visible, 202 while the job verifies.
+    """
+    s3 = _s3(storage)
+    done = {"sha256": upload.sha256, "size": int(upload.size), "exists": True, "state": "complete"}
+    if upload.completed_at is not None:
+        return 200, done
     if upload.transfer == S3_PUT:
         head = await s3.presigner.head(upload.key)
         if head is None or head.metadata.get(UPLOAD_TOKEN_METADATA) != upload.id:
@@ -200,70 +237,119 @@ async def complete_direct_upload(storage: Storage, upload: DirectUpload) -> dict
         if head.size != upload.size:
             raise Refused.invalid(("uploadId",), "The object's size is not the declared one")
         await touch_blob(upload.sha256, int(upload.size))
-    else:
+        await grant_blobs(upload.user_id, [upload.sha256])
+        upload.completed_at = datetime.now(UTC)
+        await upload.save(update_fields=["completed_at"])
+        return 200, done
+    state, job = await _state(upload)
+    if state == "failed":
+        raise Refused.invalid(("uploadId",), _failure(job))
+    if state == "pending":
         await _complete_multipart(s3, upload)
-    await grant_blobs(upload.user_id, [upload.sha256])
-    upload.completed_at = datetime.now(UTC)
-    await upload.save(update_fields=["completed_at"])
-    return done
+        job = await _enqueue_verify(upload)
+    assert job is not None
+    return 202, {
+        "sha256": upload.sha256,
+        "size": int(upload.size),
+        "exists": False,
+        "state": "verifying",
+        "jobId": encode_global_id("Job", job.id),
+    }
+
+
+async def _enqueue_verify(upload: DirectUpload) -> Job:
+    """Queue the upload's VERIFY_UPLOAD job, once: two completions racing queue one."""
+    params = {"uploadId": upload.id}
+    enqueued = await queue.enqueue(
+        JobKind.VERIFY_UPLOAD,
+        dataset_id=upload.dataset_id,
+        params=params,
+        created_by_id=upload.user_id,
+        idempotency_key=f"{VERIFY_KEY_PREFIX}{upload.id}",
+    )
+    if enqueued.job.kind != JobKind.VERIFY_UPLOAD or enqueued.job.params != params:
+        # The uploader took this key for a job of its own: queue ours without a key.
+        enqueued = await queue.enqueue(
+            JobKind.VERIFY_UPLOAD,
+            dataset_id=upload.dataset_id,
+            params=params,
+            created_by_id=upload.user_id,
+        )
+    upload.verify_job_id = enqueued.job.id
+    await DirectUpload.filter(id=upload.id).update(verify_job_id=enqueued.job.id)
+    return enqueued.job
 
 
 async def _complete_multipart(storage: S3Storage, upload: DirectUpload) -> None:
+    """Check every part is there with its size and complete the S3 multipart upload."""
     assert upload.multipart_id is not None
     try:
         parts = await storage.presigner.list_parts(upload.key, upload.multipart_id)
     except StorageError:
-        parts = None  # no longer a multipart upload: completed before a crash, or aborted
-    if parts is not None:
-        count = part_count(upload)
-        held = {part.number: part for part in parts}
-        missing = [n for n in range(1, count + 1) if n not in held]
-        if missing:
-            shown = ", ".join(map(str, missing[:20])) + (" …" if len(missing) > 20 else "")
-            raise Refused.conflict(("uploadId",), f"Parts {shown} are missing")
-        part_size, size = int(upload.part_size), int(upload.size)
-        for number in range(1, count + 1):
-            expected = min(part_size, size - (number - 1) * part_size)
-            if held[number].size != expected:
-                raise Refused.invalid(
-                    ("uploadId",),
-                    f"Part {number} holds {held[number].size} bytes, not {expected}",
-                )
-        extra = [part for part in parts if part.number > count]
-        if extra:
-            raise Refused.invalid(("uploadId",), f"There are only {count} parts")
-        await storage.presigner.complete_multipart(
-            upload.key, upload.multipart_id, [held[n] for n in range(1, count + 1)]
-        )
-    # The verify step: a job's work once jobs exist; for now in the request, off the loop.
+        return  # no longer a multipart upload: completed before a crash, or aborted
+    count = part_count(upload)
+    held = {part.number: part for part in parts}
+    missing = [n for n in range(1, count + 1) if n not in held]
+    if missing:
+        shown = ", ".join(map(str, missing[:20])) + (" …" if len(missing) > 20 else "")
+        raise Refused.conflict(("uploadId",), f"Parts {shown} are missing")
+    part_size, size = int(upload.part_size), int(upload.size)
+    for number in range(1, count + 1):
+        expected = min(part_size, size - (number - 1) * part_size)
+        if held[number].size != expected:
+            raise Refused.invalid(
+                ("uploadId",),
+                f"Part {number} holds {held[number].size} bytes, not {expected}",
+            )
+    extra = [part for part in parts if part.number > count]
+    if extra:
+        raise Refused.invalid(("uploadId",), f"There are only {count} parts")
+    await storage.presigner.complete_multipart(
+        upload.key, upload.multipart_id, [held[n] for n in range(1, count + 1)]
+    )
+
+
+class VerificationFailed(Exception):
+    """The staged object is gone or holds other bytes: the upload is over (start again)."""
+
+
+async def verify_multipart(storage: Storage, upload: DirectUpload) -> None:
+    """The VERIFY_UPLOAD job's work: hash the staged object (streamed, hashed in a thread
+    off the loop), then copy it to its content key, record the blob, grant it to the
+    uploader and drop the staging object. Only then is the blob visible.
+
+    Other bytes (or none): the staging object is deleted and the upload expires at once, so
+    the batch starts a new one; ``VerificationFailed`` says why.
+    """
+    s3 = _s3(storage)
+    if upload.completed_at is not None:
+        return
     try:
-        sha256, size = await _hash_object(storage, upload.key)
+        size = (await s3.head(upload.key)).size
+        sha256 = await s3.sha256(upload.key, size) if size == upload.size else None
     except ObjectNotFound:
-        await DirectUpload.filter(id=upload.id).delete()
-        raise Refused.not_found(("uploadId",), "This upload was aborted; start again") from None
-    if sha256 != upload.sha256 or size != upload.size:
-        await storage.delete(upload.key)
-        await DirectUpload.filter(id=upload.id).delete()
-        raise Refused.invalid(
-            ("uploadId",),
-            f"sha256 of the bytes is {sha256} ({size} bytes), not the declared "
-            f"{upload.sha256} ({upload.size} bytes); the upload is removed, start again",
+        await _end(upload)
+        raise VerificationFailed("This upload was aborted; start again") from None
+    if sha256 != upload.sha256:
+        await s3.delete(upload.key)
+        await _end(upload)
+        what = f"sha256 of the bytes is {sha256}" if sha256 else f"the object holds {size} bytes"
+        raise VerificationFailed(
+            f"{what}, not the declared {upload.sha256} ({upload.size} bytes); "
+            "the upload is removed, start again"
         )
+    await s3.copy(upload.key, blob_key(upload.sha256))
     await touch_blob(upload.sha256, int(upload.size))
-    await storage.copy(upload.key, blob_key(upload.sha256))
-    await storage.delete(upload.key)
+    await grant_blobs(upload.user_id, [upload.sha256])
+    upload.completed_at = datetime.now(UTC)
+    await DirectUpload.filter(id=upload.id).update(completed_at=upload.completed_at)
+    await s3.delete(upload.key)
 
 
-async def _hash_object(storage: Storage, key: str) -> tuple[str, int]:
-    hasher = hashlib.sha256()
-    size = 0
-    async for chunk in await storage.open(key):
-        size += len(chunk)
-        if len(chunk) >= THREAD_HASH_THRESHOLD:
-            await anyio.to_thread.run_sync(hasher.update, chunk)
-        else:
-            hasher.update(chunk)
-    return hasher.hexdigest(), size
+async def _end(upload: DirectUpload) -> None:
+    """The upload can no longer complete: it expires now (the batch will not offer it again;
+    ``quiver gc`` forgets it) but still answers its state until then."""
+    await DirectUpload.filter(id=upload.id).update(expires_at=datetime.now(UTC))
 
 
 async def abort_direct_upload(storage: Storage, upload: DirectUpload) -> None:

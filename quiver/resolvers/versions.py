@@ -65,8 +65,12 @@ async def create_version(
     description: str | None = None,
     only_paths: Sequence[str] | None = None,
     field: FieldPath = ("input", "datasetId"),
+    announce: bool = True,
 ) -> Version:
-    """Snapshot the working set (or ``only_paths`` of it) as the dataset's next version."""
+    """Snapshot the working set (or ``only_paths`` of it) as the dataset's next version.
+
+    ``announce=False`` inside a caller's transaction: the caller publishes VERSION_CREATED
+    once its commit has landed."""
     taken = await take_version(
         viewer,
         dataset_id,
@@ -74,6 +78,7 @@ async def create_version(
         only_paths=only_paths,
         field=field,
         allow_empty=True,
+        announce=announce,
     )
     return taken.version
 
@@ -86,6 +91,7 @@ async def take_version(
     only_paths: Sequence[str] | None = None,
     field: FieldPath = ("input", "datasetId"),
     allow_empty: bool = False,
+    announce: bool = True,
 ) -> TakenVersion:
     """Snapshot the working set (or ``only_paths`` of it) as the dataset's next version;
     unless ``allow_empty``, the latest version when the snapshot would equal it."""
@@ -128,7 +134,8 @@ async def take_version(
         await version.save(update_fields=["file_count", "total_size"])
         origin = NodeRef.version(parent.id) if parent else NodeRef.dataset(dataset.id)
         await record_edge(origin, NodeRef.version(version.id), LineageRelation.VERSION_OF, user)
-    await events.version_created(dataset.id, version.id)
+    if announce:
+        await events.version_created(dataset.id, version.id)
     return TakenVersion(version, created=True)
 
 

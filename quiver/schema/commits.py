@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import strawberry
+from strawberry.types.arguments import InputContext
 
 from quiver import models
 from quiver.context import Info
@@ -36,13 +40,36 @@ class FileChangeInput:
     )
 
 
+def _change_from_input(
+    cls: type[FileChangeInput], value: Mapping[str, Any], context: InputContext
+) -> FileChangeInput:
+    """Build a change straight from graphql-core's coerced value: every field is a scalar
+    (``Long`` and ``JSON`` already parsed) or a list of strings. Strawberry's generic
+    conversion resolved each field's type and name again for every change, about 1 ms a
+    change: most of a 1,000-file commit's CPU."""
+    tags = value.get("tags")
+    return cls(
+        path=value["path"],
+        sha256=value.get("sha256"),
+        size=value.get("size"),
+        content_type=value.get("contentType"),
+        metadata=value.get("metadata"),
+        tags=list(tags) if tags is not None else None,
+        delete=bool(value.get("delete", False)),
+    )
+
+
+FileChangeInput.__strawberry_definition__.from_input = _change_from_input  # type: ignore[attr-defined]
+
+
 @strawberry.input(description="Many files' changes, applied in one transaction.")
 class CommitFilesInput:
     dataset_id: strawberry.ID = strawberry.field(description="The dataset (WRITE).")
     parent_version: strawberry.ID | None = strawberry.field(
         default=None,
         description="The Version the changes were made against: CONFLICT, and nothing "
-        "changes, unless it is still the dataset's latest version. Omitted: no check.",
+        "changes, unless it is still the dataset's latest version. An empty string: the "
+        "dataset must have no version yet. Omitted or null: no check.",
     )
     changes: list[FileChangeInput] = strawberry.field(
         description="1 to 10,000 changes, each path at most once (send them as a variable)."

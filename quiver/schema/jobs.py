@@ -30,7 +30,8 @@ strawberry.enum(
     JobKind,
     description="What a job does: IMPORT_ARCHIVE, IMPORT_PATH, EXPORT_ARCHIVE, EXPORT_TABLE, "
     "ANALYZE, CONVERT, SYNC, and IMPORT_ANNOTATIONS / EXPORT_ANNOTATIONS (annotation files in "
-    "COCO, YOLO, Label Studio or Quiver JSON Lines); a kind this server lacks is INVALID.",
+    "COCO, YOLO, Label Studio or Quiver JSON Lines), and VERIFY_UPLOAD (queued by completing "
+    "an S3 multipart upload, never by startJob); a kind this server lacks is INVALID.",
 )
 strawberry.enum(
     JobStatus,

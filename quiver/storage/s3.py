@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import os
 from collections.abc import AsyncIterable, AsyncIterator, Iterator, Mapping
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 import anyio
+import anyio.to_thread
 import obstore
 from obstore.exceptions import BaseError as ObstoreError
 from obstore.store import S3Store
@@ -176,6 +178,19 @@ class S3Storage:
                 return _empty_stream()
             raise _storage_error(error, key) from error
         return _translated(result.stream(min_chunk_size=CHUNK_SIZE), key)
+
+    async def sha256(self, key: str, size: int) -> str:
+        """The sha256 of the object's first ``size`` bytes, streamed by one GET in
+        ``CHUNK_SIZE`` chunks hashed in a thread (hashlib releases the GIL), so the
+        loop only hands chunks over.
+
+        Parallel ranged GETs (32 MiB, four in flight) measured no faster against SeaweedFS
+        here and held 128 MiB; the server-side copy that follows costs several times more.
+        """
+        hasher = hashlib.sha256()
+        async for chunk in await self.open(key, end=size) if size else _empty_stream():
+            await anyio.to_thread.run_sync(hasher.update, chunk)
+        return hasher.hexdigest()
 
     async def head(self, key: str) -> ObjectMeta:
         """Describe the object at key with one HEAD request."""

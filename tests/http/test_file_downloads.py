@@ -6,10 +6,13 @@ import time
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import anyio
 import httpx
 import pytest
+from starlette.types import Message
 from support import Api, Person, dataset_with, snapshot, version_files, working_set
 
+from quiver.app import create_app
 from quiver.config import Settings
 from quiver.resolvers.signed_links import MAX_EXPIRES_IN, signed_query, signing_key
 
@@ -204,3 +207,50 @@ async def test_links_outlive_the_process_that_signed_them(
     elsewhere = httpx.ASGITransport(app=create_app(other, manage_database=False))
     async with httpx.AsyncClient(transport=elsewhere, base_url="http://quiver.test") as other_c:
         assert (await other_c.get(url)).status_code == 403
+
+
+async def _asgi_get(
+    settings: Settings, url: str, headers: list[tuple[bytes, bytes]]
+) -> list[Message]:
+    """GET through the app as a server offering ``http.response.pathsend`` (granian) calls
+    it: the messages the app sends."""
+    app = create_app(settings, manage_database=False)
+    parts = urlsplit(url)
+    scope = {
+        "type": "http", "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "http_version": "1.1", "method": "GET", "scheme": "http", "path": parts.path,
+        "raw_path": parts.path.encode(), "query_string": parts.query.encode(),
+        "root_path": "", "headers": [(b"host", b"quiver.test"), *headers],
+        "client": ("127.0.0.1", 1), "server": ("quiver.test", 80),
+        "extensions": {"http.response.pathsend": {}},
+    }  # fmt: skip
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    return sent
+
+
+async def test_a_server_offering_pathsend_sends_the_whole_file_by_its_path(
+    api: Api, client: httpx.AsyncClient, admin_token: str, settings: Settings
+) -> None:
+    _, file_id = await one_file(api, client, admin_token)
+    url = await download_url(api, admin_token, file_id)
+
+    whole = await _asgi_get(settings, url, [])
+    ranged = await _asgi_get(settings, url, [(b"range", b"bytes=10-19")])
+
+    start, body = whole
+    assert start["status"] == 200
+    assert (b"content-length", str(len(CONTENT)).encode()) in start["headers"]
+    assert body["type"] == "http.response.pathsend"
+    assert await anyio.Path(body["path"]).read_bytes() == CONTENT
+    # A range is still streamed by the app itself.
+    assert ranged[0]["status"] == 206
+    assert [m["type"] for m in ranged[1:]] == ["http.response.body"] * (len(ranged) - 1)
+    assert b"".join(m.get("body", b"") for m in ranged[1:]) == CONTENT[10:20]

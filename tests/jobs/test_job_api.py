@@ -178,6 +178,9 @@ async def test_start_job_checks_params_before_queueing_and_names_their_path(
     assert (not_object["field"], not_object["code"]) == (["input", "params"], "INVALID")
     no_format = await refused("IMPORT_ANNOTATIONS", {})
     assert (no_format["field"], no_format["code"]) == (["input", "params", "format"], "INVALID")
+    # Only completing a multipart upload queues a verification.
+    verify = await refused("VERIFY_UPLOAD", {"uploadId": "0" * 32})
+    assert (verify["field"], verify["code"]) == (["input", "kind"], "INVALID")
     assert await Job.all().count() == 0
 
 

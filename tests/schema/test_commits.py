@@ -9,6 +9,9 @@ import httpx
 import pytest
 from support import Api, MakeUser, new_dataset, put, snapshot, working_set
 
+from quiver.events.bus import Event, Subscription, current_bus
+from quiver.ids import decode_global_id
+
 pytestmark = pytest.mark.anyio
 
 COMMIT = """mutation($input: CommitFilesInput!) { commitFiles(input: $input) {
@@ -245,3 +248,95 @@ async def test_ten_thousand_changes_commit_at_once(
     assert result["added"] == 10_000
     assert result["dataset"]["fileCount"] == 10_000
     assert too_many["userErrors"][0]["code"] == "TOO_LARGE"
+
+
+async def _announced(subscription: Subscription) -> list[tuple[str, str | None, int | None]]:
+    """What the subscription heard until it was quiet for a moment."""
+    heard = []
+    while (event := await subscription.get(within=0.3)) is not None:
+        assert isinstance(event, Event), event
+        heard.append((event.kind, event.path, event.version_id))
+    return heard
+
+
+async def test_a_commit_announces_its_paths_and_version_once_committed_and_a_refusal_nothing(
+    api: Api, client: httpx.AsyncClient, admin_token: str
+) -> None:
+    dataset = await new_dataset(api, admin_token)
+    await put(client, admin_token, dataset, "old.txt", b"old")
+    await put(client, admin_token, dataset, "gone.txt", b"gone")
+    new, newer = (
+        await send(client, admin_token, dataset, b"new"),
+        await send(client, admin_token, dataset, b"newer"),
+    )
+    changes = [
+        {"path": "new.txt", "sha256": new},
+        {"path": "old.txt", "sha256": newer},
+        {"path": "gone.txt", "delete": True},
+        {"path": "never-there.txt", "delete": True},
+    ]
+    dataset_pk = decode_global_id(dataset, "Dataset")
+    assert dataset_pk is not None
+
+    async with current_bus().subscribe(("dataset", dataset_pk)) as subscription:
+        result = await commit(
+            api, admin_token, datasetId=dataset, changes=changes, createVersion=True,
+            idempotencyKey="once",
+        )  # fmt: skip
+        committed = await _announced(subscription)
+        retried = await commit(
+            api, admin_token, datasetId=dataset, changes=changes, createVersion=True,
+            idempotencyKey="once",
+        )  # fmt: skip
+        refused = await commit(
+            api, admin_token, datasetId=dataset, parentVersion="",
+            changes=[{"path": "x.txt", "sha256": new}],
+        )  # fmt: skip
+        after_refusals = await _announced(subscription)
+        over_json = await client.post(
+            "/api/v1/commits",
+            json={"datasetId": dataset, "changes": [{"path": "new.txt", "delete": True}]},
+            headers={"Authorization": f"Bearer {admin_token}"},
+        )
+        json_announced = await _announced(subscription)
+
+    version_pk = decode_global_id(result["version"]["id"], "Version")
+    assert result["userErrors"] == []
+    assert retried["userErrors"] == []
+    assert refused["userErrors"][0]["code"] == "CONFLICT"
+    assert sorted(committed[:-1]) == [
+        ("FILE_ADDED", "new.txt", None),
+        ("FILE_ADDED", "old.txt", None),
+        ("FILE_REMOVED", "gone.txt", None),
+    ]
+    assert committed[-1] == ("VERSION_CREATED", None, version_pk)  # once, after the files
+    assert after_refusals == []  # neither the idempotent retry nor the refusal announce
+    assert over_json.status_code == 200, over_json.text
+    assert json_announced == [("FILE_REMOVED", "new.txt", None)]
+
+
+async def test_an_empty_parent_version_means_the_dataset_has_no_version_yet(
+    api: Api, client: httpx.AsyncClient, admin_token: str
+) -> None:
+    dataset = await new_dataset(api, admin_token)
+    blob = await send(client, admin_token, dataset, b"first")
+    change = {"path": "first.txt", "sha256": blob}
+
+    first = await commit(
+        api, admin_token, datasetId=dataset, parentVersion="", changes=[change],
+        createVersion=True,
+    )  # fmt: skip
+    again = await commit(api, admin_token, datasetId=dataset, parentVersion="", changes=[change])
+    unchecked = await commit(api, admin_token, datasetId=dataset, changes=[change])
+
+    assert first["userErrors"] == []
+    assert first["version"]["number"] == 1
+    assert again["userErrors"] == [
+        {
+            "field": ["input", "parentVersion"],
+            "message": "The dataset has moved on: its latest version is v1, not the "
+            "parentVersion; fetch it and retry",
+            "code": "CONFLICT",
+        }
+    ]
+    assert unchecked["userErrors"] == []

@@ -22,6 +22,7 @@ from support import Api, MakeUser, share
 from quiver.app import create_app
 from quiver.auth import ensure_admin_key
 from quiver.config import Settings
+from quiver.jobs.runner import Runner
 from quiver.resolvers.gc import collect_garbage
 from quiver.storage import S3Storage
 from quiver.storage.blobs import blob_key
@@ -36,6 +37,7 @@ CREATE = """mutation { createDataset(input: {name: "direct"}) { dataset { id } }
 COMMIT = """mutation($input: CommitFilesInput!) { commitFiles(input: $input) {
   dataset { files { edges { node { id path downloadUrl(expiresIn: 600) } } } }
   userErrors { field message code } } }"""
+JOB = """query($id: ID!) { job(id: $id) { kind status result error } }"""
 MIB = 1024**2
 
 
@@ -105,6 +107,11 @@ async def negotiate(
     return result
 
 
+async def verify(settings: Settings, s3: S3Storage) -> int:
+    """Run the queued VERIFY_UPLOAD jobs here (the test app has no embedded runner)."""
+    return await Runner(settings, s3, concurrency=1).run_until_idle()
+
+
 async def commit(quiver: httpx.AsyncClient, dataset: str, path: str, sha256: str) -> Any:
     variables = {"input": {"datasetId": dataset, "changes": [{"path": path, "sha256": sha256}]}}
     response = await quiver.post("/graphql", json={"query": COMMIT, "variables": variables})
@@ -132,7 +139,12 @@ async def test_a_presigned_put_refuses_wrong_bytes_and_lands_on_the_content_key(
     assert too_early.status_code == 409
     assert unsigned.status_code == 403
     assert right.status_code == 200
-    assert done.json() == {"sha256": sha(content), "size": len(content), "exists": True}
+    assert done.json() == {
+        "sha256": sha(content),
+        "size": len(content),
+        "exists": True,
+        "state": "complete",
+    }
     assert (await s3.head(blob_key(sha(content)))).size == len(content)
     assert (await negotiate(quiver, dataset, content))["exists"] is True
     committed = await commit(quiver, dataset, "data.bin", sha(content))
@@ -168,8 +180,8 @@ async def test_downloads_are_presigned_gets_with_range_and_files_redirect_to_one
     assert followed.content == content[-10:]
 
 
-async def test_a_multipart_upload_resumes_after_the_client_forgets_it_and_is_verified(
-    quiver: httpx.AsyncClient, bucket: httpx.AsyncClient, s3: S3Storage
+async def test_a_multipart_upload_resumes_after_the_client_forgets_it_and_is_verified_by_a_job(
+    quiver: httpx.AsyncClient, bucket: httpx.AsyncClient, s3: S3Storage, s3_settings: Settings
 ) -> None:
     dataset = await new_dataset(quiver)
     content = os.urandom(16 * MIB + 1234)
@@ -186,25 +198,45 @@ async def test_a_multipart_upload_resumes_after_the_client_forgets_it_and_is_ver
     missing = await quiver.post(f"{upload}/complete")
     (part2,) = (await quiver.post(f"{upload}/parts", json={"partNumbers": [2]})).json()["parts"]
     await bucket.put(part2["href"], content=content[16 * MIB :])
+    queued = await quiver.post(f"{upload}/complete")
+    queued_again = await quiver.post(f"{upload}/complete")
+    verifying = (await quiver.get(upload)).json()
     invisible = await negotiate(quiver, dataset, content)
+    ran = await verify(s3_settings, s3)
+    verified = (await quiver.get(upload)).json()
     done = await quiver.post(f"{upload}/complete")
+    job = await quiver.post(
+        "/graphql",
+        json={"query": JOB, "variables": {"id": queued.json()["jobId"]}},
+    )
 
     assert again["uploadId"] == answer["uploadId"]
     assert [(p["partNumber"], p["size"]) for p in listed["parts"]] == [(1, 16 * MIB)]
     assert listed["state"] == "pending"
     assert missing.status_code == 409
     assert missing.text == "CONFLICT: Parts 2 are missing"
+    assert queued.status_code == 202, queued.text
+    assert queued.headers["location"] == upload
+    assert queued.json()["state"] == "verifying"
+    assert queued.json()["exists"] is False
+    assert queued_again.json() == queued.json()  # one job, however often completed
+    assert (verifying["state"], verifying["jobId"]) == ("verifying", queued.json()["jobId"])
     assert invisible["exists"] is False  # not verified yet: not visible
+    assert ran == 1
+    assert verified["state"] == "complete"
     assert done.status_code == 200, done.text
     assert done.json()["exists"] is True
+    assert job.json()["data"]["job"]["kind"] == "VERIFY_UPLOAD"
+    assert job.json()["data"]["job"]["status"] == "SUCCEEDED"
+    assert job.json()["data"]["job"]["result"]["sha256"] == sha(content)
     assert [m.key async for m in s3.list("staging")] == []
     assert (await s3.head(blob_key(sha(content)))).size == len(content)
+    assert (await negotiate(quiver, dataset, content))["exists"] is True
     assert (await commit(quiver, dataset, "big.bin", sha(content)))["userErrors"] == []
-    assert (await quiver.post(f"{upload}/complete")).json()["exists"] is True
 
 
 async def test_a_multipart_upload_of_other_bytes_is_refused_at_verification(
-    quiver: httpx.AsyncClient, bucket: httpx.AsyncClient, s3: S3Storage
+    quiver: httpx.AsyncClient, bucket: httpx.AsyncClient, s3: S3Storage, s3_settings: Settings
 ) -> None:
     dataset = await new_dataset(quiver)
     declared = os.urandom(16 * MIB + 10)
@@ -216,13 +248,21 @@ async def test_a_multipart_upload_of_other_bytes_is_refused_at_verification(
     await bucket.put(parts[0]["href"], content=bytes(sent[: 16 * MIB]))
     await bucket.put(parts[1]["href"], content=bytes(sent[16 * MIB :]))
 
+    queued = await quiver.post(f"{upload}/complete")
+    await verify(s3_settings, s3)
+    failed = (await quiver.get(upload)).json()
     refused = await quiver.post(f"{upload}/complete")
+    fresh = await negotiate(quiver, dataset, declared)
 
+    assert queued.status_code == 202
+    assert failed["state"] == "failed"
+    assert failed["error"].startswith(f"sha256 of the bytes is {sha(bytes(sent))}")
     assert refused.status_code == 400
     assert refused.text.startswith(f"INVALID: sha256 of the bytes is {sha(bytes(sent))}")
     assert [m.key async for m in s3.list("staging")] == []
     assert not await s3.exists(blob_key(sha(declared)))
-    assert (await quiver.get(upload)).status_code == 404
+    assert fresh["exists"] is False
+    assert fresh["uploadId"] != answer["uploadId"]  # the failed upload is not offered again
 
 
 async def test_an_expired_part_url_is_refused_by_the_store_and_signed_again(

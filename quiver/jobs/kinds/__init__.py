@@ -94,6 +94,7 @@ def _load_kinds() -> None:
         imports,
         interchange,
         paths,
+        verify,
     )
 
 
