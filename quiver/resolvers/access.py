@@ -7,7 +7,7 @@ caller cannot read is NOT_FOUND (or null), exactly like something that does not 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any, TypeVar
 
 from tortoise.expressions import Q, Subquery
@@ -354,6 +354,21 @@ async def dataset_for(viewer: Viewer, global_id: str, needed: Role, field: Field
         raise Refused.not_found(field, "No dataset with this id")
     await require_role(viewer, dataset, needed, field)
     return dataset
+
+
+async def may_send_files(viewer: Viewer, dataset_ids: Sequence[str] | None) -> bool:
+    """Whether the file parts of a multipart request may be read (spooled) at all: only when
+    the operation's upload mutations all name datasets the viewer may write to. Otherwise
+    the parts are left unread, and each mutation refuses as it would with them."""
+    if not dataset_ids or viewer.user is None:
+        return False
+    for global_id in dict.fromkeys(dataset_ids):
+        pk = decode_global_id(global_id, "Dataset")
+        dataset = await visible_datasets(viewer).get_or_none(id=pk) if pk is not None else None
+        role = await role_on(viewer, dataset) if dataset is not None else None
+        if role is None or not role.includes(Role.WRITE):
+            return False
+    return True
 
 
 async def require_role(viewer: Viewer, dataset: Dataset, needed: Role, field: FieldPath) -> None:
