@@ -13,7 +13,7 @@ import json
 from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from graphql import (
     DocumentNode,
@@ -34,12 +34,15 @@ from graphql import (
     get_named_type,
     parse,
 )
-from python_multipart.multipart import MultipartCallbacks, MultipartParser, parse_options_header
+from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.datastructures import Headers, UploadFile
 from starlette.types import Message, Receive, Scope
 
 from quiver.http.body_limits import BodyTooLarge, header
 from quiver.resolvers.errors import Refused
+
+if TYPE_CHECKING:
+    from python_multipart.multipart import MultipartCallbacks
 
 HEAD_FIELDS = ("operations", "map")
 
