@@ -186,7 +186,8 @@ class QuiverGraphQL(GraphQL[Context, None]):
             raise HTTPException(401, "Uploads need an API key or JWT (Authorization)")
         head = await read_head(request.scope, body, self.settings.max_request_body)
         replayed = Request(request.scope, head.replay(body))
-        if head.files_map and not await may_send_files(
+        # A map naming no file leaves nothing worth reading after it.
+        if not head.files_map or not await may_send_files(
             viewer, upload_targets(head.operations, self._upload_mutations)
         ):
             return replayed, head

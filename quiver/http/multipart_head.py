@@ -95,12 +95,13 @@ class _HeadReader:
         self.header_field = bytearray()
         self.header_value = bytearray()
         self.disposition: dict[bytes, bytes] = {}
+        self.ended: set[str] = set()
         self.other_part = False
         self.too_large = False
 
     @property
     def done(self) -> bool:
-        return self.other_part or all(name in self.fields for name in HEAD_FIELDS)
+        return self.other_part or self.ended.issuperset(HEAD_FIELDS)
 
     def callbacks(self) -> MultipartCallbacks:
         return {
@@ -110,6 +111,7 @@ class _HeadReader:
             "on_header_end": self.header_end,
             "on_headers_finished": self.headers_finished,
             "on_part_data": self.part_data,
+            "on_part_end": self.part_end,
         }
 
     def part_begin(self) -> None:
@@ -137,6 +139,11 @@ class _HeadReader:
             self.fields[name] = bytearray()
         else:
             self.other_part = True
+
+    def part_end(self) -> None:
+        if self.current is not None:
+            self.ended.add(self.current)
+        self.current = None
 
     def part_data(self, data: bytes, start: int, end: int) -> None:
         if self.current is None:
@@ -166,7 +173,7 @@ async def read_head(scope: Scope, receive: Receive, limit: int) -> MultipartHead
             raise BodyTooLarge(limit)
         if not message.get("more_body", False):
             break
-    missing = [name for name in HEAD_FIELDS if name not in reader.fields]
+    missing = [name for name in HEAD_FIELDS if name not in reader.ended]
     if missing:
         raise UnreadableMultipart(
             "A GraphQL multipart request starts with its operations and map fields, "

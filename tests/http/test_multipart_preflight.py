@@ -19,6 +19,7 @@ pytestmark = pytest.mark.anyio
 
 BOUNDARY = "quiver-preflight-boundary"
 CHUNK = 64 * 1024
+HEAD_PIECE = 16
 GIB = 1024**3
 UPLOAD = """mutation($input: UploadFileInput!) {
   uploadFile(input: $input) { file { path size } userErrors { field code } }
@@ -41,8 +42,12 @@ class LazyBody:
         self.sent = 0
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        yield self.head
-        self.sent = len(self.head)
+        # The head in small pieces, as a client may send it: a field's headers and its
+        # value need not arrive together.
+        for start in range(0, len(self.head), HEAD_PIECE):
+            piece = self.head[start : start + HEAD_PIECE]
+            self.sent += len(piece)
+            yield piece
         filler = b"\0" * CHUNK
         while self.sent < self.total:
             piece = filler[: self.total - self.sent]
@@ -162,6 +167,35 @@ async def test_files_for_a_dataset_that_does_not_exist_are_not_read(
     )
 
     assert user_error(response, "uploadFile")["code"] == "NOT_FOUND"
+    only_the_head_was_read(body)
+
+
+async def test_file_parts_the_map_does_not_name_are_not_read(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    operations = json.dumps({"query": "{ __typename }"})
+    head = (
+        f"--{BOUNDARY}\r\n"
+        'Content-Disposition: form-data; name="operations"\r\n\r\n'
+        f"{operations}\r\n"
+        f"--{BOUNDARY}\r\n"
+        'Content-Disposition: form-data; name="map"\r\n\r\n'
+        "{}\r\n"
+        f"--{BOUNDARY}\r\n"
+        'Content-Disposition: form-data; name="0"; filename="big.bin"\r\n\r\n'
+    ).encode()
+    body = LazyBody(head, GIB)
+
+    response = await client.post(
+        "/graphql",
+        content=body,
+        headers={
+            "Content-Type": f"multipart/form-data; boundary={BOUNDARY}",
+            "Authorization": f"Bearer {world.stranger.token}",
+        },
+    )
+
+    assert response.json() == {"data": {"__typename": "Query"}}
     only_the_head_was_read(body)
 
 
