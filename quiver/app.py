@@ -30,7 +30,7 @@ from quiver.http.graphql import GRAPHIQL_ASSETS, GRAPHIQL_ASSETS_PATH, QuiverGra
 from quiver.http.health import healthz, readyz
 from quiver.http.job_results import JobResult
 from quiver.http.metrics import Metrics, MetricsMiddleware
-from quiver.http.rate_limit import RateLimitMiddleware
+from quiver.http.rate_limit import RateLimitMiddleware, RateLimits
 from quiver.http.request_id import RequestIdMiddleware
 from quiver.http.transfer_api import TransferApi
 from quiver.http.tus import TusUploads
@@ -52,6 +52,7 @@ def create_app(
     settings = settings or Settings.from_env()
     storage = storage or storage_from_url(settings.storage_url)
     live = LiveConnections(max_per_client=settings.max_connections_per_client)
+    rate_limits = RateLimits(settings)
     graphql = QuiverGraphQL(
         build_schema(settings),
         settings=settings,
@@ -83,6 +84,7 @@ def create_app(
                 yield
         finally:
             await storage.close()
+            await rate_limits.close()
 
     metrics = Metrics()
     metrics.watch_live(live)
@@ -108,12 +110,13 @@ def create_app(
         middleware=[
             Middleware(RequestIdMiddleware),
             Middleware(MetricsMiddleware, metrics=metrics, routes=routes),
-            Middleware(RateLimitMiddleware, settings=settings),
+            Middleware(RateLimitMiddleware, limits=rate_limits),
         ],
         lifespan=lifespan,
     )
     app.state.settings = settings
     app.state.storage = storage
+    app.state.rate_limits = rate_limits
     return app
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sqlite3
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -119,3 +121,96 @@ def _execute(url: str, statements: list[str]) -> list[Any]:
             await connection.close()
 
     return asyncio.run(run())
+
+
+DECOMPOSED = "cafe\u0301.txt"  # e + combining acute: stored so before paths were NFC
+COMPOSED = "caf\u00e9.txt"
+NFC_ROWS = [
+    *UPGRADE_ROWS,
+    "INSERT INTO quiver_blob (sha256, size, created_at) "
+    f"VALUES ('{'a' * 64}', 1, '2026-01-01 00:00:00+00:00')",
+    # Dataset 1 holds the old decomposed spelling and, added later, the composed one.
+    *(
+        "INSERT INTO quiver_dataset_file (dataset_id, path, blob_id, size, created_at, "
+        f"updated_at) VALUES (1, '{path}', '{'a' * 64}', 1, '2026-01-01 00:00:00+00:00', "
+        "'2026-01-01 00:00:00+00:00')"
+        for path in (DECOMPOSED, "nai\u0308ve.txt", COMPOSED, "plain.txt")
+    ),
+    "INSERT INTO quiver_version (dataset_id, number, name, created_at, file_count, total_size) "
+    "VALUES (1, 1, 'v1', '2026-01-01 00:00:00+00:00', 2, 2)",
+    *(
+        "INSERT INTO quiver_version_entry (version_id, path, blob_id, size, tags, created_at, "
+        f"updated_at) VALUES (1, '{path}', '{'a' * 64}', 1, '[]', "
+        "'2026-01-01 00:00:00+00:00', '2026-01-01 00:00:00+00:00')"
+        for path in (DECOMPOSED, COMPOSED)
+    ),
+]
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgres"])
+def test_paths_stored_before_nfc_are_normalised_and_clashes_renamed(
+    engine: str, tmp_path: Path
+) -> None:
+    with _database_at(engine, tmp_path, "0009_external_entity_team") as (url, env):
+        _execute(url, NFC_ROWS)
+        upgrade = subprocess.run(
+            [sys.executable, "-m", "quiver", "migrate"], env=env, capture_output=True, timeout=120
+        )
+        assert upgrade.returncode == 0, upgrade.stderr.decode()
+        files = _execute(url, ["SELECT path FROM quiver_dataset_file ORDER BY id"])
+        entries = _execute(url, ["SELECT path FROM quiver_version_entry ORDER BY id"])
+        renames = _execute(
+            url, ["SELECT table_name, old_path, new_path FROM quiver_nfc_rename ORDER BY id"]
+        )
+
+    # The composed spelling, found by callers today, keeps its path; the old one is renamed.
+    assert [row[0] for row in files] == [
+        "caf\u00e9_1.txt",
+        "na\u00efve.txt",
+        COMPOSED,
+        "plain.txt",
+    ]
+    assert [row[0] for row in entries] == ["caf\u00e9_1.txt", COMPOSED]
+    assert [tuple(row) for row in renames] == [
+        ("quiver_dataset_file", DECOMPOSED, "caf\u00e9_1.txt"),
+        ("quiver_version_entry", DECOMPOSED, "caf\u00e9_1.txt"),
+    ]
+    assert "became" in upgrade.stderr.decode()
+
+
+@contextlib.contextmanager
+def _database_at(
+    engine: str, tmp_path: Path, migration: str
+) -> Iterator[tuple[str, dict[str, str]]]:
+    """A scratch database of ``engine`` migrated up to ``migration``, and the environment
+    that points ``quiver migrate`` at it; dropped afterwards."""
+    if engine == "sqlite":
+        url = f"sqlite://{tmp_path / 'quiver.db'}"
+        scratch = None
+    else:
+        if not postgres_reachable(POSTGRES_URL):
+            if IN_CI:
+                pytest.fail("PostgreSQL is not reachable; CI requires it", pytrace=False)
+            pytest.skip("PostgreSQL is not reachable")
+        scratch = f"quiver_upgrade_{uuid.uuid4().hex[:12]}"
+        run_sql(POSTGRES_URL, f'CREATE DATABASE "{scratch}"')
+        url = database_url_named(scratch)
+    env = {
+        **os.environ,
+        "QUIVER_DATABASE_URL": url,
+        "QUIVER_DATA_DIR": str(tmp_path),
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    env.pop("TORTOISE_ORM", None)
+    try:
+        subprocess.run(
+            [sys.executable, "-m", "tortoise.cli.cli", "migrate", "models", migration],
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        yield url, env
+    finally:
+        if scratch is not None:
+            run_sql(POSTGRES_URL, f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')

@@ -15,8 +15,12 @@ team holding ``f.csv``, ``g.txt`` and versions 1 and 2), ``$file`` (its ``f.csv`
 ``$version`` (its version 2), ``$deleted`` (a soft-deleted dataset of the team),
 ``$public`` (a public dataset of the team), ``$team``, ``$newcomer`` (a user in no team),
 ``$writer_key`` (a spare key of the writer), ``$upload`` (a tus upload the writer started
-into ``$dataset``), ``$unique`` (a name no other probe uses; with ``keyword: $unique``, a
-private and a public dataset of the team whose names hold it).
+into ``$dataset``), ``$job`` (an export job of ``$dataset``, left pending), ``$done_job``
+(one run to the end, its CSV stored), ``$ext_own`` (an external entity of the team, joined
+only to a dataset of the team admin's own), ``$ext_linked`` (an entity of the team admin's
+own team joined to ``$dataset``), ``$ext_open`` (one joined to a public dataset),
+``$unique`` (a name no other probe uses; with ``keyword: $unique``, a private and a public
+dataset of the team whose names hold it).
 
 Outcomes: ``ok`` (data, no errors or userErrors), ``null`` (the field is null), ``n=K`` (a
 ``totalCount`` of K), a ``UserErrorCode`` (the first userError's, or the GraphQL error's
@@ -52,9 +56,11 @@ from quiver.app import create_app
 from quiver.auth import ensure_admin_key, viewer_for_user
 from quiver.config import Settings
 from quiver.ids import decode_global_id, encode_global_id
+from quiver.jobs.runner import Runner
 from quiver.models import Role, User
 from quiver.resolvers.users import add_team_member, create_api_key, create_team, revoke_api_key
 from quiver.schema import build_schema
+from quiver.storage import storage_from_url
 
 pytestmark = pytest.mark.anyio
 
@@ -66,6 +72,9 @@ Query.viewer              | viewer { id }                                       
 Query.dataset             | dataset(id: $dataset) { id }                                           | null            401 null      ok        ok        ok
 Query.datasets            | datasets(filter: {keyword: $unique}) { totalCount }                    | n=1             401 n=1       n=2       n=2       n=2
 Query.node                | node(id: $dataset) { id }                                              | null            401 null      ok        ok        ok
+Query.node (team's entity) | node(id: $ext_own) { id }                                             | null            401 null      ok        ok        ok
+Query.node (entity seen through lineage) | node(id: $ext_linked) { id }                            | null            401 null      ok        ok        ok
+Query.node (entity of a public dataset) | node(id: $ext_open) { id }                               | ok              401 ok        ok        ok        ok
 Query.version             | version(id: $version) { id }                                           | null            401 null      ok        ok        ok
 Query.lineage             | lineage(id: $dataset) { nodes { __typename } }                         | NOT_FOUND       401 NOT_FOUND ok        ok        ok
 Query._service            | _service { sdl }                                                       | ok              401 ok        ok        ok        ok
@@ -108,8 +117,9 @@ Mutation.annotateSamples  | annotateSamples(input: {samples: [{sampleId: $sample
 Mutation.deleteSamples    | deleteSamples(input: {ids: [$sample]}) { userErrors { code } }         | NOT_FOUND       401 NOT_FOUND FORBIDDEN ok        ok
 Mutation.importAnnotations | importAnnotations(input: {datasetId: $dataset, format: JSONL, uploadId: $upload}) { userErrors { code } } | NOT_FOUND       401 NOT_FOUND FORBIDDEN INVALID   NOT_FOUND
 Mutation.commitFiles      | commitFiles(input: {datasetId: $dataset, changes: [{path: "g.txt", delete: true}]}) { userErrors { code } } | UNAUTHENTICATED 401 NOT_FOUND FORBIDDEN ok        ok
-GET /jobs/{id}/result     | GET /jobs/$job/result                                                  | 404             401 404       404       404       404
-HEAD /jobs/{id}/result    | HEAD /jobs/$job/result                                                 | 404             401 404       404       404       404
+GET /jobs/{id}/result     | GET /jobs/$done_job/result                                             | 404             401 404       200       200       200
+HEAD /jobs/{id}/result    | HEAD /jobs/$done_job/result                                            | 404             401 404       200       200       200
+GET /jobs/{id}/result (unfinished) | GET /jobs/$job/result                                         | 404             401 404       404       404       404
 GET /datasets/{id}/annotations | GET /datasets/$dataset/annotations                                | 404             401 404       200       200       200
 HEAD /datasets/{id}/annotations | HEAD /datasets/$dataset/annotations                              | 404             401 404       200       200       200
 GET /versions/{id}/annotations | GET /versions/$version/annotations                                | 404             401 404       200       200       200
@@ -216,6 +226,7 @@ def test_every_operation_and_route_has_a_row(tmp_path: Path) -> None:
 class World:
     api: Api
     client: httpx.AsyncClient
+    settings: Settings
     people: dict[str, Person]
     team: str
     revoked_token: str
@@ -234,10 +245,9 @@ class World:
 async def world(
     database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[World]:
-    async with app_on_empty_database(database_url, tmp_path_factory.mktemp("matrix")) as (
-        api,
-        client,
-    ):
+    data_dir = tmp_path_factory.mktemp("matrix")
+    settings = Settings(data_dir=data_dir, database_url=database_url, migrate_on_start=False)
+    async with app_on_empty_database(database_url, data_dir) as (api, client):
         site_admin = await viewer_for_user(await ensure_admin_key(ADMIN_KEY))
         names = ["team_admin", "reader", "writer", "stranger"]
         people = {name: await seeded_person(site_admin, name.replace("_", "-")) for name in names}
@@ -249,7 +259,9 @@ async def world(
             await add_team_member(by, team_id=team_id, user_id=people[member].id, role=role)
         spare = await create_api_key(site_admin, name="revoked", user_id=people["writer"].id)
         await revoke_api_key(site_admin, encode_global_id("ApiKey", spare.api_key.id))
-        yield World(api, client, people, team_id, spare.secret, ADMIN_KEY, itertools.count())
+        yield World(
+            api, client, settings, people, team_id, spare.secret, ADMIN_KEY, itertools.count()
+        )
 
 
 CREATE = """mutation($input: CreateDatasetInput!) { createDataset(input: $input) {
@@ -263,6 +275,9 @@ NEW_USER = """mutation($name: String!) { createUser(input: {name: $name}) {
 START_EXPORT = """mutation($dataset: ID!, $version: ID!) { startJob(input: {kind: EXPORT_TABLE,
   datasetId: $dataset, params: {versionId: $version, path: "f.csv", format: "csv"}}) {
   job { id } userErrors { code } } }"""
+RECORD_ENTITY = """mutation($source: ID!, $id: String!, $team: ID) { recordLineage(input: {
+  source: {id: $source}, target: {external: {kind: MODEL, externalId: $id, teamId: $team}},
+  relation: USED_BY}) { target { ... on ExternalEntity { id } } userErrors { code } } }"""
 NEW_KEY = """mutation($user: ID!) { createApiKey(input: {name: "spare", userId: $user}) {
   apiKey { id } userErrors { code } } }"""
 
@@ -279,7 +294,17 @@ async def placeholders(world: World, probe: str) -> dict[str, str]:
 
     if any(
         p in probe
-        for p in ("$dataset", "$file", "$version", "$upload", "$label", "$sample", "$job")
+        for p in (
+            "$dataset",
+            "$file",
+            "$version",
+            "$upload",
+            "$label",
+            "$sample",
+            "$job",
+            "$done_job",
+            "$ext_linked",
+        )
     ):
         found["$dataset"] = await dataset(f"{unique}-d")
         await put(world.client, admin, found["$dataset"], "f.csv", b"a,b\n1,2\n")
@@ -323,6 +348,29 @@ async def placeholders(world: World, probe: str) -> dict[str, str]:
         variables = {"dataset": found["$dataset"], "version": found["$version"]}
         job = await api.mutate(START_EXPORT, variables, token=admin)
         found["$job"] = job["job"]["id"]
+    if "$done_job" in probe:
+        variables = {"dataset": found["$dataset"], "version": found["$version"]}
+        job = await api.mutate(START_EXPORT, variables, token=admin)
+        storage = storage_from_url(world.settings.storage_url)
+        try:
+            await Runner(world.settings, storage, concurrency=1).run_until_idle()
+        finally:
+            await storage.close()
+        found["$done_job"] = job["job"]["id"]
+    if "$ext_" in probe:
+        # The team admin's own dataset: none of the others can read it.
+        own = await api.mutate(CREATE, {"input": {"name": f"{unique}-own"}}, token=admin)
+        sources = {
+            "$ext_own": (own["dataset"]["id"], world.team),
+            "$ext_linked": (found.get("$dataset"), None),
+            "$ext_open": (await dataset(f"{unique}-open", visibility="PUBLIC"), None),
+        }
+        name = next(name for name in sources if name in probe)
+        source, team = sources[name]
+        recorded = await api.mutate(
+            RECORD_ENTITY, {"source": source, "id": f"{unique}-m", "team": team}, token=admin
+        )
+        found[name] = recorded["target"]["id"]
     if "$upload" in probe:
         response = await world.client.post(
             "/uploads/",
@@ -379,6 +427,8 @@ async def route_outcome(world: World, probe: str, values: dict[str, str], token:
         )
     else:
         response = await world.client.request(method, target, headers=headers, content=content)
+    if method == "GET" and "$done_job" in probe and response.status_code == 200:
+        assert response.content == b'"a","b"\n1,2\n', "the stored export's bytes"
     return str(response.status_code)
 
 

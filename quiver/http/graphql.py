@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import json
+from contextvars import ContextVar
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from cross_web import HTTPException
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.file_uploads.utils import replace_placeholders_with_files
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.http.base import BaseRequestProtocol
+from strawberry.schema import Schema
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types.execution import ExecutionResult
 from strawberry.types.unset import UnsetType
@@ -45,7 +48,16 @@ from quiver.http.media import (
     is_request_error,
     negotiate_response_media_type,
 )
+from quiver.http.multipart_head import (
+    MultipartHead,
+    UnreadableMultipart,
+    WithheldUpload,
+    read_head,
+    upload_mutations,
+    upload_targets,
+)
 from quiver.http.request_id import request_id_of
+from quiver.resolvers.access import may_send_files
 from quiver.resolvers.signed_links import signing_key
 from quiver.storage import Storage
 
@@ -61,6 +73,10 @@ PREFLIGHT_HEADERS = (
     "apollo-require-preflight",
     "x-apollo-operation-name",
 )
+
+
+# The head of a multipart request whose files are withheld (not read), while it runs.
+WITHHELD_FILES: ContextVar[MultipartHead | None] = ContextVar("withheld_files", default=None)
 
 
 class QuiverGraphQL(GraphQL[Context, None]):
@@ -124,18 +140,25 @@ class QuiverGraphQL(GraphQL[Context, None]):
             await response(scope, receive, send)
             return
         limit = body_limit(scope, self.settings)
-        request = Request(scope, capped_receive(receive, limit))
+        body = capped_receive(receive, limit)
+        request = Request(scope, body)
         try:
             length = declared_length(scope)
             if length is not None and length > limit:
                 raise BodyTooLarge(limit)
-            # Spooling an upload costs disk: only for a caller who may write something.
-            if is_multipart(scope) and not (await self._viewer(request)).is_authenticated:
-                raise HTTPException(401, "Uploads need an API key or JWT (Authorization)")
-            response = await self.run(request)
+            withheld = None
+            if is_multipart(scope):
+                request, withheld = await self._multipart(request, body)
+            token = WITHHELD_FILES.set(withheld)
+            try:
+                response = await self.run(request)
+            finally:
+                WITHHELD_FILES.reset(token)
         except BodyTooLarge as exc:
             response = _graphql_error(request, str(exc), "TOO_LARGE", 413)
         except UnusableJson as exc:
+            response = _graphql_error(request, exc.reason, "INVALID", 400)
+        except UnreadableMultipart as exc:
             response = _graphql_error(request, exc.reason, "INVALID", 400)
         except HTTPException as exc:
             if exc.status_code == 401:
@@ -149,6 +172,43 @@ class QuiverGraphQL(GraphQL[Context, None]):
             # (parsed, refused, never reaching a mutation), they are released here.
             await request.close()
         await response(scope, receive, send)
+
+    async def _multipart(
+        self, request: Request, body: Receive
+    ) -> tuple[Request, MultipartHead | None]:
+        """Spooling file parts costs disk, so they are read only for a caller who may write
+        where the operation puts them: anonymous callers are refused unread, and for the
+        others the ``operations`` and ``map`` fields (which come first) are read and the
+        upload targets checked. When the check fails the files are withheld: the operation
+        runs without them and its mutations refuse as they would have with them."""
+        viewer = await self._viewer(request)
+        if not viewer.is_authenticated:
+            raise HTTPException(401, "Uploads need an API key or JWT (Authorization)")
+        head = await read_head(request.scope, body, self.settings.max_request_body)
+        replayed = Request(request.scope, head.replay(body))
+        # A map naming no file leaves nothing worth reading after it.
+        if not head.files_map or not await may_send_files(
+            viewer, upload_targets(head.operations, self._upload_mutations)
+        ):
+            return replayed, head
+        return replayed, None
+
+    @cached_property
+    def _upload_mutations(self) -> frozenset[str]:
+        assert isinstance(self.schema, Schema)
+        return upload_mutations(self.schema._schema)
+
+    async def parse_multipart(self, request: AsyncHTTPRequestAdapter) -> dict[str, str]:
+        """Parts withheld by ``_multipart`` are never read: each stands for its file."""
+        head = WITHHELD_FILES.get()
+        if head is None:
+            return await super().parse_multipart(request)
+        operations = self.parse_json(bytes(head.fields["operations"]))
+        files = {key: WithheldUpload(key) for key in head.files_map}
+        try:
+            return replace_placeholders_with_files(operations, head.files_map, files)
+        except (KeyError, ValueError, TypeError, IndexError) as exc:
+            raise HTTPException(400, "The map names places the operations do not have") from exc
 
     def parse_json(self, data: str | bytes) -> Any:
         """The request body, a multipart request's ``operations`` and ``map``, and a GET's

@@ -7,7 +7,7 @@ caller cannot read is NOT_FOUND (or null), exactly like something that does not 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any, TypeVar
 
 from tortoise.expressions import Q, Subquery
@@ -67,11 +67,12 @@ def readable_versions(viewer: Viewer) -> QuerySet[Version]:
     return Version.filter(dataset_id__in=Subquery(visible_datasets(viewer).values("id")))
 
 
-# People, teams and external entities belong to no dataset. Signed-in callers may look any
-# of them up (to share a dataset with someone, to record lineage); anonymous callers see
-# only those a public dataset shows: its owner team and that team's members, the creators
-# of it and of its versions, and the external entities joined to it or its versions by an
-# edge. Every path (node, typed fields, lineage, HTTP) loads them through these querysets.
+# People and teams belong to no dataset. Signed-in callers may look any of them up (to share
+# a dataset with someone); anonymous callers see only those a public dataset shows: its
+# owner team and that team's members, and the creators of it and of its versions. External
+# entities belong to a team: its members see them, and anyone sees those joined by an edge
+# to a dataset or version they can read. Every path (node, typed fields, lineage, HTTP)
+# loads them through these querysets.
 
 
 def visible_teams(viewer: Viewer) -> QuerySet[Team]:
@@ -139,8 +140,11 @@ def visible_direct_uploads(viewer: Viewer) -> QuerySet[DirectUpload]:
 
 
 def visible_external_entities(viewer: Viewer) -> QuerySet[ExternalEntity]:
-    """External entities the viewer may see (the rule above)."""
-    if viewer.is_authenticated:
+    """External entities the viewer may see: those of the viewer's teams, and those joined
+    by a lineage edge to a dataset or version the viewer can read (anonymous callers: only
+    these); every one for admins. An entity of another tenant that touches nothing the
+    viewer can read is NOT_FOUND, like one that does not exist."""
+    if viewer.is_admin:
         return ExternalEntity.all()
     datasets = Subquery(visible_datasets(viewer).values("id"))
     versions = Subquery(readable_versions(viewer).values("id"))
@@ -155,7 +159,10 @@ def visible_external_entities(viewer: Viewer) -> QuerySet[ExternalEntity]:
         | Q(target_kind=NodeKind.VERSION, target_id__in=versions),
         source_kind=external,
     ).values("source_id")
-    return ExternalEntity.filter(Q(id__in=Subquery(downstream)) | Q(id__in=Subquery(upstream)))
+    linked = Q(id__in=Subquery(downstream)) | Q(id__in=Subquery(upstream))
+    if viewer.user is None:
+        return ExternalEntity.filter(linked)
+    return ExternalEntity.filter(linked | Q(owner_team_id__in=list(viewer.team_roles)))
 
 
 def visible_jobs(viewer: Viewer) -> QuerySet[Job]:
@@ -361,6 +368,21 @@ async def dataset_for(viewer: Viewer, global_id: str, needed: Role, field: Field
         raise Refused.not_found(field, "No dataset with this id")
     await require_role(viewer, dataset, needed, field)
     return dataset
+
+
+async def may_send_files(viewer: Viewer, dataset_ids: Sequence[str] | None) -> bool:
+    """Whether the file parts of a multipart request may be read (spooled) at all: only when
+    the operation's upload mutations all name datasets the viewer may write to. Otherwise
+    the parts are left unread, and each mutation refuses as it would with them."""
+    if not dataset_ids or viewer.user is None:
+        return False
+    for global_id in dict.fromkeys(dataset_ids):
+        pk = decode_global_id(global_id, "Dataset")
+        dataset = await visible_datasets(viewer).get_or_none(id=pk) if pk is not None else None
+        role = await role_on(viewer, dataset) if dataset is not None else None
+        if role is None or not role.includes(Role.WRITE):
+            return False
+    return True
 
 
 async def require_role(viewer: Viewer, dataset: Dataset, needed: Role, field: FieldPath) -> None:

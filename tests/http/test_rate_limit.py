@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import AsyncIterator
+
 import httpx
 import pytest
 from starlette.applications import Starlette
+from support import REDIS_URL, redis_reachable, require_server
 
 from quiver.app import create_app
 from quiver.auth import create_user, generate_api_key
@@ -128,3 +132,63 @@ def test_a_bucket_refills_continuously_up_to_a_minute_of_requests() -> None:
     now[0] = 1000.0  # long idle: full again, never more
     assert [buckets.take("a") for _ in range(7)][-2:] == [0.0, pytest.approx(10.0)]
     assert TokenBucket(1, 1, 0.5, 0).wait(0) == pytest.approx(0.5)
+
+
+@pytest.fixture
+async def workers(settings: Settings, db: str) -> AsyncIterator[tuple[Starlette, Starlette]]:
+    """Two apps sharing one Redis, as two ``--workers`` processes do."""
+    require_server(redis_reachable(), f"Redis is not reachable at {REDIS_URL}")
+    shared = settings.with_overrides(redis_url=REDIS_URL)
+    apps = (create_app(shared, manage_database=False), create_app(shared, manage_database=False))
+    try:
+        yield apps
+    finally:
+        for app in apps:
+            await app.state.rate_limits.close()
+
+
+async def test_with_redis_every_process_draws_from_one_bucket_per_address(
+    workers: tuple[Starlette, Starlette],
+) -> None:
+    address = f"test-{uuid.uuid4().hex}"  # a bucket no earlier run has touched
+    first, second = workers
+    async with client_from(first, address) as one, client_from(second, address) as two:
+        answers = [await client.post("/graphql", json=QUERY) for client in (one, two, one, two)]
+
+    assert [answer.status_code for answer in answers] == [200] * ANONYMOUS + [429, 429]
+    assert answers[-1].headers["retry-after"] == "30"
+
+
+async def test_with_redis_every_process_draws_from_one_bucket_per_key(
+    workers: tuple[Starlette, Starlette],
+) -> None:
+    token = await other_key()
+    first, second = workers
+    async with client_from(first, "10.0.1.1") as one, client_from(second, "10.0.1.2") as two:
+        statuses = [
+            (await client.post("/graphql", json=QUERY, headers=bearer(token))).status_code
+            for client in (one, two, one, two)
+        ]
+
+    assert statuses == [200] * PER_KEY + [429]
+
+
+async def test_an_unreachable_redis_lets_requests_through_with_a_warning(
+    settings: Settings, db: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(
+        settings.with_overrides(redis_url="redis://127.0.0.1:1/0"), manage_database=False
+    )
+    try:
+        async with client_from(app, "10.0.1.3") as client:
+            statuses = [
+                (await client.post("/graphql", json=QUERY)).status_code
+                for _ in range(ANONYMOUS + 1)
+            ]
+    finally:
+        await app.state.rate_limits.close()
+
+    assert statuses == [200] * (ANONYMOUS + 1)
+    warnings = [r for r in caplog.records if r.name == "quiver.rate_limit"]
+    assert len(warnings) == 1
+    assert "Redis is unreachable" in warnings[0].getMessage()

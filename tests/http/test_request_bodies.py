@@ -8,9 +8,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from support import owned_dataset
 
 from quiver.app import create_app
 from quiver.config import Settings
+from quiver.ids import encode_global_id
 
 pytestmark = pytest.mark.anyio
 
@@ -37,8 +39,9 @@ class CountingBody:
             yield piece
 
 
-def multipart_prefix() -> bytes:
-    operations = json.dumps({"query": UPLOAD, "variables": {"input": {"file": None}}})
+def multipart_prefix(dataset_id: str = "") -> bytes:
+    variables = {"input": {"datasetId": dataset_id, "path": "big.bin", "file": None}}
+    operations = json.dumps({"query": UPLOAD, "variables": variables})
     return (
         f"--{BOUNDARY}\r\n"
         'Content-Disposition: form-data; name="operations"\r\n\r\n'
@@ -153,7 +156,9 @@ async def test_a_chunked_multipart_is_refused_once_it_streams_past_the_largest_u
     db: str, admin_token: str, tmp_path: Path
 ) -> None:
     app = create_app(capped_settings(tmp_path / "data", db), manage_database=False)
-    body = CountingBody(multipart_prefix(), 100 * MAX_UPLOAD)
+    # Files are read only when the caller may write where they go (the admin may).
+    dataset = await owned_dataset()
+    body = CountingBody(multipart_prefix(encode_global_id("Dataset", dataset.id)), 100 * MAX_UPLOAD)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://quiver.test") as client:
         response = await client.post(

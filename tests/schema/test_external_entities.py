@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
-from support import Api, MakeUser, dataset_with
+from support import Api, MakeUser, dataset_with, share
 
 pytestmark = pytest.mark.anyio
 
@@ -81,4 +81,41 @@ async def test_a_team_shares_its_entity_and_only_its_writers_may_change_it(
     assert again["target"]["name"] == "v2"
     assert [(e["field"], e["code"]) for e in refused["userErrors"]] == [
         (["input", "target", "external", "teamId"], "FORBIDDEN")
+    ]
+
+
+NODE = """query($id: ID!) { node(id: $id) { ... on ExternalEntity { id name } } }"""
+
+
+async def test_an_entity_is_read_by_its_team_and_through_lineage_never_by_a_stranger(
+    api: Api, client: httpx.AsyncClient, make_user: MakeUser
+) -> None:
+    owner = await make_user("owner")
+    reader = await make_user("reader")
+    stranger = await make_user("stranger")
+    private = await dataset_with(api, client, owner.token, "private", {"a": b"1"})
+    recorded = await api.mutate(RECORD, used_by(private, "m-1", name="secret"), token=owner.token)
+    entity = {"id": recorded["target"]["id"], "name": "secret"}
+    await share(api, owner.token, private, reader.id, "READ")
+    theirs = await dataset_with(api, client, stranger.token, "theirs", {"a": b"1"})
+
+    seen = {
+        person.name: (await api.data(NODE, {"id": entity["id"]}, token=person.token))["node"]
+        for person in (owner, reader, stranger)
+    }
+    linked = await api.data(
+        RECORD,
+        {
+            "input": {
+                "source": {"id": entity["id"]},
+                "target": {"id": theirs},
+                "relation": "PRODUCED",
+            }
+        },
+        token=stranger.token,
+    )
+
+    assert seen == {"owner": entity, "reader": entity, "stranger": None}
+    assert [(e["field"], e["code"]) for e in linked["recordLineage"]["userErrors"]] == [
+        (["input", "source", "id"], "NOT_FOUND")
     ]

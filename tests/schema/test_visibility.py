@@ -642,7 +642,9 @@ RESOURCES: dict[str, Resource] = {
             Probe("revokeApiKey(id)", _revoke_a_fresh_key_of_the_writer, SIGNED_IN),
         ),
     ),
-    # External entities: anyone signed in; anonymous callers those joined to a public dataset.
+    # External entities: their team's members, and whoever can read a dataset or version
+    # joined to them by an edge (one edge: an entity only joined to another entity, like the
+    # chained model, is its team's alone).
     "public-experiment": Resource(
         EVERYONE,
         entity_paths(
@@ -652,14 +654,14 @@ RESOURCES: dict[str, Resource] = {
         ),
     ),
     "private-experiment": Resource(
-        SIGNED_IN,
+        READERS_OF_D,
         entity_paths(
             query("lineage(<private dataset>)", LINEAGE, READERS_OF_D, root=D),
             query("Dataset.lineage", DATASET_LINEAGE, READERS_OF_D, d=D),
         ),
     ),
     "chained-model": Resource(
-        SIGNED_IN,
+        frozenset({ADMIN}),
         entity_paths(
             query("lineage(<public dataset>)", LINEAGE, root=P),
             query("lineage(<public experiment>)", LINEAGE, root="public-experiment"),
@@ -765,10 +767,7 @@ PAT_SIGNED_IN = {"name": "pat", "email": None, "teams": [{"name": "pat"}, {"name
             STRANGER,
             PAT_SIGNED_IN,
             [{"name": "vic"}],
-            (
-                ["public-p", "public-run", "v1", "chained-model"],
-                ["PRODUCED", "USED_BY", "VERSION_OF"],
-            ),
+            (["public-p", "public-run", "v1"], ["USED_BY", "VERSION_OF"]),
             id="stranger",
         ),
     ],
