@@ -214,3 +214,43 @@ def _database_at(
     finally:
         if scratch is not None:
             run_sql(POSTGRES_URL, f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
+
+
+GENERATE = """
+import asyncio, sys
+from tortoise import Tortoise
+from quiver.db import tortoise_config
+
+async def main() -> None:
+    await Tortoise.init(config=tortoise_config(sys.argv[1]))
+    await Tortoise.generate_schemas()
+    await Tortoise.close_connections()
+
+asyncio.run(main())
+"""
+SCHEMA_OBJECTS = (
+    "SELECT type, name FROM sqlite_master "
+    "WHERE type IN ('index', 'trigger') AND name NOT LIKE 'sqlite_autoindex%'"
+)
+
+
+def test_migrating_sqlite_keeps_every_index_the_models_declare_and_the_job_log_triggers(
+    tmp_path: Path,
+) -> None:
+    """SQLite rebuilds a table to alter one of its columns and drops what hangs on it: each
+    migration that does so must make its indexes (and triggers) again."""
+    migrated, generated = tmp_path / "migrated.db", tmp_path / "generated.db"
+    env = {**os.environ, "QUIVER_DATABASE_URL": f"sqlite://{migrated}",
+           "QUIVER_DATA_DIR": str(tmp_path), "PYTHONDONTWRITEBYTECODE": "1"}  # fmt: skip
+    env.pop("TORTOISE_ORM", None)
+    for command in ([sys.executable, "-m", "quiver", "migrate"],
+                    [sys.executable, "-c", GENERATE, f"sqlite://{generated}"]):  # fmt: skip
+        done = subprocess.run(command, env=env, capture_output=True, timeout=120)
+        assert done.returncode == 0, done.stderr.decode()
+
+    have = set(_execute(f"sqlite://{migrated}", [SCHEMA_OBJECTS]))
+    declared = set(_execute(f"sqlite://{generated}", [SCHEMA_OBJECTS]))
+
+    assert declared - have == set()
+    assert {("trigger", "quiver_job_event_on_insert"), ("trigger", "quiver_job_event_on_update"),
+            ("index", "uniq_quiver_job_idempotency")} <= have  # fmt: skip

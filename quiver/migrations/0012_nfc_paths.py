@@ -165,7 +165,7 @@ async def _normalise_free(sql: _Sql, table: str) -> None:
 
 
 class Migration(migrations.Migration):
-    dependencies = [("models", "0009_external_entity_team")]
+    dependencies = [("models", "0011_job_events")]
 
     initial = False
 

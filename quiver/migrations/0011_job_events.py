@@ -66,7 +66,7 @@ class LogJobChanges(ops.RunSQL):
 
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0009_external_entity_team')]
+    dependencies = [('models', '0010_verify_upload_job')]
 
     initial = False
 
