@@ -35,6 +35,7 @@ from quiver.resolvers.files import (
 from quiver.resolvers.gc import IDEMPOTENCY_TTL
 from quiver.resolvers.validation import normalize_tags, raise_if_any
 from quiver.resolvers.versions import create_version, latest_version
+from quiver.storage import Storage
 from quiver.storage.blobs import SHA256_PATTERN, StoredBlob
 
 MAX_CHANGES = 10_000
@@ -102,6 +103,7 @@ async def commit_files(
     message: str | None = None,
     create_version_too: bool = False,
     idempotency_key: str | None = None,
+    storage: Storage | None = None,
 ) -> CommitResult:
     require_user(viewer)
     dataset = await writable_dataset(viewer, dataset_id, ("input", "datasetId"))
@@ -142,6 +144,7 @@ async def commit_files(
                     )
                     for change in writes
                 ],
+                storage=storage,
             )
             result.deleted = await _delete_paths(dataset.id, deletes)
             if create_version_too:

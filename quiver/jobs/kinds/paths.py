@@ -203,7 +203,7 @@ async def _run(context: JobContext, *, sync: bool) -> dict[str, Any]:
         if not sync or existing.get(path) != blob.sha256
     ]
     removed = sorted(set(existing) - set(stored)) if sync and params.get("removeMissing") else []
-    await put_files(dataset_pk, writes)
+    await put_files(dataset_pk, writes, storage=context.storage)
     await events.files_added(dataset_pk, [write.path for write in writes])
     if removed:
         await _remove(dataset_pk, removed)
