@@ -44,7 +44,12 @@ from quiver.models import (
 )
 from quiver.resolvers import sql
 from quiver.resolvers.access import dataset_for, require_user
-from quiver.resolvers.annotations import AnnotationSpec, SampleAnnotations, replace_annotations
+from quiver.resolvers.annotations import (
+    AnnotationSpec,
+    SampleAnnotations,
+    replace_annotations,
+    texts_for_spans,
+)
 from quiver.resolvers.errors import FieldPath, Problem, Refused
 from quiver.resolvers.files import check_path, ensure_active
 from quiver.resolvers.label_metrics import record_counts
@@ -407,11 +412,14 @@ class _Importer:
     async def _replace(self, batch: list[SampleAnnotations], paths: list[str]) -> None:
         if not batch:
             return
+        # Spans are checked against the text of their file, as annotateSamples does.
+        texts = await texts_for_spans(self.storage, self.dataset_pk, batch)
         try:
             await replace_annotations(
                 self.dataset_pk,
                 batch,
                 user_id=self.user_pk,
+                texts=texts,
                 field=FILE_FIELD,
                 max_samples=None,
                 reload=False,
