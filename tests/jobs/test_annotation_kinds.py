@@ -20,9 +20,10 @@ from support import (
 
 from quiver.config import Settings
 from quiver.ids import decode_global_id
-from quiver.jobs import queue
+from quiver.jobs import queue, signals
 from quiver.jobs.runner import Runner
-from quiver.models import Annotation, JobArtifact
+from quiver.models import Annotation, Job, JobArtifact, Label, Sample
+from quiver.resolvers import annotation_imports, sql
 
 pytestmark = pytest.mark.anyio
 
@@ -118,6 +119,8 @@ async def test_an_import_job_imports_the_upload_and_reports_counts(
         "annotationCount": 3,
         "losses": [],
     }
+    # COCO's records: each image, then each image with its annotations.
+    assert job["progressDetail"] == {"done": 4, "total": 4, "unit": "records"}
     assert await Annotation.all().count() == 3
 
 
@@ -333,3 +336,58 @@ async def test_a_pending_export_cancelled_never_runs_and_a_running_one_stores_no
     ended = await job_of(api, owner.token, running["job"]["id"])
     assert (ended["status"], ended["result"]) == ("CANCELLED", None)
     assert await JobArtifact.all().count() == 0
+
+
+async def test_a_running_import_cancelled_mid_import_leaves_the_dataset_unchanged(
+    api: Api,
+    client: httpx.AsyncClient,
+    settings: Settings,
+    runner: Runner,
+    make_user: MakeUser,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On PostgreSQL the cancel lands after records were written in the import's transaction;
+    SQLite's transaction holds its one connection, so there it lands while the job reads
+    the upload (the last moment it can)."""
+    monkeypatch.setattr(annotation_imports, "BATCH", 1)  # a batch boundary after each record
+    owner = await make_user("owner")
+    dataset_id = await images(api, client, owner)
+    upload_id = await coco_upload(settings, dataset_id, owner)
+    params = {"format": "COCO", "uploadId": upload_id, "prefix": "images/"}
+    started = await start(api, owner.token, "IMPORT_ANNOTATIONS", dataset_id, params)
+    job_pk = decode_global_id(started["job"]["id"], "Job")
+    mid_transaction = sql.dialect() == "postgres"
+    seen: list[dict[str, Any]] = []
+
+    async def cancel_mid_import(job_id: int, dataset: int | None, seq: int) -> None:
+        job = await Job.get(id=job_id)
+        detail = dict(job.progress_detail or {})
+        seen.append(detail)
+        stage = detail.get("stage")
+        due = (
+            stage == "Importing" and int(detail.get("done") or 0) >= 3
+            if mid_transaction
+            else stage == "Reading the upload"
+        )
+        if due and job.status == "RUNNING":
+            cancelled = await api.mutate(CANCEL, {"id": started["job"]["id"]}, token=owner.token)
+            assert cancelled["job"]["status"] == "CANCELLING"
+
+    signals.add_listener(cancel_mid_import)
+    try:
+        assert await runner.run_until_idle() == 1
+    finally:
+        signals.remove_listener(cancel_mid_import)
+
+    ended = await job_of(api, owner.token, started["job"]["id"])
+    assert (ended["status"], ended["result"]) == ("CANCELLED", None)
+    assert job_pk is not None
+    stages = [detail.get("stage") for detail in seen]
+    if mid_transaction:
+        # Three of the four records had gone through the transaction: it was rolled back.
+        assert stages[-2:] == ["Importing", "Importing"], stages
+        assert (seen[-1]["done"], seen[-1]["total"]) == (4, 4)
+    assert "Imported" not in stages
+    assert await Label.all().count() == 0
+    assert await Sample.all().count() == 0
+    assert await Annotation.all().count() == 0

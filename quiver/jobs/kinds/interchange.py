@@ -9,12 +9,14 @@ changes). An import reads a finished tus upload into the dataset all or nothing,
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 from collections.abc import AsyncIterator
 from typing import Any
 
 from quiver.annotations import SampleRecord
 from quiver.ids import decode_global_id, encode_global_id
-from quiver.jobs.context import JobContext, JobFailed
+from quiver.jobs.context import JobCancelled, JobContext, JobFailed
 from quiver.jobs.kinds import Start, known_params, param, register, string_param
 from quiver.jobs.kinds.exports import (
     artifact_key,
@@ -24,7 +26,7 @@ from quiver.jobs.kinds.exports import (
     stored_artifact,
 )
 from quiver.models import Dataset, JobKind, Role, Version
-from quiver.resolvers import annotation_exports, annotation_imports
+from quiver.resolvers import annotation_exports, annotation_imports, sql
 from quiver.resolvers.errors import Refused
 from quiver.resolvers.files import check_path
 from quiver.resolvers.uploads import find_upload
@@ -102,6 +104,50 @@ async def export_annotations(context: JobContext) -> dict[str, Any]:
 # --- IMPORT_ANNOTATIONS -------------------------------------------------------------------
 
 
+class _ImportReporter:
+    """Writes an import's steps to the job row, from outside the import's transaction.
+
+    The steps inside the transaction are reported in a task that runs in the context the
+    job had before it (so on the pool's own connection): written there, progress is seen
+    at once and a cancellation request is read back, and the JobCancelled it raises rolls
+    the transaction back. SQLite cannot: its one connection is held by the transaction (and
+    its one writer lock with it) until the end, so there the steps inside it are not
+    written, and a cancellation requested meanwhile (which waits for that lock too) comes
+    too late: the job ends as the import did. The last step before the transaction
+    ("Counted") always checks for a cancellation, on both databases.
+    """
+
+    def __init__(self, context: JobContext) -> None:
+        self.context = context
+        self.outside = contextvars.copy_context()
+        self.live_in_transaction = sql.dialect() == "postgres"
+
+    async def __call__(self, step: annotation_imports.ImportStep) -> None:
+        if step.stage == "Importing" and not self.live_in_transaction:
+            return
+        total = step.total_records
+        if step.stage == "Counted":
+            message = f"Counted {total} records, {step.total_annotations} annotations"
+        elif step.total_annotations is not None:
+            message = f"{step.stage}: {step.annotations} of {step.total_annotations} annotations"
+        else:
+            message = f"{step.stage}: {step.records} records, {step.annotations} annotations"
+        report = self.context.progress(
+            step.records,
+            total,
+            unit="records",
+            stage=step.stage,
+            message=message,
+            force=step.stage != "Reading",
+        )
+        try:
+            await asyncio.create_task(report, context=self.outside)
+        except JobCancelled:
+            if step.stage != "Imported":
+                raise
+            # Committed already: too late to stop, so the job ends as the import did.
+
+
 async def _validate_import(params: dict[str, Any], start: Start) -> dict[str, Any]:
     known_params(params, {"uploadId", "format", "prefix"})
     name = string_param(params, "format", required=True)
@@ -129,16 +175,17 @@ async def _validate_import(params: dict[str, Any], start: Start) -> dict[str, An
 @register(JobKind.IMPORT_ANNOTATIONS, needed=Role.WRITE, validate=_validate_import)
 async def import_annotations(context: JobContext) -> dict[str, Any]:
     """All or nothing: the import is one transaction, so a cancelled or failed job leaves the
-    dataset unchanged (cancellation is heard before the file is read)."""
+    dataset unchanged. Progress is the file's sample records done of its total (counted
+    first); cancellation is heard while the file is counted and, on PostgreSQL, after every
+    batch of the import's transaction too (see ``_ImportReporter``)."""
     params = context.params
     viewer = await context.viewer()
     assert context.job.dataset_id is not None
     dataset_id = encode_global_id("Dataset", context.job.dataset_id)
-    await context.progress(0, 2, unit="steps", stage="Reading the upload", force=True)
+    await context.progress(0, None, unit="records", stage="Reading the upload", force=True)
     async with annotation_imports.upload_stream(
         viewer, context.storage, dataset_id, params["uploadId"]
     ) as stream:
-        await context.progress(1, 2, unit="steps", stage="Importing", force=True)
         result = await annotation_imports.import_annotations(
             viewer,
             context.storage,
@@ -146,8 +193,8 @@ async def import_annotations(context: JobContext) -> dict[str, Any]:
             file_format=params["format"],
             stream=stream,
             prefix=params.get("prefix") or "",
+            progress=_ImportReporter(context),
         )
-    await context.progress(2, 2, unit="steps", stage="Imported", force=True)
     return {
         "labelsCreated": result.labels_created,
         "samplesCreated": result.samples_created,
