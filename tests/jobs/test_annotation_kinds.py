@@ -180,6 +180,51 @@ async def test_a_version_export_is_stored_once_and_equals_the_http_export(
     assert len(download.json()["annotations"]) == 3
 
 
+async def test_a_stored_label_studio_export_reports_its_losses_each_time_it_is_served(
+    api: Api, client: httpx.AsyncClient, settings: Settings, runner: Runner, make_user: MakeUser
+) -> None:
+    owner = await make_user("owner")
+    dataset_id = await images(api, client, owner)
+    user_pk = decode_global_id(owner.id, "User")
+    assert user_pk is not None
+    lines = [
+        {"label": {"name": "sky", "kind": "SEGMENTATION_MASK"}},
+        {"label": {"name": "car", "kind": "BOUNDING_BOX"}},
+        {
+            "path": "a.png",
+            "annotations": [
+                {"label": "sky", "geometry": {"size": [30, 40], "counts": [10, 1190]}},
+                {"label": "car", "geometry": {"x": 1, "y": 1, "width": 5, "height": 5}},
+            ],
+        },
+    ]
+    content = b"".join(json.dumps(line).encode() + b"\n" for line in lines)
+    upload_id = await finished_archive_upload(settings, dataset_id, user_pk, content, archive=False)
+    params = {"format": "JSONL", "uploadId": upload_id, "prefix": "images/"}
+    await start(api, owner.token, "IMPORT_ANNOTATIONS", dataset_id, params)
+    await runner.run_until_idle()
+    version_id = str((await snapshot(api, owner.token, dataset_id))["id"])
+
+    results = []
+    for _ in range(2):
+        export = {"format": "labelstudio", "versionId": version_id}
+        started = await start(api, owner.token, "EXPORT_ANNOTATIONS", dataset_id, export)
+        await runner.run_until_idle()
+        results.append((await job_of(api, owner.token, started["job"]["id"]))["result"])
+
+    assert await JobArtifact.all().count() == 1
+    dropped = {
+        "code": "MASK_DROPPED",
+        "message": "1 mask dropped: Label Studio brushes use their own RLE",
+        "count": 1,
+    }
+    assert [result["losses"] for result in results] == [[dropped], [dropped]]
+    tasks = (
+        await client.get(results[1]["url"], headers={"Authorization": f"Bearer {owner.token}"})
+    ).json()
+    assert [len(task["annotations"][0]["result"]) for task in tasks] == [1]
+
+
 async def test_a_working_set_export_follows_the_working_set(
     api: Api, client: httpx.AsyncClient, settings: Settings, runner: Runner, make_user: MakeUser
 ) -> None:

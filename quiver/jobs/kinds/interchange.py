@@ -3,8 +3,10 @@
 An export streams the working set's (or a version's) annotations in COCO, YOLO, Label
 Studio or Quiver JSON Lines into a stored blob, downloadable at ``/jobs/{id}/result``; a
 version's export is stored once per (version, format), a working set's each time (it
-changes). An import reads a finished tus upload into the dataset all or nothing, as
-``importAnnotations`` does, and its result is that mutation's counts and losses.
+changes). The result lists what the format could not hold (``losses``), Label Studio's
+included, whose task list has no room for them. An import reads a finished tus upload
+into the dataset all or nothing, as ``importAnnotations`` does, and its result is that
+mutation's counts and losses.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from quiver.annotations import SampleRecord
+from quiver.annotations.report import Loss
 from quiver.ids import decode_global_id, encode_global_id
 from quiver.jobs.context import JobCancelled, JobContext, JobFailed
 from quiver.jobs.kinds import Start, known_params, param, register, string_param
@@ -89,7 +92,14 @@ async def export_annotations(context: JobContext) -> dict[str, Any]:
                 await context.progress(done, total, unit="samples", stage="Writing")
 
         export = await annotation_exports.stored_export(dataset, version, export_format, watch)
-        found = await keep_artifact(key, export.chunks, export.filename, export.media_type, context)
+        found = await keep_artifact(
+            key,
+            export.chunks,
+            export.filename,
+            export.media_type,
+            context,
+            details=lambda: {"losses": _losses(export.report.losses())},
+        )
         await context.progress(done, total_samples, unit="samples", stage="Stored", force=True)
     else:
         await context.progress(1, 1, unit="steps", stage="Stored earlier", force=True)
@@ -98,7 +108,13 @@ async def export_annotations(context: JobContext) -> dict[str, Any]:
         found,
         format=export_format,
         versionId=params.get("versionId"),
+        # What the format could not hold (stored with the bytes: the same when served again).
+        losses=(found.details or {}).get("losses", []),
     )
+
+
+def _losses(losses: list[Loss]) -> list[dict[str, Any]]:
+    return [{"code": loss.code, "message": loss.message, "count": loss.count} for loss in losses]
 
 
 # --- IMPORT_ANNOTATIONS -------------------------------------------------------------------
@@ -200,8 +216,5 @@ async def import_annotations(context: JobContext) -> dict[str, Any]:
         "samplesCreated": result.samples_created,
         "samplesAnnotated": result.samples_annotated,
         "annotationCount": result.annotation_count,
-        "losses": [
-            {"code": loss.code, "message": loss.message, "count": loss.count}
-            for loss in result.losses
-        ],
+        "losses": _losses(result.losses),
     }
