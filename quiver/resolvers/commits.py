@@ -33,6 +33,7 @@ from quiver.resolvers.files import (
     writable_dataset,
 )
 from quiver.resolvers.gc import IDEMPOTENCY_TTL
+from quiver.resolvers.label_metrics import record_counts
 from quiver.resolvers.validation import normalize_tags, raise_if_any
 from quiver.resolvers.versions import create_version, latest_version
 from quiver.storage import Storage
@@ -147,6 +148,9 @@ async def commit_files(
                 storage=storage,
             )
             result.deleted = await _delete_paths(dataset.id, deletes)
+            if result.deleted:
+                # Their samples went with them: the counts over time record it.
+                await record_counts(dataset.id)
             if create_version_too:
                 result.version = await create_version(
                     viewer, dataset_id, description=message, field=("input", "createVersion")

@@ -22,7 +22,7 @@ from quiver.resolvers.access import dataset_for
 from quiver.resolvers.blobs import store_blob, touch_blobs
 from quiver.resolvers.errors import ErrorCode, FieldPath, Problem, Refused
 from quiver.resolvers.image_sizes import refresh_sample_sizes, replacement_sizes
-from quiver.resolvers.label_metrics import record_counts
+from quiver.resolvers.label_metrics import record_counts, record_file_count
 from quiver.resolvers.paths import normalize_path, normalize_paths, refuse_clashing_paths
 from quiver.resolvers.validation import normalize_tags, raise_if_any
 from quiver.storage import Storage
@@ -271,6 +271,8 @@ async def put_files(
                     await _write_tags(dataset_pk, [by_path[path] for path in batch])
                     await refresh_sample_sizes(storage, replaced, sizes, now)
                 await adjust_totals(dataset_pk, files=added, size=size_change)
+                if added:
+                    await record_file_count(dataset_pk, now)
             return
         except IntegrityError:
             # A concurrent upload created one of the paths first; the retry replaces it.
@@ -382,6 +384,8 @@ async def move_file(
                 raise Refused.conflict(("input", "newPath"), f"A file exists at {new_path!r}")
             await target.delete()
             await adjust_totals(dataset.id, files=-1, size=-target.size)
+            # The target's sample went with it: the counts over time record it.
+            await record_counts(dataset.id)
         await refuse_clashing_paths(dataset.id, [new_path], ("input", "newPath"), leaving=path)
         file.path = new_path
         await file.save(update_fields=["path", "updated_at"])
