@@ -191,7 +191,8 @@ async def seed(arguments: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
             transport=transport, base_url="http://quiver", timeout=None
         ) as client:
             ids = []
-            for name in ("exported", "imported"):
+            names = ("exported",) if arguments.skip_import else ("exported", "imported")
+            for name in names:
                 created = await _graphql(client, key, CREATE_DATASET, name=name)
                 ids.append(created["dataset"]["id"])
                 started = time.perf_counter()
@@ -213,7 +214,7 @@ async def seed(arguments: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
         "key": key,
         "version": version,
         "version_pk": decode_global_id(version, "Version"),
-        "target": ids[1],
+        "target": ids[-1],
         "database_url": settings.database_url,
         "data_dir": str(data_dir),
     }
