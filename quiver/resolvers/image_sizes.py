@@ -102,7 +102,7 @@ async def replacement_sizes(
     rows = await sql.fetch(
         "SELECT f.path AS path, f.blob_id AS blob FROM quiver_dataset_file f "
         "WHERE f.dataset_id = ? AND f.path IN {json_strings} AND EXISTS (SELECT 1 FROM "
-        "quiver_sample s WHERE s.file_id = f.id AND s.row IS NULL)",
+        'quiver_sample s WHERE s.file_id = f.id AND s."row" IS NULL)',
         dataset_pk,
         json.dumps(list(new_blobs)),
     )
@@ -143,7 +143,7 @@ async def refresh_sample_sizes(
     sampled = {
         int(row["file_id"])
         for row in await sql.fetch(
-            "SELECT file_id FROM quiver_sample WHERE file_id IN {json_ints} AND row IS NULL",
+            'SELECT file_id FROM quiver_sample WHERE file_id IN {json_ints} AND "row" IS NULL',
             ids,
         )
     }
@@ -160,7 +160,7 @@ async def refresh_sample_sizes(
         f"UPDATE quiver_sample SET width = (SELECT z.w FROM {table} z "
         f"WHERE z.fid = quiver_sample.file_id), height = (SELECT z.h FROM {table} z "
         "WHERE z.fid = quiver_sample.file_id), updated_at = {timestamp} "
-        "WHERE file_id IN {json_ints} AND row IS NULL",
+        'WHERE file_id IN {json_ints} AND "row" IS NULL',
         json.dumps(pairs),
         json.dumps(pairs),
         now,
