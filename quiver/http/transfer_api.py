@@ -158,6 +158,7 @@ class TransferApi:
                 message=_string(body, "message"),
                 create_version_too=body.get("createVersion") is True,
                 idempotency_key=_string(body, "idempotencyKey"),
+                storage=self.storage,
             )
         except Refused as refusal:
             status = STATUS_FOR_CODE.get(refusal.problems[0].code, 400)

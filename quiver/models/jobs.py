@@ -75,6 +75,8 @@ class JobArtifact(Model):
     size = fields.BigIntField()
     file_name = fields.CharField(max_length=255)
     content_type = fields.CharField(max_length=127)
+    # What the export reported beside its bytes (an annotation export's losses); null: none.
+    details: fields.JSONField[Any] = fields.JSONField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     # When an export last reused it: `quiver gc` forgets it QUIVER_JOB_RETENTION_HOURS later.
     used_at = fields.DatetimeField(null=True)

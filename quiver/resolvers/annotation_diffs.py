@@ -16,14 +16,30 @@ from quiver.resolvers import sql
 from quiver.resolvers.errors import ArgumentError
 from quiver.resolvers.pagination import page_size
 
-_DIFFERS = {"sqlite": "IS NOT", "postgres": "IS DISTINCT FROM"}
+
+def _json_differs(a: str, b: str) -> str:
+    """Whether JSON columns ``a`` and ``b`` hold different values, as values: key order and
+    spacing do not count (PostgreSQL's JSONB compares so; SQLite stores text, so its
+    values are compared node by node — path, type, scalar — only where the text differs)."""
+    if sql.dialect() == "postgres":
+        return f"{a} IS DISTINCT FROM {b}"
+    nodes = (
+        "SELECT t.fullkey, CASE t.type WHEN 'integer' THEN 'real' ELSE t.type END, t.atom "
+        "FROM json_tree({}) t"
+    )
+    return (
+        f"({a} IS NOT {b} AND ({a} IS NULL OR {b} IS NULL "
+        f"OR EXISTS ({nodes.format(a)} EXCEPT {nodes.format(b)}) "
+        f"OR EXISTS ({nodes.format(b)} EXCEPT {nodes.format(a)})))"
+    )
 
 
 def _changed_condition() -> str:
-    differs = _DIFFERS[sql.dialect()]
+    score_differs = "IS DISTINCT FROM" if sql.dialect() == "postgres" else "IS NOT"
     return (
-        f"(a.label_id <> b.label_id OR a.score {differs} b.score "
-        f"OR a.geometry {differs} b.geometry OR a.attributes {differs} b.attributes)"
+        f"(a.label_id <> b.label_id OR a.score {score_differs} b.score "
+        f"OR {_json_differs('a.geometry', 'b.geometry')} "
+        f"OR {_json_differs('a.attributes', 'b.attributes')})"
     )
 
 

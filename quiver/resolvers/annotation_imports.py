@@ -7,13 +7,17 @@ dataset has none of that name (existing ones are used as they are); samples are 
 matched files that have none. Each sample the file names ends with exactly the file's
 annotations for it, human ones and predictions alike; other samples are untouched.
 Access: WRITE on the dataset.
+
+With a ``progress`` callback (the IMPORT_ANNOTATIONS job), the file is read once more
+first, outside the transaction, to count its records, and the callback hears how many are
+done after each batch; whatever it raises (a cancellation) rolls the whole import back.
 """
 
 from __future__ import annotations
 
 import contextlib
 import tempfile
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -44,7 +48,12 @@ from quiver.models import (
 )
 from quiver.resolvers import sql
 from quiver.resolvers.access import dataset_for, require_user
-from quiver.resolvers.annotations import AnnotationSpec, SampleAnnotations, replace_annotations
+from quiver.resolvers.annotations import (
+    AnnotationSpec,
+    SampleAnnotations,
+    replace_annotations,
+    texts_for_spans,
+)
 from quiver.resolvers.errors import FieldPath, Problem, Refused
 from quiver.resolvers.files import check_path, ensure_active
 from quiver.resolvers.label_metrics import record_counts
@@ -75,6 +84,21 @@ class AnnotationImport:
     losses: list[Loss] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class ImportStep:
+    """Where an import is: ``records`` (samples as the file lists them) and annotations done
+    of the file's totals (unknown while the file is being counted)."""
+
+    stage: str
+    records: int
+    annotations: int
+    total_records: int | None = None
+    total_annotations: int | None = None
+
+
+Progress = Callable[[ImportStep], Awaitable[None]]
+
+
 def _take(items: Iterator[LabelDef | SampleRecord], count: int) -> list[LabelDef | SampleRecord]:
     batch: list[LabelDef | SampleRecord] = []
     for item in items:
@@ -102,6 +126,7 @@ async def import_annotations(
     file_format: str,
     stream: IO[bytes],
     prefix: str = "",
+    progress: Progress | None = None,
 ) -> AnnotationImport:
     """Import a whole annotation file (a seekable binary file) into the dataset."""
     user = require_user(viewer)
@@ -114,17 +139,22 @@ async def import_annotations(
         )
     base = _checked_prefix(prefix)
     report = LossReport()
-    items = reader(stream, report)
     importer = _Importer(storage, dataset.id, user.id, base, report, file_format == "COCO")
     try:
+        totals = await _count(reader, stream, progress) if progress is not None else None
+        items = reader(stream, report)
         async with in_transaction():
             await sql.lock_dataset(dataset.id)
             while batch := await anyio.to_thread.run_sync(_take, items, BATCH):
                 await importer.add(batch)
+                if progress is not None and totals is not None:
+                    await progress(ImportStep("Importing", *importer.done, *totals))
             await importer.finish()
             await record_counts(dataset.id)
     except FormatError as problem:
         raise Refused.invalid(FILE_FIELD, f"Not a {file_format} file: {problem}") from None
+    if progress is not None and totals is not None:
+        await progress(ImportStep("Imported", *totals, *totals))
     await dataset.refresh_from_db()
     return AnnotationImport(
         dataset=dataset,
@@ -134,6 +164,23 @@ async def import_annotations(
         annotation_count=importer.annotation_count,
         losses=report.losses(),
     )
+
+
+async def _count(reader: Reader, stream: IO[bytes], progress: Progress) -> tuple[int, int]:
+    """The file's sample records and annotations, read (and checked as a file) before the
+    transaction starts; the callback hears after each batch."""
+    items = reader(stream, LossReport())
+    records = annotations = 0
+    while batch := await anyio.to_thread.run_sync(_take, items, BATCH):
+        for item in batch:
+            if isinstance(item, SampleRecord):
+                records += 1
+                annotations += len(item.annotations)
+        await progress(ImportStep("Reading", records, annotations))
+    await anyio.to_thread.run_sync(stream.seek, 0)
+    # The last step before the transaction: the last moment anyone can stop SQLite's import.
+    await progress(ImportStep("Counted", 0, 0, records, annotations))
+    return records, annotations
 
 
 @contextlib.asynccontextmanager
@@ -201,6 +248,13 @@ class _Importer:
         self.samples_created = 0
         self.annotation_count = 0
         self.cleared = 0
+        self.records_done = 0
+        self.annotations_done = 0
+
+    @property
+    def done(self) -> tuple[int, int]:
+        """Sample records and annotations of the file handled so far."""
+        return self.records_done, self.annotations_done
 
     async def add(self, batch: list[LabelDef | SampleRecord]) -> None:
         definitions = [item for item in batch if isinstance(item, LabelDef)]
@@ -208,6 +262,9 @@ class _Importer:
             await self._labels(definitions)
         records = [item for item in batch if isinstance(item, SampleRecord)]
         if records:
+            # Counted before they are handled: _samples merges records' annotations.
+            self.records_done += len(records)
+            self.annotations_done += sum(len(record.annotations) for record in records)
             await self._samples(records)
 
     async def _labels(self, definitions: list[LabelDef]) -> None:
@@ -407,11 +464,14 @@ class _Importer:
     async def _replace(self, batch: list[SampleAnnotations], paths: list[str]) -> None:
         if not batch:
             return
+        # Spans are checked against the text of their file, as annotateSamples does.
+        texts = await texts_for_spans(self.storage, self.dataset_pk, batch)
         try:
             await replace_annotations(
                 self.dataset_pk,
                 batch,
                 user_id=self.user_pk,
+                texts=texts,
                 field=FILE_FIELD,
                 max_samples=None,
                 reload=False,

@@ -13,7 +13,8 @@ Signatures kept stable for importers (quiver/resolvers/interchange and jobs):
   annotations, revision=None)``.
 - labels: ``quiver.resolvers.labels.labels_by_name(dataset_pk, [LabelSpec(name, kind, …)])``
   (get or create by name); samples: ``quiver.resolvers.samples.samples_for_paths(storage,
-  dataset_pk, paths, create=True)``; geometry: ``quiver.resolvers.geometry.validate_geometry(
+  dataset_pk, paths, create=True)``; span texts to check against: ``texts_for_spans(storage,
+  dataset_pk, batch)``; geometry: ``quiver.resolvers.geometry.validate_geometry(
   kind, geometry, width, height, field_path, skeleton=None, text=None) -> list[Problem]``.
 - after writing, importers call ``label_metrics.record_counts(dataset_pk)`` once.
 """
@@ -132,7 +133,7 @@ async def annotate_samples(
     dataset = await Dataset.get(id=dataset_pks.pop())
     await require_role(viewer, dataset, Role.WRITE, field)
     ensure_active(dataset, field)
-    texts = await _texts_for_spans(storage, dataset.id, batch)
+    texts = await texts_for_spans(storage, dataset.id, batch)
     async with in_transaction():
         await sql.lock_dataset(dataset.id)
         samples = await replace_annotations(
@@ -401,7 +402,7 @@ def decode_sample_ids(global_ids: Sequence[str]) -> tuple[list[int | None], list
     return pks, [i for i, pk in enumerate(pks) if pk is None]
 
 
-async def _texts_for_spans(
+async def texts_for_spans(
     storage: Storage, dataset_pk: int, batch: Sequence[SampleAnnotations]
 ) -> dict[int, str]:
     """The text of each sample given span annotations whose file is text (UTF-8, up to

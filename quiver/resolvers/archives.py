@@ -188,6 +188,7 @@ async def import_archive(
         dataset.id,
         [FileWrite(path, blob, guess_content_type(path)) for path, blob in stored.items()],
         field=field,
+        storage=storage,
     )
     await events.files_added(dataset.id, list(stored))
     await dataset.refresh_from_db(fields=["file_count", "total_size", "updated_at"])

@@ -34,8 +34,10 @@ from quiver.resolvers.files import (
     writable_dataset,
 )
 from quiver.resolvers.gc import IDEMPOTENCY_TTL
+from quiver.resolvers.label_metrics import record_counts
 from quiver.resolvers.validation import normalize_tags, raise_if_any
 from quiver.resolvers.versions import create_version, latest_version
+from quiver.storage import Storage
 from quiver.storage.blobs import SHA256_PATTERN, StoredBlob
 
 MAX_CHANGES = 10_000
@@ -103,6 +105,7 @@ async def commit_files(
     message: str | None = None,
     create_version_too: bool = False,
     idempotency_key: str | None = None,
+    storage: Storage | None = None,
 ) -> CommitResult:
     require_user(viewer)
     dataset = await writable_dataset(viewer, dataset_id, ("input", "datasetId"))
@@ -144,8 +147,12 @@ async def commit_files(
                     )
                     for change in writes
                 ],
+                storage=storage,
             )
             result.deleted = await _delete_paths(dataset.id, deletes)
+            if result.deleted:
+                # Their samples went with them: the counts over time record it.
+                await record_counts(dataset.id)
             if create_version_too:
                 result.version = await create_version(
                     viewer,

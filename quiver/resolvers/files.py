@@ -21,7 +21,8 @@ from quiver.resolvers import sql
 from quiver.resolvers.access import dataset_for
 from quiver.resolvers.blobs import store_blob, touch_blobs
 from quiver.resolvers.errors import ErrorCode, FieldPath, Problem, Refused
-from quiver.resolvers.label_metrics import record_counts
+from quiver.resolvers.image_sizes import refresh_sample_sizes, replacement_sizes
+from quiver.resolvers.label_metrics import record_counts, record_file_count
 from quiver.resolvers.paths import normalize_path, normalize_paths, refuse_clashing_paths
 from quiver.resolvers.validation import normalize_tags, raise_if_any
 from quiver.storage import Storage
@@ -165,6 +166,7 @@ async def upload_file(
         content_type=content_type or guess_content_type(path),
         metadata=metadata,
         tags=normalized_tags,
+        storage=storage,
     )
     await events.files_added(dataset.id, [path])
     return file
@@ -194,15 +196,20 @@ async def put_file(
     metadata: Any = None,
     tags: list[str] | None = None,
     field: FieldPath | None = ("input", "path"),
+    storage: Storage | None = None,
 ) -> DatasetFile:
     """Point ``path`` at a stored blob, replacing what was there; counters move with it."""
     write = FileWrite(path, blob, content_type, metadata, tuple(tags or ()))
-    await put_files(dataset_pk, [write], field=field)
+    await put_files(dataset_pk, [write], field=field, storage=storage)
     return await DatasetFile.get(dataset_id=dataset_pk, path=path)
 
 
 async def put_files(
-    dataset_pk: int, writes: Sequence[FileWrite], *, field: FieldPath | None = ("input", "path")
+    dataset_pk: int,
+    writes: Sequence[FileWrite],
+    *,
+    field: FieldPath | None = ("input", "path"),
+    storage: Storage | None = None,
 ) -> None:
     """Point each path at its stored blob, all in one transaction; counters move exactly.
 
@@ -211,8 +218,13 @@ async def put_files(
     touched in the same transaction, so the garbage collector cannot take them meanwhile;
     the dataset's lock orders the write with snapshots, copies and merges. A path that
     would be both a file and a folder (``a`` and ``a/b``) is refused with CONFLICT.
+    A replaced file's sample takes the new image's width and height (read from ``storage``
+    before the lock is taken; without a storage, they become unknown).
     """
     by_path = {write.path: write for write in writes}
+    sizes = await replacement_sizes(
+        storage, dataset_pk, {p: (w.blob.sha256, w.content_type) for p, w in by_path.items()}
+    )
     for attempt in range(2):
         try:
             async with in_transaction():
@@ -230,6 +242,7 @@ async def put_files(
                         ).select_for_update()
                     }
                     new: list[DatasetFile] = []
+                    replaced: list[DatasetFile] = []
                     for path in batch:
                         write = by_path[path]
                         file = existing.get(path)
@@ -240,6 +253,8 @@ async def put_files(
                             size_change += write.blob.size
                         else:
                             size_change += write.blob.size - file.size
+                            if file.blob_id != write.blob.sha256:
+                                replaced.append(file)
                         file.blob_id = write.blob.sha256
                         file.size = write.blob.size
                         file.content_type = write.content_type
@@ -254,7 +269,10 @@ async def put_files(
                         )
                         await FileTag.filter(file_id__in=[f.id for f in existing.values()]).delete()
                     await _write_tags(dataset_pk, [by_path[path] for path in batch])
+                    await refresh_sample_sizes(storage, replaced, sizes, now)
                 await adjust_totals(dataset_pk, files=added, size=size_change)
+                if added:
+                    await record_file_count(dataset_pk, now)
             return
         except IntegrityError:
             # A concurrent upload created one of the paths first; the retry replaces it.
@@ -366,6 +384,8 @@ async def move_file(
                 raise Refused.conflict(("input", "newPath"), f"A file exists at {new_path!r}")
             await target.delete()
             await adjust_totals(dataset.id, files=-1, size=-target.size)
+            # The target's sample went with it: the counts over time record it.
+            await record_counts(dataset.id)
         await refuse_clashing_paths(dataset.id, [new_path], ("input", "newPath"), leaving=path)
         file.path = new_path
         await file.save(update_fields=["path", "updated_at"])

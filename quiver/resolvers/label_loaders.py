@@ -20,7 +20,13 @@ from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
 from quiver.auth import Viewer
-from quiver.models import Annotation, VersionAnnotation, VersionLabel, VersionSample
+from quiver.models import (
+    Annotation,
+    SampleStatus,
+    VersionAnnotation,
+    VersionLabel,
+    VersionSample,
+)
 from quiver.resolvers.access import (
     visible_annotations,
     visible_labels,
@@ -35,12 +41,15 @@ from quiver.resolvers.sample_search import (
     VERSION,
     WORKING,
     LabelCounts,
+    MetadataFacet,
     SampleCounts,
     SampleFilter,
     filtered_samples,
     filtered_version_samples,
     label_counts,
+    metadata_facets,
     sample_counts,
+    status_counts,
 )
 
 K = TypeVar("K", bound=Hashable)
@@ -178,6 +187,18 @@ class LabelLoaders:
         )
         self.label_counts_by_version: DataLoader[int, list[LabelCounts]] = self._counts(
             VERSION, label_counts
+        )
+        self.status_counts_by_dataset: DataLoader[int, list[tuple[SampleStatus, int]]] = (
+            self._counts(WORKING, status_counts)
+        )
+        self.status_counts_by_version: DataLoader[int, list[tuple[SampleStatus, int]]] = (
+            self._counts(VERSION, status_counts)
+        )
+        self.metadata_facets_by_dataset: DataLoader[int, list[MetadataFacet]] = self._counts(
+            WORKING, metadata_facets
+        )
+        self.metadata_facets_by_version: DataLoader[int, list[MetadataFacet]] = self._counts(
+            VERSION, metadata_facets
         )
         self.counts_by_label_id: DataLoader[int, LabelCounts] = DataLoader(
             load_fn=self._label_counts

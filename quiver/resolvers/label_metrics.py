@@ -3,6 +3,7 @@ read back as a series of points, one per interval, each the counts in force at i
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -86,6 +87,22 @@ async def record_counts(dataset_pk: int, now: datetime | None = None) -> None:
     if last is not None and _counts_of(last) == counts:
         return
     await DatasetMetric.create(dataset_id=dataset_pk, at=now or datetime.now(UTC), **vars(counts))
+
+
+async def record_file_count(dataset_pk: int, now: datetime) -> None:
+    """After files arrived: the last counts written with the dataset's file count now, if
+    it moved (the full counts when none were written yet). Arriving files change no
+    sample, label or annotation, so nothing else is counted again (the caller holds the
+    dataset's lock)."""
+    last = await DatasetMetric.filter(dataset_id=dataset_pk).order_by("-id").first()
+    if last is None:
+        await record_counts(dataset_pk, now)
+        return
+    rows = await sql.fetch("SELECT file_count FROM quiver_dataset WHERE id = ?", dataset_pk)
+    file_count = int(rows[0]["file_count"])
+    if file_count != last.file_count:
+        counts = dataclasses.replace(_counts_of(last), file_count=file_count)
+        await DatasetMetric.create(dataset_id=dataset_pk, at=now, **vars(counts))
 
 
 async def metric_series(

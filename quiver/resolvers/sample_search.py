@@ -286,15 +286,24 @@ async def label_counts(tables: Tables, parents: Sequence[int]) -> dict[int, list
     return found
 
 
-async def status_counts(tables: Tables, parent: int) -> list[tuple[SampleStatus, int]]:
-    """Every status with its number of samples (zeros included), in enum order."""
+async def status_counts(
+    tables: Tables, parents: Sequence[int]
+) -> dict[int, list[tuple[SampleStatus, int]]]:
+    """Per parent, every status with its number of samples (zeros included), in enum
+    order; one grouped query for all the parents."""
+    if not parents:
+        return {}
     rows = await sql.fetch(
-        f"SELECT status, COUNT(*) AS n FROM {tables.sample} WHERE {tables.parent} = ? "
-        "GROUP BY status",
-        parent,
+        f"SELECT {tables.parent} AS parent, status, COUNT(*) AS n FROM {tables.sample} "
+        f"WHERE {tables.parent} IN {{json_ints}} GROUP BY {tables.parent}, status",
+        json.dumps(list(parents)),
     )
-    counts = {str(row["status"]): int(row["n"]) for row in rows}
-    return [(status, counts.get(status.value, 0)) for status in SampleStatus]
+    counts: dict[int, dict[str, int]] = {p: {} for p in parents}
+    for row in rows:
+        counts[int(row["parent"])][str(row["status"])] = int(row["n"])
+    return {
+        p: [(status, counts[p].get(status.value, 0)) for status in SampleStatus] for p in parents
+    }
 
 
 @dataclass(frozen=True)
@@ -304,43 +313,55 @@ class MetadataFacet:
     values: list[tuple[Any, int]]
 
 
-async def metadata_facets(tables: Tables, parent: int) -> list[MetadataFacet]:
-    """The metadata keys of the parent's samples (most used first, up to 50) with their
-    most common scalar values (up to 10 each)."""
+def _metadata_entries(tables: Tables) -> str:
+    """Rows (parent, key, value) of every top-level metadata entry of the samples of the
+    parents in the statement's one ``json_ints`` parameter; nested values as NULL."""
     if sql.dialect() == "postgres":
-        each = (
-            "SELECT s.id AS sid, e.key AS key, CASE WHEN jsonb_typeof(e.value) IN "
-            "('object', 'array') THEN NULL ELSE CAST(e.value AS TEXT) END AS value FROM "
+        return (
+            f"SELECT s.{tables.parent} AS parent, e.key AS key, CASE WHEN jsonb_typeof(e.value) "
+            "IN ('object', 'array') THEN NULL ELSE CAST(e.value AS TEXT) END AS value FROM "
             f"{tables.sample} s CROSS JOIN LATERAL jsonb_each(CAST(s.metadata AS JSONB)) e "
-            f"WHERE s.{tables.parent} = ? AND jsonb_typeof(CAST(s.metadata AS JSONB)) = 'object'"
+            f"WHERE s.{tables.parent} IN {{json_ints}} "
+            "AND jsonb_typeof(CAST(s.metadata AS JSONB)) = 'object'"
         )
-    else:
-        each = (
-            "SELECT s.id AS sid, e.key AS key, CASE WHEN e.type IN ('object', 'array') "
-            "THEN NULL WHEN e.type IN ('true', 'false', 'null') THEN e.type "
-            "ELSE json_quote(e.value) END AS value "
-            f"FROM {tables.sample} s, json_each(s.metadata) e "
-            f"WHERE s.{tables.parent} = ? AND json_type(s.metadata) = 'object'"
-        )
+    return (
+        f"SELECT s.{tables.parent} AS parent, e.key AS key, CASE WHEN e.type IN "
+        "('object', 'array') THEN NULL WHEN e.type IN ('true', 'false', 'null') THEN e.type "
+        "ELSE json_quote(e.value) END AS value "
+        f"FROM {tables.sample} s, json_each(s.metadata) e "
+        f"WHERE s.{tables.parent} IN {{json_ints}} AND json_type(s.metadata) = 'object'"
+    )
+
+
+async def metadata_facets(tables: Tables, parents: Sequence[int]) -> dict[int, list[MetadataFacet]]:
+    """Per parent, the metadata keys of its samples (most used first, up to 50) with their
+    most common scalar values (up to 10 each); two queries for all the parents."""
+    if not parents:
+        return {}
+    each = _metadata_entries(tables)
+    ids = json.dumps(list(parents))
     keys = await sql.fetch(
-        f"SELECT key, COUNT(*) AS n FROM ({each}) k GROUP BY key ORDER BY n DESC, key "
-        f"LIMIT {FACET_KEYS}",
-        parent,
+        "SELECT parent, key, n FROM (SELECT parent, key, COUNT(*) AS n, ROW_NUMBER() OVER "
+        "(PARTITION BY parent ORDER BY COUNT(*) DESC, key) AS rn "
+        f"FROM ({each}) k GROUP BY parent, key) r WHERE rn <= {FACET_KEYS} "
+        "ORDER BY parent, rn",
+        ids,
     )
+    found: dict[int, list[MetadataFacet]] = {p: [] for p in parents}
     if not keys:
-        return []
+        return found
     values = await sql.fetch(
-        f"SELECT key, value, n FROM (SELECT key, value, COUNT(*) AS n, ROW_NUMBER() OVER "
-        "(PARTITION BY key ORDER BY COUNT(*) DESC, value) AS rn "
-        f"FROM ({each}) v WHERE value IS NOT NULL GROUP BY key, value) r "
-        f"WHERE rn <= {FACET_VALUES} ORDER BY key, rn",
-        parent,
+        "SELECT parent, key, value, n FROM (SELECT parent, key, value, COUNT(*) AS n, "
+        "ROW_NUMBER() OVER (PARTITION BY parent, key ORDER BY COUNT(*) DESC, value) AS rn "
+        f"FROM ({each}) v WHERE value IS NOT NULL GROUP BY parent, key, value) r "
+        f"WHERE rn <= {FACET_VALUES} ORDER BY parent, key, rn",
+        ids,
     )
-    by_key: dict[str, list[tuple[Any, int]]] = {}
+    by_key: dict[tuple[int, str], list[tuple[Any, int]]] = {}
     for row in values:
-        text = str(row["value"])
-        by_key.setdefault(str(row["key"]), []).append((json.loads(text), int(row["n"])))
-    return [
-        MetadataFacet(str(row["key"]), int(row["n"]), by_key.get(str(row["key"]), []))
-        for row in keys
-    ]
+        entry = (int(row["parent"]), str(row["key"]))
+        by_key.setdefault(entry, []).append((json.loads(str(row["value"])), int(row["n"])))
+    for row in keys:
+        entry = (int(row["parent"]), str(row["key"]))
+        found[entry[0]].append(MetadataFacet(entry[1], int(row["n"]), by_key.get(entry, [])))
+    return found

@@ -6,14 +6,11 @@ thread, the first bytes only). Deleting a file deletes its samples (a foreign ke
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import anyio
-from PIL import Image, UnidentifiedImageError
 from tortoise.transactions import in_transaction
 
 from quiver.auth import Viewer
@@ -23,81 +20,12 @@ from quiver.resolvers.access import require_role, visible_samples
 from quiver.resolvers.annotations import MAX_SAMPLES_PER_CALL, decode_sample_ids
 from quiver.resolvers.errors import ArgumentError, ErrorCode, FieldPath, Problem, Refused
 from quiver.resolvers.files import check_metadata, ensure_active, writable_dataset
+from quiver.resolvers.image_sizes import IMAGE_EXTENSIONS, sizes_of_blobs, sizes_of_files
 from quiver.resolvers.label_metrics import record_counts
 from quiver.resolvers.labels import int_column
 from quiver.resolvers.tables import Tables, table_file
 from quiver.resolvers.validation import raise_if_any
 from quiver.storage import Storage
-from quiver.storage.base import StorageError
-from quiver.storage.blobs import blob_key
-
-HEADER_BYTES = 64 * 1024
-MAX_HEADER_BYTES = 1024 * 1024
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff")
-# Pillow refuses nothing by size when only the header is read; this only guards the bomb
-# check that some plugins run on open.
-Image.MAX_IMAGE_PIXELS = None
-
-
-def is_image(file: DatasetFile) -> bool:
-    content_type = (file.content_type or "").lower()
-    return content_type.startswith("image/") or file.path.lower().endswith(IMAGE_EXTENSIONS)
-
-
-async def image_size(storage: Storage, sha256: str) -> tuple[int, int] | None:
-    """(width, height) from an image's header, reading as little as it needs; None when
-    the bytes are not an image Pillow knows."""
-    key = blob_key(sha256)
-    local = storage.local_path(key)
-    if local is not None:
-        return await anyio.to_thread.run_sync(_size_of_file, str(local))
-    limit = HEADER_BYTES
-    while True:
-        try:
-            head = b"".join([chunk async for chunk in await storage.open(key, start=0, end=limit)])
-        except StorageError:
-            return None
-        size = await anyio.to_thread.run_sync(_size_of_bytes, head)
-        if size is not None or len(head) < limit or limit >= MAX_HEADER_BYTES:
-            return size
-        limit *= 4
-
-
-def _size_of_file(path: str) -> tuple[int, int] | None:
-    try:
-        with Image.open(path) as image:
-            return image.size
-    except (UnidentifiedImageError, OSError, ValueError):
-        return None
-
-
-def _size_of_bytes(data: bytes) -> tuple[int, int] | None:
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            return image.size
-    except (UnidentifiedImageError, OSError, ValueError):
-        return None
-
-
-async def _sizes(storage: Storage, files: Sequence[DatasetFile]) -> dict[str, tuple[int, int]]:
-    """Image sizes by blob, each distinct image read once, a few at a time."""
-    return await _sizes_of_blobs(storage, sorted({f.blob_id for f in files if is_image(f)}))
-
-
-async def _sizes_of_blobs(storage: Storage, blobs: Sequence[str]) -> dict[str, tuple[int, int]]:
-    sizes: dict[str, tuple[int, int]] = {}
-    limiter = anyio.CapacityLimiter(8)
-
-    async def one(sha256: str) -> None:
-        async with limiter:
-            size = await image_size(storage, sha256)
-        if size is not None:
-            sizes[sha256] = size
-
-    async with anyio.create_task_group() as group:
-        for sha256 in blobs:
-            group.start_soon(one, sha256)
-    return sizes
 
 
 async def add_samples(
@@ -134,7 +62,7 @@ async def add_samples(
             if path not in found
         ]
     )
-    sizes = await _sizes(storage, files)
+    sizes = await sizes_of_files(storage, files)
     async with in_transaction():
         await sql.lock_dataset(dataset.id)
         created = await _create_samples(dataset.id, files, sizes, metadata)
@@ -165,7 +93,7 @@ async def _sample_every_file(storage: Storage, dataset_pk: int, metadata: Any) -
         f"AND {_UNSAMPLED} AND (LOWER(f.content_type) LIKE 'image/%' OR {images})",
         dataset_pk,
     )
-    sizes = await _sizes_of_blobs(storage, [str(row["sha"]) for row in rows])
+    sizes = await sizes_of_blobs(storage, [str(row["sha"]) for row in rows])
     as_json = "CAST(? AS JSONB)" if sql.dialect() == "postgres" else "?"
     now = datetime.now(UTC)
     async with in_transaction():
@@ -246,7 +174,7 @@ async def samples_for_paths(
         sampled = Sample.filter(file_id__in=[f.id for f in files], row=None)
         have = set(await int_column(sampled, "file_id"))
         missing = [f for f in files if f.id not in have]
-        await _create_samples(dataset_pk, missing, await _sizes(storage, missing), None)
+        await _create_samples(dataset_pk, missing, await sizes_of_files(storage, missing), None)
     return await samples_at(dataset_pk, paths)
 
 

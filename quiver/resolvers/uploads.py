@@ -164,6 +164,7 @@ async def complete_upload(
                 blob,
                 content_type=upload.content_type,
                 field=("path",),
+                storage=storage,
             )
         upload.offset, upload.completed_at, upload.updated_at = upload.length, now, now
         upload.blob_id, upload.file_id = blob.sha256, file.id if file else None

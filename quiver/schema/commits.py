@@ -138,6 +138,7 @@ class CommitMutation:
             message=input.message,
             create_version_too=input.create_version,
             idempotency_key=input.idempotency_key,
+            storage=info.context.storage,
         )
         info.context.loaders.prime_dataset(result.dataset)
         return CommitFilesPayload(

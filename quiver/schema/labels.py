@@ -22,15 +22,12 @@ from quiver.resolvers.errors import ArgumentError
 from quiver.resolvers.label_loaders import SamplePageArgs
 from quiver.resolvers.label_metrics import MetricInterval, MetricPoint, metric_series
 from quiver.resolvers.sample_search import (
-    VERSION,
-    WORKING,
     LabelCounts,
     LabelMatch,
     SampleCounts,
     metadata_conditions,
-    metadata_facets,
-    status_counts,
 )
+from quiver.resolvers.sample_search import MetadataFacet as FoundMetadataFacet
 from quiver.resolvers.sample_search import SampleFilter as Where
 from quiver.schema.files import File
 from quiver.schema.node import Node, node_loader
@@ -560,24 +557,38 @@ async def version_statistics(
 
 
 async def dataset_facets(root: strawberry.Parent[models.Dataset], info: Info) -> SampleFacets:
-    statistics = await dataset_statistics(root, info)
-    return SampleFacets(
-        labels=statistics.labels,
-        statuses=[StatusCount(status=s, count=n) for s, n in await status_counts(WORKING, root.id)],
-        metadata=_facets(await metadata_facets(WORKING, root.id)),
+    loaders = info.context.loaders.labelling
+    statistics, statuses, metadata = await asyncio.gather(
+        dataset_statistics(root, info),
+        loaders.status_counts_by_dataset.load(root.id),
+        loaders.metadata_facets_by_dataset.load(root.id),
     )
+    return _sample_facets(statistics, statuses, metadata)
 
 
 async def version_facets(root: strawberry.Parent[models.Version], info: Info) -> SampleFacets:
-    statistics = await version_statistics(root, info)
+    loaders = info.context.loaders.labelling
+    statistics, statuses, metadata = await asyncio.gather(
+        version_statistics(root, info),
+        loaders.status_counts_by_version.load(root.id),
+        loaders.metadata_facets_by_version.load(root.id),
+    )
+    return _sample_facets(statistics, statuses, metadata)
+
+
+def _sample_facets(
+    statistics: DatasetStatistics,
+    statuses: list[tuple[SampleStatus, int]],
+    metadata: list[FoundMetadataFacet],
+) -> SampleFacets:
     return SampleFacets(
         labels=statistics.labels,
-        statuses=[StatusCount(status=s, count=n) for s, n in await status_counts(VERSION, root.id)],
-        metadata=_facets(await metadata_facets(VERSION, root.id)),
+        statuses=[StatusCount(status=s, count=n) for s, n in statuses],
+        metadata=_facets(metadata),
     )
 
 
-def _facets(found: list[Any]) -> list[MetadataFacet]:
+def _facets(found: list[FoundMetadataFacet]) -> list[MetadataFacet]:
     return [
         MetadataFacet(
             key=f.key,

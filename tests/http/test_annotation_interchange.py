@@ -402,6 +402,49 @@ async def test_a_bad_annotation_refuses_the_whole_import_naming_the_image(
     assert await Annotation.all().count() == 0
 
 
+async def test_imported_spans_are_checked_against_their_text_file(
+    api: Api, client: httpx.AsyncClient, make_user: MakeUser
+) -> None:
+    owner = await make_user("owner")
+    text = "Quiver reads text"
+    dataset_id = await dataset_with(api, client, owner.token, "texts", {"notes.txt": text.encode()})
+
+    def jsonl(*spans: dict[str, Any]) -> bytes:
+        lines = [
+            {"label": {"name": "org", "kind": "NAMED_ENTITY"}},
+            {"path": "notes.txt", "annotations": [{"label": "org", "geometry": s} for s in spans]},
+        ]
+        return b"".join(json.dumps(line).encode() + b"\n" for line in lines)
+
+    refused = await _import(
+        client,
+        owner.token,
+        dataset_id,
+        "JSONL",
+        jsonl({"start": 0, "end": 6, "text": "Quivxx"}, {"start": 7, "end": 40}),
+    )
+
+    assert refused["userErrors"] == [
+        {
+            "field": ["input", "file"],
+            "message": "notes.txt: annotations/0/geometry/text: "
+            "The file has 'Quiver' at 0..6, not 'Quivxx'",
+            "code": "INVALID",
+        },
+        {
+            "field": ["input", "file"],
+            "message": "notes.txt: annotations/1/geometry/end: "
+            "The span ends at 40; the text has 17",
+            "code": "INVALID",
+        },
+    ]
+    assert await Annotation.all().count() == 0
+    imported = await _import(
+        client, owner.token, dataset_id, "JSONL", jsonl({"start": 0, "end": 6, "text": "Quiver"})
+    )
+    assert (imported["userErrors"], imported["annotationCount"]) == ([], 1)
+
+
 async def test_images_missing_from_the_dataset_refuse_the_import(
     api: Api, client: httpx.AsyncClient, make_user: MakeUser
 ) -> None:

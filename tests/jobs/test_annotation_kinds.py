@@ -20,9 +20,10 @@ from support import (
 
 from quiver.config import Settings
 from quiver.ids import decode_global_id
-from quiver.jobs import queue
+from quiver.jobs import queue, signals
 from quiver.jobs.runner import Runner
-from quiver.models import Annotation, JobArtifact
+from quiver.models import Annotation, Job, JobArtifact, Label, Sample
+from quiver.resolvers import annotation_imports, sql
 
 pytestmark = pytest.mark.anyio
 
@@ -118,6 +119,8 @@ async def test_an_import_job_imports_the_upload_and_reports_counts(
         "annotationCount": 3,
         "losses": [],
     }
+    # COCO's records: each image, then each image with its annotations.
+    assert job["progressDetail"] == {"done": 4, "total": 4, "unit": "records"}
     assert await Annotation.all().count() == 3
 
 
@@ -175,6 +178,51 @@ async def test_a_version_export_is_stored_once_and_equals_the_http_export(
     assert download.status_code == direct.status_code == 200
     assert download.content == direct.content
     assert len(download.json()["annotations"]) == 3
+
+
+async def test_a_stored_label_studio_export_reports_its_losses_each_time_it_is_served(
+    api: Api, client: httpx.AsyncClient, settings: Settings, runner: Runner, make_user: MakeUser
+) -> None:
+    owner = await make_user("owner")
+    dataset_id = await images(api, client, owner)
+    user_pk = decode_global_id(owner.id, "User")
+    assert user_pk is not None
+    lines = [
+        {"label": {"name": "sky", "kind": "SEGMENTATION_MASK"}},
+        {"label": {"name": "car", "kind": "BOUNDING_BOX"}},
+        {
+            "path": "a.png",
+            "annotations": [
+                {"label": "sky", "geometry": {"size": [30, 40], "counts": [10, 1190]}},
+                {"label": "car", "geometry": {"x": 1, "y": 1, "width": 5, "height": 5}},
+            ],
+        },
+    ]
+    content = b"".join(json.dumps(line).encode() + b"\n" for line in lines)
+    upload_id = await finished_archive_upload(settings, dataset_id, user_pk, content, archive=False)
+    params = {"format": "JSONL", "uploadId": upload_id, "prefix": "images/"}
+    await start(api, owner.token, "IMPORT_ANNOTATIONS", dataset_id, params)
+    await runner.run_until_idle()
+    version_id = str((await snapshot(api, owner.token, dataset_id))["id"])
+
+    results = []
+    for _ in range(2):
+        export = {"format": "labelstudio", "versionId": version_id}
+        started = await start(api, owner.token, "EXPORT_ANNOTATIONS", dataset_id, export)
+        await runner.run_until_idle()
+        results.append((await job_of(api, owner.token, started["job"]["id"]))["result"])
+
+    assert await JobArtifact.all().count() == 1
+    dropped = {
+        "code": "MASK_DROPPED",
+        "message": "1 mask dropped: Label Studio brushes use their own RLE",
+        "count": 1,
+    }
+    assert [result["losses"] for result in results] == [[dropped], [dropped]]
+    tasks = (
+        await client.get(results[1]["url"], headers={"Authorization": f"Bearer {owner.token}"})
+    ).json()
+    assert [len(task["annotations"][0]["result"]) for task in tasks] == [1]
 
 
 async def test_a_working_set_export_follows_the_working_set(
@@ -333,3 +381,58 @@ async def test_a_pending_export_cancelled_never_runs_and_a_running_one_stores_no
     ended = await job_of(api, owner.token, running["job"]["id"])
     assert (ended["status"], ended["result"]) == ("CANCELLED", None)
     assert await JobArtifact.all().count() == 0
+
+
+async def test_a_running_import_cancelled_mid_import_leaves_the_dataset_unchanged(
+    api: Api,
+    client: httpx.AsyncClient,
+    settings: Settings,
+    runner: Runner,
+    make_user: MakeUser,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On PostgreSQL the cancel lands after records were written in the import's transaction;
+    SQLite's transaction holds its one connection, so there it lands while the job reads
+    the upload (the last moment it can)."""
+    monkeypatch.setattr(annotation_imports, "BATCH", 1)  # a batch boundary after each record
+    owner = await make_user("owner")
+    dataset_id = await images(api, client, owner)
+    upload_id = await coco_upload(settings, dataset_id, owner)
+    params = {"format": "COCO", "uploadId": upload_id, "prefix": "images/"}
+    started = await start(api, owner.token, "IMPORT_ANNOTATIONS", dataset_id, params)
+    job_pk = decode_global_id(started["job"]["id"], "Job")
+    mid_transaction = sql.dialect() == "postgres"
+    seen: list[dict[str, Any]] = []
+
+    async def cancel_mid_import(job_id: int, dataset: int | None, seq: int) -> None:
+        job = await Job.get(id=job_id)
+        detail = dict(job.progress_detail or {})
+        seen.append(detail)
+        stage = detail.get("stage")
+        due = (
+            stage == "Importing" and int(detail.get("done") or 0) >= 3
+            if mid_transaction
+            else stage == "Reading the upload"
+        )
+        if due and job.status == "RUNNING":
+            cancelled = await api.mutate(CANCEL, {"id": started["job"]["id"]}, token=owner.token)
+            assert cancelled["job"]["status"] == "CANCELLING"
+
+    signals.add_listener(cancel_mid_import)
+    try:
+        assert await runner.run_until_idle() == 1
+    finally:
+        signals.remove_listener(cancel_mid_import)
+
+    ended = await job_of(api, owner.token, started["job"]["id"])
+    assert (ended["status"], ended["result"]) == ("CANCELLED", None)
+    assert job_pk is not None
+    stages = [detail.get("stage") for detail in seen]
+    if mid_transaction:
+        # Three of the four records had gone through the transaction: it was rolled back.
+        assert stages[-2:] == ["Importing", "Importing"], stages
+        assert (seen[-1]["done"], seen[-1]["total"]) == (4, 4)
+    assert "Imported" not in stages
+    assert await Label.all().count() == 0
+    assert await Sample.all().count() == 0
+    assert await Annotation.all().count() == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import httpx
@@ -16,6 +17,7 @@ from support import (
     create_labels,
     dataset_with,
     png,
+    put,
 )
 
 from quiver.models import Annotation, Sample
@@ -80,6 +82,52 @@ async def test_samples_get_their_image_size_from_the_header(
     sizes = {s["path"]: (s["width"], s["height"], s["status"]) for s in added["samples"]}
     assert sizes == {"wide.png": (640, 480, "UNLABELED"), "notes.txt": (None, None, "UNLABELED")}
     assert added["count"] == 2
+
+
+SIZES = """query($id: ID!) { dataset(id: $id) { samples { edges { node {
+  path width height } } } } }"""
+COMMIT = """mutation($input: CommitFilesInput!) { commitFiles(input: $input) {
+  replaced userErrors { field message code } } }"""
+
+
+async def sample_sizes(api: Api, token: str, dataset: str) -> dict[str, tuple[Any, Any]]:
+    data = await api.data(SIZES, {"id": dataset}, token=token)
+    edges = data["dataset"]["samples"]["edges"]
+    return {e["node"]["path"]: (e["node"]["width"], e["node"]["height"]) for e in edges}
+
+
+async def test_a_replaced_file_gives_its_sample_the_new_image_size(
+    api: Api, client: httpx.AsyncClient, admin_token: str
+) -> None:
+    files = {"a.png": png(640, 480), "b.png": png(20, 10), "c.png": png(30, 30)}
+    dataset = await dataset_with(api, client, admin_token, "replaced", files)
+    await add_samples(api, admin_token, dataset, list(files))
+
+    await put(client, admin_token, dataset, "a.png", png(320, 200))  # multipart upload
+    bigger = png(50, 40)
+    digest = hashlib.sha256(bigger).hexdigest()
+    sent = await client.put(
+        f"/api/v1/blobs/{digest}?datasetId={dataset}",
+        content=bigger,
+        headers={"Authorization": f"Bearer {admin_token}"},
+    )
+    assert sent.status_code == 200, sent.text
+    changes = [
+        {"path": "b.png", "sha256": digest},
+        {"path": "c.png", "sha256": digest, "metadata": {"k": 1}},
+    ]
+    committed = await api.data(
+        COMMIT, {"input": {"datasetId": dataset, "changes": changes}}, token=admin_token
+    )
+    assert committed["commitFiles"]["replaced"] == 2
+    assert await sample_sizes(api, admin_token, dataset) == {
+        "a.png": (320, 200),
+        "b.png": (50, 40),
+        "c.png": (50, 40),
+    }
+
+    await put(client, admin_token, dataset, "c.png", b"no longer an image")
+    assert (await sample_sizes(api, admin_token, dataset))["c.png"] == (None, None)
 
 
 async def test_annotations_of_every_kind_are_written_and_read_back(

@@ -4,7 +4,8 @@ and label counts under a page of datasets.
 
 One world per database, seeded once in bulk: a dataset of 120 image files sharing one blob,
 a sample of each, three labels (one a child of another) and three annotations per sample by
-the admin, snapshotted as v1; and 12 more datasets with a label and an annotated sample.
+the admin, snapshotted as v1; and 12 more datasets with a label and an annotated sample,
+each snapshotted too. Samples carry metadata, so facets count something.
 """
 
 from __future__ import annotations
@@ -59,7 +60,14 @@ async def seed(api: Api, client: Any) -> World:
         bus = await Label.create(dataset_id=dataset.id, name="bus", parent_id=parent.id)
         files = await DatasetFile.filter(dataset_id=dataset.id, path__startswith="img/")
         await Sample.bulk_create(
-            Sample(dataset_id=dataset.id, file_id=f.id, width=32, height=32) for f in files
+            Sample(
+                dataset_id=dataset.id,
+                file_id=f.id,
+                width=32,
+                height=32,
+                metadata={"camera": f"cam{i % 3}", "night": i % 2 == 0},
+            )
+            for i, f in enumerate(files)
         )
         samples = await Sample.filter(dataset_id=dataset.id)
         await Annotation.bulk_create(
@@ -74,6 +82,8 @@ async def seed(api: Api, client: Any) -> World:
             for label in (car, bus, car)
         )
     version = await create_version(viewer, main_id)
+    for dataset in datasets[1:]:
+        await create_version(viewer, encode_global_id("Dataset", dataset.id))
     return World(api, main_id, encode_global_id("Version", version.id))
 
 
@@ -137,6 +147,50 @@ def check_statistics(data: dict[str, Any], n: int) -> None:
         }
 
 
+FACETS = """sampleFacets { labels { label { name } count } statuses { status count }
+  metadata { key count values { value count } } }"""
+
+
+def datasets_with_facets(root: str) -> Callable[[World, int], tuple[str, dict[str, Any]]]:
+    def query(world: World, n: int) -> tuple[str, dict[str, Any]]:
+        inner = FACETS if root == "dataset" else f"versions {{ edges {{ node {{ {FACETS} }} }} }}"
+        text = f"""query($n: Int!) {{ datasets(first: $n, filter: {{project: "labels"}}) {{
+          edges {{ node {{ {inner} }} }} }} }}"""
+        return text, {"n": n}
+
+    return query
+
+
+def check_facets(root: str) -> Callable[[dict[str, Any], int], None]:
+    def check(data: dict[str, Any], n: int) -> None:
+        nodes = [edge["node"] for edge in data["datasets"]["edges"]]
+        assert len(nodes) == n
+        if root == "version":
+            assert all(len(node["versions"]["edges"]) == 1 for node in nodes)
+            nodes = [node["versions"]["edges"][0]["node"] for node in nodes]
+        for node in nodes:
+            facets = node["sampleFacets"]
+            samples = sum(s["count"] for s in facets["statuses"])
+            assert samples in (1, FILES)
+            assert {s["status"]: s["count"] for s in facets["statuses"]}["UNLABELED"] == samples
+            assert {lb["label"]["name"]: lb["count"] for lb in facets["labels"]} == {
+                "bus": samples,
+                "car": samples,
+                "vehicle": 0,
+            }
+            metadata = {m["key"]: m for m in facets["metadata"]}
+            assert {key: m["count"] for key, m in metadata.items()} == {
+                "camera": samples,
+                "night": samples,
+            }
+            cameras = {v["value"]: v["count"] for v in metadata["camera"]["values"]}
+            assert cameras == ({"cam0": 40, "cam1": 40, "cam2": 40} if samples > 1 else {"cam0": 1})
+            nights = {v["value"]: v["count"] for v in metadata["night"]["values"]}
+            assert nights == ({True: 60, False: 60} if samples > 1 else {True: 1})
+
+    return check
+
+
 CASES: dict[str, tuple[Any, Any, int]] = {
     "Dataset.samples with annotations, labels, files": (
         samples_of("dataset"),
@@ -151,6 +205,16 @@ CASES: dict[str, tuple[Any, Any, int]] = {
     "Dataset.statistics and labels under a page of datasets": (
         datasets_with_statistics,
         check_statistics,
+        DATASETS,
+    ),
+    "Dataset.sampleFacets under a page of datasets": (
+        datasets_with_facets("dataset"),
+        check_facets("dataset"),
+        DATASETS,
+    ),
+    "Version.sampleFacets under a page of datasets' versions": (
+        datasets_with_facets("version"),
+        check_facets("version"),
         DATASETS,
     ),
 }

@@ -213,6 +213,42 @@ async def test_the_annotation_diff_pages_added_removed_and_changed_per_sample(
     assert same["annotationDiff"]["sampleCount"] == 0
 
 
+async def test_the_annotation_diff_ignores_key_order_and_number_spelling(
+    api: Api, client: httpx.AsyncClient, admin_token: str
+) -> None:
+    dataset, samples, labels = await boxed(api, client, admin_token)
+    v1 = await snapshot(api, admin_token, dataset)
+    current = (await api.data(DATASET, {"id": dataset}, token=admin_token))["dataset"]
+    car, bus = (a["id"] for a in current["samples"]["edges"][0]["node"]["annotations"])
+    bus_box = box(5, 5, 10, 10)
+
+    async def edit(car_box: dict[str, Any]) -> None:
+        annotations = [
+            {"id": car, "labelId": labels["car"], "geometry": car_box},
+            {"id": bus, "labelId": labels["bus"], "geometry": bus_box},
+        ]
+        await annotate(
+            api, admin_token, [{"sampleId": samples["a.png"], "annotations": annotations}]
+        )
+
+    # The car moves and comes back, now spelled with its keys reversed and 10 as 10.0.
+    await edit(box(3, 3, 10, 10))
+    await edit({"height": 10.0, "width": 10.0, "y": 0, "x": 0})
+    v2 = await snapshot(api, admin_token, dataset)
+    same = (await api.data(DIFF, {"id": v2["id"], "against": v1["id"]}, token=admin_token))[
+        "version"
+    ]["annotationDiff"]
+    assert (same["changedCount"], same["sampleCount"], same["samples"]) == (0, 0, [])
+
+    await edit({"height": 10, "width": 10, "y": 0, "x": 1})
+    v3 = await snapshot(api, admin_token, dataset)
+    moved = (await api.data(DIFF, {"id": v3["id"], "against": v1["id"]}, token=admin_token))[
+        "version"
+    ]["annotationDiff"]
+    assert (moved["changedCount"], moved["sampleCount"]) == (1, 1)
+    assert moved["samples"][0]["changed"][0]["geometryChanged"] is True
+
+
 async def test_restoring_a_version_brings_back_labels_samples_and_annotations(
     api: Api, client: httpx.AsyncClient, admin_token: str
 ) -> None:

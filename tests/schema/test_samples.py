@@ -19,6 +19,7 @@ from support import (
     create_labels,
     dataset_with,
     png,
+    put,
     share,
 )
 
@@ -327,6 +328,9 @@ async def test_metrics_follow_a_sequence_of_changes(
         [{"sampleId": samples["a.png"], "annotations": [{"labelId": labels["x"]}]}],
     )
     rows = await DatasetMetric.filter(dataset_id=pk).order_by("id")
+    # Each upload recorded the file count; then each labelling change its counts.
+    assert [r.file_count for r in rows[:2]] == [1, 2]
+    rows = rows[2:]
     assert [(r.label_count, r.sample_count, r.labeled_count, r.annotation_count) for r in rows] == [
         (1, 0, 0, 0),
         (1, 2, 0, 0),
@@ -355,6 +359,47 @@ async def test_metrics_follow_a_sequence_of_changes(
     ]
     assert points[0]["at"].startswith((start + timedelta(minutes=1)).isoformat()[:16])
     assert all(p["fileCount"] == 2 for p in points)
+
+
+MOVE = """mutation($input: MoveFileInput!) { moveFile(input: $input) {
+  userErrors { field message code } } }"""
+COMMIT = """mutation($input: CommitFilesInput!) { commitFiles(input: $input) {
+  deleted userErrors { field message code } } }"""
+
+
+async def test_metrics_record_files_as_they_arrive_move_over_others_and_leave(
+    api: Api, client: httpx.AsyncClient, admin_token: str
+) -> None:
+    dataset = await dataset_with(
+        api, client, admin_token, "files", {"a.png": png(2, 2), "b.png": png(3, 3)}
+    )
+    pk = decode_global_id(dataset, "Dataset")
+    await add_samples(api, admin_token, dataset, ["a.png", "b.png"])
+    await put(client, admin_token, dataset, "c.png", png(4, 4))
+    await put(client, admin_token, dataset, "a.png", png(5, 5))  # a replacement: no new count
+    moved = await api.data(
+        MOVE,
+        {"input": {"datasetId": dataset, "path": "c.png", "newPath": "b.png", "overwrite": True}},
+        token=admin_token,
+    )
+    assert moved["moveFile"]["userErrors"] == []
+    change = {"path": "a.png", "delete": True}
+    committed = await api.data(
+        COMMIT, {"input": {"datasetId": dataset, "changes": [change]}}, token=admin_token
+    )
+    assert committed["commitFiles"]["deleted"] == 1
+
+    rows = await DatasetMetric.filter(dataset_id=pk).order_by("id")
+    assert [(r.file_count, r.sample_count) for r in rows] == [
+        (1, 0),  # a.png uploaded
+        (2, 0),  # b.png
+        (2, 2),  # their samples
+        (3, 2),  # c.png uploaded
+        (2, 1),  # c.png moved over b.png: b.png's sample went with it
+        (1, 0),  # a.png deleted by a commit, and its sample
+    ]
+    points = (await api.data(METRICS, {"id": dataset}, token=admin_token))["dataset"]["metrics"]
+    assert (points[-1]["fileCount"], points[-1]["sampleCount"]) == (1, 0)
 
 
 ROWS = """mutation($input: AddSamplesInput!) { addSamples(input: $input) { count

@@ -65,7 +65,9 @@ async def convert(context: JobContext) -> dict[str, Any]:
     blob = await store_blob(context.storage, read_file(parquet))
     await context.progress(2, steps, unit="steps", stage="Taking a version", force=True)
     source_version = await latest_version(dataset_pk)
-    await put_files(dataset_pk, [FileWrite(params["target"], blob, PARQUET_TYPE)])
+    await put_files(
+        dataset_pk, [FileWrite(params["target"], blob, PARQUET_TYPE)], storage=context.storage
+    )
     await events.files_added(dataset_pk, [params["target"]])
     taken = await take_version(
         viewer,

@@ -76,8 +76,15 @@ async def stored_artifact(key: str) -> JobArtifact | None:
 
 
 async def keep_artifact(
-    key: str, stream: AsyncIterator[bytes], file_name: str, content_type: str, context: JobContext
+    key: str,
+    stream: AsyncIterator[bytes],
+    file_name: str,
+    content_type: str,
+    context: JobContext,
+    details: Callable[[], Any] | None = None,
 ) -> JobArtifact:
+    """Store the stream's bytes under ``key``; ``details``: what the export reported once
+    its bytes were all made, kept with them."""
     blob = await store_blob(context.storage, stream)
     await context.check_cancelled()
     artifact, _ = await JobArtifact.get_or_create(
@@ -87,6 +94,7 @@ async def keep_artifact(
             "size": blob.size,
             "file_name": file_name,
             "content_type": content_type,
+            "details": details() if details is not None else None,
         },
     )
     return artifact

@@ -3,18 +3,23 @@
 An export streams the working set's (or a version's) annotations in COCO, YOLO, Label
 Studio or Quiver JSON Lines into a stored blob, downloadable at ``/jobs/{id}/result``; a
 version's export is stored once per (version, format), a working set's each time (it
-changes). An import reads a finished tus upload into the dataset all or nothing, as
-``importAnnotations`` does, and its result is that mutation's counts and losses.
+changes). The result lists what the format could not hold (``losses``), Label Studio's
+included, whose task list has no room for them. An import reads a finished tus upload
+into the dataset all or nothing, as ``importAnnotations`` does, and its result is that
+mutation's counts and losses.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 from collections.abc import AsyncIterator
 from typing import Any
 
 from quiver.annotations import SampleRecord
+from quiver.annotations.report import Loss
 from quiver.ids import decode_global_id, encode_global_id
-from quiver.jobs.context import JobContext, JobFailed
+from quiver.jobs.context import JobCancelled, JobContext, JobFailed
 from quiver.jobs.kinds import Start, known_params, param, register, string_param
 from quiver.jobs.kinds.exports import (
     artifact_key,
@@ -24,7 +29,7 @@ from quiver.jobs.kinds.exports import (
     stored_artifact,
 )
 from quiver.models import Dataset, JobKind, Role, Version
-from quiver.resolvers import annotation_exports, annotation_imports
+from quiver.resolvers import annotation_exports, annotation_imports, sql
 from quiver.resolvers.errors import Refused
 from quiver.resolvers.files import check_path
 from quiver.resolvers.uploads import find_upload
@@ -87,7 +92,14 @@ async def export_annotations(context: JobContext) -> dict[str, Any]:
                 await context.progress(done, total, unit="samples", stage="Writing")
 
         export = await annotation_exports.stored_export(dataset, version, export_format, watch)
-        found = await keep_artifact(key, export.chunks, export.filename, export.media_type, context)
+        found = await keep_artifact(
+            key,
+            export.chunks,
+            export.filename,
+            export.media_type,
+            context,
+            details=lambda: {"losses": _losses(export.report.losses())},
+        )
         await context.progress(done, total_samples, unit="samples", stage="Stored", force=True)
     else:
         await context.progress(1, 1, unit="steps", stage="Stored earlier", force=True)
@@ -96,10 +108,60 @@ async def export_annotations(context: JobContext) -> dict[str, Any]:
         found,
         format=export_format,
         versionId=params.get("versionId"),
+        # What the format could not hold (stored with the bytes: the same when served again).
+        losses=(found.details or {}).get("losses", []),
     )
 
 
+def _losses(losses: list[Loss]) -> list[dict[str, Any]]:
+    return [{"code": loss.code, "message": loss.message, "count": loss.count} for loss in losses]
+
+
 # --- IMPORT_ANNOTATIONS -------------------------------------------------------------------
+
+
+class _ImportReporter:
+    """Writes an import's steps to the job row, from outside the import's transaction.
+
+    The steps inside the transaction are reported in a task that runs in the context the
+    job had before it (so on the pool's own connection): written there, progress is seen
+    at once and a cancellation request is read back, and the JobCancelled it raises rolls
+    the transaction back. SQLite cannot: its one connection is held by the transaction (and
+    its one writer lock with it) until the end, so there the steps inside it are not
+    written, and a cancellation requested meanwhile (which waits for that lock too) comes
+    too late: the job ends as the import did. The last step before the transaction
+    ("Counted") always checks for a cancellation, on both databases.
+    """
+
+    def __init__(self, context: JobContext) -> None:
+        self.context = context
+        self.outside = contextvars.copy_context()
+        self.live_in_transaction = sql.dialect() == "postgres"
+
+    async def __call__(self, step: annotation_imports.ImportStep) -> None:
+        if step.stage == "Importing" and not self.live_in_transaction:
+            return
+        total = step.total_records
+        if step.stage == "Counted":
+            message = f"Counted {total} records, {step.total_annotations} annotations"
+        elif step.total_annotations is not None:
+            message = f"{step.stage}: {step.annotations} of {step.total_annotations} annotations"
+        else:
+            message = f"{step.stage}: {step.records} records, {step.annotations} annotations"
+        report = self.context.progress(
+            step.records,
+            total,
+            unit="records",
+            stage=step.stage,
+            message=message,
+            force=step.stage != "Reading",
+        )
+        try:
+            await asyncio.create_task(report, context=self.outside)
+        except JobCancelled:
+            if step.stage != "Imported":
+                raise
+            # Committed already: too late to stop, so the job ends as the import did.
 
 
 async def _validate_import(params: dict[str, Any], start: Start) -> dict[str, Any]:
@@ -129,16 +191,17 @@ async def _validate_import(params: dict[str, Any], start: Start) -> dict[str, An
 @register(JobKind.IMPORT_ANNOTATIONS, needed=Role.WRITE, validate=_validate_import)
 async def import_annotations(context: JobContext) -> dict[str, Any]:
     """All or nothing: the import is one transaction, so a cancelled or failed job leaves the
-    dataset unchanged (cancellation is heard before the file is read)."""
+    dataset unchanged. Progress is the file's sample records done of its total (counted
+    first); cancellation is heard while the file is counted and, on PostgreSQL, after every
+    batch of the import's transaction too (see ``_ImportReporter``)."""
     params = context.params
     viewer = await context.viewer()
     assert context.job.dataset_id is not None
     dataset_id = encode_global_id("Dataset", context.job.dataset_id)
-    await context.progress(0, 2, unit="steps", stage="Reading the upload", force=True)
+    await context.progress(0, None, unit="records", stage="Reading the upload", force=True)
     async with annotation_imports.upload_stream(
         viewer, context.storage, dataset_id, params["uploadId"]
     ) as stream:
-        await context.progress(1, 2, unit="steps", stage="Importing", force=True)
         result = await annotation_imports.import_annotations(
             viewer,
             context.storage,
@@ -146,15 +209,12 @@ async def import_annotations(context: JobContext) -> dict[str, Any]:
             file_format=params["format"],
             stream=stream,
             prefix=params.get("prefix") or "",
+            progress=_ImportReporter(context),
         )
-    await context.progress(2, 2, unit="steps", stage="Imported", force=True)
     return {
         "labelsCreated": result.labels_created,
         "samplesCreated": result.samples_created,
         "samplesAnnotated": result.samples_annotated,
         "annotationCount": result.annotation_count,
-        "losses": [
-            {"code": loss.code, "message": loss.message, "count": loss.count}
-            for loss in result.losses
-        ],
+        "losses": _losses(result.losses),
     }

@@ -37,6 +37,7 @@ from quiver.resolvers.archives import checked_prefix
 from quiver.resolvers.blobs import store_blob
 from quiver.resolvers.errors import Refused
 from quiver.resolvers.files import FileWrite, check_path, guess_content_type, put_files
+from quiver.resolvers.label_metrics import record_counts
 from quiver.storage import Storage
 from quiver.storage.base import validate_prefix
 from quiver.storage.blobs import StoredBlob
@@ -203,7 +204,7 @@ async def _run(context: JobContext, *, sync: bool) -> dict[str, Any]:
         if not sync or existing.get(path) != blob.sha256
     ]
     removed = sorted(set(existing) - set(stored)) if sync and params.get("removeMissing") else []
-    await put_files(dataset_pk, writes)
+    await put_files(dataset_pk, writes, storage=context.storage)
     await events.files_added(dataset_pk, [write.path for write in writes])
     if removed:
         await _remove(dataset_pk, removed)
@@ -237,6 +238,8 @@ async def _remove(dataset_pk: int, paths: list[str]) -> None:
             file_count=F("file_count") - len(doomed),
             total_size=F("total_size") - sum(f.size for f in doomed),
         )
+        # Their samples went with them: the counts over time record it.
+        await record_counts(dataset_pk)
 
 
 @register(JobKind.IMPORT_PATH, needed=Role.WRITE, validate=_validate_import_path)
