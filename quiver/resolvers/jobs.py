@@ -188,14 +188,15 @@ class TableOrigin:
 
 
 async def analysis_job(viewer: Viewer, origin: TableOrigin, sha256: str) -> Job:
-    """The ANALYZE job computing this table's statistics: the one already queued or running
-    for the same content, or a new one (any reader may start it: it only reads)."""
-    active = await Job.filter(
+    """The ANALYZE job computing this table's statistics: the latest one for the same
+    content if it is queued, running or failed (a failure is not run again on every read:
+    ``retryJob`` does that), else a new one (any reader may start it: it only reads)."""
+    recent = await Job.filter(
         kind=JobKind.ANALYZE,
         dataset_id=origin.dataset_pk,
-        status__in=[JobStatus.PENDING, JobStatus.RUNNING],
-    ).order_by("id")
-    for job in active:
+        status__in=[JobStatus.PENDING, JobStatus.RUNNING, JobStatus.FAILED],
+    ).order_by("-id")
+    for job in recent:
         if isinstance(job.params, dict) and job.params.get("sha256") == sha256:
             return job
     where: dict[str, Any] = (

@@ -279,21 +279,43 @@ def read_options_argument(value: TableReadOptionsInput | None) -> ReadOptions | 
 @strawberry.type(description="A CSV, TSV or Parquet file read as a table.")
 class Table:
     path: str = strawberry.field(description="The file's path.")
-    row_count: Long = strawberry.field(description="Rows.")
-    column_count: int = strawberry.field(description="Columns.")
-    columns: list[Column] = strawberry.field(description="Its columns, in order.")
     file: strawberry.Private[TableFile]
     origin: strawberry.Private[TableOrigin | None] = None
+    # Read when the Table is made, except for a big table not read yet: then its ANALYZE
+    # job reads it, and these fields answer JOB_PENDING (like statistics) until it has.
+    schema: strawberry.Private[analytics.TableSchema | None] = None
+
+    @strawberry.field(description="Rows.")
+    async def row_count(self, info: Info) -> Long:
+        return Long((await self._schema(info)).row_count)
+
+    @strawberry.field(description="Columns.")
+    async def column_count(self, info: Info) -> int:
+        return len((await self._schema(info)).columns)
+
+    @strawberry.field(description="Its columns, in order.")
+    async def columns(self, info: Info) -> list[Column]:
+        return [Column(**vars(column)) for column in (await self._schema(info)).columns]
+
+    async def _schema(self, info: Info) -> analytics.TableSchema:
+        if self.schema is None:
+            await _raise_if_pending(info, self, "schema")
+            self.schema = await info.context.tables.schema(self.file)
+        return self.schema
 
     @strawberry.field(
-        description="Null when the statistics and quality are in the cache, or the table is "
-        "small enough to analyze within a request; otherwise the ANALYZE job computing them, "
-        "started now or the one already queued or running. Until it has SUCCEEDED, "
-        "`statistics` and `quality` answer with an error of code JOB_PENDING naming it.",
+        description="Null when the table's schema, statistics and quality are in the cache, "
+        "or the table is small enough to read within a request; otherwise the ANALYZE job "
+        "reading it: started now, or the one already queued or running, or the one that "
+        "failed (retryJob runs it again). Until it has SUCCEEDED, `rowCount`, `columnCount`, "
+        "`columns`, `statistics` and `quality` answer with an error of code JOB_PENDING "
+        "naming it (JOB_FAILED, with its error, once it failed).",
         graphql_type=Annotated["Job", strawberry.lazy("quiver.schema.jobs")] | None,
     )
     async def analysis_job(self, info: Info) -> models.Job | None:
-        return await _pending_analysis(info, self)
+        return await _pending_analysis(info, self, "schema") or await _pending_analysis(
+            info, self, "analysis"
+        )
 
     @strawberry.field(
         description="How the file was read: the read options given (as an argument, or kept "
@@ -427,22 +449,25 @@ async def table_of(
     (where it lives, when read as stored) lets a big table's analysis run as a job."""
     if file is None:
         return None
-    schema = await info.context.tables.schema(file)
-    return Table(
-        path=file.path,
-        row_count=Long(schema.row_count),
-        column_count=len(schema.columns),
-        columns=[Column(**vars(column)) for column in schema.columns],
-        file=file,
-        origin=origin,
-    )
+    table = Table(path=file.path, file=file, origin=origin)
+    if await _pending_analysis(info, table, "schema") is None:
+        table.schema = await info.context.tables.schema(file)
+    return table
 
 
 class AnalysisPending(ArgumentError):
-    """A big table's statistics are being computed by a job: code JOB_PENDING, its jobId."""
+    """A big table is being read or analyzed by a job: code JOB_PENDING and its jobId (or
+    JOB_FAILED, with the job's error, when that job failed: ``retryJob`` runs it again)."""
 
     def __init__(self, job: models.Job) -> None:
         job_id = encode_global_id("Job", job.id)
+        if job.status == models.JobStatus.FAILED:
+            super().__init__(
+                f"The analysis of this table (job {job_id}) failed: {job.error}; "
+                "retryJob runs it again"
+            )
+            self.extensions = {"code": "JOB_FAILED", "jobId": job_id}
+            return
         super().__init__(
             f"This table is analyzed by job {job_id} ({job.status}); follow it and ask "
             "again once it has SUCCEEDED"
@@ -450,21 +475,27 @@ class AnalysisPending(ArgumentError):
         self.extensions = {"code": "JOB_PENDING", "jobId": job_id}
 
 
-async def _pending_analysis(info: Info, table: Table) -> models.Job | None:
-    """The ANALYZE job a big table's default statistics and quality wait for, if any."""
+# What the ANALYZE job leaves in the cache, by what waits for it: a big table's schema
+# (rowCount, columns), and its default statistics and quality.
+_ANALYZED = {
+    "schema": (("schema", None),),
+    "analysis": (("statistics", DEFAULT_STATISTICS), ("quality", None)),
+}
+
+
+async def _pending_analysis(info: Info, table: Table, what: str) -> models.Job | None:
+    """The ANALYZE job a big table's ``what`` waits for, if any."""
     context = info.context
     if table.origin is None or table.file.size <= context.settings.analyze_inline_max_bytes:
         return None
-    tables = context.tables
-    if await tables.cached(table.file, "statistics", DEFAULT_STATISTICS) and await tables.cached(
-        table.file, "quality", None
-    ):
-        return None
-    return await analysis_job(context.viewer, table.origin, table.file.sha256)
+    for kind, arguments in _ANALYZED[what]:
+        if not await context.tables.cached(table.file, kind, arguments):
+            return await analysis_job(context.viewer, table.origin, table.file.sha256)
+    return None
 
 
-async def _raise_if_pending(info: Info, table: Table) -> None:
-    job = await _pending_analysis(info, table)
+async def _raise_if_pending(info: Info, table: Table, what: str = "analysis") -> None:
+    job = await _pending_analysis(info, table, what)
     if job is not None:
         raise AnalysisPending(job)
 

@@ -276,6 +276,50 @@ async def test_a_big_tables_statistics_come_from_an_analyze_job_started_or_joine
     assert after["dataset"]["file"]["table"]["analysisJob"] is None
 
 
+SCHEMA = """query($id: ID!) { dataset(id: $id) { file(path: "t.csv") { table {
+  rowCount columns { name } } } } }"""
+
+
+async def test_a_big_tables_row_count_and_columns_wait_for_its_job_not_read_inline(
+    api: Api, client: httpx.AsyncClient, admin_token: str, runner: Runner, settings: Settings
+) -> None:
+    dataset_id = await dataset_with(api, client, admin_token, "t", {"t.csv": CSV})
+
+    pending = await api.post(SCHEMA, {"id": dataset_id}, token=admin_token)
+    job = (await api.data(BIG_TABLE, {"id": dataset_id}, token=admin_token))["dataset"]
+
+    (error,) = pending["errors"]
+    assert error["extensions"]["code"] == "JOB_PENDING"
+    assert error["extensions"]["jobId"] == job["file"]["table"]["analysisJob"]["id"]
+    assert error["path"][-1] in ("rowCount", "columns")
+    assert not list((settings.cache_dir / "tables").rglob("*.parquet"))  # nothing converted
+    assert await runner.run_until_idle() == 1
+    done = await api.data(SCHEMA, {"id": dataset_id}, token=admin_token)
+    assert done["dataset"]["file"]["table"] == {
+        "rowCount": 3,
+        "columns": [{"name": "name"}, {"name": "size"}],
+    }
+
+
+async def test_a_big_table_whose_analysis_failed_says_so_until_the_job_is_retried(
+    api: Api, client: httpx.AsyncClient, admin_token: str, runner: Runner
+) -> None:
+    wide = ",".join(f"c{index}" for index in range(2_001)).encode() + b"\n"
+    dataset_id = await dataset_with(api, client, admin_token, "t", {"t.csv": wide + wide})
+    first = await api.post(SCHEMA, {"id": dataset_id}, token=admin_token)
+    job_id = first["errors"][0]["extensions"]["jobId"]
+    assert await runner.run_until_idle() == 1
+
+    failed = await api.post(SCHEMA, {"id": dataset_id}, token=admin_token)
+    again = await api.post(STATISTICS, {"id": dataset_id}, token=admin_token)
+
+    (error,) = failed["errors"]
+    assert error["extensions"] == {"code": "JOB_FAILED", "jobId": job_id}
+    assert "The table has 2001 columns; at most 2000" in error["message"]
+    assert again["errors"][0]["extensions"] == {"code": "JOB_FAILED", "jobId": job_id}
+    assert await runner.run_until_idle() == 0  # asking again started nothing
+
+
 async def test_import_path_reads_a_prefix_of_the_configured_store(
     api: Api, admin_token: str, runner: Runner
 ) -> None:

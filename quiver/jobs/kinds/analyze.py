@@ -70,7 +70,11 @@ async def analyze(context: JobContext) -> dict[str, Any]:
         table = await _table(context.params, None, context.job.dataset_id)
     except Refused as refusal:
         raise JobFailed(refusal.problems[0].message) from None
-    tables = Tables(context.storage, context.settings.cache_dir)
+    tables = Tables(
+        context.storage,
+        context.settings.cache_dir,
+        max_columns=context.settings.max_table_columns,
+    )
     steps = 3
     try:
         await context.progress(0, steps, unit="steps", stage="Reading the table", force=True)

@@ -56,7 +56,11 @@ async def convert(context: JobContext) -> dict[str, Any]:
     viewer = await context.viewer()
     steps = 4
     await context.progress(0, steps, unit="steps", stage="Converting to Parquet", force=True)
-    tables = Tables(context.storage, context.settings.cache_dir)
+    tables = Tables(
+        context.storage,
+        context.settings.cache_dir,
+        max_columns=context.settings.max_table_columns,
+    )
     try:
         parquet = await tables.parquet_form(table)
     except TableUnreadable as problem:

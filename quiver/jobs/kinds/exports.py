@@ -136,7 +136,11 @@ async def export_table(context: JobContext) -> dict[str, Any]:
     found = await stored_artifact(key)
     if found is None:
         await context.progress(0, 3, unit="steps", stage="Reading the table", force=True)
-        tables = Tables(context.storage, context.settings.cache_dir)
+        tables = Tables(
+            context.storage,
+            context.settings.cache_dir,
+            max_columns=context.settings.max_table_columns,
+        )
         try:
             schema = await tables.schema(table)
             parquet = await tables.parquet_form(table)
