@@ -10,6 +10,7 @@ from starlette.types import Receive, Scope, Send
 from quiver.auth import AuthenticationError, Viewer, authenticate
 from quiver.config import Settings
 from quiver.resolvers.errors import ErrorCode, Refused
+from quiver.resolvers.signed_links import is_signed
 from quiver.storage import Storage
 
 BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="quiver"'}
@@ -57,4 +58,24 @@ class ViewerEndpoint:
         await response(scope, receive, send)
 
     async def respond(self, request: Request, viewer: Viewer) -> Response:
+        raise NotImplementedError
+
+
+class SignedLinkEndpoint(ViewerEndpoint):
+    """A ``ViewerEndpoint`` that also answers signed links (``?expires&signature``): such a
+    request is judged by its signature and expiry alone (403 when either fails), whoever
+    sends it; without one, the caller's rights decide as everywhere else."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        if not is_signed(request.query_params):
+            await super().__call__(scope, receive, send)
+            return
+        try:
+            response = await self.follow_link(request)
+        except Refused as refusal:
+            response = refusal_response(refusal, with_body=request.method != "HEAD")
+        await response(scope, receive, send)
+
+    async def follow_link(self, request: Request) -> Response:
         raise NotImplementedError

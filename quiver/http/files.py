@@ -16,12 +16,12 @@ from starlette.responses import (
 from starlette.types import Receive, Scope, Send
 
 from quiver.auth import Viewer
-from quiver.http.endpoint import ViewerEndpoint, refusal_response
+from quiver.http.endpoint import SignedLinkEndpoint
 from quiver.resolvers.errors import Refused
 from quiver.resolvers.files import FileRow, readable_file
 from quiver.resolvers.loaders import Loaders
 from quiver.resolvers.presigned_downloads import content_disposition, presigned_download
-from quiver.resolvers.signed_links import file_behind_link, is_signed
+from quiver.resolvers.signed_links import file_behind_link
 from quiver.storage.blobs import blob_key
 
 REDIRECT_SECONDS = 3600
@@ -61,23 +61,15 @@ def _position(digits: str) -> int:
     return int(significant) if len(significant) <= 19 else 2**63
 
 
-class FileDownload(ViewerEndpoint):
-    """A signed link is judged by its signature and expiry alone (403 when either fails);
-    without one, the same rules as GraphQL: a file the caller cannot read is a 404."""
+class FileDownload(SignedLinkEndpoint):
+    """Without a signed link, the same rules as GraphQL: a file the caller cannot read is a
+    404."""
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive)
-        if not is_signed(request.query_params):
-            await super().__call__(scope, receive, send)
-            return
-        try:
-            file = await file_behind_link(
-                self.settings, request.path_params["id"], request.query_params
-            )
-            response = await self.serve(request, file)
-        except Refused as refusal:
-            response = refusal_response(refusal, with_body=request.method != "HEAD")
-        await response(scope, receive, send)
+    async def follow_link(self, request: Request) -> Response:
+        file = await file_behind_link(
+            self.settings, request.path_params["id"], request.query_params
+        )
+        return await self.serve(request, file)
 
     async def respond(self, request: Request, viewer: Viewer) -> Response:
         file = await readable_file(Loaders(viewer), request.path_params["id"])

@@ -5,36 +5,24 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from starlette.types import Receive, Scope, Send
 
 from quiver.auth import Viewer
-from quiver.http.endpoint import ViewerEndpoint, refusal_response
+from quiver.http.endpoint import SignedLinkEndpoint
 from quiver.models import Job
 from quiver.resolvers.access import job_for
-from quiver.resolvers.errors import Refused
 from quiver.resolvers.job_results import stored_result
 from quiver.resolvers.presigned_downloads import content_disposition
-from quiver.resolvers.signed_links import is_signed, job_behind_link
+from quiver.resolvers.signed_links import job_behind_link
 from quiver.storage.blobs import blob_key
 
 
-class JobResult(ViewerEndpoint):
-    """A signed link is judged by its signature and expiry alone (403 when either fails);
-    without one, a job the caller cannot read is a 404, like one that does not exist."""
+class JobResult(SignedLinkEndpoint):
+    """Without a signed link, a job the caller cannot read is a 404, like one that does not
+    exist."""
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive)
-        if not is_signed(request.query_params):
-            await super().__call__(scope, receive, send)
-            return
-        try:
-            job = await job_behind_link(
-                self.settings, request.path_params["id"], request.query_params
-            )
-            response = await self.serve(request, job)
-        except Refused as refusal:
-            response = refusal_response(refusal, with_body=request.method != "HEAD")
-        await response(scope, receive, send)
+    async def follow_link(self, request: Request) -> Response:
+        job = await job_behind_link(self.settings, request.path_params["id"], request.query_params)
+        return await self.serve(request, job)
 
     async def respond(self, request: Request, viewer: Viewer) -> Response:
         return await self.serve(request, await job_for(viewer, request.path_params["id"], ("id",)))
