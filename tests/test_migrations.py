@@ -67,38 +67,14 @@ def test_a_database_with_datasets_upgrades_to_the_latest_migration(
     engine: str, tmp_path: Path
 ) -> None:
     """Later migrations must apply to databases that already hold rows, not only empty ones."""
-    if engine == "sqlite":
-        url = f"sqlite://{tmp_path / 'quiver.db'}"
-        scratch = None
-    else:
-        if not postgres_reachable(POSTGRES_URL):
-            if IN_CI:
-                pytest.fail("PostgreSQL is not reachable; CI requires it", pytrace=False)
-            pytest.skip("PostgreSQL is not reachable")
-        scratch = f"quiver_upgrade_{uuid.uuid4().hex[:12]}"
-        run_sql(POSTGRES_URL, f'CREATE DATABASE "{scratch}"')
-        url = database_url_named(scratch)
-    env = {
-        **os.environ,
-        "QUIVER_DATABASE_URL": url,
-        "QUIVER_DATA_DIR": str(tmp_path),
-        "PYTHONDONTWRITEBYTECODE": "1",
-    }
-    env.pop("TORTOISE_ORM", None)
-    tortoise = [sys.executable, "-m", "tortoise.cli.cli"]
-    try:
-        first = ["migrate", "models", "0002_active_dataset_name_unique"]
-        subprocess.run([*tortoise, *first], env=env, check=True, capture_output=True, timeout=120)
+    with _database_at(engine, tmp_path, "0002_active_dataset_name_unique") as (url, env):
         _execute(url, UPGRADE_ROWS)
         upgrade = subprocess.run(
             [sys.executable, "-m", "quiver", "migrate"], env=env, capture_output=True, timeout=120
         )
         assert upgrade.returncode == 0, upgrade.stderr.decode()
         rows = _execute(url, ["SELECT name, last_version_number FROM quiver_dataset"])
-        assert [tuple(row) for row in rows] == [("kept", 0)]
-    finally:
-        if scratch is not None:
-            run_sql(POSTGRES_URL, f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
+    assert [tuple(row) for row in rows] == [("kept", 0)]
 
 
 def _execute(url: str, statements: list[str]) -> list[Any]:
