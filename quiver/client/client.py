@@ -293,9 +293,14 @@ class Client:
         return found
 
     def _version_id_of(self, reference: str) -> str | None:
+        found = self._version_of(reference)
+        return found.id if found else None
+
+    def _version_of(self, reference: str) -> Version | None:
+        """The version ``reference`` names with @vN; None for the working set."""
         if dataset_id_in(reference) or parse_reference(reference).version is None:
             return None
-        return self.version(reference).id
+        return self.version(reference)
 
     def upload_file(
         self,

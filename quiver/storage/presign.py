@@ -83,10 +83,18 @@ class S3Presigner:
         return f"https://{self.bucket}.s3.{self.region}.amazonaws.com/{path}"
 
     def _credentials(self) -> Credentials:
-        credentials = self._explicit or get_session().get_credentials()
+        credentials = self._explicit or self._found_credentials
         if credentials is None:
             raise StorageError("No S3 credentials to sign URLs with")
         return credentials
+
+    @functools.cached_property
+    def _found_credentials(self) -> Credentials | None:
+        # Found once: a new botocore session walks the whole provider chain (files, the
+        # environment, instance metadata), ~90 ms per URL here, and a version's listing signs
+        # one URL per file. Temporary credentials found here refresh themselves when read.
+        found: Credentials | None = get_session().get_credentials()
+        return found
 
     def presign(
         self,

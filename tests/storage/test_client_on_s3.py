@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,6 +41,26 @@ def s3_quiver(s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory) -> 
         yield url
 
 
+class Counted:
+    """A Progress that adds up what it is told."""
+
+    def __init__(self) -> None:
+        self.phases: list[tuple[str, int, int]] = []
+        self.files = self.bytes = 0
+        self.lock = threading.Lock()
+
+    def phase(self, name: str, *, files: int, bytes: int) -> None:
+        self.phases.append((name, files, bytes))
+
+    def advance(self, *, files: int = 0, bytes: int = 0) -> None:
+        with self.lock:
+            self.files += files
+            self.bytes += bytes
+
+    def note(self, message: str) -> None:
+        pass
+
+
 def test_push_and_pull_through_presigned_s3_transfers(
     s3_quiver: str, s3_server: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -47,7 +68,7 @@ def test_push_and_pull_through_presigned_s3_transfers(
     rng = random.Random(3)
     tree = tmp_path / "tree"
     (tree / "small").mkdir(parents=True)
-    for index in range(50):
+    for index in range(110):  # more than one page (100) of presigned URLs
         (tree / "small" / f"{index}.bin").write_bytes(rng.randbytes(rng.randint(0, 20_000)))
     (tree / "medium.bin").write_bytes(rng.randbytes(3 * MIB))  # s3-put
     (tree / "large.bin").write_bytes(rng.randbytes(40 * MIB))  # s3-multipart, 16 MiB parts
@@ -55,7 +76,7 @@ def test_push_and_pull_through_presigned_s3_transfers(
         client.create_dataset("on-s3")
         pushed = client.push(tree, "on-s3", message="s3")
         assert pushed.version is not None
-        assert pushed.uploaded_files == 52
+        assert pushed.uploaded_files == 112
         assert pushed.uploaded_bytes == sum(p.stat().st_size for p in tree.rglob("*.bin"))
         assert client.push(tree, "on-s3").uploaded_files == 0
 
@@ -63,8 +84,16 @@ def test_push_and_pull_through_presigned_s3_transfers(
         url = client.file("on-s3", "large.bin").download_url
         assert url is not None
         assert url.startswith(f"{s3_server.endpoint}/")
-        pulled = client.pull("on-s3@v1", tmp_path / "out")
-        assert pulled.downloaded_files == 52
+        # Files are fetched while later pages are listed; the bar's totals are the version's.
+        counted = Counted()
+        pulled = client.pull("on-s3@v1", tmp_path / "out", progress=counted)
+        assert (pulled.files, pulled.downloaded_files) == (112, 112)
+        assert counted.phases == [("downloading", 112, pushed.uploaded_bytes)]
+        assert (counted.files, counted.bytes) == (112, pushed.uploaded_bytes)
+        # Every file's hash was remembered (in batches, the last one partial).
+        again = client.pull("on-s3@v1", tmp_path / "out", progress=(counted := Counted()))
+        assert (again.unchanged, again.downloaded_files, again.from_cache) == (112, 0, 0)
+        assert (counted.files, counted.bytes) == (112, pushed.uploaded_bytes)
     for source in tree.rglob("*.bin"):
         copy = tmp_path / "out" / source.relative_to(tree)
         assert copy.read_bytes() == source.read_bytes(), source

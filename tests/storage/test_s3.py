@@ -7,15 +7,22 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import httpx
 import obstore
 import pytest
 
 from quiver.storage import S3Storage
 
+from .conftest import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY
+
 if TYPE_CHECKING:
     from .conftest import S3Server
 
 MIB = 1024 * 1024
+
+
+async def one_piece(content: bytes) -> AsyncIterator[bytes]:
+    yield content
 
 
 async def pieces(total: int, size: int = MIB) -> AsyncIterator[bytes]:
@@ -92,3 +99,27 @@ async def test_a_file_past_one_part_is_uploaded_in_parts_and_offers_no_local_pat
     assert large["e_tag"] is not None
     assert large["e_tag"].strip('"').endswith("-3")
     assert storage.local_path("large") is None
+
+
+@pytest.mark.anyio
+async def test_credentials_from_the_environment_are_found_once_and_sign_urls_s3_accepts(
+    s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY)
+    ambient = S3Storage(
+        s3_server.bucket, prefix="ambient", endpoint=s3_server.endpoint, region=REGION
+    )
+    writer = s3_server.storage("ambient")
+    await writer.put("blobs/one", one_piece(b"signed with found credentials"))
+    await writer.close()
+    url = ambient.presigner.presign("GET", "blobs/one", expires_in=60)
+    async with httpx.AsyncClient() as http:
+        assert (await http.get(url)).content == b"signed with found credentials"
+    # A listing signs a URL per file: the provider chain is walked once per presigner, not
+    # per URL (a fresh botocore session per URL took ~90 ms here), so a key put in the
+    # environment later is not seen (temporary credentials found refresh themselves).
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "another-key")
+    again = ambient.presigner.presign("GET", "blobs/one", expires_in=60)
+    assert f"X-Amz-Credential={ACCESS_KEY_ID}%2F" in again
+    await ambient.close()
