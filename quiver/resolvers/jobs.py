@@ -187,15 +187,24 @@ class TableOrigin:
     path: str
 
 
+RECENT_ANALYSES = 100
+
+
 async def analysis_job(viewer: Viewer, origin: TableOrigin, sha256: str) -> Job:
     """The ANALYZE job computing this table's statistics: the latest one for the same
     content if it is queued, running or failed (a failure is not run again on every read:
-    ``retryJob`` does that), else a new one (any reader may start it: it only reads)."""
-    recent = await Job.filter(
-        kind=JobKind.ANALYZE,
-        dataset_id=origin.dataset_pk,
-        status__in=[JobStatus.PENDING, JobStatus.RUNNING, JobStatus.FAILED],
-    ).order_by("-id")
+    ``retryJob`` does that), else a new one (any reader may start it: it only reads).
+    Only the dataset's latest ``RECENT_ANALYSES`` such jobs are looked at: a read of a big
+    table stays one bounded query however many analyses failed before."""
+    recent = (
+        await Job.filter(
+            kind=JobKind.ANALYZE,
+            dataset_id=origin.dataset_pk,
+            status__in=[JobStatus.PENDING, JobStatus.RUNNING, JobStatus.FAILED],
+        )
+        .order_by("-id")
+        .limit(RECENT_ANALYSES)
+    )
     for job in recent:
         if isinstance(job.params, dict) and job.params.get("sha256") == sha256:
             return job
