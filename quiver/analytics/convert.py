@@ -39,7 +39,14 @@ import pyarrow.parquet as pq
 
 from quiver.analytics.dates import unambiguous
 from quiver.analytics.errors import BadArgument, TableError, TooManyColumns
-from quiver.analytics.read_options import DTYPES, WHITESPACE, ReadOptions
+from quiver.analytics.formats import (
+    MAX_COLUMNS,
+    TABULAR_CONTENT_TYPES,
+    TABULAR_SUFFIXES,
+    TabularFormat,
+    tabular_format,
+)
+from quiver.analytics.read_options import WHITESPACE, ReadOptions
 from quiver.analytics.sniff import (
     CsvDialect,
     bounded_lines,
@@ -50,29 +57,28 @@ from quiver.analytics.sniff import (
 )
 
 __all__ = [
+    "MAX_COLUMNS",
+    "TABULAR_CONTENT_TYPES",
     "TABULAR_SUFFIXES",
     "CsvDialect",
     "ReadOptions",
+    "TabularFormat",
     "convert_to_parquet",
     "read_options_of",
     "sniff_csv",
     "tabular_format",
 ]
 
-TabularFormat = Literal["csv", "tsv", "parquet"]
-TABULAR_SUFFIXES: dict[str, TabularFormat] = {
-    ".csv": "csv",
-    ".tsv": "tsv",
-    ".parquet": "parquet",
-    ".pq": "parquet",
+# The Arrow type each dtype name a user may give (``read_options.DTYPE_NAMES``) reads as.
+ARROW_TYPES: dict[str, pa.DataType] = {
+    "int64": pa.int64(),
+    "float64": pa.float64(),
+    "bool": pa.bool_(),
+    "datetime64": pa.timestamp("us"),
+    "category": pa.dictionary(pa.int32(), pa.string()),
+    "object": pa.string(),
 }
-TABULAR_CONTENT_TYPES: dict[str, TabularFormat] = {
-    "text/csv": "csv",
-    "application/csv": "csv",
-    "text/tab-separated-values": "tsv",
-    "application/vnd.apache.parquet": "parquet",
-    "application/x-parquet": "parquet",
-}
+
 # pyarrow's streaming reader keeps about 32 blocks in flight whatever the file's size, so
 # the block size sets the memory bound: converting a 670 MB CSV peaks at 440 MB RSS with
 # 4 MiB blocks and at 850 MB with 16 MiB blocks.
@@ -84,22 +90,10 @@ SCAN_CHUNK = 1024 * 1024
 PARQUET_BATCH_ROWS = 65_536
 TIME_UNITS = ("s", "ms", "us", "ns")
 READ_OPTIONS_KEY = b"quiver.read_options"
-# The widest table read unless the caller says otherwise (the server: QUIVER_MAX_TABLE_COLUMNS).
-MAX_COLUMNS = 2_000
 
 _CONVERSION_ERROR = re.compile(
     r"In CSV column #(\d+): CSV conversion error to [^:]+: invalid value '(.*)'\Z", re.DOTALL
 )
-
-
-def tabular_format(path: str, content_type: str | None) -> TabularFormat | None:
-    """``csv``, ``tsv`` or ``parquet`` by the file's extension, else by its content type."""
-    suffix = os.path.splitext(path)[1].lower()
-    if suffix in TABULAR_SUFFIXES:
-        return TABULAR_SUFFIXES[suffix]
-    if content_type:
-        return TABULAR_CONTENT_TYPES.get(content_type.split(";")[0].strip().lower())
-    return None
 
 
 def convert_to_parquet(
@@ -209,7 +203,7 @@ def column_plan(dialect: CsvDialect, names: list[str]) -> ColumnPlan:
         for column in read_as_dates
         if column.date_only and names[column.index] not in given
     }
-    types.update({name: DTYPES[dtype] for name, dtype in given.items()})
+    types.update({name: ARROW_TYPES[dtype] for name, dtype in given.items()})
     return ColumnPlan(types, frozenset(given), frozenset(date_only), parsers)
 
 

@@ -7,20 +7,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.csv as pacsv
-
 # Runs of spaces and tabs, as pandas' ``sep=r"\s+"``.
 WHITESPACE = r"\s+"
-DEFAULT_NULL_VALUES: tuple[str, ...] = tuple(pacsv.ConvertOptions().null_values or ())
-DTYPES: dict[str, pa.DataType] = {
-    "int64": pa.int64(),
-    "float64": pa.float64(),
-    "bool": pa.bool_(),
-    "datetime64": pa.timestamp("us"),
-    "category": pa.dictionary(pa.int32(), pa.string()),
-    "object": pa.string(),
-}
+# pyarrow's own default ``ConvertOptions().null_values``, spelled out so that checking
+# options needs no pyarrow (a test keeps the two equal).
+DEFAULT_NULL_VALUES: tuple[str, ...] = (
+    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
+    "1.#QNAN", "N/A", "NA", "NULL", "NaN", "n/a", "nan", "null",
+)  # fmt: skip
+# The dtypes a user may give a column (pandas' names); ``convert.ARROW_TYPES`` maps them.
+DTYPE_NAMES: tuple[str, ...] = ("int64", "float64", "bool", "datetime64", "category", "object")
 MAX_SKIP_ROWS = 1_000_000
 MAX_NULL_VALUES = 100
 MAX_DTYPES = 1000
@@ -107,11 +103,12 @@ def read_options_problems(options: ReadOptions) -> list[tuple[str, str]]:
             )
         )
     if options.dtypes is not None:
-        unknown = sorted({dtype for _, dtype in options.dtypes} - DTYPES.keys())
+        unknown = sorted({dtype for _, dtype in options.dtypes} - set(DTYPE_NAMES))
         if len(options.dtypes) > MAX_DTYPES:
             problems.append(("dtypes", f"At most {MAX_DTYPES} columns"))
         elif unknown:
-            problems.append(("dtypes", f"Unknown dtype {unknown[0]!r}; one of {', '.join(DTYPES)}"))
+            known = ", ".join(DTYPE_NAMES)
+            problems.append(("dtypes", f"Unknown dtype {unknown[0]!r}; one of {known}"))
     return problems
 
 

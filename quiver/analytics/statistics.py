@@ -49,6 +49,7 @@ from quiver.analytics.engine import (
     quote_identifier,
 )
 from quiver.analytics.errors import BadArgument
+from quiver.analytics.formats import CORRELATION_COLUMNS
 from quiver.analytics.moments import (
     histogram_counts,
     histogram_edges,
@@ -69,7 +70,6 @@ from quiver.analytics.tables import dtype_for, json_value, value_label
 
 MAX_BINS = 100
 MAX_TOP_K = 1000
-CORRELATION_COLUMNS = 50
 MAX_CORRELATION_COLUMNS = 200
 COLUMNS_PER_PASS = 100
 PAIRS_PER_PASS = 1000

@@ -15,7 +15,6 @@ import base64
 import datetime as dt
 import decimal
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,22 +30,10 @@ from quiver.analytics.engine import (
     quote_identifier,
 )
 from quiver.analytics.errors import BadArgument
+from quiver.analytics.formats import Column, TableSchema
 
 CATEGORY_MAX_UNIQUE = 1000
 CATEGORY_MAX_UNIQUE_SHARE = 0.5
-
-
-@dataclass(frozen=True)
-class Column:
-    name: str
-    dtype: str
-    nullable: bool
-
-
-@dataclass(frozen=True)
-class TableSchema:
-    row_count: int
-    columns: list[Column]
 
 
 def dtype_for(kind: pa.DataType, *, unique: int = 0, count: int = 0) -> str:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 
 def decode_counts(text: str) -> list[int]:
@@ -81,6 +82,8 @@ def bbox(mask: dict[str, Any]) -> list[int]:
 
 def bitmap(mask: dict[str, Any]) -> npt.NDArray[np.bool_]:
     """The mask as a (height, width) array of booleans."""
+    import numpy as np  # only masks need it: the server does not load numpy until then
+
     height, width = (int(v) for v in mask["size"])
     flat = np.zeros(height * width, dtype=np.bool_)
     position = 0
@@ -94,6 +97,8 @@ def bitmap(mask: dict[str, Any]) -> npt.NDArray[np.bool_]:
 def traced_rings(mask: dict[str, Any]) -> tuple[list[list[list[int]]], int]:
     """The outlines of the mask's regions along pixel borders, as polygons, and how many
     holes there were (left out: a polygon ring cannot cut one)."""
+    import numpy as np
+
     pixels = bitmap(mask)
     padded = np.pad(pixels, 1)
     inside = padded[1:-1, 1:-1]

@@ -17,6 +17,7 @@ import anyio.to_thread
 from starlette.requests import ClientDisconnect, Request
 
 from quiver.http.tus_headers import TusError
+from quiver.storage.writeback import start_writeback
 
 if TYPE_CHECKING:
     from hashlib import _Hash
@@ -161,5 +162,8 @@ def write_block(descriptor: int, data: memoryview, offset: int, hashers: list[_H
     written = 0
     while written < len(data):  # pwrite may write less than asked
         written += os.pwrite(descriptor, data[written:], offset + written)
+    # The disk starts on this block while the next one arrives: the fsync that completes
+    # the upload then waits for little, and dirty pages never pile up to be throttled.
+    start_writeback(descriptor, offset, len(data))
     for hasher in hashers:
         hasher.update(data)

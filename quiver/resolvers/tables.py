@@ -32,7 +32,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
 
 from quiver import analytics
-from quiver.analytics.convert import TABULAR_CONTENT_TYPES
+from quiver.analytics.formats import TABULAR_CONTENT_TYPES
 from quiver.analytics.read_options import ReadOptions, read_options_problems
 from quiver.analytics.results import TableSchemaJson
 from quiver.auth import Viewer

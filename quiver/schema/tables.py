@@ -12,7 +12,7 @@ from quiver import analytics, models
 from quiver.analytics import results
 from quiver.analytics.read_options import (
     DEFAULT_NULL_VALUES,
-    DTYPES,
+    DTYPE_NAMES,
     WHITESPACE,
     ReadOptions,
     dtypes_from,
@@ -199,7 +199,7 @@ class ChiSquareResult:
     expected: JSON = strawberry.field(description="Category -> expected count.")
 
 
-_DTYPE_NAMES = ", ".join(DTYPES)
+_DTYPE_NAMES = ", ".join(DTYPE_NAMES)
 _DELIMITER = (
     f"The field delimiter: one character, or {WHITESPACE!r} for runs of spaces and tabs "
     "(as pandas' sep=r'\\s+')."
