@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import functools
 import hashlib
+import importlib
 import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -56,6 +57,7 @@ ANALYSES = Counter(
     ["kind"],
 )
 _limiter: anyio.CapacityLimiter | None = None
+_engines_loaded = False
 AnalysisKey = tuple[str, str, str]  # (sha256, kind, arguments)
 _in_flight: dict[AnalysisKey, asyncio.Future[object]] = {}
 T = TypeVar("T")
@@ -198,6 +200,7 @@ class Tables:
         )
 
     async def schema(self, table: TableFile) -> analytics.TableSchema:
+        await load_table_engines()
         result = await self.analysis(table, "schema", None, _schema_json)
         return analytics.TableSchema(
             row_count=result["row_count"],
@@ -285,6 +288,7 @@ class Tables:
 
     async def parquet_form(self, table: TableFile) -> Path:
         """The table as a local Parquet file, converted from the stored bytes once."""
+        await load_table_engines()
         name = f"{table.sha256}.{table.form_key}.parquet"
         dest = self.cache_dir / "tables" / table.sha256[:2] / name
         if await aiofiles.os.path.exists(dest):
@@ -308,6 +312,23 @@ class Tables:
             with contextlib.suppress(FileNotFoundError):
                 await aiofiles.os.unlink(download)
         return dest
+
+
+def _import_engines() -> None:
+    for module in ("convert", "drift", "exports", "fit", "quality", "statistics", "tables"):
+        importlib.import_module(f"quiver.analytics.{module}")
+
+
+async def load_table_engines() -> None:
+    """Import pyarrow and DuckDB (through the analytics modules) in a worker thread, once.
+
+    The server starts without them (~70 MB it may never need); whoever is about to read a
+    table calls this first, so the first import (~0.3 s) does not stall the event loop.
+    """
+    global _engines_loaded
+    if not _engines_loaded:
+        await anyio.to_thread.run_sync(_import_engines)
+        _engines_loaded = True
 
 
 async def run_analysis(function: Callable[..., T], *args: Any) -> T:

@@ -22,7 +22,12 @@ from quiver.context import Info
 from quiver.ids import encode_global_id
 from quiver.resolvers.errors import ArgumentError
 from quiver.resolvers.jobs import TableOrigin, analysis_job
-from quiver.resolvers.tables import ReadOptionsError, TableFile, baseline_table
+from quiver.resolvers.tables import (
+    ReadOptionsError,
+    TableFile,
+    baseline_table,
+    load_table_engines,
+)
 from quiver.schema.scalars import JSON, Long
 
 if TYPE_CHECKING:
@@ -449,6 +454,7 @@ async def table_of(
     (where it lives, when read as stored) lets a big table's analysis run as a job."""
     if file is None:
         return None
+    await load_table_engines()  # before any field below names an analytics function
     table = Table(path=file.path, file=file, origin=origin)
     if await _pending_analysis(info, table, "schema") is None:
         table.schema = await info.context.tables.schema(file)
