@@ -236,7 +236,8 @@ def add(
     all_files: bool = False,
     metadata: Json | None = None,
 ) -> Plan[list[Sample]]:
-    """Make samples of files (``paths``, or every file without one); the ones made."""
+    """Make samples of files (``paths``, or every file without one); the samples of
+    ``paths`` (none with ``all_files``: list them with ``samples``)."""
     values: Json = {"datasetId": (yield from plans.dataset_id(reference)), "paths": paths}
     values |= {"allFiles": all_files, "metadata": metadata}
     return _samples_of((yield add_samples(values)))
