@@ -10,8 +10,19 @@ from typing import Annotated, Any
 
 import typer
 
-from quiver.client.cli import EXIT_HELP, AsJson, Key, Url, emit, fails_readably, show, table
+from quiver.client.cli import (
+    EXIT_HELP,
+    AsJson,
+    Key,
+    Url,
+    emit,
+    fails_readably,
+    parse_pairs,
+    show,
+    table,
+)
 from quiver.client.client import Client
+from quiver.client.errors import QuiverError
 from quiver.client.jobs import Job
 from quiver.client.references import parse_reference
 
@@ -88,24 +99,17 @@ def jobs_start(
 
 
 def job_params(text: str | None, pairs: list[str]) -> dict[str, Any]:
-    """The parameters of ``--params`` and ``--param KEY=VALUE``; a usage error if malformed."""
-    found: dict[str, Any] = {}
+    """The parameters of ``--params`` and ``--param KEY=VALUE``; INVALID if malformed."""
+    found: Any = {}
     if text is not None:
         try:
             found = json.loads(text)
         except ValueError as error:
-            raise typer.BadParameter(f"not JSON: {error}", param_hint="--params") from None
+            raise QuiverError(f"--params is not JSON: {error}", code="INVALID") from None
         if not isinstance(found, dict):
-            raise typer.BadParameter("must be a JSON object", param_hint="--params")
-    for pair in pairs:
-        key, sign, value = pair.partition("=")
-        if not sign or not key:
-            raise typer.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--param")
-        try:
-            found[key] = json.loads(value)
-        except ValueError:
-            found[key] = value
-    return found
+            raise QuiverError("--params must be a JSON object", code="INVALID")
+    given: dict[str, Any] = found | parse_pairs(pairs, "--param")
+    return given
 
 
 @jobs_app.command("ls", epilog=JOBS_HELP)

@@ -183,7 +183,7 @@ def test_quiver_jobs_start_queues_a_job_follows_it_and_refuses_bad_parameters(
     )  # fmt: skip
     assert failing.exit_code == 8, failing.output
 
-    # Bad input: a usage error (2) or the server's refusal with its code, never a traceback.
+    # Bad input: one line with its code and exit 2 (or 3: not found), never a traceback.
     for args in (
         ["-p", "no-equals-sign"],
         ["--params", "[1, 2]"],
@@ -191,7 +191,8 @@ def test_quiver_jobs_start_queues_a_job_follows_it_and_refuses_bad_parameters(
     ):
         refused = cli.invoke(app, ["jobs", "start", "ANALYZE", "cli-start", *args])
         assert refused.exit_code == 2, refused.output
-        assert "Traceback" not in refused.output
+        assert refused.stderr.startswith("error: INVALID: --param"), refused.stderr
+        assert refused.stderr.count("\n") == 1
     unknown_kind = cli.invoke(app, ["jobs", "start", "NO_SUCH_KIND", "cli-start"])
     assert unknown_kind.exit_code == 2, unknown_kind.output
     assert unknown_kind.stderr.startswith("error: INVALID")
