@@ -128,7 +128,7 @@ class AsyncClient:
         http = self.http_for(step.url)
         try:
             async with http.stream(
-                "GET", step.url, params=step.params, follow_redirects=True
+                "GET", step.url, params=step.params or None, follow_redirects=True
             ) as got:
                 if got.status_code >= 400:
                     await got.aread()

@@ -126,7 +126,9 @@ class Client:
         partial = step.target.with_name(step.target.name + ".incomplete")
         http = self.http_for(step.url)
         try:
-            with http.stream("GET", step.url, params=step.params, follow_redirects=True) as got:
+            with http.stream(
+                "GET", step.url, params=step.params or None, follow_redirects=True
+            ) as got:
                 if got.status_code >= 400:
                     got.read()
                     raise_for_status(got)

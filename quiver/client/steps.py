@@ -33,7 +33,9 @@ class Request:
 @dataclass(frozen=True)
 class Save:
     """Stream a GET of ``url`` into ``target`` through ``target.incomplete``, so no
-    half-written file is ever left under the real name; answered with ``target``."""
+    half-written file is ever left under the real name; answered with ``target``. No
+    ``params`` keeps the URL's own query (httpx replaces it with even an empty mapping,
+    and a presigned URL's query is its signature)."""
 
     url: str
     target: Path
