@@ -5,6 +5,7 @@ returns its result; ``Awaiting`` gives the async client a coroutine; ``BlockingP
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, overload
 
@@ -44,13 +45,21 @@ class _Method(Generic[P, T]):
     def __init__(self, plan: Callable[Concatenate[Plans, P], Plan[T]]) -> None:
         self.plan = plan
         self.__doc__ = plan.__doc__
+        signature = inspect.signature(plan)
+        self.signature = signature.replace(
+            parameters=list(signature.parameters.values())[1:],
+            return_annotation=inspect.Signature.empty,
+        )
 
     def __set_name__(self, owner: type[Any], name: str) -> None:
         self.name = name
 
     def _named(self, method: Callable[P, R]) -> Callable[P, R]:
+        """``method`` as help() and notebooks should show it: the plan's name, docstring and
+        parameters (less ``plans``)."""
         method.__name__ = method.__qualname__ = self.name
         method.__doc__ = self.__doc__
+        method.__signature__ = self.signature  # type: ignore[attr-defined]
         return method
 
 
