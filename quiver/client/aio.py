@@ -16,6 +16,7 @@ import httpx
 from quiver.client import jobs as job_plans
 from quiver.client import labels as label_plans
 from quiver.client import operations as ops
+from quiver.client import tables
 from quiver.client.client import CHUNK, Client
 from quiver.client.errors import TransportError
 from quiver.client.methods import Awaiting, AwaitingPages
@@ -192,15 +193,15 @@ class AsyncClient:
     set_file_metadata = Awaiting(Plans.set_file_metadata)
     delete_files = Awaiting(Plans.delete_files)
 
-    table = Awaiting(Plans.table)
-    preview = Awaiting(Plans.preview)
-    statistics = Awaiting(Plans.statistics)
-    quality = Awaiting(Plans.quality)
-    compare = Awaiting(Plans.compare)
-    export = Awaiting(Plans.export)
-    export_bytes = Awaiting(Plans.export_bytes)
-    to_arrow = Awaiting(Plans.to_arrow)
-    to_pandas = Awaiting(Plans.to_pandas)
+    table = Awaiting(tables.table)
+    preview = Awaiting(tables.preview)
+    statistics = Awaiting(tables.statistics)
+    quality = Awaiting(tables.quality)
+    compare = Awaiting(tables.compare)
+    export = Awaiting(tables.export)
+    export_bytes = Awaiting(tables.export_bytes)
+    to_arrow = Awaiting(tables.to_arrow)
+    to_pandas = Awaiting(tables.to_pandas)
 
     lineage = Awaiting(Plans.lineage)
 

@@ -13,6 +13,7 @@ import httpx
 from quiver.client import jobs as job_plans
 from quiver.client import labels as label_plans
 from quiver.client import operations as ops
+from quiver.client import tables
 from quiver.client.errors import TransportError
 from quiver.client.methods import Blocking, BlockingPages
 from quiver.client.plans import Plans
@@ -183,15 +184,15 @@ class Client:
     set_file_metadata = Blocking(Plans.set_file_metadata)
     delete_files = Blocking(Plans.delete_files)
 
-    table = Blocking(Plans.table)
-    preview = Blocking(Plans.preview)
-    statistics = Blocking(Plans.statistics)
-    quality = Blocking(Plans.quality)
-    compare = Blocking(Plans.compare)
-    export = Blocking(Plans.export)
-    export_bytes = Blocking(Plans.export_bytes)
-    to_arrow = Blocking(Plans.to_arrow)
-    to_pandas = Blocking(Plans.to_pandas)
+    table = Blocking(tables.table)
+    preview = Blocking(tables.preview)
+    statistics = Blocking(tables.statistics)
+    quality = Blocking(tables.quality)
+    compare = Blocking(tables.compare)
+    export = Blocking(tables.export)
+    export_bytes = Blocking(tables.export_bytes)
+    to_arrow = Blocking(tables.to_arrow)
+    to_pandas = Blocking(tables.to_pandas)
 
     lineage = Blocking(Plans.lineage)
 

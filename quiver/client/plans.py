@@ -1,10 +1,9 @@
-"""What the client's methods for datasets, versions, files, tables and lineage do, as plans
-(see quiver.client.steps) that ``Client`` and ``AsyncClient`` both run. Labels and jobs have
-theirs in quiver.client.labels and quiver.client.jobs."""
+"""What the client's methods for datasets, versions, files and lineage do, as plans (see
+quiver.client.steps) that ``Client`` and ``AsyncClient`` both run. Tables, labels and jobs
+have theirs in quiver.client.tables, quiver.client.labels and quiver.client.jobs."""
 
 from __future__ import annotations
 
-import io
 import json
 import mimetypes
 from pathlib import Path
@@ -21,23 +20,17 @@ from quiver.client.types import (
     File,
     Json,
     LineageGraph,
-    QualityReport,
-    Table,
-    TableStatistics,
     Version,
     VersionDiff,
 )
 
 if TYPE_CHECKING:
     import httpx
-    import pandas
-    import pyarrow
 
     from quiver.client.client import Client
 
 # Files up to this size go in one multipart request; larger ones through resumable tus.
 SMALL_UPLOAD = 8 * 1024 * 1024
-EXPORT_FORMATS = ("csv", "xlsx", "parquet")
 
 
 class Plans:
@@ -339,82 +332,6 @@ class Plans:
         """Remove paths from the working set; the ones that were there."""
         deleted: list[str] = yield ops.delete_files((yield from self.dataset_id(reference)), paths)
         return deleted
-
-    # --- tables -------------------------------------------------------------------------
-
-    def table(self, reference: str, path: str | None = None) -> Plan[Table]:
-        """The schema of a version's table (``name@vN``; default: the latest version)."""
-        found: Table = yield ops.table((yield from self.version(reference)).id, path)
-        return found
-
-    def preview(
-        self, reference: str, path: str | None = None, *, limit: int = 20
-    ) -> Plan[list[Json]]:
-        version = yield from self.version(reference)
-        rows: list[Json] = yield ops.preview(version.id, path, limit)
-        return rows
-
-    def statistics(
-        self, reference: str, path: str | None = None, *, bins: int = 10, top_k: int = 10
-    ) -> Plan[TableStatistics]:
-        version = yield from self.version(reference)
-        found: TableStatistics = yield ops.statistics(version.id, path, bins, top_k)
-        return found
-
-    def quality(self, reference: str, path: str | None = None) -> Plan[QualityReport]:
-        found: QualityReport = yield ops.quality((yield from self.version(reference)).id, path)
-        return found
-
-    def compare(self, reference: str, baseline: int, path: str | None = None) -> Plan[Json]:
-        """Schema changes and drift of the table against version ``baseline``'s."""
-        baseline_id = (yield from self.version(reference, baseline)).id
-        version = yield from self.version(reference)
-        found: Json = yield ops.compare(version.id, path, baseline_id)
-        return found
-
-    def export(
-        self,
-        reference: str,
-        destination: str | Path,
-        *,
-        format: str = "parquet",
-        path: str | None = None,
-    ) -> Plan[Path]:
-        """Write a version's table as CSV, XLSX or Parquet."""
-        url, params = yield from self._export_url(reference, format, path)
-        saved: Path = yield Save(url, Path(destination), params)
-        return saved
-
-    def export_bytes(
-        self, reference: str, *, format: str = "parquet", path: str | None = None
-    ) -> Plan[bytes]:
-        """A version's table as CSV, XLSX or Parquet bytes."""
-        url, params = yield from self._export_url(reference, format, path)
-        response: httpx.Response = yield Request("GET", url, {"params": params})
-        raise_for_status(response)
-        return response.content
-
-    def _export_url(
-        self, reference: str, format: str, path: str | None
-    ) -> Plan[tuple[str, dict[str, str]]]:
-        if format not in EXPORT_FORMATS:
-            raise QuiverError(f"format must be one of {', '.join(EXPORT_FORMATS)}", code="INVALID")
-        version = yield from self.version(reference)
-        params = {"format": format} | ({"path": path} if path else {})
-        return f"/versions/{version.id}/export", params
-
-    def to_arrow(self, reference: str, path: str | None = None) -> Plan[pyarrow.Table]:
-        """A version's table as a pyarrow Table (through its Parquet export)."""
-        import pyarrow.parquet as pq
-
-        data = yield from self.export_bytes(reference, path=path)
-        table: pyarrow.Table = yield Offload(lambda: pq.read_table(io.BytesIO(data)))
-        return table
-
-    def to_pandas(self, reference: str, path: str | None = None) -> Plan[pandas.DataFrame]:
-        table = yield from self.to_arrow(reference, path)
-        frame: pandas.DataFrame = yield Offload(table.to_pandas)
-        return frame
 
     # --- lineage ------------------------------------------------------------------------
 
