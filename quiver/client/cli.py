@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import sys
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -16,7 +15,6 @@ import typer
 
 from quiver.client.client import Client
 from quiver.client.errors import QuiverError
-from quiver.client.references import parse_reference, parse_version
 from quiver.client.settings import write_config
 from quiver.client.terminal import progress_for
 
@@ -41,7 +39,6 @@ EXIT_HELP = (
 )
 
 datasets_app = typer.Typer(help=f"List, create, show and delete datasets. {EXIT_HELP}")
-versions_app = typer.Typer(help=f"List, create, compare and restore versions. {EXIT_HELP}")
 
 Url = Annotated[str | None, typer.Option(help="The server (QUIVER_URL, or what login saved).")]
 Key = Annotated[str | None, typer.Option(help="API key (QUIVER_API_KEY, or what login saved).")]
@@ -107,12 +104,14 @@ def register(app: typer.Typer) -> None:
     app.info.epilog = f"Client commands: {EXIT_HELP}"
     app.command(epilog=EXIT_HELP)(login)
     app.add_typer(datasets_app, name="datasets")
+    from quiver.client.cli_jobs import jobs_app
+    from quiver.client.cli_labels import labels_app
+    from quiver.client.cli_versions import stats, versions_app
+
     app.add_typer(versions_app, name="versions")
     app.command(epilog=EXIT_HELP)(push)
     app.command(epilog=EXIT_HELP)(pull)
     app.command(epilog=EXIT_HELP)(stats)
-    from quiver.client.cli_jobs import jobs_app
-    from quiver.client.cli_labels import labels_app
 
     app.add_typer(jobs_app, name="jobs")
     app.add_typer(labels_app, name="labels")
@@ -348,124 +347,18 @@ def pull(
 
 
 def parse_metadata(pairs: list[str] | None) -> dict[str, Any] | None:
+    return parse_pairs(pairs, "--metadata") if pairs else None
+
+
+def parse_pairs(pairs: list[str], option: str) -> dict[str, Any]:
     """KEY=VALUE pairs; a VALUE that reads as JSON (a number, true, null) is that."""
-    if not pairs:
-        return None
     found: dict[str, Any] = {}
     for pair in pairs:
         key, equals, value = pair.partition("=")
         if not equals or not key:
-            raise QuiverError(f"--metadata takes KEY=VALUE, not {pair!r}", code="INVALID")
+            raise QuiverError(f"{option} takes KEY=VALUE, not {pair!r}", code="INVALID")
         try:
             found[key] = json.loads(value)
         except ValueError:
             found[key] = value
     return found
-
-
-@versions_app.command("ls", epilog=EXIT_HELP)
-@fails_readably
-def versions_ls(
-    dataset: Annotated[str, typer.Argument(help="[team/]name or ID.")],
-    as_json: AsJson = False,
-    url: Url = None,
-    api_key: Key = None,
-) -> None:
-    """List a dataset's versions, newest first."""
-    with Client(url, api_key) as client:
-        found = list(client.versions(dataset))
-    if as_json:
-        return emit(found, as_json=True)
-    rows = table("version", "files", "bytes", "created", "by", "description")
-    for v in found:
-        created = v.created_at.strftime("%Y-%m-%d %H:%M") if v.created_at else ""
-        rows.add_row(
-            v.name, str(v.file_count), str(v.total_size), created, v.created_by or "",
-            v.description or "",
-        )  # fmt: skip
-    show(rows)
-
-
-@versions_app.command("create", epilog=EXIT_HELP)
-@fails_readably
-def versions_create(
-    dataset: Annotated[str, typer.Argument(help="[team/]name or ID.")],
-    message: Annotated[str | None, typer.Option("--message", "-m", help="A note.")] = None,
-    as_json: AsJson = False,
-    url: Url = None,
-    api_key: Key = None,
-) -> None:
-    """Snapshot the working set as the next version."""
-    with Client(url, api_key) as client:
-        made = client.create_version(dataset, message)
-    if as_json:
-        return emit(made, as_json=True)
-    typer.echo(f"Created {made.name} ({made.file_count} files)")
-
-
-@versions_app.command("diff", epilog=EXIT_HELP)
-@fails_readably
-def versions_diff(
-    dataset: Annotated[str, typer.Argument(help="[team/]name or ID.")],
-    old: Annotated[str, typer.Argument(help="The older version (v1).")],
-    new: Annotated[str, typer.Argument(help="The newer version (v2).")],
-    as_json: AsJson = False,
-    url: Url = None,
-    api_key: Key = None,
-) -> None:
-    """What changed between two versions."""
-    with Client(url, api_key) as client:
-        found = client.diff(dataset, parse_version(old), parse_version(new))
-    if as_json:
-        return emit(found, as_json=True)
-    for sign, entries in (("+", found.added), ("-", found.removed), ("M", found.changed)):
-        for entry in entries:
-            typer.echo(f"{sign} {entry.path}")
-    for entry in found.renamed:
-        typer.echo(f"R {entry.old_path} -> {entry.path}")
-    typer.echo(
-        f"{found.added_count} added, {found.removed_count} removed, "
-        f"{found.changed_count} changed, {found.renamed_count} renamed"
-    )
-
-
-@versions_app.command("restore", epilog=EXIT_HELP)
-@fails_readably
-def versions_restore(
-    dataset: Annotated[str, typer.Argument(help="[team/]name or ID.")],
-    version: Annotated[str, typer.Argument(help="The version to restore (v1).")],
-    url: Url = None,
-    api_key: Key = None,
-) -> None:
-    """Make the working set equal to a version."""
-    with Client(url, api_key) as client:
-        restored = client.restore_version(dataset, parse_version(version))
-    typer.echo(f"{restored.name}'s working set is {version} ({restored.file_count} files)")
-
-
-@fails_readably
-def stats(
-    dataset: Annotated[str, typer.Argument(help="[team/]name[@vN] (default: latest version).")],
-    path: Annotated[str | None, typer.Argument(help="The table's path.")] = None,
-    as_json: AsJson = False,
-    url: Url = None,
-    api_key: Key = None,
-) -> None:
-    """Column statistics of a version's table."""
-    parse_reference(dataset)
-    with Client(url, api_key) as client:
-        found = client.statistics(dataset, path)
-    if as_json:
-        return emit(found, as_json=True)
-    rows = table("column", "dtype", "count", "missing", "unique", "min", "max", "mean", "std")
-
-    def number(value: object) -> str:
-        return "" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
-
-    for c in found.columns:
-        rows.add_row(
-            c.name, c.dtype, str(c.count), str(c.missing), str(c.unique), number(c.min),
-            number(c.max), number(c.mean), number(c.std),
-        )  # fmt: skip
-    show(rows)
-    typer.echo(f"{found.row_count} rows, {found.duplicate_rows} duplicate rows", file=sys.stdout)

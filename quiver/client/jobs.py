@@ -1,35 +1,26 @@
-"""Jobs from the client: their GraphQL operations, the ``Job`` result, and following a job's
-progress over the ``jobProgress`` subscription (GraphQL over SSE, so httpx is all it needs),
-reconnecting with ``afterSeq`` after a dropped connection."""
+"""Jobs from the client: their GraphQL operations, the ``Job`` result, and the plans both
+clients' job methods run. Following a job's progress is in quiver.client.following."""
 
 from __future__ import annotations
 
-import json
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
 from quiver.client.errors import QuiverError
 from quiver.client.operations import PAGE_INFO, PAGE_SIZE, Operation, _mutation, _page
 from quiver.client.operations import _payload as payload_of
-from quiver.client.transport import raise_for_status, retry_delay
+from quiver.client.steps import Paging, Plan, each
 from quiver.client.types import Json, Page, _time
 
 if TYPE_CHECKING:
     from quiver.client.client import Client
+    from quiver.client.plans import Plans
 
 ENDED = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
 JOB_FIELDS = """id kind status progress message attempt maxAttempts seq cancelRequested error
   createdAt startedAt finishedAt params result dataset { id name }
   progressDetail { done total unit stage rate etaSeconds }"""
-# A stream quiet this long is checked again by reconnecting (the server sends every status
-# change at once, so a long silence is a job that is working, or a connection that is gone).
-QUIET_SECONDS = 30.0
-MAX_RECONNECTS = 8
 
 
 @dataclass(frozen=True)
@@ -105,7 +96,11 @@ class Job:
 def _client_of(job: Job) -> Client:
     client: Client | None = getattr(job, "_client", None)
     if client is None:
-        raise QuiverError("this Job was not read through a Client", code="INVALID")
+        raise QuiverError(
+            "this Job was not read through a Client (with an AsyncClient: "
+            "await client.wait_job(job.id) or client.job(job.id))",
+            code="INVALID",
+        )
     return client
 
 
@@ -140,76 +135,69 @@ SUBSCRIPTION = f"""subscription($id: ID!, $afterSeq: Int) {{
   jobProgress(id: $id, afterSeq: $afterSeq) {{ {JOB_FIELDS} }} }}"""
 
 
-# --- following --------------------------------------------------------------------------
+# --- plans (see quiver.client.steps): the client methods for jobs ------------------------
 
 
-def follow(
-    client: Client, job_id: str, *, after_seq: int | None = None, deadline: float | None = None
-) -> Iterator[Job]:
-    """The job's states as they change (after ``after_seq``), until it ends. A dropped or
-    quiet connection is opened again from the last ``seq`` received, so no state is seen
-    twice; TIMEOUT once ``deadline`` (a ``time.monotonic()``) has passed."""
-    failures = 0
-    while True:
-        read_for = QUIET_SECONDS
-        if deadline is not None:
-            read_for = max(min(read_for, deadline - time.monotonic()), 0.1)
-        try:
-            for state in _stream(client, job_id, after_seq, read_for):
-                failures = 0
-                after_seq = state.seq
-                yield state
-                if state.ended:
-                    return
-        except httpx.TimeoutException:
-            if deadline is not None and time.monotonic() >= deadline:
-                raise QuiverError(f"job {job_id} has not ended in time", code="TIMEOUT") from None
-            continue  # quiet for a while: look again
-        except httpx.TransportError as error:
-            failures += 1
-            if failures > MAX_RECONNECTS:
-                raise QuiverError(
-                    f"lost the connection following job {job_id}: {error}", code="UNAVAILABLE"
-                ) from error
-            time.sleep(retry_delay(None, failures))
-            continue
-        # The stream completed without an end state: the job had ended at or before
-        # ``after_seq``, or the server went away mid-stream. The job itself says which.
-        now = client.job(job_id)
-        if now.ended:
-            if after_seq is None or now.seq > after_seq:
-                yield now
-            return
+def start(
+    plans: Plans,
+    kind: str,
+    dataset: str,
+    params: Json | None = None,
+    *,
+    idempotency_key: str | None = None,
+) -> Plan[Job]:
+    """Queue a job (EXPORT_ARCHIVE, ANALYZE, …) on a dataset; the same ``idempotency_key``
+    again returns the same job."""
+    values: Json = {"kind": kind.upper(), "datasetId": (yield from plans.dataset_id(dataset))}
+    values |= {"params": params, "idempotencyKey": idempotency_key}
+    found = yield job_mutation("startJob", "StartJobInput", values)
+    return _found_job(found, values["kind"], plans)
 
 
-def _stream(client: Client, job_id: str, after_seq: int | None, read_for: float) -> Iterator[Job]:
-    """One GraphQL-over-SSE request (distinct connections mode): each ``next`` event's job."""
-    request = {"query": SUBSCRIPTION, "variables": {"id": job_id, "afterSeq": after_seq}}
-    timeout = httpx.Timeout(10.0, read=max(read_for, 0.1))
-    headers = {"Accept": "text/event-stream"}
-    with client.http.stream(
-        "POST", "/graphql", json=request, headers=headers, timeout=timeout
-    ) as response:
-        streaming = response.headers.get("content-type", "").startswith("text/event-stream")
-        if response.status_code >= 400 or not streaming:
-            response.read()
-            raise_for_status(response)
-            raise QuiverError("the server does not serve GraphQL over SSE", code="INVALID")
-        event = ""
-        for line in response.iter_lines():
-            if line.startswith("event:"):
-                event = line.removeprefix("event:").strip()
-            elif line.startswith("data:") and event == "next":
-                yield Job.from_json(_state(json.loads(line.removeprefix("data:"))), client)
-            elif event == "complete":
-                return
+def read(plans: Plans, job_id: str) -> Plan[Job]:
+    return _found_job((yield job(job_id)), job_id, plans)
 
 
-def _state(message: Json) -> Json:
-    errors = message.get("errors")
-    if errors:
-        first = errors[0]
-        code = (first.get("extensions") or {}).get("code") or "ERROR"
-        raise QuiverError(str(first.get("message")), code=str(code))
-    state: Json = message["data"]["jobProgress"]
-    return state
+def listing(
+    plans: Plans,
+    *,
+    dataset: str | None = None,
+    status: list[str] | None = None,
+    kind: list[str] | None = None,
+) -> Plan[Paging[Job]]:
+    """The jobs of the datasets you can read, newest first, narrowed by the filters."""
+    filter: Json = {}
+    if dataset is not None:
+        filter["datasetId"] = yield from plans.dataset_id(dataset)
+    if status:
+        filter["status"] = [value.upper() for value in status]
+    if kind:
+        filter["kind"] = [value.upper() for value in kind]
+
+    def build(found: Json) -> Job:
+        return Job.from_json(found, plans.owner)
+
+    return Paging(lambda after: each(jobs(after, filter), build))
+
+
+def cancel(plans: Plans, job_id: str) -> Plan[Job]:
+    """Stop a job: at once while PENDING, at its next step while RUNNING."""
+    found = yield job_mutation("cancelJob", "CancelJobInput", {"id": job_id})
+    return _found_job(found, job_id, plans)
+
+
+def retry(plans: Plans, job_id: str) -> Plan[Job]:
+    """Queue a FAILED or CANCELLED job again."""
+    found = yield job_mutation("retryJob", "RetryJobInput", {"id": job_id})
+    return _found_job(found, job_id, plans)
+
+
+def delete(plans: Plans, job_id: str) -> Plan[None]:
+    """Remove a finished job."""
+    yield job_mutation("deleteJob", "DeleteJobInput", {"id": job_id})
+
+
+def _found_job(found: Json | None, job_id: str, plans: Plans) -> Job:
+    if found is None:
+        raise QuiverError(f"Job {job_id!r} was not found", code="NOT_FOUND")
+    return Job.from_json(found, plans.owner)

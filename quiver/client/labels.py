@@ -1,15 +1,20 @@
-"""Labels and samples from the client: their results, GraphQL operations, and the sample
-filter a pull narrows its files with."""
+"""Labels and samples from the client: their results, GraphQL operations, the sample filter
+a pull narrows its files with, and the plans both clients' label methods run."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from quiver.client.errors import QuiverError
 from quiver.client.operations import PAGE_INFO, PAGE_SIZE, Operation, _found, _mutation, _page
 from quiver.client.operations import _payload as payload_of
+from quiver.client.steps import Paging, Plan, each
 from quiver.client.types import Json, Page, _time
+
+if TYPE_CHECKING:
+    from quiver.client.plans import Plans
 
 LABEL_FIELDS = "id name color kind attributes skeleton parent { name } createdAt"
 ANNOTATION_FIELDS = "id label { name } score geometry attributes revision source { kind modelName }"
@@ -170,3 +175,116 @@ def update_samples(values: Json) -> Operation[Json]:
 
 def annotate_samples(values: Json) -> Operation[Json]:
     return _samples_mutation("annotateSamples", "AnnotateSamplesInput", values)
+
+
+# --- plans (see quiver.client.steps): the client methods for labels and samples ---------
+
+
+def list_labels(plans: Plans, reference: str) -> Plan[list[Label]]:
+    """The labels of a dataset (or of a version, ``name@vN``), by name."""
+    found: list[Label] = yield labels(*(yield from plans.label_owner(reference)))
+    return found
+
+
+def make_labels(plans: Plans, reference: str, labels: list[str | Json]) -> Plan[list[Label]]:
+    """Make labels, all or none: names, or LabelInput objects ({name, kind, color, …})."""
+    values = [{"name": given} if isinstance(given, str) else given for given in labels]
+    made: list[Label] = yield create_labels((yield from plans.dataset_id(reference)), values)
+    return made
+
+
+def label_ids(plans: Plans, reference: str, names: list[str]) -> Plan[list[str]]:
+    """The IDs of labels named ``names``; NOT_FOUND naming any there is not."""
+    by_name = {label.name: label.id for label in (yield from list_labels(plans, reference))}
+    missing = [name for name in names if name not in by_name]
+    if missing:
+        raise QuiverError(f"{reference} has no label {', '.join(missing)}", code="NOT_FOUND")
+    return [by_name[name] for name in names]
+
+
+def list_samples(
+    plans: Plans,
+    reference: str,
+    *,
+    labels: list[str] | None = None,
+    label_match: str = "ANY",
+    status: str | None = None,
+    metadata: Json | None = None,
+    prefix: str | None = None,
+    hard_example: bool | None = None,
+) -> Plan[Paging[Sample]]:
+    """The samples of a dataset (or a version) matching every condition given, with their
+    annotations; ``labels`` by name, matched ANY, ALL or NONE."""
+    owner, owner_id = yield from plans.label_owner(reference)
+    ids = (yield from label_ids(plans, reference, labels)) if labels is not None else None
+    filter = sample_filter(
+        label_ids=ids,
+        label_match=label_match,
+        status=status.upper() if status else None,
+        metadata=metadata,
+        prefix=prefix,
+        hard_example=hard_example,
+    )
+    return Paging(lambda after: each(samples(owner, owner_id, after, filter), Sample.from_json))
+
+
+def add(
+    plans: Plans,
+    reference: str,
+    paths: list[str] | None = None,
+    *,
+    all_files: bool = False,
+    metadata: Json | None = None,
+) -> Plan[list[Sample]]:
+    """Make samples of files (``paths``, or every file without one); the samples of
+    ``paths`` (none with ``all_files``: list them with ``samples``)."""
+    values: Json = {"datasetId": (yield from plans.dataset_id(reference)), "paths": paths}
+    values |= {"allFiles": all_files, "metadata": metadata}
+    return _samples_of((yield add_samples(values)))
+
+
+def update(
+    plans: Plans,
+    sample_ids: list[str],
+    *,
+    status: str | None = None,
+    hard_example: bool | None = None,
+    metadata: Json | None = None,
+) -> Plan[list[Sample]]:
+    """Set the status, hard-example flag or metadata of samples."""
+    values: Json = {"ids": sample_ids}
+    if status is not None:
+        values["status"] = status.upper()
+    if hard_example is not None:
+        values["hardExample"] = hard_example
+    if metadata is not None:
+        values["metadata"] = metadata
+    return _samples_of((yield update_samples(values)))
+
+
+def annotate(
+    plans: Plans, reference: str, annotations: dict[str, list[Json]]
+) -> Plan[list[Sample]]:
+    """Replace the annotations of samples (by sample ID), all or none. Each annotation is
+    an AnnotationInput ({labelId or label: name, geometry, score, attributes, model})."""
+    by_name: dict[str, str] | None = None
+    entries: list[Json] = []
+    for sample_id, given in annotations.items():
+        made = []
+        for annotation in given:
+            annotation = dict(annotation)
+            if "label" in annotation:
+                if by_name is None:
+                    found = yield from list_labels(plans, reference)
+                    by_name = {label.name: label.id for label in found}
+                name = annotation.pop("label")
+                if name not in by_name:
+                    raise QuiverError(f"{reference} has no label {name}", code="NOT_FOUND")
+                annotation["labelId"] = by_name[name]
+            made.append(annotation)
+        entries.append({"sampleId": sample_id, "annotations": made})
+    return _samples_of((yield annotate_samples({"samples": entries})))
+
+
+def _samples_of(payload: Json) -> list[Sample]:
+    return [Sample.from_json(found) for found in payload.get("samples") or []]

@@ -133,3 +133,71 @@ def test_quiver_jobs_lists_shows_follows_and_exits_non_zero_on_failure(
     assert cancelled.exit_code != 0
     assert cancelled.stderr.startswith("error: ")
     assert cli.invoke(app, ["jobs", "show", "Sm9iOjk5OTk5"]).exit_code == 3
+
+
+def test_quiver_jobs_start_queues_a_job_follows_it_and_refuses_bad_parameters(
+    client_env: LiveServer,
+) -> None:
+    with Client() as client:
+        client.create_dataset("cli-start", type="TABULAR")
+        client.upload_file("cli-start", "t.csv", b"a,b\n1,2\n3,4\n5,6\n")
+        version_id = client.create_version("cli-start", "first").id
+        client.create_dataset("cli-start-bad")
+        upload_id = failing_import(client, "cli-start-bad")
+        bad_upload = client.job(upload_id).params["uploadId"]
+
+    # name@vN fills in versionId; --follow reports the end and exits 0 on success.
+    analysed = quiver(
+        client_env, "jobs", "start", "analyze", "cli-start@v1", "--param", "path=t.csv", "--follow"
+    )
+    assert analysed.returncode == 0, analysed.stderr
+    assert "ANALYZE" in analysed.stdout
+    assert "SUCCEEDED 100%" in analysed.stdout
+    assert "SUCCEEDED 100%" in analysed.stderr  # a line per change, in a pipe
+
+    cli = CliRunner()
+    # --quiet prints the ID alone, for scripts; the same idempotency key is the same job.
+    args = ["jobs", "start", "EXPORT_ARCHIVE", "cli-start", "-p", "format=tar", "--quiet"]
+    args += ["--params", json.dumps({"versionId": version_id}), "--idempotency-key", "same"]
+    started = [cli.invoke(app, args) for _ in range(2)]
+    assert [result.exit_code for result in started] == [0, 0], started[0].output
+    job_id = started[0].stdout.strip()
+    assert started[1].stdout.strip() == job_id
+    with Client() as client:
+        job = client.wait_job(job_id, timeout=60)
+    assert (job.kind, job.status, job.params["format"]) == ("EXPORT_ARCHIVE", "SUCCEEDED", "tar")
+    assert job.params["versionId"] == version_id
+
+    # --json --follow prints one JSON document: the job as it ended.
+    followed = cli.invoke(
+        app,
+        ["jobs", "start", "ANALYZE", "cli-start@v1", "-p", "path=t.csv", "--follow", "--json"],
+    )
+    assert followed.exit_code == 0, followed.output
+    assert json.loads(followed.stdout)["status"] == "SUCCEEDED"
+
+    # A job that fails: --follow exits 8, as `jobs follow` does.
+    failing = cli.invoke(
+        app, ["jobs", "start", "IMPORT_ARCHIVE", "cli-start-bad", "-p", f"uploadId={bad_upload}",
+              "--follow", "-q"],
+    )  # fmt: skip
+    assert failing.exit_code == 8, failing.output
+
+    # Bad input: one line with its code and exit 2 (or 3: not found), never a traceback.
+    for args in (
+        ["-p", "no-equals-sign"],
+        ["--params", "[1, 2]"],
+        ["--params", "{not json"],
+    ):
+        refused = cli.invoke(app, ["jobs", "start", "ANALYZE", "cli-start", *args])
+        assert refused.exit_code == 2, refused.output
+        assert refused.stderr.startswith("error: INVALID: --param"), refused.stderr
+        assert refused.stderr.count("\n") == 1
+    unknown_kind = cli.invoke(app, ["jobs", "start", "NO_SUCH_KIND", "cli-start"])
+    assert unknown_kind.exit_code == 2, unknown_kind.output
+    assert unknown_kind.stderr.startswith("error: INVALID")
+    no_version = cli.invoke(app, ["jobs", "start", "ANALYZE", "cli-start@v9"])
+    assert no_version.exit_code == 3, no_version.output
+    missing_path = cli.invoke(app, ["jobs", "start", "ANALYZE", "cli-start"])
+    assert missing_path.exit_code == 2, missing_path.output
+    assert missing_path.stderr.startswith("error: INVALID")
