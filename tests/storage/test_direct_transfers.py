@@ -701,3 +701,21 @@ async def test_gc_aborts_abandoned_multipart_uploads_at_both_kinds_of_key_and_ke
     assert not await s3.exists(blob_key(sha(unverified)))
     assert await stored(s3, sha(kept)) == kept
     assert [m.key async for m in s3.list("blobs")] == [blob_key(sha(kept))]
+
+
+async def test_an_upload_being_verified_cannot_be_aborted(
+    quiver: httpx.AsyncClient, bucket: httpx.AsyncClient, s3: S3Storage, s3_settings: Settings
+) -> None:
+    dataset = await new_dataset(quiver)
+    content = os.urandom(16 * MIB + 6)
+    upload = await send_parts(quiver, bucket, await negotiate(quiver, dataset, content), content)
+    await quiver.post(f"{upload}/complete")
+
+    refused = await quiver.delete(upload)
+    await verify(s3_settings, s3)
+    state = (await quiver.get(upload)).json()["state"]
+
+    assert refused.status_code == 409
+    assert refused.text == "CONFLICT: The upload is being verified; wait for it"
+    assert state == "complete"
+    assert await stored(s3, sha(content)) == content
