@@ -16,6 +16,8 @@ import base64
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import anyio
+
 from quiver.auth import Viewer
 from quiver.ids import encode_global_id
 from quiver.jobs import queue
@@ -87,7 +89,8 @@ async def start_direct_upload(
             upload.key, metadata={UPLOAD_TOKEN_METADATA: token}
         )
     except BaseException:
-        await DirectUpload.filter(id=token).delete()
+        with anyio.CancelScope(shield=True):
+            await DirectUpload.filter(id=token).delete()
         raise
     await DirectUpload.filter(id=token).update(multipart_id=upload.multipart_id)
     return upload

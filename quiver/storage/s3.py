@@ -189,8 +189,9 @@ class S3Storage:
         loop only hands chunks over. ``if_match``: only the object with this ETag, else
         ``PreconditionFailed`` (it was replaced meanwhile).
 
-        Parallel ranged GETs (32 MiB, four in flight) measured no faster against SeaweedFS
-        here and held 128 MiB: hashing (~1 GB/s, one core) bounds this read.
+        Against SeaweedFS here (2 GiB) this ran at 0.99x a bare GET of the same object;
+        parallel ranged GETs (64 MiB, three in flight) ran at 0.4x and held 192 MiB, and a
+        queue between the GET and the hashing thread was no faster.
         """
         hasher = hashlib.sha256()
         if not size:
