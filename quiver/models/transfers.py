@@ -38,7 +38,8 @@ class BlobGrant(Model):
 class DirectUpload(Model):
     """Bytes on their way from a client straight to S3, verified before they are visible."""
 
-    # A presigned PUT to the content key, or a multipart upload to a staging key.
+    # A presigned PUT to the content key, or a multipart upload to the content key (when
+    # it holds the claim below) or else to a staging key.
 
     id = fields.CharField(max_length=32, primary_key=True)
     user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
@@ -60,6 +61,10 @@ class DirectUpload(Model):
     # The VERIFY_UPLOAD job that hashes a completed multipart upload (no foreign key: the
     # job may be deleted, and the upload's answer then says so).
     verify_job_id = fields.BigIntField(null=True)
+    # The sha256 whose content key this multipart upload writes to, while its object there
+    # may hold unverified bytes; unique, so at most one upload a content key. Cleared once
+    # the bytes are verified or gone.
+    content_claim = fields.CharField(max_length=64, null=True, unique=True)
 
     user_id: int
     dataset_id: int

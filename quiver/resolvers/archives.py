@@ -41,7 +41,7 @@ import anyio.to_thread
 from quiver.auth import Viewer
 from quiver.config import Settings
 from quiver.events import datasets as events
-from quiver.models import Dataset
+from quiver.models import Dataset, DirectUpload
 from quiver.resolvers.archive_entries import (
     CountingReader,
     Entry,
@@ -455,7 +455,13 @@ async def _stored_before(
     if resume is None or (known := resume.known.get(path)) is None:
         return None
     size, sha256 = known
-    if size != entry_size or not await storage.exists(blob_key(sha256)):
+    # An object that a multipart upload claims may hold its unverified bytes (asked after
+    # the object is seen, so a claim that put them there is still held).
+    if (
+        size != entry_size
+        or not await storage.exists(blob_key(sha256))
+        or await DirectUpload.exists(content_claim=sha256)
+    ):
         return None
     await touch_blob(sha256, size)
     return StoredBlob(sha256, size)

@@ -190,7 +190,13 @@ async def _direct_actions(
     for item in sorted(items, key=lambda i: (i.sha256, i.size)):
         transfer = S3_PUT if item.size <= settings.s3_direct_put_max else S3_MULTIPART
         row = by_item.get(item)
-        if row is None or row.transfer != transfer or row.dataset_id != dataset.id:
+        # A multipart row without its multipart id is one still being started.
+        if (
+            row is None
+            or row.transfer != transfer
+            or row.dataset_id != dataset.id
+            or (transfer == S3_MULTIPART and row.multipart_id is None)
+        ):
             row = await start_direct_upload(storage, user.id, dataset.id, item, transfer)
         actions[item] = describe(storage, row, settings.presign_seconds)
     return actions

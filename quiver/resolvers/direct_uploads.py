@@ -3,9 +3,11 @@ before the blob becomes visible.
 
 A presigned PUT goes to the content key itself, with the sha256 and this upload's token as
 signed headers: the store refuses other bytes, and the token read back proves that *this*
-upload wrote the object (not someone else's upload of the same content). A multipart upload
-goes to a staging key, because S3's multipart checksum is not a sha256 of the whole: on
-completion the staged object is streamed and hashed, then copied to its content key.
+upload wrote the object (not someone else's upload of the same content).
+
+A multipart upload writes to the content key when it may, else to a staging key; either
+way its object is verified by a VERIFY_UPLOAD job before it is a blob
+(``quiver.resolvers.upload_verification``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from __future__ import annotations
 import base64
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
+
+import anyio
 
 from quiver.auth import Viewer
 from quiver.ids import encode_global_id
@@ -32,7 +36,12 @@ from quiver.resolvers.blob_transfers import (
 from quiver.resolvers.blobs import touch_blob
 from quiver.resolvers.errors import FieldPath, Refused
 from quiver.resolvers.files import writable_dataset
-from quiver.storage import ObjectNotFound, S3Storage, Storage, StorageError
+from quiver.resolvers.upload_verification import (
+    at_content_key,
+    claim_content_key,
+    discard_unverified,
+)
+from quiver.storage import PreconditionFailed, S3Storage, Storage, StorageError
 from quiver.storage.blobs import blob_key
 from quiver.storage.presign import UploadedPart
 
@@ -68,11 +77,22 @@ async def start_direct_upload(
         key=blob_key(item.sha256),
         expires_at=now + DIRECT_UPLOAD_TTL,
     )
-    if transfer == S3_MULTIPART:
+    if transfer != S3_MULTIPART:
+        await upload.save()
+        return upload
+    upload.part_size = part_size_for(item.size)
+    if not await claim_content_key(upload):
         upload.key = f"{STAGING_PREFIX}/{token}"
-        upload.part_size = part_size_for(item.size)
-        upload.multipart_id = await storage.presigner.create_multipart(upload.key)
-    await upload.save()
+        await upload.save()
+    try:
+        upload.multipart_id = await storage.presigner.create_multipart(
+            upload.key, metadata={UPLOAD_TOKEN_METADATA: token}
+        )
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await DirectUpload.filter(id=token).delete()
+        raise
+    await DirectUpload.filter(id=token).update(multipart_id=upload.multipart_id)
     return upload
 
 
@@ -247,6 +267,9 @@ async def complete_direct_upload(
     if state == "pending":
         await _complete_multipart(s3, upload)
         job = await _enqueue_verify(upload)
+        # Completing is activity: the upload outlives its verification.
+        upload.expires_at = datetime.now(UTC) + DIRECT_UPLOAD_TTL
+        await DirectUpload.filter(id=upload.id).update(expires_at=upload.expires_at)
     assert job is not None
     return 202, {
         "sha256": upload.sha256,
@@ -304,58 +327,28 @@ async def _complete_multipart(storage: S3Storage, upload: DirectUpload) -> None:
     extra = [part for part in parts if part.number > count]
     if extra:
         raise Refused.invalid(("uploadId",), f"There are only {count} parts")
-    await storage.presigner.complete_multipart(
-        upload.key, upload.multipart_id, [held[n] for n in range(1, count + 1)]
-    )
-
-
-class VerificationFailed(Exception):
-    """The staged object is gone or holds other bytes: the upload is over (start again)."""
-
-
-async def verify_multipart(storage: Storage, upload: DirectUpload) -> None:
-    """The VERIFY_UPLOAD job's work: hash the staged object (streamed, hashed in a thread
-    off the loop), then copy it to its content key, record the blob, grant it to the
-    uploader and drop the staging object. Only then is the blob visible.
-
-    Other bytes (or none): the staging object is deleted and the upload expires at once, so
-    the batch starts a new one; ``VerificationFailed`` says why.
-    """
-    s3 = _s3(storage)
-    if upload.completed_at is not None:
-        return
     try:
-        size = (await s3.head(upload.key)).size
-        sha256 = await s3.sha256(upload.key, size) if size == upload.size else None
-    except ObjectNotFound:
-        await _end(upload)
-        raise VerificationFailed("This upload was aborted; start again") from None
-    if sha256 != upload.sha256:
-        await s3.delete(upload.key)
-        await _end(upload)
-        what = f"sha256 of the bytes is {sha256}" if sha256 else f"the object holds {size} bytes"
-        raise VerificationFailed(
-            f"{what}, not the declared {upload.sha256} ({upload.size} bytes); "
-            "the upload is removed, start again"
+        await storage.presigner.complete_multipart(
+            upload.key,
+            upload.multipart_id,
+            [held[n] for n in range(1, count + 1)],
+            if_absent=at_content_key(upload),
         )
-    await s3.copy(upload.key, blob_key(upload.sha256))
-    await touch_blob(upload.sha256, int(upload.size))
-    await grant_blobs(upload.user_id, [upload.sha256])
-    upload.completed_at = datetime.now(UTC)
-    await DirectUpload.filter(id=upload.id).update(completed_at=upload.completed_at)
-    await s3.delete(upload.key)
-
-
-async def _end(upload: DirectUpload) -> None:
-    """The upload can no longer complete: it expires now (the batch will not offer it again;
-    ``quiver gc`` forgets it) but still answers its state until then."""
-    await DirectUpload.filter(id=upload.id).update(expires_at=datetime.now(UTC))
+    except PreconditionFailed:
+        # An object is at the content key already: this upload's, completed by a racing
+        # call, or another upload's (then these parts can never be used). Verification
+        # tells the two apart by the token the object carries.
+        await storage.presigner.abort_multipart(upload.key, upload.multipart_id)
 
 
 async def abort_direct_upload(storage: Storage, upload: DirectUpload) -> None:
+    """Abort the multipart upload and delete its unverified bytes; refused while they are
+    being verified (the job would record a blob whose bytes were just deleted)."""
     s3 = _s3(storage)
+    if (await _state(upload))[0] == "verifying":
+        raise Refused.conflict(("uploadId",), "The upload is being verified; wait for it")
     if upload.transfer == S3_MULTIPART and upload.completed_at is None:
         assert upload.multipart_id is not None
         await s3.presigner.abort_multipart(upload.key, upload.multipart_id)
-        await s3.delete(upload.key)
+        await discard_unverified(s3, upload)
     await DirectUpload.filter(id=upload.id).delete()

@@ -22,6 +22,7 @@ from quiver.models import (
     VersionEntry,
 )
 from quiver.resolvers.job_results import forget_old_job_results
+from quiver.resolvers.upload_verification import release_expired_claims
 from quiver.storage import S3Storage, Storage
 from quiver.storage.blobs import SHA256_PATTERN, blob_key
 
@@ -173,13 +174,18 @@ async def _sweep(
     dry_run: bool,
     strays: bool,
 ) -> None:
-    """Delete old objects under ``prefix`` (for blobs/: only those without a blob row)."""
+    """Delete old objects under ``prefix`` (for blobs/: only those without a blob row that no
+    multipart upload claims: such an object waits for its verification)."""
     async for meta in storage.list(prefix):
         if meta.last_modified >= cutoff:
             continue
         if strays:
             sha256 = meta.key.rsplit("/", 1)[-1]
-            if not SHA256_PATTERN.fullmatch(sha256) or await Blob.exists(sha256=sha256):
+            if (
+                not SHA256_PATTERN.fullmatch(sha256)
+                or await Blob.exists(sha256=sha256)
+                or await DirectUpload.exists(content_claim=sha256)
+            ):
                 continue
             report.strays_deleted += 1
         else:
@@ -191,12 +197,15 @@ async def _sweep(
 async def _sweep_direct_uploads(
     storage: Storage, now: datetime, cutoff: datetime, report: GarbageReport, *, dry_run: bool
 ) -> None:
-    """Forget expired direct-to-S3 uploads and abort multipart uploads that no live upload
-    names and that started before ``cutoff`` (unfinished parts cost until aborted); old
-    commit idempotency keys go too."""
+    """Forget expired direct-to-S3 uploads (first deleting what one left unverified at a
+    content key) and abort multipart uploads, at staging or content keys, that no live
+    upload names and that started before ``cutoff`` (unfinished parts cost until aborted);
+    old commit idempotency keys go too. Aborting never touches a completed object."""
     expired = DirectUpload.filter(expires_at__lte=now)
     report.direct_uploads_expired = await expired.count()
     if not dry_run:
+        if isinstance(storage, S3Storage):
+            await release_expired_claims(storage, now)
         await expired.delete()
         await CommitRecord.filter(created_at__lt=now - IDEMPOTENCY_TTL).delete()
     if not isinstance(storage, S3Storage):
@@ -207,7 +216,12 @@ async def _sweep_direct_uploads(
             expires_at__gt=now, multipart_id__isnull=False
         ).values_list("multipart_id", flat=True)
     }
-    for pending in await storage.presigner.pending_multiparts("staging"):
+    pending_uploads = [
+        pending
+        for prefix in ("staging", "blobs")
+        for pending in await storage.presigner.pending_multiparts(prefix)
+    ]
+    for pending in pending_uploads:
         if pending.multipart_id in live or pending.initiated >= cutoff:
             continue
         report.multipart_aborted += 1

@@ -8,6 +8,7 @@ from urllib.parse import unquote, urlsplit
 from quiver.storage.base import (
     ObjectMeta,
     ObjectNotFound,
+    PreconditionFailed,
     RangeNotSatisfiable,
     Storage,
     StorageError,
@@ -19,6 +20,7 @@ __all__ = [
     "LocalStorage",
     "ObjectMeta",
     "ObjectNotFound",
+    "PreconditionFailed",
     "RangeNotSatisfiable",
     "S3Storage",
     "Storage",

@@ -25,6 +25,10 @@ class ObjectNotFound(StorageError):
         self.key = key
 
 
+class PreconditionFailed(StorageError):
+    """The store refused a conditional request (HTTP 412): the object is not as required."""
+
+
 class RangeNotSatisfiable(StorageError):
     """A byte range starts past the end of the object (HTTP 416)."""
 

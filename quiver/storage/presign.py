@@ -4,7 +4,7 @@ Signing is local (SigV4, no network call). Headers given to ``presign`` are *sig
 headers: the client must send them exactly, so ``x-amz-checksum-sha256`` makes the store
 itself refuse other bytes (a checksum in the query string would be ignored by S3).
 The few control calls (create, list, complete, abort multipart uploads; HEAD with user
-metadata) go through a botocore client in a worker thread.
+metadata and ETag; a conditional DELETE) go through a botocore client in a worker thread.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from botocore.credentials import Credentials
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.session import get_session
 
-from quiver.storage.base import StorageError, validate_key
+from quiver.storage.base import PreconditionFailed, StorageError, validate_key
 
 if TYPE_CHECKING:
     from quiver.storage.s3 import S3Storage
@@ -53,6 +53,7 @@ class PendingMultipart:
 class HeadResult:
     size: int
     metadata: Mapping[str, str]
+    etag: str
 
 
 class S3Presigner:
@@ -139,11 +140,18 @@ class S3Presigner:
 
         try:
             return await anyio.to_thread.run_sync(call)
-        except (BotoCoreError, ClientError) as error:
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412"):
+                raise PreconditionFailed(f"S3 {operation} refused: {error}") from error
+            raise StorageError(f"S3 {operation} failed: {error}") from error
+        except BotoCoreError as error:
             raise StorageError(f"S3 {operation} failed: {error}") from error
 
-    async def create_multipart(self, key: str) -> str:
-        answer = await self._call("create_multipart_upload", Key=self.full_key(key))
+    async def create_multipart(self, key: str, *, metadata: Mapping[str, str]) -> str:
+        """Start a multipart upload; ``metadata`` (``x-amz-meta-*``) ends up on the object."""
+        answer = await self._call(
+            "create_multipart_upload", Key=self.full_key(key), Metadata=dict(metadata)
+        )
         return str(answer["UploadId"])
 
     async def list_parts(self, key: str, multipart_id: str) -> list[UploadedPart]:
@@ -165,15 +173,30 @@ class S3Presigner:
             marker = int(answer["NextPartNumberMarker"])
 
     async def complete_multipart(
-        self, key: str, multipart_id: str, parts: list[UploadedPart]
+        self, key: str, multipart_id: str, parts: list[UploadedPart], *, if_absent: bool
     ) -> None:
+        """Complete the upload; ``if_absent``: only if no object is at ``key`` yet
+        (``If-None-Match: *``), else ``PreconditionFailed`` and nothing is replaced."""
         listed = [{"PartNumber": part.number, "ETag": part.etag} for part in parts]
+        condition = {"IfNoneMatch": "*"} if if_absent else {}
         await self._call(
             "complete_multipart_upload",
             Key=self.full_key(key),
             UploadId=multipart_id,
             MultipartUpload={"Parts": listed},
+            **condition,
         )
+
+    async def delete_if_match(self, key: str, etag: str) -> None:
+        """Delete the object only while it is still the one with ``etag`` (``If-Match``):
+        ``PreconditionFailed`` when another object replaced it; a missing one is deleted."""
+        try:
+            await self._call("delete_object", Key=self.full_key(key), IfMatch=etag)
+        except PreconditionFailed:
+            raise
+        except StorageError as error:
+            if not _is_missing(error):
+                raise
 
     async def abort_multipart(self, key: str, multipart_id: str) -> None:
         try:
@@ -206,12 +229,18 @@ class S3Presigner:
         try:
             answer = await self._call("head_object", Key=self.full_key(key))
         except StorageError as error:
-            cause = error.__cause__
-            if isinstance(cause, ClientError) and cause.response.get("Error", {}).get("Code") in (
-                "404",
-                "NoSuchKey",
-                "NotFound",
-            ):
+            if _is_missing(error):
                 return None
             raise
-        return HeadResult(int(answer["ContentLength"]), dict(answer.get("Metadata", {})))
+        return HeadResult(
+            int(answer["ContentLength"]), dict(answer.get("Metadata", {})), str(answer["ETag"])
+        )
+
+
+def _is_missing(error: StorageError) -> bool:
+    cause = error.__cause__
+    return isinstance(cause, ClientError) and cause.response.get("Error", {}).get("Code") in (
+        "404",
+        "NoSuchKey",
+        "NotFound",
+    )

@@ -15,11 +15,13 @@ import anyio
 import anyio.to_thread
 import obstore
 from obstore.exceptions import BaseError as ObstoreError
+from obstore.exceptions import PreconditionError
 from obstore.store import S3Store
 
 from quiver.storage.base import (
     ObjectMeta,
     ObjectNotFound,
+    PreconditionFailed,
     RangeNotSatisfiable,
     StorageError,
     file_chunks,
@@ -29,7 +31,7 @@ from quiver.storage.base import (
 )
 
 if TYPE_CHECKING:
-    from obstore import BytesStream, OffsetRange
+    from obstore import BytesStream, GetOptions, OffsetRange
     from obstore import ObjectMeta as ObstoreMeta
     from obstore.store import ClientConfig, S3Config
 
@@ -39,6 +41,8 @@ if TYPE_CHECKING:
 PART_SIZE = 5 * 1024 * 1024
 MAX_CONCURRENCY = 8
 CHUNK_SIZE = 1024 * 1024
+# Hashing reads bigger chunks: fewer hand-overs to the hashing thread.
+HASH_CHUNK_SIZE = 8 * 1024 * 1024
 LIST_BATCH = 1000
 # obstore's 30 s default covers a whole request body, far too short for a multi-GiB
 # download streamed to a slow client.
@@ -179,17 +183,49 @@ class S3Storage:
             raise _storage_error(error, key) from error
         return _translated(result.stream(min_chunk_size=CHUNK_SIZE), key)
 
-    async def sha256(self, key: str, size: int) -> str:
+    async def sha256(self, key: str, size: int, *, if_match: str | None = None) -> str:
         """The sha256 of the object's first ``size`` bytes, streamed by one GET in
-        ``CHUNK_SIZE`` chunks hashed in a thread (hashlib releases the GIL), so the
-        loop only hands chunks over.
+        ``HASH_CHUNK_SIZE`` chunks hashed in a thread (hashlib releases the GIL) while the
+        next chunk downloads, so the loop only hands chunks over. ``if_match``: only the
+        object with this ETag, else ``PreconditionFailed`` (it was replaced meanwhile).
 
-        Parallel ranged GETs (32 MiB, four in flight) measured no faster against SeaweedFS
-        here and held 128 MiB; the server-side copy that follows costs several times more.
+        Against SeaweedFS here (2 GiB, loaded machine) this ran at 0.89x a bare GET of the
+        same object, hashing each chunk before asking for the next at 0.70x; parallel
+        ranged GETs (64 MiB, three in flight) at 0.4x.
         """
         hasher = hashlib.sha256()
-        async for chunk in await self.open(key, end=size) if size else _empty_stream():
-            await anyio.to_thread.run_sync(hasher.update, chunk)
+        if not size:
+            return hasher.hexdigest()
+        validate_key(key)
+        options: GetOptions = {"range": (0, size)}
+        if if_match is not None:
+            options["if_match"] = if_match
+        try:
+            result = await obstore.get_async(self.store, key, options=options)
+        except PreconditionError:
+            raise PreconditionFailed(f"{key!r} is no longer the object {if_match}") from None
+        except (ObstoreError, OSError) as error:
+            raise _storage_error(error, key) from error
+        # One chunk waits while one is hashed and the next downloads: 24 MiB at most.
+        send, receive = anyio.create_memory_object_stream[bytes](1)
+        failures: list[StorageError] = []
+
+        async def download() -> None:
+            async with send:
+                try:
+                    chunks = result.stream(min_chunk_size=HASH_CHUNK_SIZE)
+                    async for chunk in _translated(chunks, key):
+                        await send.send(chunk)
+                except StorageError as error:
+                    failures.append(error)  # raised below as itself, not in a group
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(download)
+            async with receive:
+                async for chunk in receive:
+                    await anyio.to_thread.run_sync(hasher.update, chunk)
+        if failures:
+            raise failures[0]
         return hasher.hexdigest()
 
     async def head(self, key: str) -> ObjectMeta:

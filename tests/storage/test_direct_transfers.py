@@ -23,6 +23,8 @@ from quiver.app import create_app
 from quiver.auth import ensure_admin_key
 from quiver.config import Settings
 from quiver.jobs.runner import Runner
+from quiver.models import DirectUpload
+from quiver.resolvers.blobs import touch_blob
 from quiver.resolvers.gc import collect_garbage
 from quiver.storage import S3Storage
 from quiver.storage.blobs import blob_key
@@ -391,3 +393,329 @@ def _tar(members: list[tuple[str, bytes]]) -> bytes:
             info.size = len(content)
             archive.addfile(info, io.BytesIO(content))
     return out.getvalue()
+
+
+async def own_dataset(quiver: httpx.AsyncClient, token: str) -> str:
+    response = await quiver.post(
+        "/graphql", json={"query": CREATE}, headers={"Authorization": f"Bearer {token}"}
+    )
+    return str(response.json()["data"]["createDataset"]["dataset"]["id"])
+
+
+async def send_parts(
+    quiver: httpx.AsyncClient,
+    bucket: httpx.AsyncClient,
+    answer: dict[str, Any],
+    content: bytes,
+    **headers: str,
+) -> str:
+    """Send every part of ``content`` as the answer says; returns the upload's path."""
+    upload = f"/api/v1/uploads/{answer['uploadId']}"
+    numbers = list(range(1, answer["partCount"] + 1))
+    signed = await quiver.post(f"{upload}/parts", json={"partNumbers": numbers}, headers=headers)
+    size = answer["partSize"]
+    for part in signed.json()["parts"]:
+        start = (part["partNumber"] - 1) * size
+        sent = await bucket.put(part["href"], content=content[start : start + size])
+        assert sent.status_code == 200, sent.text
+    return upload
+
+
+async def stored(s3: S3Storage, sha256: str) -> bytes:
+    return b"".join([chunk async for chunk in await s3.open(blob_key(sha256))])
+
+
+async def multipart_keys(s3: S3Storage) -> list[str]:
+    """The keys of the multipart uploads in flight, content keys and staging keys alike."""
+    pending = [
+        *await s3.presigner.pending_multiparts("blobs"),
+        *await s3.presigner.pending_multiparts("staging"),
+    ]
+    return sorted(p.key.split("/", 1)[0] for p in pending)
+
+
+async def test_a_first_multipart_upload_lands_on_the_content_key_but_is_no_blob_until_verified(
+    quiver: httpx.AsyncClient, bucket: httpx.AsyncClient, s3: S3Storage, s3_settings: Settings
+) -> None:
+    dataset = await new_dataset(quiver)
+    content = os.urandom(16 * MIB + 77)
+    answer = await negotiate(quiver, dataset, content)
+    in_flight = await multipart_keys(s3)
+    upload = await send_parts(quiver, bucket, answer, content)
+    queued = await quiver.post(f"{upload}/complete")
+    bare = await s3.head(blob_key(sha(content)))
+    asked = await negotiate(quiver, dataset, content)
+    refused = await commit(quiver, dataset, "big.bin", sha(content))
+    # An hour past the grace period the object, with no blob row yet, is spared: it is
+    # claimed by an upload still waiting for its verification.
+    swept = await collect_garbage(s3, now=datetime.now(UTC) + timedelta(hours=2))
+    ran = await verify(s3_settings, s3)
+    done = (await quiver.get(upload)).json()
+
+    assert in_flight == ["blobs"]
+    assert queued.status_code == 202, queued.text
+    assert bare.size == len(content)
+    assert asked["exists"] is False
+    assert [error["code"] for error in refused["userErrors"]] == ["NOT_FOUND"]
+    assert swept.strays_deleted == 0
+    assert ran == 1
+    assert done["state"] == "complete"
+    assert await stored(s3, sha(content)) == content
+    assert [m.key async for m in s3.list("staging")] == []
+    assert (await commit(quiver, dataset, "big.bin", sha(content)))["userErrors"] == []
+
+
+async def test_a_second_uploader_of_a_verified_sha256_cannot_overwrite_it(
+    quiver: httpx.AsyncClient,
+    bucket: httpx.AsyncClient,
+    s3: S3Storage,
+    s3_settings: Settings,
+    make_user: MakeUser,
+) -> None:
+    dataset = await new_dataset(quiver)
+    content = os.urandom(16 * MIB + 3)
+    first = await negotiate(quiver, dataset, content)
+    await quiver.post(f"{await send_parts(quiver, bucket, first, content)}/complete")
+    await verify(s3_settings, s3)
+    mallory, honest = await make_user("mallory"), await make_user("honest")
+    as_mallory = {"Authorization": f"Bearer {mallory.token}"}
+    as_honest = {"Authorization": f"Bearer {honest.token}"}
+    garbage = bytearray(content)
+    garbage[5] ^= 0xFF
+
+    # Neither may read the blob, so both are asked for the bytes, which go to staging keys.
+    forged = await negotiate(
+        quiver, await own_dataset(quiver, mallory.token), content, **as_mallory
+    )
+    honest_dataset = await own_dataset(quiver, honest.token)
+    resent = await negotiate(quiver, honest_dataset, content, **as_honest)
+    in_flight = await multipart_keys(s3)
+    forged_upload = await send_parts(quiver, bucket, forged, bytes(garbage), **as_mallory)
+    resent_upload = await send_parts(quiver, bucket, resent, content, **as_honest)
+    await quiver.post(f"{forged_upload}/complete", headers=as_mallory)
+    await quiver.post(f"{resent_upload}/complete", headers=as_honest)
+    await verify(s3_settings, s3)
+    forged_state = (await quiver.get(forged_upload, headers=as_mallory)).json()
+    resent_state = (await quiver.get(resent_upload, headers=as_honest)).json()
+    after = await s3.presigner.head(blob_key(sha(content)))
+
+    assert forged["exists"] is resent["exists"] is False
+    assert in_flight == ["staging", "staging"]
+    assert forged_state["state"] == "failed"
+    assert forged_state["error"].startswith(f"sha256 of the bytes is {sha(bytes(garbage))}")
+    assert resent_state["state"] == "complete"
+    # Not replaced, not even by a copy of the same bytes: it is the first upload's object.
+    assert after is not None
+    assert after.metadata["quiver-upload"] == first["uploadId"]
+    assert await stored(s3, sha(content)) == content
+    assert [m.key async for m in s3.list("staging")] == []
+    resent_commit = await commit_as(quiver, honest.token, honest_dataset, sha(content))
+    assert resent_commit["userErrors"] == []
+
+
+async def commit_as(quiver: httpx.AsyncClient, token: str, dataset: str, sha256: str) -> Any:
+    variables = {"input": {"datasetId": dataset, "changes": [{"path": "f.bin", "sha256": sha256}]}}
+    response = await quiver.post(
+        "/graphql",
+        json={"query": COMMIT, "variables": variables},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    return response.json()["data"]["commitFiles"]
+
+
+@pytest.mark.parametrize("garbage_completed_first", [True, False])
+async def test_a_claim_on_the_content_key_cannot_replace_bytes_stored_meanwhile(
+    quiver: httpx.AsyncClient,
+    bucket: httpx.AsyncClient,
+    s3: S3Storage,
+    s3_settings: Settings,
+    make_user: MakeUser,
+    garbage_completed_first: bool,
+) -> None:
+    """Mallory claims the content key of bytes nobody stored yet and sends other bytes;
+    the real bytes are stored through the server before or after Mallory completes."""
+    content = os.urandom(16 * MIB + 9)
+    garbage = os.urandom(len(content))
+    mallory = await make_user("mallory")
+    as_mallory = {"Authorization": f"Bearer {mallory.token}"}
+    claimed = await negotiate(
+        quiver, await own_dataset(quiver, mallory.token), content, **as_mallory
+    )
+    in_flight = await multipart_keys(s3)
+    forged = await send_parts(quiver, bucket, claimed, garbage, **as_mallory)
+    dataset = await new_dataset(quiver)
+    if garbage_completed_first:
+        completed = await quiver.post(f"{forged}/complete", headers=as_mallory)
+    basic = await quiver.put(f"/api/v1/blobs/{sha(content)}?datasetId={dataset}", content=content)
+    if not garbage_completed_first:
+        completed = await quiver.post(f"{forged}/complete", headers=as_mallory)
+    await verify(s3_settings, s3)
+    state = (await quiver.get(forged, headers=as_mallory)).json()
+
+    assert in_flight == ["blobs"]
+    assert basic.status_code == 200, basic.text
+    assert completed.status_code == 202, completed.text
+    assert state["state"] == "failed"
+    assert await stored(s3, sha(content)) == content
+    assert (await commit(quiver, dataset, "f.bin", sha(content)))["userErrors"] == []
+    assert await multipart_keys(s3) == []
+    # Mallory's claim is gone with the upload: a new upload may claim the key again.
+    assert await DirectUpload.filter(content_claim__isnull=False).count() == 0
+
+
+async def test_an_abort_deletes_only_its_own_bytes_at_the_content_key(
+    quiver: httpx.AsyncClient, bucket: httpx.AsyncClient, s3: S3Storage, make_user: MakeUser
+) -> None:
+    content = os.urandom(16 * MIB + 4)
+    mallory = await make_user("mallory")
+    as_mallory = {"Authorization": f"Bearer {mallory.token}"}
+    claimed = await negotiate(
+        quiver, await own_dataset(quiver, mallory.token), content, **as_mallory
+    )
+    upload = await send_parts(quiver, bucket, claimed, content, **as_mallory)
+    dataset = await new_dataset(quiver)
+    await quiver.put(f"/api/v1/blobs/{sha(content)}?datasetId={dataset}", content=content)
+
+    aborted = await quiver.delete(upload, headers=as_mallory)
+
+    assert aborted.status_code == 204
+    assert await stored(s3, sha(content)) == content
+    assert await multipart_keys(s3) == []
+
+
+async def test_two_concurrent_uploads_of_the_same_bytes_claim_the_content_key_once(
+    quiver: httpx.AsyncClient,
+    bucket: httpx.AsyncClient,
+    s3: S3Storage,
+    s3_settings: Settings,
+    make_user: MakeUser,
+) -> None:
+    content = os.urandom(16 * MIB + 21)
+    people = [await make_user("ann"), await make_user("bob"), await make_user("cy")]
+    logins = [{"Authorization": f"Bearer {person.token}"} for person in people]
+    datasets = [await own_dataset(quiver, person.token) for person in people]
+    answers: list[dict[str, Any]] = [{} for _ in people]
+
+    async def ask(index: int) -> None:
+        answers[index] = await negotiate(quiver, datasets[index], content, **logins[index])
+
+    async with anyio.create_task_group() as group:
+        for index in range(len(people)):
+            group.start_soon(ask, index)
+    in_flight = await multipart_keys(s3)
+    uploads = [
+        await send_parts(quiver, bucket, answer, content, **login)
+        for answer, login in zip(answers, logins, strict=True)
+    ]
+    completed = [
+        await quiver.post(f"{upload}/complete", headers=login)
+        for upload, login in zip(uploads, logins, strict=True)
+    ]
+    await verify(s3_settings, s3)
+    states = [
+        (await quiver.get(upload, headers=login)).json()["state"]
+        for upload, login in zip(uploads, logins, strict=True)
+    ]
+    commits = [
+        await commit_as(quiver, person.token, dataset, sha(content))
+        for person, dataset in zip(people, datasets, strict=True)
+    ]
+
+    assert in_flight == ["blobs", "staging", "staging"]
+    assert [response.status_code for response in completed] == [202, 202, 202]
+    assert states == ["complete", "complete", "complete"]
+    assert [result["userErrors"] for result in commits] == [[], [], []]
+    assert [m.key async for m in s3.list("blobs")] == [blob_key(sha(content))]
+    assert await stored(s3, sha(content)) == content
+    assert [m.key async for m in s3.list("staging")] == []
+
+
+async def test_a_verification_survives_a_crash_after_completion_and_runs_again(
+    quiver: httpx.AsyncClient, bucket: httpx.AsyncClient, s3: S3Storage, s3_settings: Settings
+) -> None:
+    dataset = await new_dataset(quiver)
+    content = os.urandom(16 * MIB + 8)
+    answer = await negotiate(quiver, dataset, content)
+    upload = await send_parts(quiver, bucket, answer, content)
+    row = await DirectUpload.get(id=answer["uploadId"])
+    assert row.multipart_id is not None
+    # S3 completed the upload, then the server died before it queued the verification.
+    parts = await s3.presigner.list_parts(row.key, row.multipart_id)
+    await s3.presigner.complete_multipart(row.key, row.multipart_id, parts, if_absent=True)
+
+    queued = await quiver.post(f"{upload}/complete")
+    # A first verification run dies after recording the blob, before finishing.
+    await touch_blob(sha(content), len(content))
+    ran = await verify(s3_settings, s3)
+    again = await quiver.post(f"{upload}/complete")
+
+    assert row.key == blob_key(sha(content))
+    assert queued.status_code == 202, queued.text
+    assert ran == 1
+    assert again.status_code == 200
+    assert again.json()["exists"] is True
+    assert await stored(s3, sha(content)) == content
+
+
+async def test_gc_aborts_abandoned_multipart_uploads_at_both_kinds_of_key_and_keeps_blobs(
+    quiver: httpx.AsyncClient,
+    bucket: httpx.AsyncClient,
+    s3: S3Storage,
+    s3_settings: Settings,
+    make_user: MakeUser,
+) -> None:
+    dataset = await new_dataset(quiver)
+    kept, unverified, abandoned = (os.urandom(16 * MIB + n) for n in (1, 2, 3))
+    first = await negotiate(quiver, dataset, kept)
+    await quiver.post(f"{await send_parts(quiver, bucket, first, kept)}/complete")
+    await verify(s3_settings, s3)
+    await commit(quiver, dataset, "kept.bin", sha(kept))
+    other = await make_user("other")
+    as_other = {"Authorization": f"Bearer {other.token}"}
+    staged = await negotiate(quiver, await own_dataset(quiver, other.token), kept, **as_other)
+    staged_upload = f"/api/v1/uploads/{staged['uploadId']}"
+    (part,) = (
+        await quiver.post(f"{staged_upload}/parts", json={"partNumbers": [1]}, headers=as_other)
+    ).json()["parts"]
+    await bucket.put(part["href"], content=b"\0" * 16 * MIB)
+    claimed = await negotiate(quiver, dataset, abandoned)
+    (part,) = (
+        await quiver.post(f"/api/v1/uploads/{claimed['uploadId']}/parts", json={"partNumbers": [2]})
+    ).json()["parts"]
+    await bucket.put(part["href"], content=abandoned[16 * MIB :])
+    # Completed at the content key but never verified (its job was lost).
+    never = await negotiate(quiver, dataset, unverified)
+    row = await DirectUpload.get(id=never["uploadId"])
+    await send_parts(quiver, bucket, never, unverified)
+    assert row.multipart_id is not None
+    parts = await s3.presigner.list_parts(row.key, row.multipart_id)
+    await s3.presigner.complete_multipart(row.key, row.multipart_id, parts, if_absent=True)
+    in_flight = await multipart_keys(s3)
+
+    report = await collect_garbage(s3, now=datetime.now(UTC) + timedelta(days=2))
+
+    assert in_flight == ["blobs", "staging"]
+    assert report.direct_uploads_expired == 4  # the verified one's row too
+    assert report.multipart_aborted == 2
+    assert await multipart_keys(s3) == []
+    assert not await s3.exists(blob_key(sha(unverified)))
+    assert await stored(s3, sha(kept)) == kept
+    assert [m.key async for m in s3.list("blobs")] == [blob_key(sha(kept))]
+
+
+async def test_an_upload_being_verified_cannot_be_aborted(
+    quiver: httpx.AsyncClient, bucket: httpx.AsyncClient, s3: S3Storage, s3_settings: Settings
+) -> None:
+    dataset = await new_dataset(quiver)
+    content = os.urandom(16 * MIB + 6)
+    upload = await send_parts(quiver, bucket, await negotiate(quiver, dataset, content), content)
+    await quiver.post(f"{upload}/complete")
+
+    refused = await quiver.delete(upload)
+    await verify(s3_settings, s3)
+    state = (await quiver.get(upload)).json()["state"]
+
+    assert refused.status_code == 409
+    assert refused.text == "CONFLICT: The upload is being verified; wait for it"
+    assert state == "complete"
+    assert await stored(s3, sha(content)) == content

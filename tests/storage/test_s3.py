@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -11,7 +12,7 @@ import httpx
 import obstore
 import pytest
 
-from quiver.storage import S3Storage
+from quiver.storage import ObjectNotFound, PreconditionFailed, S3Storage
 
 from .conftest import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY
 
@@ -123,3 +124,26 @@ async def test_credentials_from_the_environment_are_found_once_and_sign_urls_s3_
     again = ambient.presigner.presign("GET", "blobs/one", expires_in=60)
     assert f"X-Amz-Credential={ACCESS_KEY_ID}%2F" in again
     await ambient.close()
+
+
+@pytest.mark.anyio
+async def test_sha256_hashes_a_prefix_only_of_the_object_with_the_etag_it_is_given(
+    s3_server: S3Server,
+) -> None:
+    storage = s3_server.storage(f"tests/sha256-{random.getrandbits(32)}")
+    content = random.Random(2).randbytes(20 * MIB + 3)  # three 8 MiB hashing chunks
+    await storage.put("object", one_piece(content))
+    etag = (await obstore.head_async(storage.store, "object"))["e_tag"]
+
+    whole = await storage.sha256("object", len(content), if_match=etag)
+    prefix = await storage.sha256("object", 9 * MIB)
+    empty = await storage.sha256("object", 0)
+    with pytest.raises(PreconditionFailed):
+        await storage.sha256("object", len(content), if_match='"not-its-etag"')
+    with pytest.raises(ObjectNotFound):
+        await storage.sha256("missing", 10)
+    await storage.close()
+
+    assert whole == hashlib.sha256(content).hexdigest()
+    assert prefix == hashlib.sha256(content[: 9 * MIB]).hexdigest()
+    assert empty == hashlib.sha256(b"").hexdigest()
