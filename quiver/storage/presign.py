@@ -109,6 +109,8 @@ class S3Presigner:
         if not 1 <= expires_in <= MAX_PRESIGN_SECONDS:
             raise ValueError(f"a presigned URL lives 1 to {MAX_PRESIGN_SECONDS} seconds")
         frozen = self._credentials().get_frozen_credentials()
+        if not frozen.access_key or not frozen.secret_key:
+            raise StorageError("No S3 credentials to sign URLs with")
         return self._signer.presign(
             method,
             self.object_url(key),
