@@ -83,7 +83,6 @@ class BlobCache:
         if cached.exists():
             return
         partial = cached.with_name(f"{cached.name}.{threading.get_ident()}.incomplete")
-        partial.unlink(missing_ok=True)
         if not (self._reflinks and reflink(source, partial)):
             self._reflinks = False
             shutil.copyfile(source, partial)
