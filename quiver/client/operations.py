@@ -32,6 +32,8 @@ PAGE_SIZE = 100
 DATASET_FIELDS = """id name description type status visibility tags fileCount totalSize
   createdAt updatedAt deletedAt owner { name } latestVersion { id number }"""
 FILE_FIELDS = "id path size sha256 contentType metadata tags createdAt"
+# What a pull needs of each file: every field more is resolved per file on the server.
+PULL_FIELDS = "id path size sha256"
 VERSION_FIELDS = "id number name description fileCount totalSize createdAt createdBy { name }"
 # No totalCount: it costs the server a COUNT a page, and iterating needs only the cursor.
 PAGE_INFO = "pageInfo { hasNextPage endCursor }"
@@ -168,26 +170,36 @@ def restore_version(version_id: str) -> Operation[Dataset]:
 
 
 def files(
-    dataset_id: str, after: str | None, prefix: str | None, *, urls: bool = False
+    dataset_id: str,
+    after: str | None,
+    prefix: str | None,
+    *,
+    urls: bool = False,
+    fields: str = FILE_FIELDS,
 ) -> Operation[Page[File]]:
     url = " downloadUrl(expiresIn: 86400)" if urls else ""
     return Operation(
         f"""query($id: ID!, $after: String, $prefix: String) {{ dataset(id: $id) {{
   files(first: {PAGE_SIZE}, after: $after, prefix: $prefix) {{
-    edges {{ node {{ {FILE_FIELDS}{url} }} }} {PAGE_INFO} }} }} }}""",
+    edges {{ node {{ {fields}{url} }} }} {PAGE_INFO} }} }} }}""",
         {"id": dataset_id, "after": after, "prefix": prefix},
         lambda data: _page(_found(data["dataset"], "Dataset")["files"], File.from_json),
     )
 
 
 def version_files(
-    version_id: str, after: str | None, prefix: str | None, *, urls: bool = False
+    version_id: str,
+    after: str | None,
+    prefix: str | None,
+    *,
+    urls: bool = False,
+    fields: str = FILE_FIELDS,
 ) -> Operation[Page[File]]:
     url = " downloadUrl(expiresIn: 86400)" if urls else ""
     return Operation(
         f"""query($id: ID!, $after: String, $prefix: String) {{ version(id: $id) {{
   files(first: {PAGE_SIZE}, after: $after, prefix: $prefix) {{
-    edges {{ node {{ {FILE_FIELDS}{url} }} }} {PAGE_INFO} }} }} }}""",
+    edges {{ node {{ {fields}{url} }} }} {PAGE_INFO} }} }} }}""",
         {"id": version_id, "after": after, "prefix": prefix},
         lambda data: _page(_found(data["version"], "Version")["files"], File.from_json),
     )

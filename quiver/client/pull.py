@@ -8,23 +8,24 @@ import hashlib
 import io
 import itertools
 import os
-import shutil
 import tarfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import httpx
 
 from quiver.client import operations as ops
 from quiver.client.annotation_files import check_format, write_annotations
+from quiver.client.blob_cache import BlobCache, HashBatch
+from quiver.client.bucket import NETWORK_ERRORS, BucketConnections
 from quiver.client.errors import QuiverError
 from quiver.client.progress import Progress, Silent
-from quiver.client.settings import cache_dir
 from quiver.client.state import HASH_CHUNK, StateDB
 from quiver.client.transport import MAX_RETRIES, is_ours, raise_for_status, retry_delay
 from quiver.client.types import File, Json, Page
@@ -32,6 +33,7 @@ from quiver.client.types import File, Json, Page
 if TYPE_CHECKING:
     from quiver.client.client import Client
 
+T = TypeVar("T")
 DEFAULT_WORKERS = 4
 # Files under SMALL_FILE are latency-bound (a request each, a few KiB of bytes): they go
 # SMALL_PER_WORKER times as many at once as large ones, at most SMALL_MAX_WORKERS (with
@@ -39,11 +41,6 @@ DEFAULT_WORKERS = 4
 SMALL_FILE = 1024 * 1024
 SMALL_PER_WORKER = 4
 SMALL_MAX_WORKERS = 16
-# Hashes of downloaded files are written to the state database this many at a time (and
-# at the end, also after an error): one SQLite transaction per file cost more than the
-# download of a small file. A killed pull loses at most this many rows; those files are
-# then copied again from the content cache, not downloaded.
-HASH_BATCH = 256
 RETRYABLE = frozenset({"RATE_LIMITED", "SERVER_ERROR"})
 # A fresh pull of at least this many files, nearly all of the version, comes as one tar
 # stream: one request instead of one per file (measured ~2.5x faster for 20 KB files).
@@ -62,67 +59,6 @@ class PullReport:
     downloaded_files: int = 0
     downloaded_bytes: int = 0
     annotation_files: list[str] = field(default_factory=list)
-
-
-class BlobCache:
-    """Bytes by sha256 under ``<cache>/blobs/ab/<sha256>``, shared by every pull."""
-
-    def __init__(self, root: Path | None = None) -> None:
-        self.root = root or cache_dir() / "blobs"
-
-    def path_for(self, sha256: str) -> Path:
-        return self.root / sha256[:2] / sha256
-
-    def copy_out(self, sha256: str, target: Path) -> bool:
-        """Copy the cached bytes to ``target`` when they are there and still hash right."""
-        cached = self.path_for(sha256)
-        if not cached.is_file():
-            return False
-        partial = target.with_name(target.name + ".incomplete")
-        digest = hashlib.sha256()
-        with cached.open("rb") as source, partial.open("wb") as out:
-            while chunk := source.read(HASH_CHUNK):
-                digest.update(chunk)
-                out.write(chunk)
-        if digest.hexdigest() != sha256:
-            cached.unlink(missing_ok=True)
-            partial.unlink(missing_ok=True)
-            return False
-        partial.replace(target)
-        return True
-
-    def keep(self, sha256: str, source: Path) -> None:
-        cached = self.path_for(sha256)
-        if cached.exists():
-            return
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        partial = cached.with_name(f"{cached.name}.{threading.get_ident()}.incomplete")
-        shutil.copyfile(source, partial)
-        partial.replace(cached)
-
-
-class _HashBatch:
-    """Rows for ``StateDB.remember_hashes``, written HASH_BATCH at a time."""
-
-    def __init__(self, state: StateDB) -> None:
-        self.state = state
-        self.lock = threading.Lock()
-        self.rows: list[tuple[Path, os.stat_result, str]] = []
-
-    def add(self, target: Path, sha256: str) -> None:
-        row = (target, target.stat(), sha256)
-        with self.lock:
-            self.rows.append(row)
-            if len(self.rows) < HASH_BATCH:
-                return
-            rows, self.rows = self.rows, []
-        self.state.remember_hashes(rows)
-
-    def flush(self) -> None:
-        with self.lock:
-            rows, self.rows = self.rows, []
-        if rows:
-            self.state.remember_hashes(rows)
 
 
 def small_workers(workers: int) -> int:
@@ -175,10 +111,14 @@ def pull(
     found_version = client._version_of(reference)
     version = found_version.id if found_version else None
     if version is not None:
-        listing = client._pages(lambda a: ops.version_files(version, a, prefix, urls=True))
+        listing = client._pages(
+            lambda a: ops.version_files(version, a, prefix, urls=True, fields=ops.PULL_FIELDS)
+        )
     else:
         dataset_id = client.dataset_id(reference)
-        listing = client._pages(lambda a: ops.files(dataset_id, a, prefix, urls=True))
+        listing = client._pages(
+            lambda a: ops.files(dataset_id, a, prefix, urls=True, fields=ops.PULL_FIELDS)
+        )
     first = next(listing, None)
     listing = itertools.chain([first] if first else [], listing)
     filtered = labels is not None or bool(status) or bool(metadata)
@@ -186,20 +126,24 @@ def pull(
     direct = first is not None and not is_ours(client.url, first.download_url or "")
     report = PullReport()
     lock = threading.Lock()
-    hashes = _HashBatch(state)
+    hashes = HashBatch(state)
     futures: list[Future[None]] = []
     small_pool = ThreadPoolExecutor(max_workers=small_workers(workers))
-    bucket = _PerThread(client)
+    fetcher = _Fetcher(client)
     large_pool = ThreadPoolExecutor(max_workers=max(1, workers))
+
+    folders: set[Path] = set()
 
     def fetch(item: tuple[File, Path]) -> None:
         remote, target = item
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.parent not in folders:  # a mkdir a folder, not one a file
+            target.parent.mkdir(parents=True, exist_ok=True)
+            folders.add(target.parent)
         if cache.copy_out(remote.sha256, target):
             with lock:
                 report.from_cache += 1
         else:
-            received = _download_retrying(client, remote, target, progress, bucket)
+            received = _retrying(lambda: _download(fetcher, remote, target, progress))
             cache.keep(remote.sha256, target)
             with lock:
                 report.downloaded_files += 1
@@ -220,7 +164,7 @@ def pull(
         fresh_or_ranged = not partial.exists() or _RangedFile.sidecar_of(partial).exists()
         cached = cache.path_for(remote.sha256).is_file()
         if remote.size >= RANGED_MIN and fresh_or_ranged and not cached:
-            ranged = _RangedFile(client, remote, target, progress, finished)
+            ranged = _RangedFile(fetcher, remote, target, progress, finished)
             futures.extend(large_pool.submit(ranged.fetch, start) for start in ranged.missing())
         else:
             pool = small_pool if remote.size < SMALL_FILE else large_pool
@@ -290,7 +234,7 @@ def pull(
         # After an error the files not started are dropped; those done are remembered.
         small_pool.shutdown(cancel_futures=True)
         large_pool.shutdown(cancel_futures=True)
-        bucket.close()
+        fetcher.close()
         hashes.flush()
     if annotations is not None:
         owner = f"/versions/{version}" if version else f"/datasets/{client.dataset_id(reference)}"
@@ -350,13 +294,13 @@ class _RangedFile:
 
     def __init__(
         self,
-        client: Client,
+        fetcher: _Fetcher,
         remote: File,
         target: Path,
         progress: Progress,
         finished: Callable[[File, Path, int], None],
     ) -> None:
-        self.client, self.remote, self.target = client, remote, target
+        self.fetcher, self.remote, self.target = fetcher, remote, target
         self.progress, self.finished = progress, finished
         self.partial = target.with_name(target.name + ".incomplete")
         self.sidecar = self.sidecar_of(self.partial)
@@ -375,6 +319,29 @@ class _RangedFile:
         if already:
             progress.advance(bytes=already)
 
+    def fetch_piece(self, start: int, end: int) -> None:
+        """Write bytes ``start`` to ``end`` at their offset, streamed (16 MiB not held)."""
+        assert self.remote.download_url is not None
+        headers = {"Range": f"bytes={start}-{end - 1}"}
+        with self.fetcher.get(self.remote.download_url, headers) as response:
+            if response.status_code != 206:
+                raise QuiverError(f"{self.remote.path}: the server ignored a Range", code="INVALID")
+            fd = os.open(self.partial, os.O_WRONLY)
+            try:
+                at = start
+                for chunk in response.iter_bytes(HASH_CHUNK):
+                    if at + len(chunk) > end:
+                        break
+                    os.pwrite(fd, chunk, at)
+                    at += len(chunk)
+            finally:
+                os.close(fd)
+        if at != end:
+            raise QuiverError(
+                f"{self.remote.path}: a Range answer of {at - start} bytes, not {end - start}",
+                code="SERVER_ERROR",
+            )
+
     @staticmethod
     def sidecar_of(partial: Path) -> Path:
         return partial.with_name(partial.name + ".ranges")
@@ -389,20 +356,7 @@ class _RangedFile:
         if start >= 0:
             end = min(start + RANGE_SIZE, self.remote.size)
             assert self.remote.download_url is not None
-            response = self.client.request(
-                "GET",
-                self.remote.download_url,
-                headers={"Range": f"bytes={start}-{end - 1}"},
-                follow_redirects=True,
-            )
-            raise_for_status(response)
-            if response.status_code != 206 or len(response.content) != end - start:
-                raise QuiverError(f"{self.remote.path}: the server ignored a Range", code="INVALID")
-            fd = os.open(self.partial, os.O_WRONLY)
-            try:
-                os.pwrite(fd, response.content, start)
-            finally:
-                os.close(fd)
+            _retrying(lambda: self.fetch_piece(start, end))
             self.progress.advance(bytes=end - start)
             with self.lock:
                 with self.sidecar.open("a") as log:
@@ -424,45 +378,42 @@ class _RangedFile:
         self.finished(self.remote, self.target, self.received)
 
 
-class _PerThread:
-    """An HTTP connection per worker thread for presigned URLs to the bucket. Threads sharing
-    one pool queue on its lock and poll its idle connections on every request: with small
-    files that cost more than the downloads (~300 futex and ~18 poll calls a file here)."""
+class _Answer(Protocol):
+    status_code: int
+
+    def iter_bytes(self, chunk_size: int) -> Iterator[bytes]: ...
+
+
+class _Fetcher:
+    """GETs for a pull: our server's URLs through the client (its Authorization header),
+    presigned bucket URLs on a connection per worker thread (``bucket.py``)."""
 
     def __init__(self, client: Client) -> None:
         self.client = client
-        self.local = threading.local()
-        self.lock = threading.Lock()
-        self.opened: list[httpx.Client] = []
+        self.bucket = BucketConnections(client.plain_http.timeout.read)
 
-    def http_for(self, url: str) -> httpx.Client:
-        if is_ours(self.client.url, url):
-            return self.client.http
-        http: httpx.Client | None = getattr(self.local, "http", None)
-        if http is None:
-            limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-            http = httpx.Client(timeout=self.client.plain_http.timeout, limits=limits)
-            self.local.http = http
-            with self.lock:
-                self.opened.append(http)
-        return http
+    @contextmanager
+    def get(self, url: str, headers: dict[str, str]) -> Iterator[_Answer]:
+        if not is_ours(self.client.url, url):
+            with self.bucket.get(url, headers) as answer:
+                yield answer
+            return
+        with self.client.http.stream("GET", url, headers=headers, follow_redirects=True) as got:
+            if got.status_code >= 400:
+                got.read()
+                raise_for_status(got)
+            yield got
 
     def close(self) -> None:
-        with self.lock:
-            opened, self.opened = self.opened, []
-        for http in opened:
-            http.close()
+        self.bucket.close()
 
 
-def _download_retrying(
-    client: Client, remote: File, target: Path, progress: Progress, https: _PerThread
-) -> int:
-    """``_download``, again after a lost connection or a 429/5xx (each try continues from
-    the bytes the last one wrote; the bytes received counted are the last try's)."""
+def _retrying(work: Callable[[], T]) -> T:
+    """``work()``, again after a lost connection or a 429/5xx."""
     for attempt in range(MAX_RETRIES + 1):
         try:
-            return _download(https.http_for(remote.download_url or ""), remote, target, progress)
-        except (httpx.TransportError, QuiverError) as error:
+            return work()
+        except (httpx.TransportError, *NETWORK_ERRORS, QuiverError) as error:
             retryable = not isinstance(error, QuiverError) or error.code in RETRYABLE
             if not retryable or attempt == MAX_RETRIES:
                 raise
@@ -470,7 +421,7 @@ def _download_retrying(
     raise AssertionError("unreachable")
 
 
-def _download(http: httpx.Client, remote: File, target: Path, progress: Progress) -> int:
+def _download(fetcher: _Fetcher, remote: File, target: Path, progress: Progress) -> int:
     """Fetch into ``target.incomplete`` (continuing what a killed pull left there with a
     Range request), check the sha256, then rename; the number of bytes received."""
     partial = target.with_name(target.name + ".incomplete")
@@ -487,12 +438,7 @@ def _download(http: httpx.Client, remote: File, target: Path, progress: Progress
     if have < remote.size:
         assert remote.download_url is not None
         headers = {"Range": f"bytes={have}-"} if have else {}
-        with http.stream(
-            "GET", remote.download_url, headers=headers, follow_redirects=True
-        ) as response:
-            if response.status_code >= 400:
-                response.read()
-                raise_for_status(response)
+        with fetcher.get(remote.download_url, headers) as response:
             if have and response.status_code != 206:
                 digest, have = hashlib.sha256(), 0  # the server sent it all again
             with partial.open("r+b" if have else "wb") as out:

@@ -68,14 +68,20 @@ def raise_for_status(response: httpx.Response) -> None:
     if response.status_code < 400:
         return
     try:
-        text = response.text.strip()
+        text = response.text
     except (httpx.ResponseNotRead, UnicodeDecodeError):
         text = ""
+    raise error_for_status(response.status_code, text)
+
+
+def error_for_status(status: int, text: str) -> QuiverError:
+    """The QuiverError for an HTTP status ``status`` >= 400 answered with body ``text``."""
+    text = text.strip()
     match = CODE_LINE.match(text)
     if match:
-        raise QuiverError(match.group(2), code=match.group(1))
-    code = STATUS_CODES.get(response.status_code, "SERVER_ERROR")
-    raise QuiverError(text[:300] or f"HTTP {response.status_code}", code=code)
+        return QuiverError(match.group(2), code=match.group(1))
+    code = STATUS_CODES.get(status, "SERVER_ERROR")
+    return QuiverError(text[:300] or f"HTTP {status}", code=code)
 
 
 def retry_delay(response: httpx.Response | None, attempt: int) -> float:

@@ -1,6 +1,6 @@
-"""Presigned S3 URLs and multipart-upload control, through botocore.
+"""Presigned S3 URLs and multipart-upload control.
 
-Signing is local (SigV4, no network call). Headers given to ``presign`` are *signed*
+Signing is local (SigV4 in ``sigv4.py``, no network call). Headers given to ``presign`` are *signed*
 headers: the client must send them exactly, so ``x-amz-checksum-sha256`` makes the store
 itself refuse other bytes (a checksum in the query string would be ignored by S3).
 The few control calls (create, list, complete, abort multipart uploads; HEAD with user
@@ -14,17 +14,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 import anyio.to_thread
-from botocore.auth import S3SigV4QueryAuth
-from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.session import get_session
 
 from quiver.storage.base import PreconditionFailed, StorageError, validate_key
+from quiver.storage.sigv4 import QuerySigner
 
 if TYPE_CHECKING:
     from quiver.storage.s3 import S3Storage
@@ -64,6 +63,7 @@ class S3Presigner:
         self.prefix = storage.prefix
         self.endpoint = (storage.endpoint or "").rstrip("/")
         self.region = storage.region or DEFAULT_REGION
+        self._signer = QuerySigner(self.region)
         self._explicit = (
             Credentials(storage.access_key_id, storage.secret_access_key, storage.session_token)
             if storage.access_key_id and storage.secret_access_key
@@ -109,13 +109,19 @@ class S3Presigner:
         """A URL valid ``expires_in`` seconds for one request; ``headers`` are signed."""
         if not 1 <= expires_in <= MAX_PRESIGN_SECONDS:
             raise ValueError(f"a presigned URL lives 1 to {MAX_PRESIGN_SECONDS} seconds")
-        url = self.object_url(key)
-        if params:
-            url += "?" + urlencode(dict(params), quote_via=quote)
-        request = AWSRequest(method=method, url=url, headers=dict(headers or {}))
-        auth = S3SigV4QueryAuth(self._credentials(), "s3", self.region, expires=expires_in)
-        auth.add_auth(request)
-        return str(request.url)
+        frozen = self._credentials().get_frozen_credentials()
+        if not frozen.access_key or not frozen.secret_key:
+            raise StorageError("No S3 credentials to sign URLs with")
+        return self._signer.presign(
+            method,
+            self.object_url(key),
+            access_key=frozen.access_key,
+            secret_key=frozen.secret_key,
+            token=frozen.token,
+            expires_in=expires_in,
+            params=params,
+            headers=headers,
+        )
 
     def presign_part(self, key: str, multipart_id: str, number: int, *, expires_in: int) -> str:
         params: dict[str, str | int] = {"partNumber": number, "uploadId": multipart_id}

@@ -12,7 +12,7 @@ import pytest
 from support import LiveServer
 
 from quiver.client import Client, QuiverError, UserError
-from quiver.client.pull import BlobCache
+from quiver.client.blob_cache import BlobCache
 
 CSV_V1 = "id,height,kind\n" + "".join(f"{i},{150 + i % 40},{'ab'[i % 2]}\n" for i in range(200))
 CSV_V2 = "id,height,kind\n" + "".join(f"{i},{170 + i % 40},{'abc'[i % 3]}\n" for i in range(200))

@@ -165,3 +165,44 @@ async def test_the_async_client_reads_and_downloads_from_presigned_bucket_urls(
         ]
     for path in (saved, copy):
         assert hashlib.sha256(path.read_bytes()).digest() == hashlib.sha256(data).digest()
+
+
+def test_the_cache_and_a_pulled_tree_share_no_bytes_an_edit_could_reach(
+    s3_quiver: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cache entry of a downloaded file is a reflink or a copy, never a hard link: an edit
+    in place of either side leaves the other whole, and a changed entry is never used."""
+    from quiver.client import pull as pull_module
+    from quiver.client.blob_cache import BlobCache
+
+    monkeypatch.setattr(pull_module, "RANGED_MIN", 2 * MIB)  # the big one comes in pieces
+    monkeypatch.setattr(pull_module, "RANGE_SIZE", MIB)
+    rng = random.Random(21)
+    tree = tmp_path / "tree"
+    (tree / "d").mkdir(parents=True)
+    for index in range(5):
+        (tree / "d" / f"{index}.bin").write_bytes(rng.randbytes(5_000 + index))
+    (tree / "big.bin").write_bytes(rng.randbytes(3 * MIB + 5))
+    originals = {p.relative_to(tree): p.read_bytes() for p in tree.rglob("*.bin")}
+    cache = BlobCache(tmp_path / "cache")
+    with Client(s3_quiver, ADMIN_KEY) as client:
+        client.create_dataset("shared-bytes")
+        client.push(tree, "shared-bytes")
+        first = client.pull("shared-bytes@v1", tmp_path / "a", cache=cache)
+        assert (first.downloaded_files, first.from_cache) == (6, 0)
+        for relative in originals:
+            with (tmp_path / "a" / relative).open("r+b") as edited:
+                edited.write(b"EDITED")
+        second = client.pull("shared-bytes@v1", tmp_path / "b", cache=cache)
+        assert (second.downloaded_files, second.from_cache) == (0, 6)
+        for relative, data in originals.items():
+            assert (tmp_path / "b" / relative).read_bytes() == data, relative
+        # An entry changed in place is found out when it is read, dropped, fetched again.
+        entry = cache.path_for(hashlib.sha256(originals[Path("d/0.bin")]).hexdigest())
+        with entry.open("r+b") as edited:
+            edited.write(b"EDITED")
+        third = client.pull("shared-bytes@v1", tmp_path / "c", cache=cache)
+        assert (third.downloaded_files, third.from_cache) == (1, 5)
+        for relative, data in originals.items():
+            assert (tmp_path / "c" / relative).read_bytes() == data, relative
+        assert entry.read_bytes() == originals[Path("d/0.bin")]
