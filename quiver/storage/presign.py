@@ -5,6 +5,8 @@ headers: the client must send them exactly, so ``x-amz-checksum-sha256`` makes t
 itself refuse other bytes (a checksum in the query string would be ignored by S3).
 The few control calls (create, list, complete, abort multipart uploads; HEAD with user
 metadata and ETag; a conditional DELETE) go through a botocore client in a worker thread.
+botocore (~20 MB resident) is imported when a presigner is first made: a server storing
+in a local folder never loads it.
 """
 
 from __future__ import annotations
@@ -17,15 +19,13 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import anyio.to_thread
-from botocore.config import Config
-from botocore.credentials import Credentials
-from botocore.exceptions import BotoCoreError, ClientError
-from botocore.session import get_session
 
 from quiver.storage.base import PreconditionFailed, StorageError, validate_key
 from quiver.storage.sigv4 import QuerySigner
 
 if TYPE_CHECKING:
+    from botocore.credentials import Credentials
+
     from quiver.storage.s3 import S3Storage
 
 DEFAULT_REGION = "us-east-1"
@@ -59,6 +59,8 @@ class S3Presigner:
     """Signs URLs for one S3Storage's keys (its prefix included) and drives multipart uploads."""
 
     def __init__(self, storage: S3Storage) -> None:
+        from botocore.credentials import Credentials
+
         self.bucket = storage.bucket
         self.prefix = storage.prefix
         self.endpoint = (storage.endpoint or "").rstrip("/")
@@ -94,6 +96,8 @@ class S3Presigner:
         # Found once: a new botocore session walks the whole provider chain (files, the
         # environment, instance metadata), ~90 ms per URL here, and a version's listing signs
         # one URL per file. Temporary credentials found here refresh themselves when read.
+        from botocore.session import get_session
+
         found: Credentials | None = get_session().get_credentials()
         return found
 
@@ -129,6 +133,9 @@ class S3Presigner:
 
     @functools.cached_property
     def _client(self) -> Any:
+        from botocore.config import Config
+        from botocore.session import get_session
+
         frozen = self._credentials().get_frozen_credentials()
         return get_session().create_client(
             "s3",
@@ -141,6 +148,8 @@ class S3Presigner:
         )
 
     async def _call(self, operation: str, **arguments: Any) -> Any:
+        from botocore.exceptions import BotoCoreError, ClientError
+
         def call() -> Any:
             return getattr(self._client, operation)(Bucket=self.bucket, **arguments)
 
@@ -244,6 +253,8 @@ class S3Presigner:
 
 
 def _is_missing(error: StorageError) -> bool:
+    from botocore.exceptions import ClientError
+
     cause = error.__cause__
     return isinstance(cause, ClientError) and cause.response.get("Error", {}).get("Code") in (
         "404",
