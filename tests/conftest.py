@@ -7,12 +7,14 @@ Helpers that are not fixtures live in ``support.py``.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from strawberry.federation import Schema
 from support import (
     ADMIN_KEY,
     Api,
@@ -25,14 +27,39 @@ from support import (
 )
 from tortoise import Tortoise
 
+import quiver.app
 from quiver.app import create_app
 from quiver.auth import ensure_admin_key
 from quiver.config import Settings
+from quiver.schema import build_schema
 
 
 @pytest.fixture(scope="session")
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_schema_per_set_of_limits() -> Iterator[None]:
+    """Every test builds an app, and building its GraphQL schema was most of that (~40 ms
+    of CPU, two minutes of the suite): the schema is the same for the same limits, its
+    per-request extensions are factories, so apps of equal limits share one. The key is
+    every setting ``build_schema`` reads: a new one must be added here."""
+
+    @functools.cache
+    def built(max_query_depth: int, max_aliases: int, max_tokens: int) -> Schema:
+        limits = Settings(
+            max_query_depth=max_query_depth, max_aliases=max_aliases, max_tokens=max_tokens
+        )
+        return build_schema(limits)
+
+    def shared(settings: Settings | None = None) -> Schema:
+        settings = settings or Settings()
+        return built(settings.max_query_depth, settings.max_aliases, settings.max_tokens)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(quiver.app, "build_schema", shared)
+        yield
 
 
 @pytest.fixture(scope="session")
