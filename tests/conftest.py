@@ -17,6 +17,7 @@ import pytest
 from strawberry.federation import Schema
 from support import (
     ADMIN_KEY,
+    TESTS_DIR,
     Api,
     Databases,
     MakeUser,
@@ -32,6 +33,31 @@ from quiver.app import create_app
 from quiver.auth import ensure_admin_key
 from quiver.config import Settings
 from quiver.schema import build_schema
+
+# The modules that take longest (subprocesses, servers, mypy), in that order: --dist loadfile
+# hands whole modules out in collection order, and by name these came last, so one test
+# process ran them alone while the other sat idle. Longest first keeps both busy to the end.
+SLOWEST_MODULES = [
+    "jobs/test_processes.py",
+    "test_permission_matrix.py",
+    "test_tooling.py",
+    "test_migrations.py",
+    "events/test_job_progress.py",
+    "test_cli.py",
+    "client/test_push_pull.py",
+    "test_interop.py",
+    "http/test_fuzzing.py",
+    "http/test_websocket_auth.py",
+    "test_readme.py",
+    "storage/test_client_on_s3.py",
+    "http/test_tus.py",
+]
+
+
+@pytest.hookimpl(trylast=True)  # after pytest's own grouping by module-scoped parameters
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {TESTS_DIR / name: index for index, name in enumerate(SLOWEST_MODULES)}
+    items.sort(key=lambda item: rank.get(item.path, len(rank)))
 
 
 @pytest.fixture(scope="session")
