@@ -68,7 +68,7 @@ def anyio_backend() -> str:
 @pytest.fixture(scope="session", autouse=True)
 def one_schema_per_set_of_limits() -> Iterator[None]:
     """Every test builds an app, and building its GraphQL schema was most of that (~40 ms
-    of CPU, two minutes of the suite): the schema is the same for the same limits, its
+    of CPU each, ~2 CPU-minutes over the suite): the schema is the same for the same limits, its
     per-request extensions are factories, so apps of equal limits share one. The key is
     every setting ``build_schema`` reads: a new one must be added here."""
 
