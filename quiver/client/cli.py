@@ -99,6 +99,14 @@ def show(rich_table: RichTable) -> None:
     Console(soft_wrap=True).print(rich_table)
 
 
+def show_fields(record: Any) -> None:
+    """A result dataclass as a two-column table of its fields (empty for None)."""
+    rows = table("field", "value")
+    for key, value in dataclasses.asdict(record).items():
+        rows.add_row(key, "" if value is None else str(value))
+    show(rows)
+
+
 def register(app: typer.Typer) -> None:
     """Add the client's commands to the ``quiver`` command."""
     app.info.epilog = f"Client commands: {EXIT_HELP}"
@@ -201,10 +209,7 @@ def datasets_show(
         found = client.dataset(dataset)
     if as_json:
         return emit(found, as_json=True)
-    rows = table("field", "value")
-    for key, value in dataclasses.asdict(found).items():
-        rows.add_row(key, "" if value is None else str(value))
-    show(rows)
+    show_fields(found)
 
 
 @datasets_app.command("rm", epilog=EXIT_HELP)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from quiver.client.cli import (
     fails_readably,
     parse_pairs,
     show,
+    show_fields,
     table,
 )
 from quiver.client.client import Client
@@ -154,10 +154,7 @@ def jobs_show(job_id: JobId, as_json: AsJson = False, url: Url = None, api_key: 
         job = client.job(job_id)
     if as_json:
         return emit(job, as_json=True)
-    rows = table("field", "value")
-    for key, value in dataclasses.asdict(job).items():
-        rows.add_row(key, "" if value is None else str(value))
-    show(rows)
+    show_fields(job)
 
 
 @jobs_app.command("follow", epilog=JOBS_HELP)
