@@ -129,6 +129,10 @@ def test_quiver_jobs_lists_shows_follows_and_exits_non_zero_on_failure(
 
     shown = cli.invoke(app, ["jobs", "show", done.id, "--json"])
     assert json.loads(shown.stdout)["kind"] == "EXPORT_ARCHIVE"
+    as_table = cli.invoke(app, ["jobs", "show", done.id])
+    rows = [line.split() for line in as_table.stdout.splitlines()]
+    fields = {row[0]: row[1:] for row in rows if row}
+    assert (fields["kind"], fields["status"]) == (["EXPORT_ARCHIVE"], ["SUCCEEDED"])
     cancelled = cli.invoke(app, ["jobs", "cancel", done.id])
     assert cancelled.exit_code != 0
     assert cancelled.stderr.startswith("error: ")
