@@ -39,13 +39,7 @@ import pyarrow.parquet as pq
 
 from quiver.analytics.dates import unambiguous
 from quiver.analytics.errors import BadArgument, TableError, TooManyColumns
-from quiver.analytics.formats import (
-    MAX_COLUMNS,
-    TABULAR_CONTENT_TYPES,
-    TABULAR_SUFFIXES,
-    TabularFormat,
-    tabular_format,
-)
+from quiver.analytics.formats import MAX_COLUMNS
 from quiver.analytics.read_options import WHITESPACE, ReadOptions
 from quiver.analytics.sniff import (
     CsvDialect,
@@ -58,15 +52,11 @@ from quiver.analytics.sniff import (
 
 __all__ = [
     "MAX_COLUMNS",
-    "TABULAR_CONTENT_TYPES",
-    "TABULAR_SUFFIXES",
     "CsvDialect",
     "ReadOptions",
-    "TabularFormat",
     "convert_to_parquet",
     "read_options_of",
     "sniff_csv",
-    "tabular_format",
 ]
 
 # The Arrow type each dtype name a user may give (``read_options.DTYPE_NAMES``) reads as.
