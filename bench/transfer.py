@@ -487,14 +487,18 @@ def main() -> None:
                 assert file["sha256"] == sha256, "the server stored other bytes"
                 urls.append(file["downloadUrl"])
 
+            cpu = cpu_seconds(server.pid)
             uploaded = median_seconds(runs, upload_once)
+            upload_cpu = (cpu_seconds(server.pid) - cpu) / runs
             upload_rss = peak_rss_mb(server.pid)
 
             def fetch(target: str) -> None:
                 assert download(urls[0], key, target) == source.stat().st_size
 
             downloaded = median_seconds(runs, lambda: fetch(str(copy)), copy.unlink)
+            cpu = cpu_seconds(server.pid)
             discarded = median_seconds(runs, lambda: fetch(os.devnull))
+            download_cpu = (cpu_seconds(server.pid) - cpu) / runs
             rss = peak_rss_mb(server.pid)
         finally:
             server.terminate()
@@ -517,6 +521,8 @@ def main() -> None:
     print(f"upload / bare {SERVER} (drain)       {ceiling / uploaded:6.2f}x  (target >= 0.70)")
     print(f"download to null / bare {SERVER} (send) {send_ceiling / discarded:6.2f}x"
           "  (target >= 0.80)")  # fmt: skip
+    print(f"server CPU per upload / download    {upload_cpu:6.2f} s / {download_cpu:.2f} s"
+          "  (mean; the download to /dev/null)")  # fmt: skip
     print(f"server peak RSS (VmHWM)             {rss:6.0f} MB  (target < 200;"
           f" {upload_rss:.0f} MB after the uploads)")  # fmt: skip
 

@@ -63,7 +63,7 @@ class TusUploads:
     def __init__(self, settings: Settings, storage: Storage) -> None:
         self.settings = settings
         self.storage = storage
-        self.writer = PartialWriter()
+        self.writer = PartialWriter(direct_min_length=settings.direct_io_min_upload)
         self.router = Router(
             routes=[
                 Route("/", self._collection, methods=["OPTIONS", "POST"]),

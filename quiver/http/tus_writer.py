@@ -2,12 +2,14 @@
 
 Completing an upload then re-reads nothing when one process received all its bytes: the
 hasher of every upload in progress is kept between requests (the oldest are dropped and
-recomputed from disk when needed).
+recomputed from disk when needed). Large uploads are written past the page cache
+(``quiver.storage.direct_io``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import mmap
 import os
 from collections import OrderedDict
 from typing import TYPE_CHECKING
@@ -17,6 +19,7 @@ import anyio.to_thread
 from starlette.requests import ClientDisconnect, Request
 
 from quiver.http.tus_headers import TusError
+from quiver.storage.direct_io import ALIGNMENT, aligned, aligned_buffer, open_direct
 from quiver.storage.writeback import start_writeback
 
 if TYPE_CHECKING:
@@ -25,6 +28,7 @@ if TYPE_CHECKING:
 # Received bytes are copied into a block of this size, which a worker thread writes and
 # hashes while the next block fills: one pwrite and one hash update per block, so the
 # worker rarely waits for the GIL the busy event loop holds. Two blocks per PATCH in flight.
+# Blocks are page-aligned (mmap) so that they can be written with O_DIRECT.
 WRITE_SIZE = 8 * 1024 * 1024
 SPARE_BLOCKS = 2  # kept for the next PATCH: fresh memory is slow to fault in on VMs
 # Hashers of uploads in progress kept in memory; one evicted is recomputed from disk.
@@ -32,12 +36,16 @@ MAX_CACHED_HASHERS = 1024
 
 
 class PartialWriter:
-    """Writes request bodies to partial files; one per server, shared by its requests."""
+    """Writes request bodies to partial files; one per server, shared by its requests.
 
-    def __init__(self) -> None:
+    Uploads of at least ``direct_min_length`` bytes (0: none) are written with O_DIRECT.
+    """
+
+    def __init__(self, *, direct_min_length: int = 0) -> None:
+        self.direct_min_length = direct_min_length
         # upload id -> (bytes hashed, hasher of exactly those bytes of the partial file)
         self._hashers: OrderedDict[str, tuple[int, _Hash]] = OrderedDict()
-        self._spare_blocks: list[bytearray] = []
+        self._spare_blocks: list[mmap.mmap] = []
 
     async def receive(
         self,
@@ -60,8 +68,11 @@ class PartialWriter:
         chunk_hasher = hashlib.sha256() if checksum is not None else None
         hashers = [h for h in (hasher, chunk_hasher) if h is not None]
         # Unbuffered: the receiver waits for the writer to take a full block.
-        full, pending = anyio.create_memory_object_stream[tuple[bytearray, int]](0)
+        full, pending = anyio.create_memory_object_stream[tuple[mmap.mmap, int]](0)
         written = 0
+        direct: int | None = None
+        if 0 < self.direct_min_length <= length:
+            direct = await anyio.to_thread.run_sync(open_direct, descriptor)
 
         async def write_blocks() -> None:
             nonlocal written
@@ -70,7 +81,7 @@ class PartialWriter:
                     data = memoryview(block)[:size]
                     try:
                         await anyio.to_thread.run_sync(
-                            write_block, descriptor, data, offset + written, hashers
+                            write_block, descriptor, direct, data, offset + written, hashers
                         )
                     finally:
                         data.release()
@@ -85,6 +96,9 @@ class PartialWriter:
                 limit = length - offset
                 received = 0
                 block, used = self._take_block(), 0
+                # A PATCH starting off the alignment first fills a block up to the next
+                # aligned offset, so that the others start on one (and can go direct).
+                capacity = (ALIGNMENT - offset % ALIGNMENT) % ALIGNMENT or WRITE_SIZE
                 try:
                     async for chunk in request.stream():
                         received += len(chunk)
@@ -97,13 +111,13 @@ class PartialWriter:
                         piece = memoryview(chunk)
                         start = 0
                         while start < len(piece):
-                            count = min(len(piece) - start, WRITE_SIZE - used)
+                            count = min(len(piece) - start, capacity - used)
                             block[used : used + count] = piece[start : start + count]
                             used += count
                             start += count
-                            if used == WRITE_SIZE:
+                            if used == capacity:
                                 await full.send((block, used))
-                                block, used = self._take_block(), 0
+                                block, used, capacity = self._take_block(), 0, WRITE_SIZE
                 except ClientDisconnect:
                     keep = checksum is None
                 if keep and used:
@@ -118,6 +132,8 @@ class PartialWriter:
             hasher = None
             raise
         finally:
+            if direct is not None:
+                os.close(direct)
             with anyio.CancelScope(shield=True):
                 if not keep:
                     await anyio.to_thread.run_sync(os.ftruncate, descriptor, offset)
@@ -137,10 +153,10 @@ class PartialWriter:
     def forget(self, upload_id: str) -> None:
         self._hashers.pop(upload_id, None)
 
-    def _take_block(self) -> bytearray:
-        return self._spare_blocks.pop() if self._spare_blocks else bytearray(WRITE_SIZE)
+    def _take_block(self) -> mmap.mmap:
+        return self._spare_blocks.pop() if self._spare_blocks else aligned_buffer(WRITE_SIZE)
 
-    def _give_block(self, block: bytearray) -> None:
+    def _give_block(self, block: mmap.mmap) -> None:
         if len(self._spare_blocks) < SPARE_BLOCKS:
             self._spare_blocks.append(block)
 
@@ -158,12 +174,22 @@ class PartialWriter:
             self._hashers.popitem(last=False)
 
 
-def write_block(descriptor: int, data: memoryview, offset: int, hashers: list[_Hash]) -> None:
+def write_block(
+    descriptor: int, direct: int | None, data: memoryview, offset: int, hashers: list[_Hash]
+) -> None:
+    """Write ``data`` (which starts on a page boundary) at ``offset``: its aligned part
+    through ``direct`` when given, the rest through the page cache; then hash it."""
     written = 0
     while written < len(data):  # pwrite may write less than asked
-        written += os.pwrite(descriptor, data[written:], offset + written)
-    # The disk starts on this block while the next one arrives: the fsync that completes
-    # the upload then waits for little, and dirty pages never pile up to be throttled.
-    start_writeback(descriptor, offset, len(data))
+        rest = len(data) - written
+        whole = rest - rest % ALIGNMENT
+        if direct is not None and whole and aligned(offset + written, written):
+            written += os.pwrite(direct, data[written : written + whole], offset + written)
+            continue
+        count = os.pwrite(descriptor, data[written:], offset + written)
+        # The disk starts on these bytes while the next ones arrive: the fsync that
+        # completes the upload then waits for little, and dirty pages never pile up.
+        start_writeback(descriptor, offset + written, count)
+        written += count
     for hasher in hashers:
         hasher.update(data)

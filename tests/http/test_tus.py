@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import ctypes
+import ctypes.util
 import fcntl
 import hashlib
 import io
+import itertools
+import mmap
 import os
 import secrets
 import signal
@@ -14,6 +18,7 @@ import socket
 import time
 import zipfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -31,12 +36,14 @@ from tusclient.uploader.uploader import Uploader
 
 from quiver.app import create_app
 from quiver.config import Settings
-from quiver.http.tus_writer import WRITE_SIZE
+from quiver.http.tus_writer import WRITE_SIZE, write_block
 from quiver.models import Upload
 from quiver.resolvers.upload_partials import partial_path
 from quiver.resolvers.uploads import UPLOAD_TTL, expire_uploads
 from quiver.storage import LocalStorage
 from quiver.storage.base import file_chunks
+from quiver.storage.blobs import blob_key
+from quiver.storage.direct_io import ALIGNMENT, aligned_buffer, open_direct
 
 pytestmark = pytest.mark.anyio
 
@@ -806,3 +813,129 @@ def test_tuspy_resumes_after_the_server_is_killed_mid_patch(
 
         reported, downloaded = downloaded_sha256(base_url, key, dataset_id, "killed.bin")
     assert reported == downloaded == sha256_of(big_file)
+
+
+# Large uploads written past the page cache (O_DIRECT): aligned blocks direct, the rest
+# buffered. Whether bytes went around the page cache is read off the kernel with mincore(2).
+
+PAGE = mmap.PAGESIZE
+LIBC = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+LIBC.mmap.restype = ctypes.c_void_p
+LIBC.mmap.argtypes = [
+    ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long,
+]  # fmt: skip
+LIBC.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+LIBC.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+
+
+@pytest.fixture
+async def direct_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The same server, writing every upload, however small, with O_DIRECT."""
+    app = create_app(replace(settings, direct_io_min_upload=1), manage_database=False)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://quiver.test") as client:
+        yield client
+
+
+def resident_pages(path: Path) -> list[bool]:
+    """Which pages of the file are in the page cache, without reading them."""
+    size = path.stat().st_size
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        address = LIBC.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, descriptor, 0)
+        if address in (None, ctypes.c_void_p(-1).value):
+            raise OSError(ctypes.get_errno(), "mmap")
+        try:
+            vector = (ctypes.c_ubyte * ((size + PAGE - 1) // PAGE))()
+            if LIBC.mincore(address, size, vector) != 0:
+                raise OSError(ctypes.get_errno(), "mincore")
+            return [bool(flag & 1) for flag in vector]
+        finally:
+            LIBC.munmap(address, size)
+    finally:
+        os.close(descriptor)
+
+
+def test_aligned_bytes_go_past_the_page_cache_and_the_rest_through_it(tmp_path: Path) -> None:
+    path = tmp_path / "partial"
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT)
+    direct = open_direct(descriptor)
+    try:
+        # This test's folder is on the disk CI runs on: it must do direct I/O.
+        assert direct is not None
+        assert fcntl.fcntl(direct, fcntl.F_GETFL) & os.O_DIRECT
+        block = aligned_buffer(WRITE_SIZE)
+        content = os.urandom(8 * ALIGNMENT + 300)
+        hasher = hashlib.sha256()
+        # An aligned start with a ragged end, then a ragged start (buffered entirely).
+        pieces = [(0, 3 * ALIGNMENT + 100), (3 * ALIGNMENT + 100, 8 * ALIGNMENT + 300)]
+        for start, end in pieces:
+            block[: end - start] = content[start:end]
+            data = memoryview(block)[: end - start]
+            write_block(descriptor, direct, data, start, [hasher])
+            data.release()
+    finally:
+        if direct is not None:
+            os.close(direct)
+        os.close(descriptor)
+
+    assert path.read_bytes() == content
+    assert hasher.digest() == hashlib.sha256(content).digest()
+
+
+def test_the_aligned_part_is_not_left_in_the_page_cache(tmp_path: Path) -> None:
+    path = tmp_path / "partial"
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT)
+    direct = open_direct(descriptor)
+    assert direct is not None
+    try:
+        block = aligned_buffer(WRITE_SIZE)
+        block[: 4 * ALIGNMENT + 10] = os.urandom(4 * ALIGNMENT + 10)
+        data = memoryview(block)[: 4 * ALIGNMENT + 10]
+        write_block(descriptor, direct, data, 0, [])
+        data.release()
+        # Without the direct descriptor the same bytes stay cached: the check can tell.
+        other = tmp_path / "buffered"
+        buffered = os.open(other, os.O_RDWR | os.O_CREAT)
+        data = memoryview(block)[: 4 * ALIGNMENT + 10]
+        write_block(buffered, None, data, 0, [])
+        data.release()
+        os.close(buffered)
+    finally:
+        os.close(direct)
+        os.close(descriptor)
+
+    assert resident_pages(path) == [False, False, False, False, True]
+    assert resident_pages(other) == [True] * 5
+
+
+async def test_a_direct_upload_in_ragged_patches_is_stored_whole(
+    api: Api, direct_client: httpx.AsyncClient, admin_token: str, settings: Settings
+) -> None:
+    """PATCHes that start and end off the alignment, one refused for its checksum (its bytes
+    truncated away) and sent again: every byte lands once, in order."""
+    client = direct_client
+    dataset_id = await new_dataset(api, admin_token)
+    content = os.urandom(2 * WRITE_SIZE + 12345)
+    url = await created_url(client, admin_token, dataset_id, "big.bin", len(content))
+    cuts = [0, 5000, 5000 + WRITE_SIZE + 3 * ALIGNMENT + 17, len(content)]
+
+    first = await patch(client, admin_token, url, 0, content[: cuts[1]])
+    assert first.status_code == 204
+    middle = content[cuts[1] : cuts[2]]
+    wrong = await patch(client, admin_token, url, cuts[1], middle, upload_checksum=checksum(b"x"))
+    assert wrong.status_code == 460
+    assert (await head(client, admin_token, url)).headers["upload-offset"] == str(cuts[1])
+    for start, end in itertools.pairwise(cuts[1:]):
+        piece = content[start:end]
+        sent = await patch(client, admin_token, url, start, piece, upload_checksum=checksum(piece))
+        assert (sent.status_code, sent.headers["upload-offset"]) == (204, str(end))
+
+    sha256 = hashlib.sha256(content).hexdigest()
+    assert (await file_of(api, admin_token, dataset_id, "big.bin"))["file"]["sha256"] == sha256
+    blob = LocalStorage(settings.data_dir / "blobs").path_for(blob_key(sha256))
+    # Written around the page cache: only what was buffered or read since (its first bytes,
+    # sniffed for a content type) is cached. The same upload buffered would be all cached.
+    cached = resident_pages(blob)
+    assert sum(cached) < len(cached) // 4
+    assert blob.read_bytes() == content

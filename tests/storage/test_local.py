@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
 
 import anyio
 import pytest
 
 from quiver.storage import LocalStorage, StorageError
+from quiver.storage.local import CHUNK_SIZE
 
 pytestmark = pytest.mark.anyio
 
@@ -164,3 +165,39 @@ async def test_put_file_that_is_refused_leaves_no_temp_file(tmp_path: Path) -> N
         await storage.put_file("never", tmp_path / "missing")
 
     assert await temp_files(storage) == []
+
+
+def open_descriptors() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+async def test_a_read_streams_every_byte_in_order_while_reading_ahead(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    content = os.urandom(3 * CHUNK_SIZE + 12345)
+    await storage.put("blob", chunks(content))
+
+    whole = b"".join([chunk async for chunk in await storage.open("blob")])
+    start, end = CHUNK_SIZE - 7, 2 * CHUNK_SIZE + 9
+    middle = b"".join([chunk async for chunk in await storage.open("blob", start=start, end=end)])
+
+    assert whole == content
+    assert middle == content[start:end]
+
+
+async def test_a_read_given_up_midway_waits_for_its_read_ahead_and_closes_the_file(
+    tmp_path: Path,
+) -> None:
+    """A client that hangs up after the first chunk: the chunk read ahead for it finishes
+    before the descriptor is closed, and nothing stays open."""
+    storage = LocalStorage(tmp_path)
+    await storage.put("blob", chunks(os.urandom(4 * CHUNK_SIZE)))
+    before = open_descriptors()
+
+    stream = await storage.open("blob")
+    assert isinstance(stream, AsyncGenerator)
+    first = await anext(stream)
+    assert len(first) == CHUNK_SIZE
+    assert open_descriptors() != before  # the blob is open, a chunk being read ahead
+    await stream.aclose()
+
+    assert open_descriptors() == before
