@@ -11,6 +11,7 @@ in a local folder never loads it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+import anyio
 import anyio.to_thread
 
 from quiver.storage.base import PreconditionFailed, StorageError, validate_key
@@ -32,6 +34,8 @@ DEFAULT_REGION = "us-east-1"
 # SigV4 presigned URLs live at most 7 days.
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600
 LIST_PAGE = 1000
+# Parts of a large object copied at once (each is the store's work, not ours).
+COPY_PARTS_IN_FLIGHT = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +205,39 @@ class S3Presigner:
             MultipartUpload={"Parts": listed},
             **condition,
         )
+
+    async def copy_in_parts(self, src: str, dst: str, size: int, *, part_size: int) -> None:
+        """Copy ``size`` bytes at ``src`` to ``dst`` as a multipart upload whose parts are
+        ranges of the source (UploadPartCopy), a few at once; aborted if any part fails."""
+        multipart_id = await self.create_multipart(dst, metadata={})
+        source = {"Bucket": self.bucket, "Key": self.full_key(src)}
+        ranges = [(start, min(start + part_size, size)) for start in range(0, size, part_size)]
+        etags: dict[int, str] = {}
+        limiter = anyio.CapacityLimiter(COPY_PARTS_IN_FLIGHT)
+
+        async def copy_part(number: int, start: int, end: int) -> None:
+            async with limiter:
+                answer = await self._call(
+                    "upload_part_copy",
+                    Key=self.full_key(dst),
+                    UploadId=multipart_id,
+                    PartNumber=number,
+                    CopySource=source,
+                    CopySourceRange=f"bytes={start}-{end - 1}",
+                )
+            etags[number] = str(answer["CopyPartResult"]["ETag"])
+
+        try:
+            async with anyio.create_task_group() as tasks:
+                for number, (start, end) in enumerate(ranges, start=1):
+                    tasks.start_soon(copy_part, number, start, end)
+            parts = [UploadedPart(n, end - start, etags[n]) for n, (start, end) in
+                     enumerate(ranges, start=1)]  # fmt: skip
+            await self.complete_multipart(dst, multipart_id, parts, if_absent=False)
+        except BaseException:
+            with anyio.CancelScope(shield=True), contextlib.suppress(StorageError):
+                await self.abort_multipart(dst, multipart_id)
+            raise
 
     async def delete_if_match(self, key: str, etag: str) -> None:
         """Delete the object only while it is still the one with ``etag`` (``If-Match``):

@@ -44,6 +44,10 @@ CHUNK_SIZE = 1024 * 1024
 # Hashing reads bigger chunks: fewer hand-overs to the hashing thread.
 HASH_CHUNK_SIZE = 8 * 1024 * 1024
 LIST_BATCH = 1000
+# CopyObject copies at most 5 GiB; larger objects are copied part by part
+# (UploadPartCopy), in parts of COPY_PART_SIZE (5 TiB, S3's largest object, is 5,000 parts).
+MAX_SINGLE_COPY = 5 * 1024**3
+COPY_PART_SIZE = 1024**3
 # obstore's 30 s default covers a whole request body, far too short for a multi-GiB
 # download streamed to a slow client.
 REQUEST_TIMEOUT = "1h"
@@ -93,6 +97,8 @@ class S3Storage:
         self.store = S3Store(
             bucket, prefix=self.prefix or None, config=config, client_options=client
         )
+        # Larger objects are copied part by part (an attribute so that tests can lower it).
+        self.max_single_copy = MAX_SINGLE_COPY
 
     @classmethod
     def from_url(cls, url: str, environ: Mapping[str, str] | None = None) -> S3Storage:
@@ -258,9 +264,15 @@ class S3Storage:
                     yield _meta(meta)
 
     async def copy(self, src: str, dst: str) -> None:
-        """Copy server-side with one CopyObject request."""
+        """Copy server-side: one CopyObject request, or UploadPartCopy of each part of an
+        object larger than CopyObject takes (5 GiB)."""
         validate_key(src)
         validate_key(dst)
+        size = (await self.head(src)).size
+        if size > self.max_single_copy:
+            part_size = min(COPY_PART_SIZE, self.max_single_copy)
+            await self.presigner.copy_in_parts(src, dst, size, part_size=part_size)
+            return
         # S3 reports a missing source as a 404, which names the source key here.
         with _storage_errors(src):
             await obstore.copy_async(self.store, src, dst)

@@ -32,6 +32,10 @@ async def pieces(total: int, size: int = MIB) -> AsyncIterator[bytes]:
         yield generator.randbytes(min(size, total - offset))
 
 
+async def read_all(storage: S3Storage, key: str) -> bytes:
+    return b"".join([chunk async for chunk in await storage.open(key)])
+
+
 def test_from_url_reads_bucket_and_prefix_from_the_url_and_the_rest_from_the_env() -> None:
     storage = S3Storage.from_url(
         "s3://datasets/quiver/blobs/",
@@ -100,6 +104,36 @@ async def test_a_file_past_one_part_is_uploaded_in_parts_and_offers_no_local_pat
     assert large["e_tag"] is not None
     assert large["e_tag"].strip('"').endswith("-3")
     assert storage.local_path("large") is None
+
+
+@pytest.mark.anyio
+async def test_an_object_larger_than_copy_object_takes_is_copied_part_by_part(
+    s3_server: S3Server,
+) -> None:
+    """CopyObject stops at 5 GiB: past the limit (lowered here to 5 MiB) the copy is a
+    multipart upload of ranges of the source (UploadPartCopy), which leaves no upload open."""
+    storage = s3_server.storage("tests/copy-in-parts")
+    storage.max_single_copy = 5 * MIB
+    content = b"".join([chunk async for chunk in pieces(12 * MIB + 5)])
+    await obstore.put_async(storage.store, "source", content, use_multipart=False)
+    await storage.put("small", one_piece(b"fits one CopyObject"))
+    source = await obstore.head_async(storage.store, "source")
+    assert source["e_tag"] is not None
+    assert "-" not in source["e_tag"]
+
+    await storage.copy("source", "copy")
+    await storage.move("small", "moved")
+
+    copied = await obstore.head_async(storage.store, "copy")
+    assert copied["e_tag"] is not None
+    assert copied["e_tag"].strip('"').endswith("-3")  # 5 + 5 + 2 MiB and 5 bytes
+    assert await read_all(storage, "copy") == content
+    assert await read_all(storage, "moved") == b"fits one CopyObject"
+    assert not await storage.exists("small")
+    assert await storage.presigner.pending_multiparts("copy") == []
+    with pytest.raises(ObjectNotFound):
+        await storage.copy("missing", "anywhere")
+    await storage.close()
 
 
 @pytest.mark.anyio
