@@ -68,6 +68,7 @@ class S3Presigner:
         self.bucket = storage.bucket
         self.prefix = storage.prefix
         self.endpoint = (storage.endpoint or "").rstrip("/")
+        self.public_endpoint = (storage.public_endpoint or "").rstrip("/")
         self.region = storage.region or DEFAULT_REGION
         self._signer = QuerySigner(self.region)
         self._explicit = (
@@ -84,9 +85,10 @@ class S3Presigner:
         return full_key[len(self.prefix) + 1 :] if self.prefix else full_key
 
     def object_url(self, key: str) -> str:
+        """The object's URL as clients reach it (what presigned URLs are signed for)."""
         path = quote(self.full_key(key), safe="/~")
-        if self.endpoint:
-            return f"{self.endpoint}/{self.bucket}/{path}"
+        if self.public_endpoint:
+            return f"{self.public_endpoint}/{self.bucket}/{path}"
         return f"https://{self.bucket}.s3.{self.region}.amazonaws.com/{path}"
 
     def _credentials(self) -> Credentials:

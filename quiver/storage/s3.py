@@ -65,6 +65,7 @@ class S3Storage:
         *,
         prefix: str = "",
         endpoint: str | None = None,
+        public_endpoint: str | None = None,
         region: str | None = None,
         access_key_id: str | None = None,
         secret_access_key: str | None = None,
@@ -76,6 +77,9 @@ class S3Storage:
         self.prefix = validate_prefix(prefix)
         # Kept for presigning (quiver.storage.presign), which talks S3 through botocore.
         self.endpoint = endpoint
+        # Where clients reach the store, when not where the server does (a proxy, another
+        # network): presigned URLs are signed for this host, since SigV4 signs the Host.
+        self.public_endpoint = public_endpoint or endpoint
         self.region = region
         self.access_key_id = access_key_id
         self.secret_access_key = secret_access_key
@@ -111,6 +115,7 @@ class S3Storage:
             parts.netloc,
             prefix=unquote(parts.path).strip("/"),
             endpoint=environ.get("QUIVER_S3_ENDPOINT") or environ.get("AWS_ENDPOINT_URL"),
+            public_endpoint=environ.get("QUIVER_S3_PUBLIC_ENDPOINT"),
             region=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION"),
             access_key_id=environ.get("AWS_ACCESS_KEY_ID"),
             secret_access_key=environ.get("AWS_SECRET_ACCESS_KEY"),

@@ -137,6 +137,42 @@ async def test_an_object_larger_than_copy_object_takes_is_copied_part_by_part(
 
 
 @pytest.mark.anyio
+async def test_urls_are_signed_for_the_public_endpoint_and_the_server_uses_its_own(
+    s3_server: S3Server,
+) -> None:
+    """The server reaches the store at 127.0.0.1, clients at another name of it: a URL
+    signed for the server's host would be refused there (SigV4 signs the Host)."""
+    public = s3_server.endpoint.replace("127.0.0.1", "localhost")
+    assert public != s3_server.endpoint
+    storage = S3Storage.from_url(
+        f"s3://{s3_server.bucket}/tests/public-endpoint",
+        {
+            "QUIVER_S3_ENDPOINT": s3_server.endpoint,
+            "QUIVER_S3_PUBLIC_ENDPOINT": public,
+            "AWS_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY_ID,
+            "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
+        },
+    )
+    await storage.put("object", one_piece(b"seen from outside"))
+    internal = s3_server.storage("tests/public-endpoint")
+    signed = storage.presigner.presign("GET", "object", expires_in=60)
+    signed_inside = internal.presigner.presign("GET", "object", expires_in=60)
+
+    async with httpx.AsyncClient() as client:
+        outside = await client.get(signed)
+        wrong_host = await client.get(signed.replace(public, s3_server.endpoint))
+        inside = await client.get(signed_inside)
+    await storage.close()
+    await internal.close()
+
+    assert signed.startswith(f"{public}/{s3_server.bucket}/tests/public-endpoint/object?")
+    assert (outside.status_code, outside.content) == (200, b"seen from outside")
+    assert wrong_host.status_code == 403
+    assert inside.status_code == 200
+
+
+@pytest.mark.anyio
 async def test_credentials_from_the_environment_are_found_once_and_sign_urls_s3_accepts(
     s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
