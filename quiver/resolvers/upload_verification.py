@@ -111,8 +111,17 @@ async def verify_multipart(s3: S3Storage, upload: DirectUpload) -> None:
 
 async def _promote(s3: S3Storage, upload: DirectUpload) -> None:
     """Copy verified staging bytes to the content key unless the blob's bytes are there (its
-    row is touched already, so the collector spares them)."""
+    row is touched already, so the collector spares them).
+
+    An upload that claims the content key and is complete, waiting for its own
+    verification, is verified first: copying over its object would fail it (its bytes
+    could no longer be checked) although it holds the same bytes.
+    """
     content = blob_key(upload.sha256)
+    claimer = await DirectUpload.get_or_none(content_claim=upload.sha256)
+    if claimer is not None and claimer.verify_job_id is not None:
+        with contextlib.suppress(VerificationFailed):
+            await verify_multipart(s3, claimer)
     there = await s3.presigner.head(content)
     # With no upload claiming the key, an object there holds the right bytes: checked after
     # the HEAD, so a claim that put unverified bytes there before it is still seen.
