@@ -81,7 +81,9 @@ async def start_direct_upload(
         await upload.save()
         return upload
     upload.part_size = part_size_for(item.size)
-    if not await claim_content_key(upload):
+    # Straight to the content key only where the store's conditional requests keep it from
+    # replacing a blob's bytes; otherwise to a key nobody else can write.
+    if not storage.conditional_writes or not await claim_content_key(upload):
         upload.key = f"{STAGING_PREFIX}/{token}"
         await upload.save()
     try:

@@ -70,6 +70,7 @@ class S3Storage:
         access_key_id: str | None = None,
         secret_access_key: str | None = None,
         session_token: str | None = None,
+        conditional_writes: bool = True,
     ) -> None:
         if not bucket:
             raise ValueError("S3 bucket name must not be empty")
@@ -84,6 +85,10 @@ class S3Storage:
         self.access_key_id = access_key_id
         self.secret_access_key = secret_access_key
         self.session_token = session_token
+        # Whether the store honours If-None-Match on CompleteMultipartUpload and If-Match
+        # on GET and DELETE (AWS S3, SeaweedFS); without them, multipart uploads go to a
+        # staging key and are copied once verified (quiver.resolvers.upload_verification).
+        self.conditional_writes = conditional_writes
         config: S3Config = {}
         if endpoint:
             config["endpoint"] = endpoint
@@ -120,6 +125,7 @@ class S3Storage:
             access_key_id=environ.get("AWS_ACCESS_KEY_ID"),
             secret_access_key=environ.get("AWS_SECRET_ACCESS_KEY"),
             session_token=environ.get("AWS_SESSION_TOKEN"),
+            conditional_writes=_flag(environ.get("QUIVER_S3_CONDITIONAL_WRITES", "true")),
         )
 
     def __repr__(self) -> str:
@@ -290,6 +296,15 @@ class S3Storage:
     async def close(self) -> None:
         """Give obstore's runtime threads time to leave the interpreter."""
         await anyio.sleep(SHUTDOWN_GRACE_SECONDS)
+
+
+def _flag(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"QUIVER_S3_CONDITIONAL_WRITES must be true or false, not {value!r}")
 
 
 async def _empty_stream() -> AsyncIterator[bytes]:
