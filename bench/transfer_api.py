@@ -212,7 +212,7 @@ def _seaweed() -> Any:
 
 def s3_multipart(root: Path, mib: int, runs: int, part_workers: int) -> None:
     """A presigned multipart upload through Quiver vs obstore straight to the bucket."""
-    from transfer import cpu_seconds, write_random_file
+    from transfer import cpu_seconds, peak_rss_mb, write_random_file
 
     seaweed = _seaweed()
     source = root / "big.bin"
@@ -267,6 +267,7 @@ def s3_multipart(root: Path, mib: int, runs: int, part_workers: int) -> None:
             # The verification's read against a bare GET of the same object, same run.
             blob = f"blobs/{digest[:2]}/{digest[2:4]}/{digest}"
             reads = _read_back(seaweed, endpoint, blob, size, runs)
+            rss = peak_rss_mb(server.pid)
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -295,6 +296,7 @@ def s3_multipart(root: Path, mib: int, runs: int, part_workers: int) -> None:
     print(f"  until verified / obstore             {d / t:6.2f}x  (target >= 0.9)")
     print(f"  server CPU until 202                 {statistics.median(accepted_cpu):6.2f} s")
     print(f"  server CPU incl. verification        {statistics.median(server_cpu):6.2f} s")
+    print(f"  server peak RSS (VmHWM)              {rss:6.0f} MB  (target < 200)")
     get = statistics.median(reads["get"])
     print(f"  bare obstore GET of the blob         {get:7.2f} s {size_mb / get:7.0f} MB/s")
     for streams in (1, RANGED_STREAMS):
@@ -306,7 +308,7 @@ def s3_multipart(root: Path, mib: int, runs: int, part_workers: int) -> None:
 
 
 # The verification's read, one GET against this many ranged GETs at once.
-RANGED_STREAMS = 4
+RANGED_STREAMS = 2
 JOB_TIMES = """query($id: ID!) { job(id: $id) { startedAt finishedAt } }"""
 
 

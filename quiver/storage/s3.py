@@ -42,9 +42,14 @@ if TYPE_CHECKING:
 PART_SIZE = 5 * 1024 * 1024
 MAX_CONCURRENCY = 8
 CHUNK_SIZE = 1024 * 1024
-# Hashing reads bigger chunks: fewer hand-overs to the hashing thread.
-HASH_CHUNK_SIZE = 8 * 1024 * 1024
-# Hashing an object reads this many ranges of HASH_RANGE_SIZE at once.
+# Hashing reads bigger chunks: fewer hand-overs to the hashing thread. Against SeaweedFS
+# here (1 GiB, loaded machine), 4 MiB chunks read faster than 8 MiB ones (~2.9 s vs ~3.7 s)
+# at a lower peak RSS (~95 MB vs ~130 MB for the whole process).
+HASH_CHUNK_SIZE = 4 * 1024 * 1024
+# Hashing an object reads this many ranges of HASH_RANGE_SIZE at once. Two or four ranged
+# GETs were not measurably faster than one there (within the noise of a shared 2-core box:
+# GET + hash are CPU-bound, SeaweedFS itself spending ~1.3 CPU s per GiB served), and cost
+# more memory, so one GET it is.
 HASH_STREAMS = 1
 HASH_RANGE_SIZE = 32 * 1024 * 1024
 LIST_BATCH = 1000
@@ -201,7 +206,7 @@ class S3Storage:
         every GET), else ``PreconditionFailed`` (it was replaced meanwhile).
 
         ``streams`` > 1 reads ``HASH_RANGE_SIZE`` ranges by that many GETs at once, hashed
-        in order; each holds at most two chunks ahead, so ``streams`` x 16 MiB are buffered.
+        in order; each holds at most two chunks ahead (``streams`` x 8 MiB buffered).
         """
         hasher = hashlib.sha256()
         if not size:

@@ -135,7 +135,7 @@ async def test_sha256_hashes_a_prefix_only_of_the_object_with_the_etag_it_is_giv
     # 3 MiB ranges: with three GETs at once, seven ranges of the whole, one cut short.
     monkeypatch.setattr(s3_module, "HASH_RANGE_SIZE", 3 * MIB)
     storage = s3_server.storage(f"tests/sha256-{random.getrandbits(32)}")
-    content = random.Random(2).randbytes(20 * MIB + 3)  # three 8 MiB hashing chunks
+    content = random.Random(2).randbytes(20 * MIB + 3)  # six 4 MiB hashing chunks
     await storage.put("object", one_piece(content))
     etag = (await obstore.head_async(storage.store, "object"))["e_tag"]
     asked: list[Any] = []
