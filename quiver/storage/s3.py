@@ -46,10 +46,11 @@ CHUNK_SIZE = 1024 * 1024
 # here (1 GiB, loaded machine), 4 MiB chunks read faster than 8 MiB ones (~2.9 s vs ~3.7 s)
 # at a lower peak RSS (~95 MB vs ~130 MB for the whole process).
 HASH_CHUNK_SIZE = 4 * 1024 * 1024
-# Hashing an object reads this many ranges of HASH_RANGE_SIZE at once. Two or four ranged
-# GETs were not measurably faster than one there (within the noise of a shared 2-core box:
-# GET + hash are CPU-bound, SeaweedFS itself spending ~1.3 CPU s per GiB served), and cost
-# more memory, so one GET it is.
+# Hashing an object reads this many ranges of HASH_RANGE_SIZE at once. In bench/transfer.py
+# (2 GiB, SeaweedFS, loaded 2-core machine) two or four ranged GETs hashed 5-25% faster than
+# one GET in the same run, but with two the server's peak RSS was 214 MB (185 MB with one;
+# the target is < 200), and GET + hash are CPU-bound here anyway (SeaweedFS spends ~1.3 CPU
+# s per GiB it serves). So one GET, unless memory allows more.
 HASH_STREAMS = 1
 HASH_RANGE_SIZE = 32 * 1024 * 1024
 LIST_BATCH = 1000
