@@ -50,7 +50,11 @@ PACK_TARGET = 8 * 1024 * 1024  # a killed push re-sends at most one pack per wor
 PACK_MEMBER_MAX = 1024 * 1024
 TRANSFERS = ["pack", "s3-put", "s3-multipart", "tus", "basic"]
 SIGN_BATCH = 100
-# Polling a multipart upload's verification: 50 ms, doubling up to 1 s.
+# Following a multipart upload's verification: each status request asks the server to hold
+# it this long while the upload verifies (``?wait=``), so the outcome arrives at once.
+VERIFY_WAIT = 20.0
+# A server that answers at once anyway (one without ``wait``) is polled: 50 ms, doubling
+# up to 1 s.
 VERIFY_POLL_FIRST = 0.05
 VERIFY_POLL_MAX = 1.0
 
@@ -361,13 +365,16 @@ class _Sender:
             self._sent(files, 0)  # its bytes were counted part by part
 
     def _await_verification(self, upload_id: str) -> None:
-        """A multipart upload is verified by a server job: poll its state until the blob is
-        visible (``complete``) or refused (``failed``: other bytes arrived)."""
+        """A multipart upload is verified by a server job: follow its state until the blob
+        is visible (``complete``) or refused (``failed``: other bytes arrived). The server
+        holds each request while it verifies; one that does not is polled with backoff."""
+        wait = min(VERIFY_WAIT, self.client.timeout / 2)
         delay = VERIFY_POLL_FIRST
         while True:
-            time.sleep(delay)
-            delay = min(delay * 2, VERIFY_POLL_MAX)
-            response = self.client.request("GET", f"/api/v1/uploads/{upload_id}")
+            asked = time.monotonic()
+            response = self.client.request(
+                "GET", f"/api/v1/uploads/{upload_id}", params={"wait": f"{wait:g}"}
+            )
             raise_for_status(response)
             answer = response.json()
             if answer.get("state") == "complete":
@@ -377,6 +384,9 @@ class _Sender:
                     f"the server refused upload {upload_id}: {answer.get('error')}",
                     code="INVALID",
                 )
+            if time.monotonic() - asked < wait / 2:
+                time.sleep(delay)
+                delay = min(delay * 2, VERIFY_POLL_MAX)
 
     def _multipart_parts(self, local: LocalFile, answer: Json) -> list[Callable[[], None]]:
         """One job per part S3 does not hold yet (a killed push's finished parts are kept)."""

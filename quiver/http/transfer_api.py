@@ -192,6 +192,9 @@ class TransferApi:
         if request.method == "DELETE":
             await direct_uploads.abort_direct_upload(self.storage, upload)
             return Response(status_code=204)
+        wait = _wait_seconds(request)
+        if wait:
+            upload = await direct_uploads.await_verification(upload, wait)
         return JSONResponse(await direct_uploads.upload_status(self.storage, upload))
 
     async def parts(self, request: Request, viewer: Viewer) -> Response:
@@ -217,6 +220,21 @@ def _string(body: dict[str, Any], name: str, *, required: bool = False) -> str |
     if not isinstance(value, str):
         raise Refused.invalid((name,), f"{name} must be a string")
     return value
+
+
+def _wait_seconds(request: Request) -> float:
+    """``?wait=``: how many seconds a status request may be held while the upload
+    verifies (0, the default, answers at once; more than the server's maximum waits that)."""
+    text = request.query_params.get("wait")
+    if text is None:
+        return 0.0
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        raise Refused.invalid(("wait",), "wait must be a number of seconds, 0 or more")
+    return seconds
 
 
 def _dataset_param(request: Request) -> str:

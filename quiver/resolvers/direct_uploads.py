@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from quiver.auth import Viewer
+from quiver.events import current_bus
 from quiver.ids import encode_global_id
 from quiver.jobs import queue
 from quiver.models import DirectUpload, Job, JobKind, JobStatus
@@ -51,6 +52,11 @@ if TYPE_CHECKING:
 MAX_PARTS_PER_CALL = 100
 STAGING_PREFIX = "staging/multipart"
 VERIFY_KEY_PREFIX = "verify-upload:"
+# ``GET /uploads/{id}?wait=``: the longest a client may hold the request while it verifies.
+MAX_WAIT_SECONDS = 30.0
+# While held, the state is read again this often even without an event: the job may run
+# in a process whose events do not reach this one (an in-process bus, a separate worker).
+WAIT_RECHECK_SECONDS = 1.0
 
 
 def _expires_at(seconds: int) -> str:
@@ -216,6 +222,31 @@ async def upload_status(storage: Storage, upload: DirectUpload) -> dict[str, Any
         if state == "failed":
             answer["error"] = _failure(job)
     return answer
+
+
+async def await_verification(upload: DirectUpload, seconds: float) -> DirectUpload:
+    """Hold a status request while the upload verifies: the upload as it is once its
+    state is no longer ``verifying``, or after ``seconds`` (at most ``MAX_WAIT_SECONDS``).
+
+    Woken by its VERIFY_UPLOAD job's events (the job reports "Verified" right after it
+    records the blob), so a client learns the outcome at once instead of a poll interval
+    later, with one request instead of many.
+    """
+    deadline = anyio.current_time() + min(max(seconds, 0.0), MAX_WAIT_SECONDS)
+    if upload.completed_at is not None or upload.verify_job_id is None:
+        return upload
+    # Subscribed before reading the state, so a change between the two is not missed.
+    async with current_bus().subscribe(("job", upload.verify_job_id)) as subscription:
+        while True:
+            fresh = await DirectUpload.get_or_none(id=upload.id)
+            if fresh is None:
+                return upload  # collected meanwhile: the caller answers what it found
+            upload = fresh
+            state, _job = await _state(upload)
+            remaining = deadline - anyio.current_time()
+            if state != "verifying" or remaining <= 0:
+                return upload
+            await subscription.get(min(remaining, WAIT_RECHECK_SECONDS))
 
 
 async def _state(upload: DirectUpload) -> tuple[str, Job | None]:

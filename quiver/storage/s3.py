@@ -31,6 +31,7 @@ from quiver.storage.base import (
 )
 
 if TYPE_CHECKING:
+    from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
     from obstore import BytesStream, GetOptions, OffsetRange
     from obstore import ObjectMeta as ObstoreMeta
     from obstore.store import ClientConfig, S3Config
@@ -41,8 +42,17 @@ if TYPE_CHECKING:
 PART_SIZE = 5 * 1024 * 1024
 MAX_CONCURRENCY = 8
 CHUNK_SIZE = 1024 * 1024
-# Hashing reads bigger chunks: fewer hand-overs to the hashing thread.
-HASH_CHUNK_SIZE = 8 * 1024 * 1024
+# Hashing reads bigger chunks: fewer hand-overs to the hashing thread. Against SeaweedFS
+# here (1 GiB, loaded machine), 4 MiB chunks read faster than 8 MiB ones (~2.9 s vs ~3.7 s)
+# at a lower peak RSS (~95 MB vs ~130 MB for the whole process).
+HASH_CHUNK_SIZE = 4 * 1024 * 1024
+# Hashing an object reads this many ranges of HASH_RANGE_SIZE at once. In bench/transfer.py
+# (2 GiB, SeaweedFS, loaded 2-core machine) two or four ranged GETs hashed 5-25% faster than
+# one GET in the same run, but with two the server's peak RSS was 214 MB (185 MB with one;
+# the target is < 200), and GET + hash are CPU-bound here anyway (SeaweedFS spends ~1.3 CPU
+# s per GiB it serves). So one GET, unless memory allows more.
+HASH_STREAMS = 1
+HASH_RANGE_SIZE = 32 * 1024 * 1024
 LIST_BATCH = 1000
 # CopyObject copies at most 5 GiB; larger objects are copied part by part
 # (UploadPartCopy), in parts of COPY_PART_SIZE (5 TiB, S3's largest object, is 5,000 parts).
@@ -200,47 +210,74 @@ class S3Storage:
             raise _storage_error(error, key) from error
         return _translated(result.stream(min_chunk_size=CHUNK_SIZE), key)
 
-    async def sha256(self, key: str, size: int, *, if_match: str | None = None) -> str:
-        """The sha256 of the object's first ``size`` bytes, streamed by one GET in
-        ``HASH_CHUNK_SIZE`` chunks hashed in a thread (hashlib releases the GIL) while the
-        next chunk downloads, so the loop only hands chunks over. ``if_match``: only the
-        object with this ETag, else ``PreconditionFailed`` (it was replaced meanwhile).
+    async def sha256(
+        self,
+        key: str,
+        size: int,
+        *,
+        if_match: str | None = None,
+        streams: int = HASH_STREAMS,
+    ) -> str:
+        """The sha256 of the object's first ``size`` bytes, hashed in a thread (hashlib
+        releases the GIL) in ``HASH_CHUNK_SIZE`` chunks while the next ones download, so
+        the loop only hands chunks over. ``if_match``: only the object with this ETag (on
+        every GET), else ``PreconditionFailed`` (it was replaced meanwhile).
 
-        Against SeaweedFS here (2 GiB, loaded machine) this ran at 0.89x a bare GET of the
-        same object, hashing each chunk before asking for the next at 0.70x; parallel
-        ranged GETs (64 MiB, three in flight) at 0.4x.
+        ``streams`` > 1 reads ``HASH_RANGE_SIZE`` ranges by that many GETs at once, hashed
+        in order; each holds at most two chunks ahead (``streams`` x 8 MiB buffered).
         """
         hasher = hashlib.sha256()
         if not size:
             return hasher.hexdigest()
         validate_key(key)
-        options: GetOptions = {"range": (0, size)}
-        if if_match is not None:
-            options["if_match"] = if_match
-        try:
-            result = await obstore.get_async(self.store, key, options=options)
-        except PreconditionError:
-            raise PreconditionFailed(f"{key!r} is no longer the object {if_match}") from None
-        except (ObstoreError, OSError) as error:
-            raise _storage_error(error, key) from error
-        # One chunk waits while one is hashed and the next downloads: 24 MiB at most.
-        send, receive = anyio.create_memory_object_stream[bytes](1)
+        step = size if streams <= 1 else HASH_RANGE_SIZE
+        ranges = [(start, min(start + step, size)) for start in range(0, size, step)]
         failures: list[StorageError] = []
 
-        async def download() -> None:
+        async def download(
+            byte_range: tuple[int, int], send: MemoryObjectSendStream[bytes]
+        ) -> None:
+            options: GetOptions = {"range": byte_range}
+            if if_match is not None:
+                options["if_match"] = if_match
             async with send:
                 try:
-                    chunks = result.stream(min_chunk_size=HASH_CHUNK_SIZE)
-                    async for chunk in _translated(chunks, key):
-                        await send.send(chunk)
+                    try:
+                        result = await obstore.get_async(self.store, key, options=options)
+                    except PreconditionError:
+                        raise PreconditionFailed(
+                            f"{key!r} is no longer the object {if_match}"
+                        ) from None
+                    except (ObstoreError, OSError) as error:
+                        raise _storage_error(error, key) from error
+                    with _storage_errors(key):
+                        async for chunk in result.stream(min_chunk_size=HASH_CHUNK_SIZE):
+                            await send.send(chunk)
                 except StorageError as error:
                     failures.append(error)  # raised below as itself, not in a group
+                    group.cancel_scope.cancel()
 
         async with anyio.create_task_group() as group:
-            group.start_soon(download)
-            async with receive:
-                async for chunk in receive:
-                    await anyio.to_thread.run_sync(hasher.update, chunk)
+            pending: list[MemoryObjectReceiveStream[bytes]] = []
+
+            def start_next() -> None:
+                if len(pending) < len(ranges):
+                    send, receive = anyio.create_memory_object_stream[bytes](1)
+                    group.start_soon(download, ranges[len(pending)], send)
+                    pending.append(receive)
+
+            try:
+                for _ in range(max(streams, 1)):
+                    start_next()
+                for index in range(len(ranges)):
+                    async with pending[index] as receive:
+                        async for chunk in receive:
+                            # obstore's Bytes is a buffer: hashed where it lies, not copied.
+                            await anyio.to_thread.run_sync(hasher.update, chunk)
+                    start_next()
+            finally:
+                for receive in pending:  # those a failure left unread
+                    receive.close()
         if failures:
             raise failures[0]
         return hasher.hexdigest()

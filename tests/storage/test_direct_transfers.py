@@ -8,7 +8,7 @@ import io
 import os
 import tarfile
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,8 +22,11 @@ from support import Api, MakeUser, share
 from quiver.app import create_app
 from quiver.auth import ensure_admin_key
 from quiver.config import Settings
+from quiver.events.jobs import publish_job_change
+from quiver.jobs import signals
 from quiver.jobs.runner import Runner
 from quiver.models import DirectUpload
+from quiver.resolvers import direct_uploads
 from quiver.resolvers.blobs import touch_blob
 from quiver.resolvers.gc import collect_garbage
 from quiver.storage import S3Storage
@@ -758,3 +761,90 @@ async def test_an_upload_being_verified_cannot_be_aborted(
     assert refused.text == "CONFLICT: The upload is being verified; wait for it"
     assert state == "complete"
     assert await stored(s3, sha(content)) == content
+
+
+@pytest.fixture
+def job_events() -> Iterator[None]:
+    """Job changes published on the bus, as the server's lifespan does (the test app has none)."""
+    signals.add_listener(publish_job_change)
+    try:
+        yield
+    finally:
+        signals.remove_listener(publish_job_change)
+
+
+async def _held_status(quiver: httpx.AsyncClient, upload: str, wait: float) -> tuple[Any, float]:
+    """The status answer of ``GET upload?wait=`` and the clock when it came."""
+    response = await quiver.get(upload, params={"wait": wait})
+    assert response.status_code == 200, response.text
+    return response.json(), anyio.current_time()
+
+
+async def test_a_status_request_may_wait_and_is_answered_as_soon_as_the_upload_is_verified(
+    quiver: httpx.AsyncClient,
+    bucket: httpx.AsyncClient,
+    s3: S3Storage,
+    s3_settings: Settings,
+    job_events: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Only the job's event can end the wait early: no re-reading within the test's time.
+    monkeypatch.setattr(direct_uploads, "WAIT_RECHECK_SECONDS", 60.0)
+    dataset = await new_dataset(quiver)
+    content = os.urandom(16 * MIB + 7)
+    upload = await send_parts(quiver, bucket, await negotiate(quiver, dataset, content), content)
+    pending = await quiver.get(upload, params={"wait": 30})  # nothing to wait for yet
+    await quiver.post(f"{upload}/complete")
+    started = anyio.current_time()
+    timed_out, timed_out_at = await _held_status(quiver, upload, 0.3)
+    answers: list[tuple[Any, float]] = []
+
+    async def follow() -> None:
+        answers.append(await _held_status(quiver, upload, 30))
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(follow)
+        await anyio.sleep(0.3)
+        assert answers == []  # held while the upload verifies
+        await verify(s3_settings, s3)
+        verified_at = anyio.current_time()
+    ((answer, answered_at),) = answers
+    refused = await quiver.get(upload, params={"wait": "soon"})
+
+    assert pending.json()["state"] == "pending"
+    assert timed_out["state"] == "verifying"
+    assert timed_out_at - started >= 0.3
+    assert answer["state"] == "complete"
+    assert answered_at - verified_at < 5.0  # woken by the job, not by a re-read 60 s later
+    assert refused.status_code == 400
+    assert refused.text == "INVALID: wait must be a number of seconds, 0 or more"
+
+
+async def test_a_held_status_request_reads_the_state_again_without_events(
+    quiver: httpx.AsyncClient,
+    bucket: httpx.AsyncClient,
+    s3: S3Storage,
+    s3_settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # No job events reach this process (a worker elsewhere, an in-process bus): re-reads do.
+    monkeypatch.setattr(direct_uploads, "WAIT_RECHECK_SECONDS", 0.05)
+    dataset = await new_dataset(quiver)
+    content = os.urandom(16 * MIB + 8)
+    upload = await send_parts(quiver, bucket, await negotiate(quiver, dataset, content), content)
+    await quiver.post(f"{upload}/complete")
+    answers: list[tuple[Any, float]] = []
+
+    async def follow() -> None:
+        answers.append(await _held_status(quiver, upload, 30))
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(follow)
+        await anyio.sleep(0.2)
+        assert answers == []
+        await verify(s3_settings, s3)
+        verified_at = anyio.current_time()
+    ((answer, answered_at),) = answers
+
+    assert answer["state"] == "complete"
+    assert answered_at - verified_at < 5.0
