@@ -169,22 +169,29 @@ def migrated_postgres(name: str) -> str:
     with _session_lock() as directory:
         template = template_database_name(directory)
         made = directory / "postgres-template"
-        if not made.exists():
-            making = f"{template}_making"
-            run_sql(POSTGRES_URL, f'DROP DATABASE IF EXISTS "{making}"')
-            run_sql(POSTGRES_URL, f'CREATE DATABASE "{making}"')
-            migrate(database_url_named(making), directory)
-            run_sql(POSTGRES_URL, f'ALTER DATABASE "{making}" RENAME TO "{template}"')
+        if not made.exists():  # never made, or its maker died half-way: start afresh
+            (directory / "postgres-template-started").touch()  # drop it at the end
+            run_sql(POSTGRES_URL, f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)')
+            run_sql(POSTGRES_URL, f'CREATE DATABASE "{template}"')
+            migrate(database_url_named(template), directory)
             made.touch()
         # Copied under the lock: a copy fails while anything else is connected to the
-        # template, and only these copies ever are.
-        run_sql(POSTGRES_URL, f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        # template, and only these copies ever are (and, for a moment after it exits, the
+        # server process of the migration's connection).
+        for attempt in range(50):
+            try:
+                run_sql(POSTGRES_URL, f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+                break
+            except asyncpg.ObjectInUseError:
+                if attempt == 49:
+                    raise
+                time.sleep(0.2)
     return database_url_named(name)
 
 
 def drop_session_templates(directory: Path) -> None:
     """Drop the PostgreSQL template of the session sharing ``directory``, if it made one."""
-    if (directory / "postgres-template").exists():
+    if (directory / "postgres-template-started").exists():
         name = template_database_name(directory)
         run_sql(POSTGRES_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
