@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -17,6 +20,7 @@ import pytest
 from strawberry.federation import Schema
 from support import (
     ADMIN_KEY,
+    SESSION_ENV,
     TESTS_DIR,
     Api,
     Databases,
@@ -24,6 +28,7 @@ from support import (
     Person,
     QueryCounter,
     connect_to_empty_database,
+    drop_session_templates,
     new_person,
 )
 from tortoise import Tortoise
@@ -52,6 +57,29 @@ SLOWEST_MODULES = [
     "storage/test_client_on_s3.py",
     "http/test_tus.py",
 ]
+
+
+# The directory where this session's test processes share their migrated templates (see
+# support.migrated_sqlite): made by the process that runs pytest, before it starts the test
+# processes (they inherit its environment), and removed by it at the end.
+_MADE_SESSION_DIR: list[str] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if SESSION_ENV not in os.environ:
+        directory = tempfile.mkdtemp(prefix="quiver-tests-")
+        os.environ[SESSION_ENV] = directory
+        _MADE_SESSION_DIR.append(directory)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for directory in _MADE_SESSION_DIR:
+        try:
+            drop_session_templates(Path(directory))
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+            os.environ.pop(SESSION_ENV, None)
+    _MADE_SESSION_DIR.clear()
 
 
 @pytest.hookimpl(trylast=True)  # after pytest's own grouping by module-scoped parameters

@@ -122,6 +122,80 @@ def migrate(database_url: str, data_dir: Path) -> None:
     subprocess.run(command, check=True, capture_output=True, timeout=120)
 
 
+# Migrating a new database runs every migration in a subprocess (~3 CPU-seconds, 15-20 s on a
+# loaded machine). A test session migrates one database of each backend once, the first time
+# a test process needs it, and copies it wherever a test needs only a migrated schema (the
+# tests of migrations themselves still run them). Test processes of a session share the
+# templates through SESSION_DIR; the process that ran pytest set it up and removes it
+# (conftest.py), dropping the PostgreSQL template.
+SESSION_ENV = "QUIVER_TEST_SESSION_DIR"
+
+
+def session_dir() -> Path:
+    """The directory this test session's processes share (made by conftest.py)."""
+    return Path(os.environ[SESSION_ENV])
+
+
+def template_database_name(directory: Path) -> str:
+    """The name of the migrated PostgreSQL template of the session sharing ``directory``."""
+    return f"quiver_template_{directory.name.rsplit('-', 1)[-1]}"
+
+
+@contextlib.contextmanager
+def _session_lock() -> Iterator[Path]:
+    directory = session_dir()
+    with (directory / "lock").open("wb") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield directory
+
+
+def migrated_sqlite(path: Path) -> str:
+    """A migrated SQLite database at ``path`` (a copy of the session's template); its URL."""
+    with _session_lock() as directory:
+        template = directory / "sqlite" / "quiver.db"
+        if not template.exists():
+            making = directory / "sqlite-making"
+            shutil.rmtree(making, ignore_errors=True)
+            making.mkdir()
+            migrate(f"sqlite://{making / 'quiver.db'}", making)
+            making.rename(directory / "sqlite")  # whole, or not at all
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(template, path)
+    return f"sqlite://{path}"
+
+
+def migrated_postgres(name: str) -> str:
+    """Create database ``name`` as a copy of the session's migrated template; its URL."""
+    with _session_lock() as directory:
+        template = template_database_name(directory)
+        made = directory / "postgres-template"
+        if not made.exists():  # never made, or its maker died half-way: start afresh
+            (directory / "postgres-template-started").touch()  # drop it at the end
+            run_sql(POSTGRES_URL, f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)')
+            run_sql(POSTGRES_URL, f'CREATE DATABASE "{template}"')
+            migrate(database_url_named(template), directory)
+            made.touch()
+        # Copied under the lock: a copy fails while anything else is connected to the
+        # template, and only these copies ever are (and, for a moment after it exits, the
+        # server process of the migration's connection).
+        for attempt in range(50):
+            try:
+                run_sql(POSTGRES_URL, f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+                break
+            except asyncpg.ObjectInUseError:
+                if attempt == 49:
+                    raise
+                time.sleep(0.2)
+    return database_url_named(name)
+
+
+def drop_session_templates(directory: Path) -> None:
+    """Drop the PostgreSQL template of the session sharing ``directory``, if it made one."""
+    if (directory / "postgres-template-started").exists():
+        name = template_database_name(directory)
+        run_sql(POSTGRES_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @dataclass
 class Databases:
     """Migrated databases, one per backend, each made when a test first needs it.
@@ -144,21 +218,17 @@ class Databases:
         data_dir = self.root / backend
         data_dir.mkdir()
         if backend == "sqlite":
-            url = f"sqlite://{data_dir / 'quiver.db'}"
-            migrate(url, data_dir)
-            return url
+            return migrated_sqlite(data_dir / "quiver.db")
         if not postgres_reachable(POSTGRES_URL):
             message = f"PostgreSQL is not reachable at {POSTGRES_URL}"
             if IN_CI:
                 pytest.fail(f"{message}; CI requires it", pytrace=False)
             pytest.skip(message)
         name = f"quiver_test_{uuid.uuid4().hex[:12]}"
-        run_sql(POSTGRES_URL, f'CREATE DATABASE "{name}"')
         self.postgres_names.append(name)
+        url = migrated_postgres(name)
         # A throwaway database need not wait for the disk at each commit.
         run_sql(POSTGRES_URL, f'ALTER DATABASE "{name}" SET synchronous_commit = off')
-        url = database_url_named(name)
-        migrate(url, data_dir)
         return url
 
     def drop(self) -> None:

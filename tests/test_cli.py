@@ -1,4 +1,8 @@
-"""The ``quiver`` command line, run as a real subprocess the way an operator runs it."""
+"""The ``quiver`` command line, run as a real subprocess the way an operator runs it.
+
+``quiver migrate`` is tested by the tests named so; the others start from a copy of the
+session's migrated database (``migrated_sqlite``), which is what it makes.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from support import (
     POSTGRES_URL,
     PROJECT_DIR,
     database_url_named,
+    migrated_sqlite,
     run_quiver_serve,
     run_sql,
     run_uvicorn,
@@ -109,7 +114,7 @@ def test_the_data_dir_flag_wins_over_the_environment(tmp_path: Path) -> None:
 
 def test_apikey_create_admin_prints_a_key_that_authenticates_as_an_admin(tmp_path: Path) -> None:
     env = clean_environment(data_dir=str(tmp_path))
-    assert quiver("migrate", env=env).returncode == 0
+    migrated_sqlite(tmp_path / "quiver.db")
 
     created = quiver("apikey", "create", "--admin", "--name", "x", env=env)
     again = quiver("apikey", "create", "--admin", "--name", "y", env=env)
@@ -141,7 +146,7 @@ def test_apikey_create_admin_prints_a_key_that_authenticates_as_an_admin(tmp_pat
 
 def test_apikey_create_for_an_email_makes_that_users_key(tmp_path: Path) -> None:
     env = clean_environment(data_dir=str(tmp_path))
-    assert quiver("migrate", env=env).returncode == 0
+    migrated_sqlite(tmp_path / "quiver.db")
 
     created = quiver(
         "apikey", "create", "--name", "notebook", "--user-email", "ann@example.org", env=env
@@ -156,7 +161,7 @@ def test_apikey_create_for_an_email_makes_that_users_key(tmp_path: Path) -> None
 
 def test_the_database_keeps_only_a_hash_of_a_cli_key(tmp_path: Path) -> None:
     env = clean_environment(data_dir=str(tmp_path))
-    assert quiver("migrate", env=env).returncode == 0
+    migrated_sqlite(tmp_path / "quiver.db")
 
     created = quiver("apikey", "create", "--admin", "--name", "x", env=env)
 
@@ -216,7 +221,7 @@ def test_the_top_level_help_lists_every_command(tmp_path: Path) -> None:
 def test_gc_expires_abandoned_uploads_and_reports_what_it_collected(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     env = clean_environment(data_dir=str(data_dir))
-    assert quiver("migrate", env=env).returncode == 0
+    migrated_sqlite(data_dir / "quiver.db")
     stale = data_dir / "blobs" / "staging" / "abandoned"
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b"half an upload")
@@ -238,7 +243,7 @@ def test_gc_expires_abandoned_uploads_and_reports_what_it_collected(tmp_path: Pa
 def test_gc_removes_stale_temporary_files_and_keeps_fresh_ones(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     env = clean_environment(data_dir=str(data_dir))
-    assert quiver("migrate", env=env).returncode == 0
+    migrated_sqlite(data_dir / "quiver.db")
     # A crashed importArchive's spooled copy, and one an import is reading right now.
     stale = data_dir / "tmp" / "archive-crashed.zip"
     fresh = data_dir / "tmp" / "archive-importing.zip"
@@ -279,7 +284,7 @@ def test_apikey_create_without_a_database_names_where_it_looked_and_creates_noth
 
 def test_apikey_create_with_user_names_the_admin_it_creates(tmp_path: Path) -> None:
     env = clean_environment(data_dir=str(tmp_path))
-    assert quiver("migrate", env=env).returncode == 0
+    migrated_sqlite(tmp_path / "quiver.db")
 
     created = quiver("apikey", "create", "--admin", "--name", "laptop", "--user", "ada", env=env)
 

@@ -11,7 +11,13 @@ from typing import Any
 
 import httpx
 import pytest
-from support import ensure_node_modules, node_available, run_node, run_uvicorn
+from support import (
+    ensure_node_modules,
+    migrated_sqlite,
+    node_available,
+    run_node,
+    run_uvicorn,
+)
 
 CREATE_DATASET = """
 mutation CreateDataset($input: CreateDatasetInput!) {
@@ -34,7 +40,7 @@ def quiver_env(tmp_path: Path, admin_key: str) -> dict[str, str]:
     data_dir.mkdir()
     return {
         "QUIVER_DATA_DIR": str(data_dir),
-        "QUIVER_DATABASE_URL": f"sqlite://{data_dir / 'quiver.db'}",
+        "QUIVER_DATABASE_URL": migrated_sqlite(data_dir / "quiver.db"),
         "QUIVER_ADMIN_API_KEY": admin_key,
     }
 

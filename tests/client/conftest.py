@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import ADMIN_KEY, LiveServer, run_uvicorn
+from support import ADMIN_KEY, LiveServer, migrated_sqlite, run_uvicorn
 
 HERE = Path(__file__).resolve().parent
 
@@ -18,15 +18,15 @@ HERE = Path(__file__).resolve().parent
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     root = tmp_path_factory.mktemp("live")
     bytes_log = root / "bytes.log"
+    (root / "data").mkdir()
     env = {
         "QUIVER_DATA_DIR": str(root / "data"),
-        "QUIVER_DATABASE_URL": f"sqlite://{root / 'data' / 'quiver.db'}",
+        "QUIVER_DATABASE_URL": migrated_sqlite(root / "data" / "quiver.db"),
         "QUIVER_STORAGE_URL": f"file://{root / 'data' / 'blobs'}",
         "QUIVER_ADMIN_API_KEY": ADMIN_KEY,
         "QUIVER_TEST_BYTES_LOG": str(bytes_log),
         "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
     }
-    (root / "data").mkdir()
     with run_uvicorn(env, app="counting_app:app") as url:
         yield LiveServer(url=url, key=ADMIN_KEY, bytes_log=bytes_log, home=root / "home")
 

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from support import ADMIN_KEY, LiveServer, run_in_pty, run_uvicorn
+from support import ADMIN_KEY, LiveServer, migrated_sqlite, run_in_pty, run_uvicorn
 
 from quiver.client import Client
 from quiver.client.state import StateDB
@@ -204,7 +204,7 @@ def test_push_waits_out_429_answers_and_finishes(tmp_path: Path) -> None:
     log = root / "bytes.log"
     env = {
         "QUIVER_DATA_DIR": str(root / "data"),
-        "QUIVER_DATABASE_URL": f"sqlite://{root / 'data' / 'quiver.db'}",
+        "QUIVER_DATABASE_URL": migrated_sqlite(root / "data" / "quiver.db"),
         "QUIVER_STORAGE_URL": f"file://{root / 'data' / 'blobs'}",
         "QUIVER_ADMIN_API_KEY": ADMIN_KEY,
         "QUIVER_TEST_BYTES_LOG": str(log),

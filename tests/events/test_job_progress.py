@@ -29,7 +29,7 @@ from support import (
     database_url_named,
     ensure_node_modules,
     live_api,
-    migrate,
+    migrated_postgres,
     new_dataset,
     new_person,
     node_available,
@@ -74,10 +74,10 @@ def cluster(
 ) -> Iterator[Cluster]:
     require_server(postgres_reachable(), f"PostgreSQL is not reachable at {POSTGRES_URL}")
     name = f"quiver_test_{uuid.uuid4().hex[:12]}"
-    run_sql(POSTGRES_URL, f'CREATE DATABASE "{name}"')
+    # Migrated here (a copy of the session's template), so the servers start at once even on
+    # a busy machine.
+    migrated_postgres(name)
     data_dir = tmp_path_factory.mktemp("cluster")
-    # Migrated here, so the servers start at once even on a busy machine.
-    migrate(database_url_named(name), data_dir)
     env = {
         **os.environ,
         "QUIVER_DATA_DIR": str(data_dir),

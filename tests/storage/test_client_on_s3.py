@@ -15,7 +15,7 @@ from pathlib import Path
 import anyio
 import httpx
 import pytest
-from support import ADMIN_KEY, run_uvicorn
+from support import ADMIN_KEY, migrated_sqlite, run_uvicorn
 
 from quiver.client import Client
 
@@ -29,7 +29,7 @@ def s3_quiver(s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory) -> 
     root = tmp_path_factory.mktemp("s3-quiver")
     env = {
         "QUIVER_DATA_DIR": str(root),
-        "QUIVER_DATABASE_URL": f"sqlite://{root / 'quiver.db'}",
+        "QUIVER_DATABASE_URL": migrated_sqlite(root / "quiver.db"),
         "QUIVER_STORAGE_URL": f"s3://{s3_server.bucket}/client-{uuid.uuid4().hex}",
         "QUIVER_S3_ENDPOINT": s3_server.endpoint,
         "QUIVER_S3_DIRECT_PUT_MAX": str(8 * MIB),
