@@ -22,8 +22,10 @@ def labelled_pets(client: Client, name: str) -> dict[str, str]:
     """``name``@v1: six images; img0 cat, img1 dog, img2 cat and dog, the rest unlabelled;
     img0 and img2 REVIEWED; img4 and img5 have split=val. Path -> sample ID."""
     client.create_dataset(name, type="IMAGE")
-    for path in IMAGES:
-        client.upload_file(name, path, png(32, 24))
+    for index, path in enumerate(IMAGES):
+        # Bytes of their own: a pull's count of downloads must not hang on which of two
+        # identical files the cache served (a race between its download threads).
+        client.upload_file(name, path, png(32, 24, color=(index * 40, 30, 30)))
     made = client.create_labels(
         name, [{"name": "cat", "kind": "BOUNDING_BOX"}, {"name": "dog", "kind": "BOUNDING_BOX"}]
     )
