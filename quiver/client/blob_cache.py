@@ -95,11 +95,9 @@ class BlobCache:
 
     def keep_bytes(self, sha256: str, data: bytes) -> None:
         """Keep ``data`` (already checked to hash to ``sha256``) as an entry: written from the
-        buffer the download already holds, not copied back from the pulled file."""
-        cached = self._folder_of(sha256)
-        partial = cached.with_name(f"{cached.name}.{threading.get_ident()}.incomplete")
-        write_file(partial, data)
-        os.replace(partial, cached)
+        buffer the download already holds, not copied back from the pulled file. In place, no
+        rename: an entry cut short (a killed pull) fails ``copy_out``'s check and is dropped."""
+        write_file(self._folder_of(sha256), data)
 
     def keep(self, sha256: str, source: Path) -> None:
         """Keep ``source``'s bytes (already checked to hash to ``sha256``) as an entry."""
