@@ -295,6 +295,8 @@ def test_versions_and_stats_commands(live_server: LiveServer, tmp_path: Path) ->
 def test_pull_no_cache_writes_the_tree_and_leaves_the_cache_empty(
     live_server: LiveServer, tmp_path: Path
 ) -> None:
+    # A client home of its own: the module's server is shared, its default cache too.
+    live_server = LiveServer(live_server.url, live_server.key, live_server.bytes_log, tmp_path)
     tree = tmp_path / "tree"
     (tree / "sub").mkdir(parents=True)
     (tree / "a.txt").write_bytes(b"alpha")
