@@ -37,6 +37,18 @@ def reflink(source: Path, target: Path) -> bool:
     return True
 
 
+def write_file(path: Path, data: bytes) -> os.stat_result:
+    """Write ``data`` as the whole of ``path`` in one open (created or truncated); its stat."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        return os.fstat(fd)
+    finally:
+        os.close(fd)
+
+
 class BlobCache:
     """Bytes by sha256 under ``<cache>/blobs/ab/<sha256>``, shared by every pull.
 
@@ -74,12 +86,22 @@ class BlobCache:
         partial.replace(target)
         return True
 
-    def keep(self, sha256: str, source: Path) -> None:
-        """Keep ``source``'s bytes (already checked to hash to ``sha256``) as an entry."""
+    def _folder_of(self, sha256: str) -> Path:
         cached = self.path_for(sha256)
         if cached.parent not in self._folders:
             cached.parent.mkdir(parents=True, exist_ok=True)
             self._folders.add(cached.parent)
+        return cached
+
+    def keep_bytes(self, sha256: str, data: bytes) -> None:
+        """Keep ``data`` (already checked to hash to ``sha256``) as an entry: written from the
+        buffer the download already holds, not copied back from the pulled file. In place, no
+        rename: an entry cut short (a killed pull) fails ``copy_out``'s check and is dropped."""
+        write_file(self._folder_of(sha256), data)
+
+    def keep(self, sha256: str, source: Path) -> None:
+        """Keep ``source``'s bytes (already checked to hash to ``sha256``) as an entry."""
+        cached = self._folder_of(sha256)
         if cached.exists():
             return
         partial = cached.with_name(f"{cached.name}.{threading.get_ident()}.incomplete")
@@ -97,8 +119,10 @@ class HashBatch:
         self.lock = threading.Lock()
         self.rows: list[tuple[Path, os.stat_result, str]] = []
 
-    def add(self, target: Path, sha256: str) -> None:
-        row = (target, target.stat(), sha256)
+    def add(self, target: Path, sha256: str, stat: os.stat_result | None = None) -> None:
+        """Remember ``target``'s hash; ``stat`` when the caller has it (an fstat before close
+        has the mtime: a rename does not change it)."""
+        row = (target, stat or target.stat(), sha256)
         with self.lock:
             self.rows.append(row)
             if len(self.rows) < HASH_BATCH:

@@ -314,6 +314,10 @@ def pull(
         typer.Option(help="Also write the pulled samples' annotations: coco, yolo, jsonl, …"),
     ] = None,
     workers: Workers = 4,
+    no_cache: Annotated[
+        bool,
+        typer.Option("--no-cache", help="Neither read nor fill the local cache (a one-shot pull)."),
+    ] = False,
     quiet: Quiet = False,
     as_json: AsJson = False,
     url: Url = None,
@@ -336,6 +340,7 @@ def pull(
                 annotations=annotations,
                 workers=workers,
                 progress=progress,
+                cache=False if no_cache else None,
             )
     finally:
         if progress is not None:

@@ -5,6 +5,7 @@ nothing; a terminal gets progress bars, a pipe plain lines."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -289,3 +290,32 @@ def test_versions_and_stats_commands(live_server: LiveServer, tmp_path: Path) ->
     removed = quiver(live_server, "datasets", "rm", "cmds")
     assert removed.stdout.strip() == "Deleted cmds"
     assert quiver(live_server, "datasets", "show", "cmds").returncode == 3
+
+
+def test_pull_no_cache_writes_the_tree_and_leaves_the_cache_empty(
+    live_server: LiveServer, tmp_path: Path
+) -> None:
+    # A client home of its own: the module's server is shared, its default cache too.
+    live_server = LiveServer(live_server.url, live_server.key, live_server.bytes_log, tmp_path)
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "a.txt").write_bytes(b"alpha")
+    (tree / "sub" / "b.bin").write_bytes(bytes(range(256)) * 40)
+    assert quiver(live_server, "datasets", "create", "one-shot").returncode == 0
+    assert quiver(live_server, "push", str(tree), "one-shot", "--quiet").returncode == 0
+    blobs = live_server.home / "cache" / "blobs"
+
+    done = quiver(live_server, "pull", "one-shot", str(tmp_path / "out"), "--no-cache", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["downloaded_files"] == 2
+    assert tree_bytes(tmp_path / "out") == tree_bytes(tree)
+    assert not blobs.exists() or not any(p.is_file() for p in blobs.rglob("*"))
+    # Without the cache a pull into the same folder still downloads nothing...
+    again = quiver(live_server, "pull", "one-shot", str(tmp_path / "out"), "--no-cache", "--json")
+    report = json.loads(again.stdout)
+    assert (report["unchanged"], report["downloaded_files"]) == (2, 0)
+    # ...and the default pull fills the cache, from which the next folder is copied.
+    assert quiver(live_server, "pull", "one-shot", str(tmp_path / "b"), "--quiet").returncode == 0
+    assert sum(1 for p in blobs.rglob("*") if p.is_file()) == 2
+    cached = quiver(live_server, "pull", "one-shot", str(tmp_path / "c"), "--json")
+    assert json.loads(cached.stdout)["from_cache"] == 2

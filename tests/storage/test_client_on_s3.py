@@ -206,3 +206,61 @@ def test_the_cache_and_a_pulled_tree_share_no_bytes_an_edit_could_reach(
         for relative, data in originals.items():
             assert (tmp_path / "c" / relative).read_bytes() == data, relative
         assert entry.read_bytes() == originals[Path("d/0.bin")]
+
+
+def test_small_files_from_the_bucket_come_through_the_loop_or_else_one_by_one(
+    s3_quiver: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Small files come through the event-loop downloader, each written to its target and to
+    the cache from one buffer; when the loop finds an answer unusual, the file is fetched
+    the ordinary way; with cache=False nothing is kept."""
+    from quiver.client import bucket_loop
+    from quiver.client.blob_cache import BlobCache
+
+    rng = random.Random(33)
+    tree = tmp_path / "tree"
+    (tree / "d").mkdir(parents=True)
+    for index in range(40):
+        (tree / "d" / f"{index}.bin").write_bytes(rng.randbytes(3_000 + index))
+    (tree / "empty.txt").write_bytes(b"")
+    originals = {p.relative_to(tree): p.read_bytes() for p in tree.rglob("*") if p.is_file()}
+    looped: list[str] = []
+    real_get = bucket_loop.LoopDownloader._get
+
+    async def counted(self: bucket_loop.LoopDownloader, url: str) -> bytes:
+        looped.append(url)
+        return await real_get(self, url)
+
+    monkeypatch.setattr(bucket_loop.LoopDownloader, "_get", counted)
+    with Client(s3_quiver, ADMIN_KEY) as client:
+        client.create_dataset("looped")
+        client.push(tree, "looped")
+        client.create_version("looped")
+        cache = BlobCache(tmp_path / "cache")
+        first = client.pull("looped@v1", tmp_path / "a", cache=cache)
+        assert (first.downloaded_files, first.from_cache) == (41, 0)
+        assert len(looped) == 41
+        for relative, data in originals.items():
+            assert (tmp_path / "a" / relative).read_bytes() == data, relative
+            entry = cache.path_for(hashlib.sha256(data).hexdigest())
+            assert entry.read_bytes() == data
+            assert entry.stat().st_ino != (tmp_path / "a" / relative).stat().st_ino
+
+        async def unusual(self: bucket_loop.LoopDownloader, url: str) -> bytes:
+            raise bucket_loop.Unusual(url)
+
+        monkeypatch.setattr(bucket_loop.LoopDownloader, "_get", unusual)
+        uncached = tmp_path / "uncached"
+        second = client.pull("looped@v1", tmp_path / "b", cache=BlobCache(uncached))
+        assert (second.downloaded_files, second.from_cache) == (41, 0)
+        for relative, data in originals.items():
+            assert (tmp_path / "b" / relative).read_bytes() == data, relative
+        assert sum(1 for p in uncached.rglob("*") if p.is_file()) == 41
+
+        monkeypatch.setattr(bucket_loop.LoopDownloader, "_get", real_get)
+        monkeypatch.setenv("QUIVER_CACHE_DIR", str(tmp_path / "default"))
+        third = client.pull("looped@v1", tmp_path / "c", cache=False)
+        assert not (tmp_path / "default" / "blobs").exists()
+        assert (third.downloaded_files, third.from_cache) == (41, 0)
+        for relative, data in originals.items():
+            assert (tmp_path / "c" / relative).read_bytes() == data, relative
