@@ -57,7 +57,10 @@ class DatasetArchive(ViewerEndpoint):
         compression = _compression(request.query_params.get("compression", "auto"))
         raw_version = request.query_params.get("version")
         version_number = _version_number(raw_version) if raw_version is not None else None
+        raw_max_size = request.query_params.get("maxSize")
+        max_size = _max_size(raw_max_size) if raw_max_size is not None else None
         contents = await dataset_archive(viewer, request.path_params["id"], version_number)
+        members = contents.members if max_size is None else _at_most(contents.members, max_size)
         headers = {
             "Content-Disposition": content_disposition(f"{contents.name}.{archive_format}"),
             "Cache-Control": "private, no-store",
@@ -72,7 +75,7 @@ class DatasetArchive(ViewerEndpoint):
             temp_dir = self.settings.tmp_dir
             await aiofiles.os.makedirs(temp_dir, exist_ok=True)
             make_encoder = partial(ZipEncoder, temp_dir, compression=compression)
-        body = archive_stream(self.storage, contents.members, make_encoder)
+        body = archive_stream(self.storage, members, make_encoder)
         return StreamingResponse(body, headers=headers, media_type=media_type)
 
 
@@ -92,6 +95,20 @@ def _version_number(raw: str) -> int:
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 10 or int(raw) > MAX_VERSION_NUMBER:
         raise Refused.invalid(("version",), "version must be a version number")
     return int(raw)
+
+
+def _max_size(raw: str) -> int:
+    """``?maxSize=``: only members of at most this many bytes (a client fetching the
+    larger ones by themselves, in parallel ranges)."""
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19:
+        raise Refused.invalid(("maxSize",), "maxSize must be a number of bytes")
+    return int(raw)
+
+
+async def _at_most(members: AsyncIterator[Member], max_size: int) -> AsyncIterator[Member]:
+    async for member in members:
+        if member.size <= max_size:
+            yield member
 
 
 def _compression(value: str) -> Compression:

@@ -251,6 +251,22 @@ async def test_a_tar_gz_shrinks_text_unless_told_not_to_and_never_grows_noise_mu
     assert 0.99 < sizes["noise"] < 1.001
 
 
+async def test_max_size_leaves_out_the_larger_files(
+    api: Api, client: httpx.AsyncClient, admin_token: str
+) -> None:
+    """What ``quiver pull`` asks for: the small files in one stream, the rest by themselves."""
+    dataset_id = await dataset_with(api, client, admin_token, "export-me", FILES)
+    limit = len(FILES["photos/cat.jpg"])
+
+    response = await get_archive(client, dataset_id, admin_token, format="tar", maxSize=str(limit))
+
+    assert response.status_code == 200, response.text
+    small = {path: data for path, data in FILES.items() if len(data) <= limit}
+    assert untar_plain(response.content) == sorted(small.items())
+    assert "photos/cat.jpg" in small
+    assert "b/ü-nested/deep/file.bin" not in small
+
+
 @pytest.mark.parametrize(
     ("params", "named"),
     [
@@ -259,6 +275,8 @@ async def test_a_tar_gz_shrinks_text_unless_told_not_to_and_never_grows_noise_mu
         ({"compression": "lzma"}, "compression"),
         ({"compression": "AUTO"}, "compression"),
         ({"format": "tar", "compression": ""}, "compression"),
+        ({"maxSize": "-1"}, "maxSize"),
+        ({"maxSize": "1e6"}, "maxSize"),
     ],
 )
 async def test_bad_parameters_are_a_400_naming_the_parameter(
