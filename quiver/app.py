@@ -18,6 +18,7 @@ from strawberry.subscriptions import (
 from tortoise.contrib.starlette import RegisterTortoise
 
 from quiver import db
+from quiver.allocator import keep_freed_memory
 from quiver.auth import ensure_admin_key
 from quiver.config import Settings
 from quiver.events.lifecycle import running_bus
@@ -72,6 +73,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        keep_freed_memory()  # a serving process: multi-MiB buffers come and go all day
         # What requests of a server that crashed left behind (nothing else deletes it).
         swept = await sweep_temp_files(settings.tmp_dir)
         if swept:

@@ -29,6 +29,8 @@ from quiver.storage.base import (
 )
 
 CHUNK_SIZE = 1024 * 1024
+# Reads of a stored object: fewer hops to the reading thread, and sends to the socket.
+READ_SIZE = 4 * 1024 * 1024
 TEMP_DIR_NAME = ".tmp"
 # A hard link cannot cross filesystems, and some filesystems have none at all.
 NO_LINK_ERRNOS = frozenset({errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EOPNOTSUPP})
@@ -106,7 +108,7 @@ class LocalStorage:
     async def open(
         self, key: str, *, start: int = 0, end: int | None = None
     ) -> AsyncIterator[bytes]:
-        """Check the object and range now, then stream the bytes in 1 MiB chunks."""
+        """Check the object and range now, then stream the bytes in 4 MiB chunks."""
         validate_range(start, end)
         meta = await self.head(key)
         if start > meta.size:
@@ -133,7 +135,7 @@ class LocalStorage:
             loop = asyncio.get_running_loop()
 
             def read_next() -> asyncio.Future[bytes]:
-                count = min(CHUNK_SIZE, stop - position)
+                count = min(READ_SIZE, stop - position)
                 return loop.run_in_executor(None, os.pread, descriptor, count, position)
 
             # One chunk is read ahead while the one before goes out: the disk (or page

@@ -11,7 +11,7 @@ import anyio
 import pytest
 
 from quiver.storage import LocalStorage, StorageError
-from quiver.storage.local import CHUNK_SIZE
+from quiver.storage.local import READ_SIZE
 
 pytestmark = pytest.mark.anyio
 
@@ -173,11 +173,11 @@ def open_descriptors() -> set[str]:
 
 async def test_a_read_streams_every_byte_in_order_while_reading_ahead(tmp_path: Path) -> None:
     storage = LocalStorage(tmp_path)
-    content = os.urandom(3 * CHUNK_SIZE + 12345)
+    content = os.urandom(3 * READ_SIZE + 12345)
     await storage.put("blob", chunks(content))
 
     whole = b"".join([chunk async for chunk in await storage.open("blob")])
-    start, end = CHUNK_SIZE - 7, 2 * CHUNK_SIZE + 9
+    start, end = READ_SIZE - 7, 2 * READ_SIZE + 9
     middle = b"".join([chunk async for chunk in await storage.open("blob", start=start, end=end)])
 
     assert whole == content
@@ -190,13 +190,13 @@ async def test_a_read_given_up_midway_waits_for_its_read_ahead_and_closes_the_fi
     """A client that hangs up after the first chunk: the chunk read ahead for it finishes
     before the descriptor is closed, and nothing stays open."""
     storage = LocalStorage(tmp_path)
-    await storage.put("blob", chunks(os.urandom(4 * CHUNK_SIZE)))
+    await storage.put("blob", chunks(os.urandom(4 * READ_SIZE)))
     before = open_descriptors()
 
     stream = await storage.open("blob")
     assert isinstance(stream, AsyncGenerator)
     first = await anext(stream)
-    assert len(first) == CHUNK_SIZE
+    assert len(first) == READ_SIZE
     assert open_descriptors() != before  # the blob is open, a chunk being read ahead
     await stream.aclose()
 

@@ -1,0 +1,43 @@
+"""Let the server reuse the memory it frees instead of handing it back at once (glibc).
+
+Every chunk a download reads from a file, and every multi-MiB buffer besides, is a fresh
+allocation; glibc serves allocations above its mmap threshold with a new mapping and
+returns freed heap to the kernel eagerly. Memory new to the process is zero-filled page
+by page, and on a VM whose freed pages go back to the host (free page reporting, as on
+the machines this was measured on) each page is a host fault as well. Measured here on
+1 GiB downloads to /dev/null: 0.30-0.34 s of server time with the thresholds below
+against 0.33-0.48 s without. ``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_`` in
+the environment (glibc's own tunables) win: the server then leaves the allocator alone.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+
+# mallopt(3) parameters.
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
+# Allocations below this come from the heap (read chunks are 4 MiB).
+MMAP_THRESHOLD = 64 * 1024 * 1024
+# Free memory at the top of the heap kept for reuse before it is returned.
+TRIM_THRESHOLD = 256 * 1024 * 1024
+TUNABLES = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
+
+
+def keep_freed_memory() -> bool:
+    """Raise glibc's mmap and trim thresholds for this process; whether it was done
+    (not on other platforms or C libraries, nor when the environment sets them)."""
+    if not sys.platform.startswith("linux") or any(name in os.environ for name in TUNABLES):
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    # musl's mallopt does nothing and answers 0.
+    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
+        mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+    )
