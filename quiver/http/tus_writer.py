@@ -8,6 +8,7 @@ recomputed from disk when needed). Large uploads are written past the page cache
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import mmap
 import os
@@ -184,8 +185,13 @@ def write_block(
         rest = len(data) - written
         whole = rest - rest % ALIGNMENT
         if direct is not None and whole and aligned(offset + written, written):
-            written += os.pwrite(direct, data[written : written + whole], offset + written)
-            continue
+            try:
+                written += os.pwrite(direct, data[written : written + whole], offset + written)
+                continue
+            except OSError as error:
+                if error.errno != errno.EINVAL:
+                    raise
+                direct = None  # opened, but this filesystem refuses direct writes after all
         count = os.pwrite(descriptor, data[written:], offset + written)
         # The disk starts on these bytes while the next ones arrive: the fsync that
         # completes the upload then waits for little, and dirty pages never pile up.

@@ -883,6 +883,31 @@ def test_aligned_bytes_go_past_the_page_cache_and_the_rest_through_it(tmp_path: 
     assert hasher.digest() == hashlib.sha256(content).digest()
 
 
+def test_a_direct_write_the_kernel_refuses_is_written_through_the_page_cache(
+    tmp_path: Path,
+) -> None:
+    """A filesystem may open O_DIRECT and still refuse the write (EINVAL): here the kernel
+    refuses a buffer that does not start on a page boundary; the bytes still land."""
+    path = tmp_path / "partial"
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT)
+    direct = open_direct(descriptor)
+    assert direct is not None
+    try:
+        block = aligned_buffer(WRITE_SIZE)
+        content = os.urandom(2 * ALIGNMENT)
+        block[1 : 1 + len(content)] = content
+        data = memoryview(block)[1 : 1 + len(content)]  # one byte past the boundary
+        with pytest.raises(OSError, match="Invalid argument"):
+            os.pwrite(direct, data, 0)
+        write_block(descriptor, direct, data, 0, [])
+        data.release()
+    finally:
+        os.close(direct)
+        os.close(descriptor)
+
+    assert path.read_bytes() == content
+
+
 def test_the_aligned_part_is_not_left_in_the_page_cache(tmp_path: Path) -> None:
     path = tmp_path / "partial"
     descriptor = os.open(path, os.O_RDWR | os.O_CREAT)
