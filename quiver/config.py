@@ -145,6 +145,16 @@ class Settings:
         return replace(self, **changes)
 
 
+def env_flag(variable: str, raw: str) -> bool:
+    """An environment variable's yes/no value; a ValueError naming it for anything else."""
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"{variable} must be true or false, got {raw!r}")
+
+
 def _parse(name: str, raw: str, annotation: object) -> Any:
     kind = str(annotation)
     if kind == "int":
@@ -158,12 +168,7 @@ def _parse(name: str, raw: str, annotation: object) -> Any:
         except ValueError:
             raise ValueError(f"QUIVER_{name.upper()} must be a number, got {raw!r}") from None
     if kind == "bool":
-        lowered = raw.strip().lower()
-        if lowered in {"1", "true", "yes", "on"}:
-            return True
-        if lowered in {"0", "false", "no", "off"}:
-            return False
-        raise ValueError(f"QUIVER_{name.upper()} must be true or false, got {raw!r}")
+        return env_flag(f"QUIVER_{name.upper()}", raw)
     if kind == "Path":
         return Path(raw)
     return raw

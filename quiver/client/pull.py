@@ -153,11 +153,14 @@ def pull(
 
     folders: set[Path] = set()
 
-    def fetch(item: tuple[File, Path]) -> None:
-        remote, target = item
+    def ensure_folder(target: Path) -> None:
         if target.parent not in folders:  # a mkdir a folder, not one a file
             target.parent.mkdir(parents=True, exist_ok=True)
             folders.add(target.parent)
+
+    def fetch(item: tuple[File, Path]) -> None:
+        remote, target = item
+        ensure_folder(target)
         if blobs is not None and blobs.copy_out(remote.sha256, target):
             with lock:
                 report.from_cache += 1
@@ -177,9 +180,7 @@ def pull(
     def took(remote: File, target: Path, data: bytes) -> None:
         """A small file's checked bytes, held whole: written to the target and to the cache
         from the same buffer."""
-        if target.parent not in folders:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            folders.add(target.parent)
+        ensure_folder(target)
         stat = _write_target(target, data)
         if blobs is not None:
             blobs.keep_bytes(remote.sha256, data)

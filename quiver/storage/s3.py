@@ -18,6 +18,7 @@ from obstore.exceptions import BaseError as ObstoreError
 from obstore.exceptions import PreconditionError
 from obstore.store import S3Store
 
+from quiver.config import env_flag
 from quiver.storage.base import (
     ObjectMeta,
     ObjectNotFound,
@@ -135,7 +136,9 @@ class S3Storage:
             access_key_id=environ.get("AWS_ACCESS_KEY_ID"),
             secret_access_key=environ.get("AWS_SECRET_ACCESS_KEY"),
             session_token=environ.get("AWS_SESSION_TOKEN"),
-            conditional_writes=_flag(environ.get("QUIVER_S3_CONDITIONAL_WRITES", "true")),
+            conditional_writes=env_flag(
+                "QUIVER_S3_CONDITIONAL_WRITES", environ.get("QUIVER_S3_CONDITIONAL_WRITES", "true")
+            ),
         )
 
     def __repr__(self) -> str:
@@ -224,7 +227,7 @@ class S3Storage:
         every GET), else ``PreconditionFailed`` (it was replaced meanwhile).
 
         ``streams`` > 1 reads ``HASH_RANGE_SIZE`` ranges by that many GETs at once, hashed
-        in order; each holds at most two chunks ahead (``streams`` x 8 MiB buffered).
+        in order; each holds at most two chunks ahead (``streams`` x 2 x HASH_CHUNK_SIZE).
         """
         hasher = hashlib.sha256()
         if not size:
@@ -333,15 +336,6 @@ class S3Storage:
     async def close(self) -> None:
         """Give obstore's runtime threads time to leave the interpreter."""
         await anyio.sleep(SHUTDOWN_GRACE_SECONDS)
-
-
-def _flag(value: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"QUIVER_S3_CONDITIONAL_WRITES must be true or false, not {value!r}")
 
 
 async def _empty_stream() -> AsyncIterator[bytes]:

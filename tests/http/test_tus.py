@@ -856,79 +856,86 @@ def resident_pages(path: Path) -> list[bool]:
         os.close(descriptor)
 
 
-def test_aligned_bytes_go_past_the_page_cache_and_the_rest_through_it(tmp_path: Path) -> None:
+@pytest.fixture
+def partial(tmp_path: Path) -> Iterator[tuple[Path, int, int]]:
+    """A partial file: its path, a descriptor, and an O_DIRECT descriptor of it."""
     path = tmp_path / "partial"
     descriptor = os.open(path, os.O_RDWR | os.O_CREAT)
     direct = open_direct(descriptor)
     try:
-        # This test's folder is on the disk CI runs on: it must do direct I/O.
+        # The test folder is on the disk CI runs on: it must do direct I/O.
         assert direct is not None
         assert fcntl.fcntl(direct, fcntl.F_GETFL) & os.O_DIRECT
-        block = aligned_buffer(WRITE_SIZE)
-        content = os.urandom(8 * ALIGNMENT + 300)
-        hasher = hashlib.sha256()
-        # An aligned start with a ragged end, then a ragged start (buffered entirely).
-        pieces = [(0, 3 * ALIGNMENT + 100), (3 * ALIGNMENT + 100, 8 * ALIGNMENT + 300)]
-        for start, end in pieces:
-            block[: end - start] = content[start:end]
-            data = memoryview(block)[: end - start]
-            write_block(descriptor, direct, data, start, [hasher])
-            data.release()
+        yield path, descriptor, direct
     finally:
         if direct is not None:
             os.close(direct)
         os.close(descriptor)
+
+
+def write_through_block(
+    content: bytes,
+    descriptor: int,
+    direct: int | None,
+    offset: int,
+    hashers: list[Any] | None = None,
+    *,
+    skew: int = 0,
+) -> None:
+    """``write_block`` of ``content`` placed ``skew`` bytes into a page-aligned block."""
+    block = aligned_buffer(WRITE_SIZE)
+    block[skew : skew + len(content)] = content
+    data = memoryview(block)[skew : skew + len(content)]
+    try:
+        write_block(descriptor, direct, data, offset, hashers or [])
+    finally:
+        data.release()
+
+
+def test_aligned_bytes_go_past_the_page_cache_and_the_rest_through_it(
+    partial: tuple[Path, int, int],
+) -> None:
+    path, descriptor, direct = partial
+    content = os.urandom(8 * ALIGNMENT + 300)
+    hasher = hashlib.sha256()
+    # An aligned start with a ragged end, then a ragged start (buffered entirely).
+    for start, end in [(0, 3 * ALIGNMENT + 100), (3 * ALIGNMENT + 100, 8 * ALIGNMENT + 300)]:
+        write_through_block(content[start:end], descriptor, direct, start, [hasher])
 
     assert path.read_bytes() == content
     assert hasher.digest() == hashlib.sha256(content).digest()
 
 
 def test_a_direct_write_the_kernel_refuses_is_written_through_the_page_cache(
-    tmp_path: Path,
+    partial: tuple[Path, int, int],
 ) -> None:
     """A filesystem may open O_DIRECT and still refuse the write (EINVAL): here the kernel
     refuses a buffer that does not start on a page boundary; the bytes still land."""
-    path = tmp_path / "partial"
-    descriptor = os.open(path, os.O_RDWR | os.O_CREAT)
-    direct = open_direct(descriptor)
-    assert direct is not None
-    try:
-        block = aligned_buffer(WRITE_SIZE)
-        content = os.urandom(2 * ALIGNMENT)
-        block[1 : 1 + len(content)] = content
-        data = memoryview(block)[1 : 1 + len(content)]  # one byte past the boundary
-        with pytest.raises(OSError, match="Invalid argument"):
-            os.pwrite(direct, data, 0)
-        write_block(descriptor, direct, data, 0, [])
-        data.release()
-    finally:
-        os.close(direct)
-        os.close(descriptor)
+    path, descriptor, direct = partial
+    content = os.urandom(2 * ALIGNMENT)
+    skewed = aligned_buffer(WRITE_SIZE)
+    skewed[1 : 1 + len(content)] = content
+    with pytest.raises(OSError, match="Invalid argument"):
+        os.pwrite(direct, memoryview(skewed)[1 : 1 + len(content)], 0)
+
+    write_through_block(content, descriptor, direct, 0, skew=1)  # one byte past the boundary
 
     assert path.read_bytes() == content
 
 
-def test_the_aligned_part_is_not_left_in_the_page_cache(tmp_path: Path) -> None:
-    path = tmp_path / "partial"
-    descriptor = os.open(path, os.O_RDWR | os.O_CREAT)
-    direct = open_direct(descriptor)
-    assert direct is not None
+def test_the_aligned_part_is_not_left_in_the_page_cache(
+    partial: tuple[Path, int, int], tmp_path: Path
+) -> None:
+    path, descriptor, direct = partial
+    content = os.urandom(4 * ALIGNMENT + 10)
+    write_through_block(content, descriptor, direct, 0)
+    # Without the direct descriptor the same bytes stay cached: the check can tell.
+    other = tmp_path / "buffered"
+    buffered = os.open(other, os.O_RDWR | os.O_CREAT)
     try:
-        block = aligned_buffer(WRITE_SIZE)
-        block[: 4 * ALIGNMENT + 10] = os.urandom(4 * ALIGNMENT + 10)
-        data = memoryview(block)[: 4 * ALIGNMENT + 10]
-        write_block(descriptor, direct, data, 0, [])
-        data.release()
-        # Without the direct descriptor the same bytes stay cached: the check can tell.
-        other = tmp_path / "buffered"
-        buffered = os.open(other, os.O_RDWR | os.O_CREAT)
-        data = memoryview(block)[: 4 * ALIGNMENT + 10]
-        write_block(buffered, None, data, 0, [])
-        data.release()
-        os.close(buffered)
+        write_through_block(content, buffered, None, 0)
     finally:
-        os.close(direct)
-        os.close(descriptor)
+        os.close(buffered)
 
     assert resident_pages(path) == [False, False, False, False, True]
     assert resident_pages(other) == [True] * 5
