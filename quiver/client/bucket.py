@@ -22,6 +22,8 @@ from quiver.client.errors import QuiverError
 from quiver.client.transport import USER_AGENT, error_for_status
 
 MAX_REDIRECTS = 5
+# Bytes read at a time when the caller does not say.
+READ_SIZE = 1024 * 1024
 # What a connection lost between two requests raises; the request is sent once more on a
 # new connection (a kept-alive connection the store has closed is not an error).
 LOST = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
@@ -122,8 +124,8 @@ class Response:
         self.response = response
         self.status_code = response.status
 
-    def iter_bytes(self, size: int) -> Iterator[bytes]:
-        while chunk := self.response.read(size):
+    def iter_bytes(self, size: int | None = None) -> Iterator[bytes]:
+        while chunk := self.response.read(size or READ_SIZE):
             yield chunk
 
     def read(self) -> bytes:

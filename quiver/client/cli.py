@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import gc
 import json
 from collections.abc import Callable
 from datetime import datetime
@@ -226,6 +227,14 @@ def datasets_rm(
     typer.echo(f"Deleted {dataset}{' for good' if hard else ''}")
 
 
+def few_collections() -> None:
+    """Fewer, larger cyclic collections for the rest of this process (it ends with the
+    command). A push or pull of 10,000 files allocates millions
+    of short-lived objects and keeps few cycles: at Python's default, a collection every 700
+    allocations, the collector took ~10% of a pull's stream-reading thread (py-spy)."""
+    gc.set_threshold(100_000, 20, 20)
+
+
 @fails_readably
 def push(
     directory: Annotated[Path, typer.Argument(help="The local folder.")],
@@ -252,6 +261,7 @@ def push(
 ) -> None:
     """Upload a folder's new and changed files and commit them as one version. Killed, run
     it again: it resumes (sent bytes are not sent again)."""
+    few_collections()
     progress = progress_for(quiet or as_json)
     try:
         with Client(url, api_key) as client:
@@ -326,6 +336,7 @@ def pull(
     """Download a version into a folder; files already there, or in the local cache, are
     not downloaded again; every file's sha256 is checked. --label/--status/--metadata pull
     only the files of matching samples; --annotations writes their annotations beside."""
+    few_collections()
     progress = progress_for(quiet or as_json)
     try:
         with Client(url, api_key) as client:
