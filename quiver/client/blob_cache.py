@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import shutil
+import sqlite3
 import sys
 import threading
 from pathlib import Path
@@ -22,6 +24,15 @@ FICLONE = 0x40049409
 # small file. A killed pull loses at most this many rows; those files are then copied
 # again from the content cache, not downloaded.
 HASH_BATCH = 256
+# Entries under this size are appended to a pack file, indexed in SQLite, not made files of
+# their own: creating a file costs more than writing its few KiB, and a pull of 10,000
+# small files created 20,000 (its targets and their entries).
+PACK_MAX = 1024 * 1024
+PACK_INDEX = """
+CREATE TABLE IF NOT EXISTS packed (
+    sha256 TEXT PRIMARY KEY, pack TEXT NOT NULL, offset INTEGER NOT NULL, size INTEGER NOT NULL
+)
+"""
 
 
 def reflink(source: Path, target: Path) -> bool:
@@ -50,24 +61,71 @@ def write_file(path: Path, data: bytes) -> os.stat_result:
 
 
 class BlobCache:
-    """Bytes by sha256 under ``<cache>/blobs/ab/<sha256>``, shared by every pull.
+    """Bytes by sha256, shared by every pull: entries of PACK_MAX and more as files
+    ``<cache>/blobs/ab/<sha256>``, smaller ones packed (``<cache>/blobs/packs/*.pack``, one
+    file per BlobCache that appends to it, indexed by ``packs.db``).
 
     A downloaded file's entry is a reflink of it where the file system has them (no bytes
     written twice), else a copy (in the kernel). Never a hard link: an edit of the pulled
     file in place would change the entry, and the bytes be downloaded again. Every read of
-    the cache (``copy_out``) still checks the sha256 of what it copies."""
+    the cache (``copy_out``) still checks the sha256 of what it copies, and forgets an entry
+    that no longer hashes right. ``flush()`` records the packed entries written so far (a
+    pull does, at its end and every HASH_BATCH entries); ``close()`` also closes the pack."""
 
     def __init__(self, root: Path | None = None) -> None:
         self.root = root or cache_dir() / "blobs"
         self._folders: set[Path] = set()
         # Cleared when the file system refuses a reflink: it would refuse every one.
         self._reflinks = True
+        self._lock = threading.Lock()
+        self._index: sqlite3.Connection | None = None
+        self._pack: tuple[int, str] | None = None  # descriptor and name of this one's pack
+        self._pack_end = 0
+        self._rows: list[tuple[str, str, int, int]] = []
+        self._unrecorded: dict[str, tuple[str, int, int]] = {}
+        self._packed: set[str] = set()  # by this one: the same bytes twice are kept once
+        self._readers: dict[str, int] = {}
 
     def path_for(self, sha256: str) -> Path:
         return self.root / sha256[:2] / sha256
 
+    def _db(self) -> sqlite3.Connection:
+        """The pack index, opened on first use (a pull that packs nothing never makes it);
+        call with the lock held."""
+        if self._index is None:
+            self.root.mkdir(parents=True, exist_ok=True)
+            index = sqlite3.connect(self.root / "packs.db", timeout=60, check_same_thread=False)
+            index.execute("PRAGMA journal_mode=WAL")
+            # A cache: a row lost to a power cut costs a download, and a row whose bytes
+            # were lost fails copy_out's check.
+            index.execute("PRAGMA synchronous=NORMAL")
+            index.execute(PACK_INDEX)
+            self._index = index
+        return self._index
+
+    def locate(self, sha256: str) -> tuple[Path, int, int] | None:
+        """Where a packed entry is: its pack file, offset and size (None if not packed)."""
+        with self._lock:
+            found = self._unrecorded.get(sha256)
+            if found is None and (self._index is not None or (self.root / "packs.db").exists()):
+                found = (
+                    self._db()
+                    .execute("SELECT pack, offset, size FROM packed WHERE sha256 = ?", (sha256,))
+                    .fetchone()
+                )
+        if found is None:
+            return None
+        pack, offset, size = found
+        return self.root / "packs" / pack, offset, size
+
+    def has(self, sha256: str) -> bool:
+        return self.path_for(sha256).is_file() or self.locate(sha256) is not None
+
     def copy_out(self, sha256: str, target: Path) -> bool:
         """Copy the cached bytes to ``target`` when they are there and still hash right."""
+        packed = self.locate(sha256)
+        if packed is not None:
+            return self._copy_packed(sha256, target, *packed)
         cached = self.path_for(sha256)
         try:
             source = cached.open("rb")
@@ -86,6 +144,30 @@ class BlobCache:
         partial.replace(target)
         return True
 
+    def _copy_packed(self, sha256: str, target: Path, pack: Path, offset: int, size: int) -> bool:
+        try:
+            data = os.pread(self._reader(pack), size, offset)
+        except FileNotFoundError:
+            data = b""
+        if len(data) != size or hashlib.sha256(data).hexdigest() != sha256:
+            with self._lock:
+                self._unrecorded.pop(sha256, None)
+                self._packed.discard(sha256)
+                with self._db() as index:
+                    index.execute("DELETE FROM packed WHERE sha256 = ?", (sha256,))
+            return False
+        partial = target.with_name(target.name + ".incomplete")
+        write_file(partial, data)
+        partial.replace(target)
+        return True
+
+    def _reader(self, pack: Path) -> int:
+        with self._lock:
+            descriptor = self._readers.get(pack.name)
+            if descriptor is None:
+                descriptor = self._readers[pack.name] = os.open(pack, os.O_RDONLY)
+            return descriptor
+
     def _folder_of(self, sha256: str) -> Path:
         cached = self.path_for(sha256)
         if cached.parent not in self._folders:
@@ -95,9 +177,58 @@ class BlobCache:
 
     def keep_bytes(self, sha256: str, data: bytes) -> None:
         """Keep ``data`` (already checked to hash to ``sha256``) as an entry: written from the
-        buffer the download already holds, not copied back from the pulled file. In place, no
-        rename: an entry cut short (a killed pull) fails ``copy_out``'s check and is dropped."""
-        write_file(self._folder_of(sha256), data)
+        buffer the download already holds, not copied back from the pulled file. A large
+        one in place, no rename: an entry cut short (a killed pull) fails ``copy_out``'s
+        check and is dropped."""
+        if len(data) >= PACK_MAX:
+            write_file(self._folder_of(sha256), data)
+            return
+        with self._lock:
+            if sha256 in self._packed:
+                return
+            self._packed.add(sha256)
+            if self._pack is None:
+                folder = self.root / "packs"
+                folder.mkdir(parents=True, exist_ok=True)
+                name = f"{os.getpid()}-{secrets.token_hex(6)}.pack"
+                flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+                self._pack = os.open(folder / name, flags, 0o666), name
+                self._pack_end = 0
+            descriptor, name = self._pack
+            offset = self._pack_end
+            self._pack_end += len(data)
+        view = memoryview(data)
+        at = offset
+        while view:  # outside the lock: writers of other entries go on at their offsets
+            written = os.pwrite(descriptor, view, at)
+            view, at = view[written:], at + written
+        with self._lock:
+            self._unrecorded[sha256] = (name, offset, len(data))
+            self._rows.append((sha256, name, offset, len(data)))
+            full = len(self._rows) >= HASH_BATCH
+        if full:
+            self.flush()
+
+    def flush(self) -> None:
+        """Record the packed entries written so far in the index."""
+        with self._lock:
+            rows, self._rows = self._rows, []
+            if rows:
+                with self._db() as index:
+                    index.executemany("INSERT OR IGNORE INTO packed VALUES (?, ?, ?, ?)", rows)
+                for sha256, *_ in rows:
+                    self._unrecorded.pop(sha256, None)
+
+    def close(self) -> None:
+        self.flush()
+        with self._lock:
+            descriptors = [*self._readers.values()] + ([self._pack[0]] if self._pack else [])
+            self._readers, self._pack = {}, None
+            if self._index is not None:
+                self._index.close()
+                self._index = None
+        for descriptor in descriptors:
+            os.close(descriptor)
 
     def keep(self, sha256: str, source: Path) -> None:
         """Keep ``source``'s bytes (already checked to hash to ``sha256``) as an entry."""

@@ -6,10 +6,8 @@ from __future__ import annotations
 import collections
 import functools
 import hashlib
-import io
 import itertools
 import os
-import tarfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,7 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import httpx
 
@@ -28,6 +26,7 @@ from quiver.client.bucket import NETWORK_ERRORS, BucketConnections
 from quiver.client.errors import QuiverError
 from quiver.client.progress import Progress, Silent
 from quiver.client.state import HASH_CHUNK, StateDB
+from quiver.client.tar_stream import TarError, TarStream
 from quiver.client.transport import MAX_RETRIES, is_ours, raise_for_status, retry_delay
 from quiver.client.types import File, Json, Page
 
@@ -205,7 +204,7 @@ def pull(
         progress.advance(files=1)
 
     def schedule(remote: File, target: Path) -> None:
-        cached = blobs is not None and blobs.path_for(remote.sha256).is_file()
+        cached = blobs is not None and blobs.has(remote.sha256)
         url = remote.download_url or ""
         small = remote.size < SMALL_FILE and not cached and url
         if looping is not None and small and not is_ours(client.url, url):
@@ -262,9 +261,7 @@ def pull(
                 else:
                     wanted.append((remote, target))
             progress.phase("downloading", files=len(wanted), bytes=sum(f.size for f, _ in wanted))
-            uncached = [
-                (f, t) for f, t in wanted if blobs is None or not blobs.path_for(f.sha256).is_file()
-            ]
+            uncached = [(f, t) for f, t in wanted if blobs is None or not blobs.has(f.sha256)]
             through_server = all(is_ours(client.url, f.download_url or "") for f, _ in uncached)
             many = len(uncached) >= max(ARCHIVE_MIN_FILES, ARCHIVE_MIN_SHARE * whole)
             if through_server and many:
@@ -299,6 +296,10 @@ def pull(
         large_pool.shutdown(cancel_futures=True)
         fetcher.close()
         hashes.flush()
+        if isinstance(cache, BlobCache):  # the caller's: kept open
+            cache.flush()
+        elif blobs is not None:
+            blobs.close()
     if annotations is not None:
         owner = f"/versions/{version}" if version else f"/datasets/{client.dataset_id(reference)}"
         written = write_annotations(client, f"{owner}/annotations", directory, annotations, chosen)
@@ -392,7 +393,7 @@ class _RangedFile:
             fd = os.open(self.partial, os.O_WRONLY)
             try:
                 at = start
-                for chunk in response.iter_bytes(HASH_CHUNK):
+                for chunk in response.iter_bytes():
                     if at + len(chunk) > end:
                         break
                     os.pwrite(fd, chunk, at)
@@ -444,7 +445,7 @@ class _RangedFile:
 class _Answer(Protocol):
     status_code: int
 
-    def iter_bytes(self, chunk_size: int) -> Iterator[bytes]: ...
+    def iter_bytes(self, chunk_size: int | None = None) -> Iterator[bytes]: ...
 
     def read(self) -> bytes: ...
 
@@ -533,7 +534,7 @@ def _download(fetcher: _Fetcher, remote: File, target: Path, progress: Progress)
             with partial.open("r+b" if have else "wb") as out:
                 out.seek(have)
                 out.truncate()
-                for chunk in response.iter_bytes(HASH_CHUNK):
+                for chunk in response.iter_bytes():
                     out.write(chunk)
                     digest.update(chunk)
                     received += len(chunk)
@@ -547,27 +548,6 @@ def _download(fetcher: _Fetcher, remote: File, target: Path, progress: Progress)
     return received
 
 
-class _ResponseReader(io.RawIOBase):
-    """A streamed HTTP body as a file object, for tarfile's stream mode."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self.chunks = chunks
-        self.pending = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        while not self.pending:
-            self.pending = next(self.chunks, b"")
-            if not self.pending:
-                return 0
-        size = min(len(buffer), len(self.pending))
-        buffer[:size] = self.pending[:size]
-        self.pending = self.pending[size:]
-        return size
-
-
 def _pull_archive(
     client: Client,
     dataset_id: str,
@@ -578,71 +558,87 @@ def _pull_archive(
     hashes: HashBatch,
 ) -> dict[str, int]:
     """Extract the wanted files from one uncompressed tar of the version, each checked
-    against its sha256 and kept in ``blobs``; the paths written, with their sizes (the
-    rest go one by one)."""
+    against its sha256 and kept in ``blobs``; the paths written, with their sizes. The rest
+    go one by one: a member whose bytes changed under us, and everything after a cut in
+    the stream (a lost connection costs no file already written)."""
     by_path = {remote.path: (remote, target) for remote, target in wanted}
     params = {"format": "tar", "compression": "none", "maxSize": str(ARCHIVE_MAX_MEMBER - 1)}
     if version_number is not None:
         params["version"] = str(version_number)
     written: dict[str, int] = {}
     folders: set[Path] = set()
-    writing: collections.deque[Future[None]] = collections.deque()
+    writing: collections.deque[tuple[Future[bool], File]] = collections.deque()
 
-    def write_small(remote: File, target: Path, data: bytes) -> None:
+    def write_small(remote: File, target: Path, data: bytes) -> bool:
+        # Hashed here, not in the thread reading the stream: that one sets the pace.
+        if hashlib.sha256(data).hexdigest() != remote.sha256:
+            return False  # changed under us: fetched again by itself
         hashes.add(target, remote.sha256, _write_target(target, data))
         if blobs is not None:
             blobs.keep_bytes(remote.sha256, data)
         progress.advance(files=1)
+        return True
+
+    def settle(done: Future[bool], remote: File) -> None:
+        if done.result():  # a failed write fails the pull, as it would in this thread
+            written[remote.path] = remote.size
 
     # Small files are written by LOOP_WRITERS threads while this one reads the stream on.
     writers = ThreadPoolExecutor(max_workers=LOOP_WRITERS)
-    with (
-        writers,
-        client.http.stream("GET", f"/datasets/{dataset_id}/archive", params=params) as response,
-    ):
-        if response.status_code >= 400:
-            response.read()
-            raise_for_status(response)
-        reader = io.BufferedReader(_ResponseReader(response.iter_bytes(HASH_CHUNK)), HASH_CHUNK)
-        with tarfile.open(fileobj=reader, mode="r|") as archive:
-            for member in archive:
-                found = by_path.get(member.name)
-                if found is None or not member.isfile():
-                    continue
-                remote, target = found
-                source = archive.extractfile(member)
-                if source is None:
-                    continue
-                if target.parent not in folders:
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    folders.add(target.parent)
-                if member.size < SMALL_FILE:
-                    # Held whole: the target and the cache entry written from one buffer.
-                    data = source.read()
-                    progress.advance(bytes=len(data))
-                    if hashlib.sha256(data).hexdigest() != remote.sha256:
-                        continue  # changed under us: fetched again by itself below
-                    writing.append(writers.submit(write_small, remote, target, data))
-                    written[remote.path] = remote.size
-                    if len(writing) >= WRITES_IN_FLIGHT:  # bounds the bytes held
-                        writing.popleft().result()
-                    continue
-                partial = target.with_name(target.name + ".incomplete")
-                digest = hashlib.sha256()
-                with partial.open("wb") as out:
-                    while chunk := source.read(HASH_CHUNK):
-                        digest.update(chunk)
-                        out.write(chunk)
-                        progress.advance(bytes=len(chunk))
-                if digest.hexdigest() != remote.sha256:
-                    partial.unlink()  # changed under us: fetched again by itself below
-                    continue
-                os.replace(partial, target)
-                if blobs is not None:
-                    blobs.keep(remote.sha256, target)
-                hashes.add(target, remote.sha256)
-                written[remote.path] = remote.size
-                progress.advance(files=1)
-        for done in writing:  # a failed write fails the pull, as it would in this thread
-            done.result()
+    with writers:
+        try:
+            with client.http.stream(
+                "GET", f"/datasets/{dataset_id}/archive", params=params
+            ) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise_for_status(response)
+                stream = TarStream(response.iter_bytes())
+                for member in stream.members():
+                    found = by_path.get(member.name)
+                    if found is None or not member.regular:
+                        continue
+                    remote, target = found
+                    if target.parent not in folders:
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        folders.add(target.parent)
+                    if member.size < SMALL_FILE:
+                        # Held whole: the target and the cache entry written from one buffer.
+                        data = stream.read()
+                        progress.advance(bytes=len(data))
+                        writing.append((writers.submit(write_small, remote, target, data), remote))
+                        if len(writing) >= WRITES_IN_FLIGHT:  # bounds the bytes held
+                            settle(*writing.popleft())
+                        continue
+                    if _extract_large(stream, remote, target, progress):
+                        if blobs is not None:
+                            blobs.keep(remote.sha256, target)
+                        hashes.add(target, remote.sha256)
+                        written[remote.path] = remote.size
+                        progress.advance(files=1)
+        except (httpx.TransportError, TarError):
+            pass  # what the stream did not bring is fetched one by one, with retries
+        finally:
+            while writing:
+                settle(*writing.popleft())
     return written
+
+
+def _extract_large(stream: TarStream, remote: File, target: Path, progress: Progress) -> bool:
+    """The current member into ``target`` through ``target.incomplete``, if it hashes right."""
+    partial = target.with_name(target.name + ".incomplete")
+    digest = hashlib.sha256()
+    try:
+        with partial.open("wb") as out:
+            while chunk := stream.read(HASH_CHUNK):
+                digest.update(chunk)
+                out.write(chunk)
+                progress.advance(bytes=len(chunk))
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    if digest.hexdigest() != remote.sha256:
+        partial.unlink()  # changed under us: fetched again by itself
+        return False
+    os.replace(partial, target)
+    return True

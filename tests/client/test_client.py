@@ -6,13 +6,16 @@ from __future__ import annotations
 import random
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from support import LiveServer
 
 from quiver.client import Client, QuiverError, UserError
 from quiver.client.blob_cache import BlobCache
+from quiver.client.tar_stream import TarStream
 
 CSV_V1 = "id,height,kind\n" + "".join(f"{i},{150 + i % 40},{'ab'[i % 2]}\n" for i in range(200))
 CSV_V2 = "id,height,kind\n" + "".join(f"{i},{170 + i % 40},{'abc'[i % 3]}\n" for i in range(200))
@@ -246,3 +249,47 @@ def test_a_url_is_the_servers_when_its_scheme_host_and_port_are() -> None:
     assert is_ours("https://Quiver.example", "https://quiver.example:443/files/1")
     assert not is_ours("http://127.0.0.1:8000", "http://127.0.0.1:8333/bucket/blob?X-Amz=1")
     assert not is_ours("http://quiver.example", "https://quiver.example/files/1")
+
+
+def test_an_archive_cut_short_leaves_the_rest_to_single_downloads(
+    client_env: LiveServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fresh pull of many small files reads one tar stream; when the connection drops in
+    the middle of it, the files already written stay, the rest come one by one."""
+    from quiver.client import pull as pull_module
+
+    rng = random.Random(80)
+    tree = tmp_path / "tree"
+    originals = {f"d{i % 3}/{i:03}.bin": rng.randbytes(3_000 + i) for i in range(80)}
+    for name, data in originals.items():
+        (tree / name).parent.mkdir(parents=True, exist_ok=True)
+        (tree / name).write_bytes(data)
+    cuts: list[int] = []
+
+    class CutStream(TarStream):
+        def __init__(self, chunks: Iterator[bytes]) -> None:
+            def cut_after(limit: int) -> Iterator[bytes]:
+                sent = 0
+                for chunk in chunks:
+                    if sent + len(chunk) > limit:
+                        yield chunk[: limit - sent]
+                        cuts.append(limit)
+                        raise httpx.RemoteProtocolError("connection lost")
+                    sent += len(chunk)
+                    yield chunk
+
+            super().__init__(cut_after(100_000))  # in the middle of the ~30th member
+
+    monkeypatch.setattr(pull_module, "TarStream", CutStream)
+    with Client() as client:
+        client.create_dataset("cut")
+        client.push(tree, "cut")
+        report = client.pull("cut@v1", tmp_path / "out", cache=BlobCache(tmp_path / "c"))
+    assert cuts == [100_000]
+    assert (report.files, report.downloaded_files) == (80, 80)
+    pulled = {
+        p.relative_to(tmp_path / "out").as_posix(): p.read_bytes()
+        for p in (tmp_path / "out").rglob("*")
+        if p.is_file()
+    }
+    assert pulled == originals  # and no *.incomplete left behind

@@ -5,6 +5,7 @@ nothing; a terminal gets progress bars, a pipe plain lines."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -18,6 +19,7 @@ from pathlib import Path
 from support import ADMIN_KEY, LiveServer, migrated_sqlite, run_in_pty, run_uvicorn
 
 from quiver.client import Client
+from quiver.client.blob_cache import BlobCache
 from quiver.client.state import StateDB
 
 HERE = Path(__file__).resolve().parent
@@ -316,6 +318,8 @@ def test_pull_no_cache_writes_the_tree_and_leaves_the_cache_empty(
     assert (report["unchanged"], report["downloaded_files"]) == (2, 0)
     # ...and the default pull fills the cache, from which the next folder is copied.
     assert quiver(live_server, "pull", "one-shot", str(tmp_path / "b"), "--quiet").returncode == 0
-    assert sum(1 for p in blobs.rglob("*") if p.is_file()) == 2
+    kept = BlobCache(blobs)
+    assert all(kept.has(hashlib.sha256(data).hexdigest()) for data in tree_bytes(tree).values())
+    kept.close()
     cached = quiver(live_server, "pull", "one-shot", str(tmp_path / "c"), "--json")
     assert json.loads(cached.stdout)["from_cache"] == 2

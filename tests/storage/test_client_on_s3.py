@@ -18,10 +18,24 @@ import pytest
 from support import ADMIN_KEY, migrated_sqlite, run_uvicorn
 
 from quiver.client import Client
+from quiver.client.blob_cache import BlobCache
 
 from .conftest import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, S3Server
 
 MIB = 1024 * 1024
+
+
+def cached_bytes(cache: BlobCache, data: bytes) -> bytes | None:
+    """What ``cache`` holds for ``data``'s sha256: from its pack or from its own file."""
+    sha256 = hashlib.sha256(data).hexdigest()
+    packed = cache.locate(sha256)
+    if packed is None:
+        entry = cache.path_for(sha256)
+        return entry.read_bytes() if entry.is_file() else None
+    pack, offset, size = packed
+    with pack.open("rb") as source:
+        source.seek(offset)
+        return source.read(size)
 
 
 @pytest.fixture(scope="module")
@@ -173,7 +187,6 @@ def test_the_cache_and_a_pulled_tree_share_no_bytes_an_edit_could_reach(
     """The cache entry of a downloaded file is a reflink or a copy, never a hard link: an edit
     in place of either side leaves the other whole, and a changed entry is never used."""
     from quiver.client import pull as pull_module
-    from quiver.client.blob_cache import BlobCache
 
     monkeypatch.setattr(pull_module, "RANGED_MIN", 2 * MIB)  # the big one comes in pieces
     monkeypatch.setattr(pull_module, "RANGE_SIZE", MIB)
@@ -197,15 +210,24 @@ def test_the_cache_and_a_pulled_tree_share_no_bytes_an_edit_could_reach(
         assert (second.downloaded_files, second.from_cache) == (0, 6)
         for relative, data in originals.items():
             assert (tmp_path / "b" / relative).read_bytes() == data, relative
-        # An entry changed in place is found out when it is read, dropped, fetched again.
-        entry = cache.path_for(hashlib.sha256(originals[Path("d/0.bin")]).hexdigest())
-        with entry.open("r+b") as edited:
+        # An entry changed in place is found out when it is read, dropped, fetched again:
+        # a small one in its pack, and the large one's file.
+        small, large = originals[Path("d/0.bin")], originals[Path("big.bin")]
+        packed = cache.locate(hashlib.sha256(small).hexdigest())
+        assert packed is not None
+        pack, offset, size = packed
+        assert size == len(small)
+        with pack.open("r+b") as edited:
+            edited.seek(offset)
+            edited.write(b"EDITED")
+        with cache.path_for(hashlib.sha256(large).hexdigest()).open("r+b") as edited:
             edited.write(b"EDITED")
         third = client.pull("shared-bytes@v1", tmp_path / "c", cache=cache)
-        assert (third.downloaded_files, third.from_cache) == (1, 5)
+        assert (third.downloaded_files, third.from_cache) == (2, 4)
         for relative, data in originals.items():
             assert (tmp_path / "c" / relative).read_bytes() == data, relative
-        assert entry.read_bytes() == originals[Path("d/0.bin")]
+        assert cached_bytes(cache, small) == small
+        assert cached_bytes(cache, large) == large
 
 
 def test_small_files_from_the_bucket_come_through_the_loop_or_else_one_by_one(
@@ -215,7 +237,6 @@ def test_small_files_from_the_bucket_come_through_the_loop_or_else_one_by_one(
     the cache from one buffer; when the loop finds an answer unusual, the file is fetched
     the ordinary way; with cache=False nothing is kept."""
     from quiver.client import bucket_loop
-    from quiver.client.blob_cache import BlobCache
 
     rng = random.Random(33)
     tree = tmp_path / "tree"
@@ -242,9 +263,7 @@ def test_small_files_from_the_bucket_come_through_the_loop_or_else_one_by_one(
         assert len(looped) == 41
         for relative, data in originals.items():
             assert (tmp_path / "a" / relative).read_bytes() == data, relative
-            entry = cache.path_for(hashlib.sha256(data).hexdigest())
-            assert entry.read_bytes() == data
-            assert entry.stat().st_ino != (tmp_path / "a" / relative).stat().st_ino
+            assert cached_bytes(cache, data) == data
 
         async def unusual(self: bucket_loop.LoopDownloader, url: str) -> bytes:
             raise bucket_loop.Unusual(url)
@@ -255,7 +274,9 @@ def test_small_files_from_the_bucket_come_through_the_loop_or_else_one_by_one(
         assert (second.downloaded_files, second.from_cache) == (41, 0)
         for relative, data in originals.items():
             assert (tmp_path / "b" / relative).read_bytes() == data, relative
-        assert sum(1 for p in uncached.rglob("*") if p.is_file()) == 41
+        kept = BlobCache(uncached)
+        assert all(cached_bytes(kept, data) == data for data in originals.values())
+        kept.close()
 
         monkeypatch.setattr(bucket_loop.LoopDownloader, "_get", real_get)
         monkeypatch.setenv("QUIVER_CACHE_DIR", str(tmp_path / "default"))
