@@ -79,6 +79,7 @@ class BlobCache:
         self._reflinks = True
         self._lock = threading.Lock()
         self._index: sqlite3.Connection | None = None
+        self._indexed: bool | None = None  # whether packs.db was there when first asked
         self._pack: tuple[int, str] | None = None  # descriptor and name of this one's pack
         self._pack_end = 0
         self._rows: list[tuple[str, str, int, int]] = []
@@ -107,7 +108,9 @@ class BlobCache:
         """Where a packed entry is: its pack file, offset and size (None if not packed)."""
         with self._lock:
             found = self._unrecorded.get(sha256)
-            if found is None and (self._index is not None or (self.root / "packs.db").exists()):
+            if self._indexed is None:  # looked for once: a cache that has none makes none
+                self._indexed = self._index is not None or (self.root / "packs.db").exists()
+            if found is None and (self._indexed or self._index is not None):
                 found = (
                     self._db()
                     .execute("SELECT pack, offset, size FROM packed WHERE sha256 = ?", (sha256,))
@@ -118,8 +121,12 @@ class BlobCache:
         pack, offset, size = found
         return self.root / "packs" / pack, offset, size
 
-    def has(self, sha256: str) -> bool:
-        return self.path_for(sha256).is_file() or self.locate(sha256) is not None
+    def has(self, sha256: str, size: int | None = None) -> bool:
+        """Whether an entry is kept; with its ``size``, only where one that size is kept
+        (packed under PACK_MAX, a file from it): a pull asks of every file, once each."""
+        if (size is None or size >= PACK_MAX) and self.path_for(sha256).is_file():
+            return True
+        return (size is None or size < PACK_MAX) and self.locate(sha256) is not None
 
     def copy_out(self, sha256: str, target: Path) -> bool:
         """Copy the cached bytes to ``target`` when they are there and still hash right."""

@@ -15,6 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from stat import S_ISREG
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import httpx
@@ -204,7 +205,7 @@ def pull(
         progress.advance(files=1)
 
     def schedule(remote: File, target: Path) -> None:
-        cached = blobs is not None and blobs.has(remote.sha256)
+        cached = blobs is not None and blobs.has(remote.sha256, remote.size)
         url = remote.download_url or ""
         small = remote.size < SMALL_FILE and not cached and url
         if looping is not None and small and not is_ours(client.url, url):
@@ -221,10 +222,13 @@ def pull(
             futures.append(pool.submit(fetch, (remote, target)))
 
     def unchanged(remote: File, target: Path) -> bool:
-        if not target.is_file():
+        try:
+            stat = target.stat()
+        except (FileNotFoundError, NotADirectoryError):
             return False
-        stat = target.stat()
-        return stat.st_size == remote.size and state.known_hash(target, stat) == remote.sha256
+        if not S_ISREG(stat.st_mode) or stat.st_size != remote.size:
+            return False
+        return state.known_hash(target, stat) == remote.sha256
 
     chosen: set[str] | None = None
     try:
@@ -261,7 +265,9 @@ def pull(
                 else:
                     wanted.append((remote, target))
             progress.phase("downloading", files=len(wanted), bytes=sum(f.size for f, _ in wanted))
-            uncached = [(f, t) for f, t in wanted if blobs is None or not blobs.has(f.sha256)]
+            uncached = [
+                (f, t) for f, t in wanted if blobs is None or not blobs.has(f.sha256, f.size)
+            ]
             through_server = all(is_ours(client.url, f.download_url or "") for f, _ in uncached)
             many = len(uncached) >= max(ARCHIVE_MIN_FILES, ARCHIVE_MIN_SHARE * whole)
             if through_server and many:

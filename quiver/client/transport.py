@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -114,7 +115,12 @@ def is_ours(base: str, url: str) -> bool:
     """Whether ``url`` (relative, or absolute) is on the server at ``base``."""
     if "://" not in url:
         return True
-    return _origin(base) == _origin(url)
+    return _base_origin(base) == _origin(url)
+
+
+@functools.lru_cache(maxsize=8)
+def _base_origin(base: str) -> tuple[str, str, int | None]:
+    return _origin(base)  # a pull asks of every file, always with the same base
 
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
