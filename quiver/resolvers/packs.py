@@ -14,7 +14,7 @@ import hashlib
 import os
 import tarfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +27,7 @@ from quiver.resolvers.access import require_user
 from quiver.resolvers.blob_transfers import grant_blobs, touch_blob_rows
 from quiver.resolvers.errors import ErrorCode, Refused
 from quiver.storage import LocalStorage, Storage
+from quiver.storage.batch import put_bytes
 from quiver.storage.blobs import SHA256_PATTERN, blob_key
 from quiver.storage.local import sync_directory
 
@@ -153,7 +154,7 @@ async def _publish_remote(storage: Storage, pack: Path, members: list[PackMember
     async def publish(member: PackMember) -> None:
         async with limiter:
             data = await anyio.to_thread.run_sync(_read_at, pack, member.offset, member.size)
-            await storage.put(blob_key(member.sha256), _once(data))
+            await put_bytes(storage, blob_key(member.sha256), data)
 
     async with anyio.create_task_group() as group:
         for member in members:
@@ -164,10 +165,6 @@ def _read_at(path: Path, offset: int, size: int) -> bytes:
     with path.open("rb") as source:
         source.seek(offset)
         return source.read(size)
-
-
-async def _once(data: bytes) -> AsyncIterator[bytes]:
-    yield data
 
 
 def pack_too_large(limit: int) -> Refused:

@@ -23,8 +23,17 @@ import anyio.to_thread
 
 from quiver.storage.base import Storage, StorageError
 from quiver.storage.local import LocalStorage, sync_directory
+from quiver.storage.s3 import S3Storage
 
 CONCURRENT_PUTS = 16
+
+
+async def put_bytes(storage: Storage, key: str, data: bytes) -> None:
+    """Store bytes held in memory: on S3 one PUT and no HEAD after it."""
+    if isinstance(storage, S3Storage):
+        await storage.put_bytes(key, data)
+    else:
+        await storage.put(key, _once(data))
 
 
 async def put_many(storage: Storage, objects: Mapping[str, bytes]) -> None:
@@ -36,7 +45,7 @@ async def put_many(storage: Storage, objects: Mapping[str, bytes]) -> None:
 
     async def put_one(key: str, data: bytes) -> None:
         async with limiter:
-            await storage.put(key, _once(data))
+            await put_bytes(storage, key, data)
 
     async with anyio.create_task_group() as group:
         for key, data in objects.items():
