@@ -22,7 +22,7 @@ from urllib.parse import quote
 import anyio
 import anyio.to_thread
 
-from quiver.storage.base import PreconditionFailed, StorageError, validate_key
+from quiver.storage.base import ObjectNotFound, PreconditionFailed, StorageError, validate_key
 from quiver.storage.sigv4 import QuerySigner
 
 if TYPE_CHECKING:
@@ -277,6 +277,23 @@ class S3Presigner:
                 return found
             arguments["KeyMarker"] = answer["NextKeyMarker"]
             arguments["UploadIdMarker"] = answer["NextUploadIdMarker"]
+
+    async def get_body(self, key: str, *, end: int, if_match: str | None = None) -> Any:
+        """The body (botocore's StreamingBody, to read in a thread and close) of a GET of
+        the object's bytes [0, end); ObjectNotFound, or PreconditionFailed when its ETag is
+        not ``if_match``."""
+        arguments: dict[str, str] = {"Key": self.full_key(key), "Range": f"bytes=0-{end - 1}"}
+        if if_match is not None:
+            arguments["IfMatch"] = if_match
+        try:
+            answer = await self._call("get_object", **arguments)
+        except PreconditionFailed:
+            raise PreconditionFailed(f"{key!r} is no longer the object {if_match}") from None
+        except StorageError as error:
+            if _is_missing(error):
+                raise ObjectNotFound(key) from None
+            raise
+        return answer["Body"]
 
     async def head(self, key: str) -> HeadResult | None:
         """Size and user metadata (``x-amz-meta-*``) of an object; None when it is absent."""

@@ -2,27 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import hashlib
+import http.client
 import os
-from collections.abc import AsyncIterable, AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote, urlsplit
 
 import anyio
 import anyio.to_thread
 import obstore
 from obstore.exceptions import BaseError as ObstoreError
-from obstore.exceptions import PreconditionError
 from obstore.store import S3Store
 
 from quiver.config import env_flag
 from quiver.storage.base import (
     ObjectMeta,
     ObjectNotFound,
-    PreconditionFailed,
     RangeNotSatisfiable,
     StorageError,
     file_chunks,
@@ -32,8 +32,7 @@ from quiver.storage.base import (
 )
 
 if TYPE_CHECKING:
-    from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
-    from obstore import BytesStream, GetOptions, OffsetRange
+    from obstore import BytesStream, OffsetRange
     from obstore import ObjectMeta as ObstoreMeta
     from obstore.store import ClientConfig, S3Config
 
@@ -47,13 +46,6 @@ CHUNK_SIZE = 1024 * 1024
 # here (1 GiB, loaded machine), 4 MiB chunks read faster than 8 MiB ones (~2.9 s vs ~3.7 s)
 # at a lower peak RSS (~95 MB vs ~130 MB for the whole process).
 HASH_CHUNK_SIZE = 4 * 1024 * 1024
-# Hashing an object reads this many ranges of HASH_RANGE_SIZE at once. In bench/transfer.py
-# (2 GiB, SeaweedFS, loaded 2-core machine) two or four ranged GETs hashed 5-25% faster than
-# one GET in the same run, but with two the server's peak RSS was 214 MB (185 MB with one;
-# the target is < 200), and GET + hash are CPU-bound here anyway (SeaweedFS spends ~1.3 CPU
-# s per GiB it serves). So one GET, unless memory allows more.
-HASH_STREAMS = 1
-HASH_RANGE_SIZE = 32 * 1024 * 1024
 LIST_BATCH = 1000
 # CopyObject copies at most 5 GiB; larger objects are copied part by part
 # (UploadPartCopy), in parts of COPY_PART_SIZE (5 TiB, S3's largest object, is 5,000 parts).
@@ -220,76 +212,43 @@ class S3Storage:
             raise _storage_error(error, key) from error
         return _translated(result.stream(min_chunk_size=CHUNK_SIZE), key)
 
-    async def sha256(
-        self,
-        key: str,
-        size: int,
-        *,
-        if_match: str | None = None,
-        streams: int = HASH_STREAMS,
-    ) -> str:
-        """The sha256 of the object's first ``size`` bytes, hashed in a thread (hashlib
-        releases the GIL) in ``HASH_CHUNK_SIZE`` chunks while the next ones download, so
-        the loop only hands chunks over. ``if_match``: only the object with this ETag (on
-        every GET), else ``PreconditionFailed`` (it was replaced meanwhile).
-
-        ``streams`` > 1 reads ``HASH_RANGE_SIZE`` ranges by that many GETs at once, hashed
-        in order; each holds at most two chunks ahead (``streams`` x 2 x HASH_CHUNK_SIZE).
+    async def sha256(self, key: str, size: int, *, if_match: str | None = None) -> str:
+        """The sha256 of the object's first ``size`` bytes, from one ranged GET whose body is
+        read into two reused 4 MiB buffers in a worker thread while another thread hashes
+        the one filled before (both release the GIL), so the loop only hands buffers over.
+        ``if_match``: only the object with this ETag, else ``PreconditionFailed`` (it was
+        replaced meanwhile). Fewer bytes than ``size`` raise StorageError.
         """
         hasher = hashlib.sha256()
         if not size:
             return hasher.hexdigest()
         validate_key(key)
-        step = size if streams <= 1 else HASH_RANGE_SIZE
-        ranges = [(start, min(start + step, size)) for start in range(0, size, step)]
-        failures: list[StorageError] = []
-
-        async def download(
-            byte_range: tuple[int, int], send: MemoryObjectSendStream[bytes]
-        ) -> None:
-            options: GetOptions = {"range": byte_range}
-            if if_match is not None:
-                options["if_match"] = if_match
-            async with send:
+        body = await self.presigner.get_body(key, end=size, if_match=if_match)
+        try:
+            read_into = _reader(body)
+            buffers = [memoryview(bytearray(HASH_CHUNK_SIZE)) for _ in range(2)]
+            filled = await anyio.to_thread.run_sync(_fill, read_into, buffers[0], key)
+            received, index = 0, 0
+            loop = asyncio.get_running_loop()
+            while filled:
+                received += filled
+                if received > size:
+                    raise StorageError(f"{key!r}: the store sent more than the {size} bytes asked")
+                full, index = buffers[index][:filled], 1 - index
+                hashed = loop.run_in_executor(None, hasher.update, full)
                 try:
-                    try:
-                        result = await obstore.get_async(self.store, key, options=options)
-                    except PreconditionError:
-                        raise PreconditionFailed(
-                            f"{key!r} is no longer the object {if_match}"
-                        ) from None
-                    except (ObstoreError, OSError) as error:
-                        raise _storage_error(error, key) from error
-                    with _storage_errors(key):
-                        async for chunk in result.stream(min_chunk_size=HASH_CHUNK_SIZE):
-                            await send.send(chunk)
-                except StorageError as error:
-                    failures.append(error)  # raised below as itself, not in a group
-                    group.cancel_scope.cancel()
-
-        async with anyio.create_task_group() as group:
-            pending: list[MemoryObjectReceiveStream[bytes]] = []
-
-            def start_next() -> None:
-                if len(pending) < len(ranges):
-                    send, receive = anyio.create_memory_object_stream[bytes](1)
-                    group.start_soon(download, ranges[len(pending)], send)
-                    pending.append(receive)
-
-            try:
-                for _ in range(max(streams, 1)):
-                    start_next()
-                for index in range(len(ranges)):
-                    async with pending[index] as receive:
-                        async for chunk in receive:
-                            # obstore's Bytes is a buffer: hashed where it lies, not copied.
-                            await anyio.to_thread.run_sync(hasher.update, chunk)
-                    start_next()
-            finally:
-                for receive in pending:  # those a failure left unread
-                    receive.close()
-        if failures:
-            raise failures[0]
+                    filled = await anyio.to_thread.run_sync(_fill, read_into, buffers[index], key)
+                finally:
+                    # The buffer being hashed is not refilled (nor freed) until it is hashed.
+                    with anyio.CancelScope(shield=True):
+                        await asyncio.wait({hashed})
+                hashed.result()
+                full.release()
+            if received != size:
+                raise StorageError(f"{key!r}: the store sent {received} of {size} bytes")
+        finally:
+            # Unread bytes left on the connection make it unusable: it is closed with them.
+            await anyio.to_thread.run_sync(body.close)
         return hasher.hexdigest()
 
     async def head(self, key: str) -> ObjectMeta:
@@ -343,6 +302,35 @@ class S3Storage:
     async def close(self) -> None:
         """Give obstore's runtime threads time to leave the interpreter."""
         await anyio.sleep(SHUTDOWN_GRACE_SECONDS)
+
+
+def _reader(body: Any) -> Callable[[memoryview], int]:
+    """``readinto`` of a botocore body's HTTP response: bytes land in the caller's buffer
+    with no copy in between (urllib3's own ``readinto`` reads into a new bytes first)."""
+    raw = getattr(getattr(body, "_raw_stream", None), "_fp", None)
+    if raw is not None and callable(getattr(raw, "readinto", None)):
+        return cast("Callable[[memoryview], int]", raw.readinto)
+
+    def copied(buffer: memoryview) -> int:
+        data: bytes = body.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    return copied
+
+
+def _fill(read_into: Callable[[memoryview], int], buffer: memoryview, key: str) -> int:
+    """Read until buffer is full or the body ends; the count read."""
+    filled = 0
+    try:
+        while filled < len(buffer):
+            count = read_into(buffer[filled:])
+            if not count:
+                break
+            filled += count
+    except (OSError, http.client.HTTPException) as error:
+        raise StorageError(f"cannot read {key!r}: {error}") from error
+    return filled
 
 
 async def _empty_stream() -> AsyncIterator[bytes]:
