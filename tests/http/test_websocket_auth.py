@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from starlette.exceptions import StarletteDeprecationWarning
 from starlette.websockets import WebSocketDisconnect
+from support import migrated_sqlite
 
 from quiver.app import create_app
 from quiver.config import Settings
@@ -28,8 +29,9 @@ SUBSCRIBE = {"id": "1", "type": "subscribe", "payload": {"query": "{ viewer { na
 
 @pytest.fixture
 def ws_client(tmp_path: Path) -> Iterator[TestClient]:
+    # The session's migrated database: the app's start then finds nothing to migrate.
     settings = Settings(
-        data_dir=tmp_path, database_url=f"sqlite://{tmp_path / 'q.db'}", admin_api_key=ADMIN
+        data_dir=tmp_path, database_url=migrated_sqlite(tmp_path / "q.db"), admin_api_key=ADMIN
     )
     with TestClient(create_app(settings)) as client:
         yield client

@@ -22,8 +22,9 @@ from support import (
     IN_CI,
     POSTGRES_URL,
     REDIS_URL,
-    database_url_named,
     free_port,
+    migrated_postgres,
+    migrated_sqlite,
     postgres_reachable,
     redis_reachable,
     require_server,
@@ -59,10 +60,12 @@ def postgres_url() -> Iterator[str]:
         if IN_CI:
             pytest.fail("PostgreSQL is not reachable; CI requires it", pytrace=False)
         pytest.skip("PostgreSQL is not reachable")
+    # A copy of the session's migrated template: these tests are about jobs, and each
+    # migration in a starting server cost seconds (a fresh database is migrated on start in
+    # test_cli.py and test_readme.py).
     name = f"quiver_jobs_{uuid.uuid4().hex[:12]}"
-    run_sql(POSTGRES_URL, f'CREATE DATABASE "{name}"')
     try:
-        yield database_url_named(name)
+        yield migrated_postgres(name)
     finally:
         run_sql(POSTGRES_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
@@ -80,6 +83,8 @@ def environment(tmp_path: Path, database_url: str | None, **extra: str) -> dict[
     }
     if database_url is not None:
         env["QUIVER_DATABASE_URL"] = database_url
+    else:  # the default database in the data folder, migrated already (see postgres_url)
+        migrated_sqlite(tmp_path / "data" / "quiver.db")
     return env
 
 
