@@ -111,12 +111,15 @@ class FileDownload(SignedLinkEndpoint):
             return Response(status_code=status, headers=headers, media_type=media_type)
         key = blob_key(file.blob_id)
         path = self.storage.local_path(key)
-        if status == 200 and path is not None and PATHSEND in request.scope.get("extensions", {}):
+        pathsend = PATHSEND in request.scope.get("extensions", {})
+        if status == 200 and path is not None and pathsend:
             await self.storage.head(key)  # a missing blob fails as open() would
             return PathSendResponse(path, headers=headers, media_type=media_type)
         chunks: AsyncIterator[bytes] | AsyncIterator[memoryview]
-        if path is not None:
-            # Sent from the page cache as it lies (see quiver.storage.mapped).
+        if path is not None and not pathsend:
+            # Sent from the page cache as it lies (see quiver.storage.mapped). Not to a
+            # server with pathsend (granian): it copies the bytes in user space, where a
+            # blob truncated behind Quiver's back would be a SIGBUS, not a cut connection.
             chunks = await mapped_windows(path, key=key, start=start, end=end)
         else:
             chunks = await self.storage.open(key, start=start, end=end)
