@@ -60,6 +60,14 @@ def write_file(path: Path, data: bytes) -> os.stat_result:
         os.close(fd)
 
 
+def write_target(target: Path, data: bytes) -> os.stat_result:
+    """Write ``data`` to ``target.incomplete`` in one open, then rename it: its stat."""
+    partial = target.with_name(target.name + ".incomplete")
+    stat = write_file(partial, data)
+    os.replace(partial, target)
+    return stat
+
+
 class BlobCache:
     """Bytes by sha256, shared by every pull: entries of PACK_MAX and more as files
     ``<cache>/blobs/ab/<sha256>``, smaller ones packed (``<cache>/blobs/packs/*.pack``, one
@@ -163,9 +171,7 @@ class BlobCache:
                 with self._db() as index:
                     index.execute("DELETE FROM packed WHERE sha256 = ?", (sha256,))
             return False
-        partial = target.with_name(target.name + ".incomplete")
-        write_file(partial, data)
-        partial.replace(target)
+        write_target(target, data)
         return True
 
     def _reader(self, pack: Path) -> int:

@@ -22,7 +22,7 @@ import httpx
 
 from quiver.client import operations as ops
 from quiver.client.annotation_files import check_format, write_annotations
-from quiver.client.blob_cache import BlobCache, HashBatch, write_file
+from quiver.client.blob_cache import BlobCache, HashBatch, write_target
 from quiver.client.bucket import NETWORK_ERRORS, BucketConnections
 from quiver.client.errors import QuiverError
 from quiver.client.progress import Progress, Silent
@@ -181,7 +181,7 @@ def pull(
         """A small file's checked bytes, held whole: written to the target and to the cache
         from the same buffer."""
         ensure_folder(target)
-        stat = _write_target(target, data)
+        stat = write_target(target, data)
         if blobs is not None:
             blobs.keep_bytes(remote.sha256, data)
         progress.advance(bytes=len(data))
@@ -509,14 +509,6 @@ def _check(remote: File, data: bytes) -> None:
         )
 
 
-def _write_target(target: Path, data: bytes) -> os.stat_result:
-    """Write ``data`` to ``target.incomplete`` in one open, then rename it: its stat."""
-    partial = target.with_name(target.name + ".incomplete")
-    stat = write_file(partial, data)
-    os.replace(partial, target)
-    return stat
-
-
 def _download(fetcher: _Fetcher, remote: File, target: Path, progress: Progress) -> int:
     """Fetch into ``target.incomplete`` (continuing what a killed pull left there with a
     Range request), check the sha256, then rename; the number of bytes received."""
@@ -579,7 +571,7 @@ def _pull_archive(
         # Hashed here, not in the thread reading the stream: that one sets the pace.
         if hashlib.sha256(data).hexdigest() != remote.sha256:
             return False  # changed under us: fetched again by itself
-        hashes.add(target, remote.sha256, _write_target(target, data))
+        hashes.add(target, remote.sha256, write_target(target, data))
         if blobs is not None:
             blobs.keep_bytes(remote.sha256, data)
         progress.advance(files=1)

@@ -118,7 +118,7 @@ class LocalStorage:
     async def _read(self, key: str, start: int, end: int | None) -> AsyncIterator[bytes]:
         try:
             with anyio.CancelScope(shield=True):
-                descriptor = await anyio.to_thread.run_sync(_open_for_reading, self.path_for(key))
+                descriptor = await anyio.to_thread.run_sync(open_for_reading, self.path_for(key))
         except (FileNotFoundError, NotADirectoryError):
             raise ObjectNotFound(key) from None
         except OSError as error:
@@ -243,7 +243,7 @@ def _storage_errors(action: str) -> Iterator[None]:
         raise StorageError(f"{action}: {error}") from error
 
 
-def _open_for_reading(path: Path) -> int:
+def open_for_reading(path: Path) -> int:
     descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     # Read front to back: the kernel reads ahead further (a cold file comes off the disk
     # in larger requests).

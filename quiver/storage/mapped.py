@@ -23,6 +23,7 @@ from pathlib import Path
 import anyio
 
 from quiver.storage.base import ObjectNotFound, RangeNotSatisfiable, StorageError, validate_range
+from quiver.storage.local import open_for_reading
 
 WINDOW_SIZE = 8 * 1024 * 1024
 
@@ -51,7 +52,7 @@ async def _windows(path: Path, key: str, start: int, end: int | None) -> AsyncIt
     failure = f"cannot read {key!r}"
     try:
         with anyio.CancelScope(shield=True):
-            descriptor = await anyio.to_thread.run_sync(_open_for_mapping, path)
+            descriptor = await anyio.to_thread.run_sync(open_for_reading, path)
     except (FileNotFoundError, NotADirectoryError):
         raise ObjectNotFound(key) from None
     except OSError as error:
@@ -98,14 +99,6 @@ async def _windows(path: Path, key: str, start: int, end: int | None) -> AsyncIt
                 with contextlib.suppress(OSError, ValueError):
                     ahead.result()
             os.close(descriptor)
-
-
-def _open_for_mapping(path: Path) -> int:
-    descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    # Front to back: the kernel reads a cold file ahead in larger requests.
-    with contextlib.suppress(OSError, AttributeError):
-        os.posix_fadvise(descriptor, 0, 0, os.POSIX_FADV_SEQUENTIAL)
-    return descriptor
 
 
 def _map_window(descriptor: int, position: int, count: int) -> memoryview:
