@@ -26,9 +26,10 @@ from quiver.storage.writeback import start_writeback
 if TYPE_CHECKING:
     from hashlib import _Hash
 
-# Received bytes are copied into a block of this size, which a worker thread writes and
-# hashes while the next block fills: one pwrite and one hash update per block, so the
-# worker rarely waits for the GIL the busy event loop holds. Two blocks per PATCH in flight.
+# Received bytes are copied into a block of this size, which one worker thread writes while
+# another hashes it and the next block fills: one pwrite and one hash update per block, so
+# the workers rarely wait for the GIL the busy event loop holds. Two blocks per PATCH in
+# flight.
 # Blocks are page-aligned (mmap) so that they can be written with O_DIRECT.
 WRITE_SIZE = 8 * 1024 * 1024
 SPARE_BLOCKS = 2  # kept for the next PATCH: fresh memory is slow to fault in on VMs
@@ -81,9 +82,14 @@ class PartialWriter:
                 async for block, size in pending:
                     data = memoryview(block)[:size]
                     try:
-                        await anyio.to_thread.run_sync(
-                            write_block, descriptor, direct, data, offset + written, hashers
-                        )
+                        # The disk write and the hash run at once, each in its own thread.
+                        async with anyio.create_task_group() as both:
+                            both.start_soon(
+                                anyio.to_thread.run_sync,
+                                write_block, descriptor, direct, data, offset + written,
+                            )  # fmt: skip
+                            if hashers:
+                                both.start_soon(anyio.to_thread.run_sync, hash_block, data, hashers)
                     finally:
                         data.release()
                     written += size
@@ -175,11 +181,9 @@ class PartialWriter:
             self._hashers.popitem(last=False)
 
 
-def write_block(
-    descriptor: int, direct: int | None, data: memoryview, offset: int, hashers: list[_Hash]
-) -> None:
+def write_block(descriptor: int, direct: int | None, data: memoryview, offset: int) -> None:
     """Write ``data`` (which starts on a page boundary) at ``offset``: its aligned part
-    through ``direct`` when given, the rest through the page cache; then hash it."""
+    through ``direct`` when given, the rest through the page cache."""
     written = 0
     while written < len(data):  # pwrite may write less than asked
         rest = len(data) - written
@@ -197,5 +201,8 @@ def write_block(
         # completes the upload then waits for little, and dirty pages never pile up.
         start_writeback(descriptor, offset + written, count)
         written += count
+
+
+def hash_block(data: memoryview, hashers: list[_Hash]) -> None:
     for hasher in hashers:
         hasher.update(data)

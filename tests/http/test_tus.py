@@ -36,7 +36,7 @@ from tusclient.uploader.uploader import Uploader
 
 from quiver.app import create_app
 from quiver.config import Settings
-from quiver.http.tus_writer import WRITE_SIZE, write_block
+from quiver.http.tus_writer import WRITE_SIZE, hash_block, write_block
 from quiver.models import Upload
 from quiver.resolvers.upload_partials import partial_path
 from quiver.resolvers.uploads import UPLOAD_TTL, expire_uploads
@@ -882,12 +882,14 @@ def write_through_block(
     *,
     skew: int = 0,
 ) -> None:
-    """``write_block`` of ``content`` placed ``skew`` bytes into a page-aligned block."""
+    """``write_block`` and ``hash_block`` of ``content`` placed ``skew`` bytes into a
+    page-aligned block."""
     block = aligned_buffer(WRITE_SIZE)
     block[skew : skew + len(content)] = content
     data = memoryview(block)[skew : skew + len(content)]
     try:
-        write_block(descriptor, direct, data, offset, hashers or [])
+        write_block(descriptor, direct, data, offset)
+        hash_block(data, hashers or [])
     finally:
         data.release()
 
