@@ -10,6 +10,10 @@ directory as a file of random bytes (2 GiB by default), and times, on that one d
 - the download of the new file through its downloadUrl, streamed to disk, and to /dev/null
 - for scale, the same upload to a bare uvicorn app that only drops the body: the ceiling
   any ASGI app has on this machine (one Python thread parses every byte)
+- and a bare uvicorn app that only sends: one 1 MiB buffer over and over (uvicorn's own cost
+  of sending, with bytes that never leave the CPU's cache), and the file's own bytes read
+  into memory at start-up, each sent once (the memory traffic a download cannot avoid,
+  without the file system)
 
 Each step runs --runs times; medians are reported. Dirty pages are synced before every
 timed step. On VMs the first touch of guest memory is slow (page cache growing into it
@@ -93,6 +97,17 @@ import os
 
 SIZE = int(os.environ["SEND_BYTES"])
 CHUNK = bytes(1024 * 1024)
+# With SEND_FILE, the file's own bytes, read into memory at start-up and sent once each
+# (1 MiB slices): the same bytes as a download, without the file system in the way.
+SOURCE = os.environ.get("SEND_FILE")
+if SOURCE:
+    VIEW = memoryview(bytearray(SIZE))
+    with open(SOURCE, "rb", buffering=0) as file:
+        filled = 0
+        while filled < SIZE:  # one read() stops short of 2 GiB
+            count = file.readinto(VIEW[filled:])
+            assert count, "the file is shorter than SEND_BYTES"
+            filled += count
 
 
 async def app(scope, receive, send):
@@ -108,6 +123,13 @@ async def app(scope, receive, send):
         return
     headers = [(b"content-length", str(SIZE).encode())]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
+    if SOURCE:
+        step = len(CHUNK)
+        for start in range(0, SIZE, step):
+            more = start + step < SIZE
+            body = VIEW[start : start + step]
+            await send({"type": "http.response.body", "body": body, "more_body": more})
+        return
     left = SIZE
     while left > len(CHUNK):
         await send({"type": "http.response.body", "body": CHUNK, "more_body": True})
@@ -455,7 +477,10 @@ def main() -> None:
         (root / "drain.py").write_text(textwrap.dedent(DRAIN_APP))
         drain, drain_url = start_uvicorn("drain:app", {}, app_dir=root)
         try:
+            drain_pid = serving_pid(drain.pid)
+            cpu = cpu_seconds(drain_pid)
             ceiling = median_seconds(runs, lambda: put_to_drain(drain_url, source, chunk))
+            drain_cpu = (cpu_seconds(drain_pid) - cpu) / runs
         finally:
             drain.terminate()
             drain.wait(timeout=30)
@@ -464,6 +489,15 @@ def main() -> None:
         sender, sender_url = start_uvicorn("sender:app", size_env, app_dir=root)
         try:
             send_ceiling = median_seconds(
+                runs, lambda: download(f"{sender_url}/bytes", "-", os.devnull)
+            )
+        finally:
+            sender.terminate()
+            sender.wait(timeout=30)
+        file_env = size_env | {"SEND_FILE": str(source)}
+        sender, sender_url = start_uvicorn("sender:app", file_env, app_dir=root)
+        try:
+            send_file_ceiling = median_seconds(
                 runs, lambda: download(f"{sender_url}/bytes", "-", os.devnull)
             )
         finally:
@@ -487,18 +521,19 @@ def main() -> None:
                 assert file["sha256"] == sha256, "the server stored other bytes"
                 urls.append(file["downloadUrl"])
 
-            cpu = cpu_seconds(server.pid)
+            server_pid = serving_pid(server.pid)
+            cpu = cpu_seconds(server_pid)
             uploaded = median_seconds(runs, upload_once)
-            upload_cpu = (cpu_seconds(server.pid) - cpu) / runs
+            upload_cpu = (cpu_seconds(server_pid) - cpu) / runs
             upload_rss = peak_rss_mb(server.pid)
 
             def fetch(target: str) -> None:
                 assert download(urls[0], key, target) == source.stat().st_size
 
             downloaded = median_seconds(runs, lambda: fetch(str(copy)), copy.unlink)
-            cpu = cpu_seconds(server.pid)
+            cpu = cpu_seconds(server_pid)
             discarded = median_seconds(runs, lambda: fetch(os.devnull))
-            download_cpu = (cpu_seconds(server.pid) - cpu) / runs
+            download_cpu = (cpu_seconds(server_pid) - cpu) / runs
             rss = peak_rss_mb(server.pid)
         finally:
             server.terminate()
@@ -521,8 +556,12 @@ def main() -> None:
     print(f"upload / bare {SERVER} (drain)       {ceiling / uploaded:6.2f}x  (target >= 0.70)")
     print(f"download to null / bare {SERVER} (send) {send_ceiling / discarded:6.2f}x"
           "  (target >= 0.80)")  # fmt: skip
+    print(line(f"bare {SERVER}, the file's bytes from memory", send_file_ceiling))
+    print(f"download to null / bare {SERVER} (file's bytes)"
+          f" {send_file_ceiling / discarded:6.2f}x")  # fmt: skip
     print(f"server CPU per upload / download    {upload_cpu:6.2f} s / {download_cpu:.2f} s"
           "  (mean; the download to /dev/null)")  # fmt: skip
+    print(f"bare {SERVER} CPU per drained upload   {drain_cpu:6.2f} s")
     print(f"server peak RSS (VmHWM)             {rss:6.0f} MB  (target < 200;"
           f" {upload_rss:.0f} MB after the uploads)")  # fmt: skip
 
