@@ -9,6 +9,7 @@ import shutil
 import sqlite3
 import sys
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 from quiver.client.settings import cache_dir
@@ -253,6 +254,39 @@ class BlobCache:
             self._reflinks = False
             shutil.copyfile(source, partial)
         partial.replace(cached)
+
+
+@dataclass(frozen=True)
+class CacheUsage:
+    """What the cache of pulled bytes holds on disk: its folder, files (entries, packs and
+    their index) and their bytes."""
+
+    path: str
+    files: int
+    bytes: int
+
+
+def cache_usage(root: Path | None = None) -> CacheUsage:
+    root = root or BlobCache().root
+    files = size = 0
+    for folder, _, names in os.walk(root):
+        for name in names:
+            try:
+                size += os.stat(os.path.join(folder, name)).st_size
+            except FileNotFoundError:  # removed meanwhile (an entry that failed its check)
+                continue
+            files += 1
+    return CacheUsage(str(root), files, size)
+
+
+def clear_cache(root: Path | None = None) -> CacheUsage:
+    """Delete every cached byte (later pulls download again what they need); what it held.
+    The push's record of hashed files (``state.db``, beside the cache) stays."""
+    root = root or BlobCache().root
+    held = cache_usage(root)
+    if root.exists():
+        shutil.rmtree(root)
+    return held
 
 
 class HashBatch:

@@ -41,6 +41,10 @@ EXIT_HELP = (
 )
 
 datasets_app = typer.Typer(help=f"List, create, show and delete datasets. {EXIT_HELP}")
+cache_app = typer.Typer(
+    help="Show or empty the local cache of pulled bytes (QUIVER_CACHE_DIR, else "
+    "~/.cache/quiver). It has no size limit: a pull keeps every byte it downloads."
+)
 
 Url = Annotated[str | None, typer.Option(help="The server (QUIVER_URL, or what login saved).")]
 Key = Annotated[str | None, typer.Option(help="API key (QUIVER_API_KEY, or what login saved).")]
@@ -125,6 +129,7 @@ def register(app: typer.Typer) -> None:
 
     app.add_typer(jobs_app, name="jobs")
     app.add_typer(labels_app, name="labels")
+    app.add_typer(cache_app, name="cache")
 
 
 @fails_readably
@@ -387,3 +392,27 @@ def parse_pairs(pairs: list[str], option: str) -> dict[str, Any]:
         except ValueError:
             found[key] = value
     return found
+
+
+@cache_app.command("info")
+@fails_readably
+def cache_info(as_json: AsJson = False) -> None:
+    """Where the cache of pulled bytes is and how much it holds."""
+    from quiver.client.blob_cache import cache_usage
+
+    usage = cache_usage()
+    emit(usage, as_json=as_json)
+    if not as_json:
+        typer.echo(f"{usage.path}: {usage.files} files, {usage.bytes} bytes")
+
+
+@cache_app.command("clear")
+@fails_readably
+def cache_clear(as_json: AsJson = False, quiet: Quiet = False) -> None:
+    """Delete the cached bytes; later pulls download again what they need (push's hashes stay)."""
+    from quiver.client.blob_cache import clear_cache
+
+    freed = clear_cache()
+    emit(freed, as_json=as_json)
+    if not (as_json or quiet):
+        typer.echo(f"removed {freed.files} files, {freed.bytes} bytes from {freed.path}")

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
+from typer.testing import CliRunner
+
+from quiver.cli import app
 from quiver.client.blob_cache import PACK_MAX, BlobCache
 
 
@@ -81,3 +86,44 @@ def test_entries_never_recorded_are_not_found(tmp_path: Path) -> None:
     assert not empty.has(sha(b"recorded"))
     assert not (tmp_path / "empty").exists()
     empty.close()
+
+
+def test_quiver_cache_info_and_clear_report_and_free_the_cached_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("QUIVER_CACHE_DIR", str(tmp_path / "cache"))
+    state = tmp_path / "cache" / "state.db"  # push's record of hashed files, beside the cache
+    state.parent.mkdir()
+    state.write_bytes(b"kept")
+    cli = CliRunner()
+    empty = cli.invoke(app, ["cache", "info", "--json"])
+    assert empty.exit_code == 0, empty.output
+    assert json.loads(empty.stdout) == {
+        "path": str(tmp_path / "cache" / "blobs"), "files": 0, "bytes": 0
+    }  # fmt: skip
+
+    small, large = b"s" * 1000, b"L" * PACK_MAX
+    cache = BlobCache()
+    cache.keep_bytes(sha(small), small)
+    cache.keep_bytes(sha(large), large)
+    cache.close()
+    info = cli.invoke(app, ["cache", "info", "--json"])
+    held = json.loads(info.stdout)
+    # The pack, its index (packs.db, with WAL files) and the large entry's file.
+    assert held["files"] >= 3
+    assert held["bytes"] >= len(small) + len(large)
+    assert cli.invoke(app, ["cache", "info"]).stdout.endswith(
+        f"{held['files']} files, {held['bytes']} bytes\n"
+    )
+
+    cleared = cli.invoke(app, ["cache", "clear"])
+    assert cleared.exit_code == 0, cleared.output
+    assert cleared.stdout == (
+        f"removed {held['files']} files, {held['bytes']} bytes from {held['path']}\n"
+    )
+    assert not BlobCache().has(sha(small), len(small))
+    assert not BlobCache().has(sha(large), len(large))
+    assert state.read_bytes() == b"kept"
+    assert json.loads(cli.invoke(app, ["cache", "info", "--json"]).stdout)["files"] == 0
+    # Clearing an empty (or never made) cache is not an error.
+    assert cli.invoke(app, ["cache", "clear", "--quiet"]).stdout == ""
