@@ -33,7 +33,7 @@ import base64
 import itertools
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,7 +48,6 @@ from support import (
     Api,
     Person,
     app_on_empty_database,
-    put,
     seeded_person,
 )
 
@@ -57,10 +56,13 @@ from quiver.auth import ensure_admin_key, viewer_for_user
 from quiver.config import Settings
 from quiver.ids import decode_global_id, encode_global_id
 from quiver.jobs.runner import Runner
-from quiver.models import Role, User
+from quiver.models import Role, User, Visibility
+from quiver.resolvers.datasets import create_dataset, delete_dataset
+from quiver.resolvers.files import upload_file
 from quiver.resolvers.users import add_team_member, create_api_key, create_team, revoke_api_key
+from quiver.resolvers.versions import create_version
 from quiver.schema import build_schema
-from quiver.storage import storage_from_url
+from quiver.storage import Storage, storage_from_url
 
 pytestmark = pytest.mark.anyio
 
@@ -227,6 +229,7 @@ class World:
     api: Api
     client: httpx.AsyncClient
     settings: Settings
+    storage: Storage
     people: dict[str, Person]
     team: str
     revoked_token: str
@@ -259,17 +262,26 @@ async def world(
             await add_team_member(by, team_id=team_id, user_id=people[member].id, role=role)
         spare = await create_api_key(site_admin, name="revoked", user_id=people["writer"].id)
         await revoke_api_key(site_admin, encode_global_id("ApiKey", spare.api_key.id))
-        yield World(
-            api, client, settings, people, team_id, spare.secret, ADMIN_KEY, itertools.count()
-        )
+        storage = storage_from_url(settings.storage_url)  # the app's, as it stores uploads
+        try:
+            yield World(
+                api,
+                client,
+                settings,
+                storage,
+                people,
+                team_id,
+                spare.secret,
+                ADMIN_KEY,
+                itertools.count(),
+            )
+        finally:
+            await storage.close()
 
 
+CSV = b"a,b\n1,2\n"
 CREATE = """mutation($input: CreateDatasetInput!) { createDataset(input: $input) {
   dataset { id } userErrors { code } } }"""
-VERSION = """mutation($id: ID!) { createVersion(input: {datasetId: $id}) {
-  version { id } userErrors { code } } }"""
-FILE_ID = """query($id: ID!) { dataset(id: $id) { file(path: "f.csv") { id } } }"""
-DELETE = """mutation($id: ID!) { deleteDataset(input: {id: $id}) { userErrors { code } } }"""
 NEW_USER = """mutation($name: String!) { createUser(input: {name: $name}) {
   user { id } userErrors { code } } }"""
 START_EXPORT = """mutation($dataset: ID!, $version: ID!) { startJob(input: {kind: EXPORT_TABLE,
@@ -283,14 +295,31 @@ NEW_KEY = """mutation($user: ID!) { createApiKey(input: {name: "spare", userId: 
 
 
 async def placeholders(world: World, probe: str) -> dict[str, str]:
-    """Fresh resources for the placeholders ``probe`` names (see the module's docstring)."""
+    """Fresh resources for the placeholders ``probe`` names (see the module's docstring).
+
+    Datasets, their files and versions are made through the resolvers, as the team admin:
+    through GraphQL (multipart uploads among them) they were most of this module's time."""
     api, admin = world.api, world.people["team_admin"].token
     unique = f"u{next(world.counter):05d}x"  # no name holds another: u00001x, u00011x
     found = {"$unique": unique, "$team": world.team}
+    team_admin = await viewer_for_user(
+        await User.get(id=decode_global_id(world.people["team_admin"].id, "User"))
+    )
 
-    async def dataset(name: str, **fields: Any) -> str:
-        variables = {"input": {"name": name, "teamId": world.team, **fields}}
-        return str((await api.mutate(CREATE, variables, token=admin))["dataset"]["id"])
+    async def dataset(name: str, visibility: Visibility = Visibility.PRIVATE) -> str:
+        made = await create_dataset(
+            team_admin, name=name, team_id=world.team, visibility=visibility
+        )
+        return encode_global_id("Dataset", made.id)
+
+    async def upload(dataset_id: str, path: str, content: bytes) -> str:
+        async def chunks() -> AsyncIterable[bytes]:
+            yield content
+
+        stored = await upload_file(
+            team_admin, world.storage, dataset_id=dataset_id, path=path, stream=chunks()
+        )
+        return encode_global_id("File", stored.id)
 
     if any(
         p in probe
@@ -307,21 +336,19 @@ async def placeholders(world: World, probe: str) -> dict[str, str]:
         )
     ):
         found["$dataset"] = await dataset(f"{unique}-d")
-        await put(world.client, admin, found["$dataset"], "f.csv", b"a,b\n1,2\n")
-        await api.mutate(VERSION, {"id": found["$dataset"]}, token=admin)
-        await put(world.client, admin, found["$dataset"], "g.txt", b"g")
-        version = await api.mutate(VERSION, {"id": found["$dataset"]}, token=admin)
-        found["$version"] = version["version"]["id"]
-        file = await api.data(FILE_ID, {"id": found["$dataset"]}, token=admin)
-        found["$file"] = file["dataset"]["file"]["id"]
+        found["$file"] = await upload(found["$dataset"], "f.csv", CSV)
+        await create_version(team_admin, found["$dataset"])
+        await upload(found["$dataset"], "g.txt", b"g")
+        version = await create_version(team_admin, found["$dataset"])
+        found["$version"] = encode_global_id("Version", version.id)
     if "keyword: $unique" in probe:
         await dataset(f"{unique}-d")
-        found["$public"] = await dataset(f"{unique}-p", visibility="PUBLIC")
+        found["$public"] = await dataset(f"{unique}-p", Visibility.PUBLIC)
     if "$deleted" in probe:
         found["$deleted"] = await dataset(f"{unique}-x")
-        await api.mutate(DELETE, {"id": found["$deleted"]}, token=admin)
+        await delete_dataset(team_admin, found["$deleted"], hard=False)
     if "$public" in probe:
-        found["$public"] = await dataset(f"{unique}-p", visibility="PUBLIC")
+        found["$public"] = await dataset(f"{unique}-p", Visibility.PUBLIC)
     if "$newcomer" in probe:
         user = await api.mutate(NEW_USER, {"name": f"{unique}-n"}, token=world.site_admin_token)
         found["$newcomer"] = user["user"]["id"]
@@ -363,7 +390,7 @@ async def placeholders(world: World, probe: str) -> dict[str, str]:
         sources = {
             "$ext_own": (own["dataset"]["id"], world.team),
             "$ext_linked": (found.get("$dataset"), None),
-            "$ext_open": (await dataset(f"{unique}-open", visibility="PUBLIC"), None),
+            "$ext_open": (await dataset(f"{unique}-open", Visibility.PUBLIC), None),
         }
         name = next(name for name in sources if name in probe)
         source, team = sources[name]

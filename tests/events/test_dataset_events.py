@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -33,6 +35,8 @@ from websockets.exceptions import ConnectionClosedError, InvalidStatus
 
 pytestmark = pytest.mark.anyio
 
+HERE = Path(__file__).resolve().parent
+
 DATASET_EVENTS = """subscription($id: ID!) { datasetEvents(id: $id) {
   kind datasetId path version { number name } at } }"""
 DELETE_FILES = """mutation($id: ID!, $paths: [String!]!) { deleteFiles(input: {datasetId: $id,
@@ -58,7 +62,9 @@ def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
         "QUIVER_MAX_SUBSCRIPTIONS_PER_CONNECTION": "2",
         "QUIVER_WEBSOCKET_ORIGINS": "https://app.example.org",
     }
-    with run_uvicorn(env) as base_url:
+    # A quiet stream checks its caller again within a second, not five (the revocation test).
+    env["PYTHONPATH"] = os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])
+    with run_uvicorn(env, app="quick_rechecks_app:app") as base_url:
         yield base_url
 
 

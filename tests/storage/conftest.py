@@ -28,6 +28,9 @@ ACCESS_KEY_ID = "quiver-test-key"
 SECRET_ACCESS_KEY = "quiver-test-secret"
 STARTUP_TIMEOUT = 60.0
 STARTUP_ATTEMPTS = 3
+# weed stops in about 2 s, but at times not within 20 (seen at the end of full runs, which
+# then waited those 20 s): its data is thrown away, so it gets a few seconds, then SIGKILL.
+STOP_TIMEOUT = 5.0
 COMPONENTS = ("master", "volume", "filer", "s3", "admin")
 # `weed mini` starts a maintenance worker that dials the admin server at its HTTP port
 # + 10000 whatever -admin.port.grpc says, so every gRPC port keeps weed's own offset.
@@ -216,7 +219,7 @@ def _wait_until_ready(process: subprocess.Popen[bytes], endpoint: str, log: Path
 def _stop_weed(process: subprocess.Popen[bytes]) -> None:
     process.terminate()
     try:
-        process.wait(timeout=20)
+        process.wait(timeout=STOP_TIMEOUT)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
