@@ -216,6 +216,16 @@ def start_uvicorn(
     raise RuntimeError(f"{command[2]} {app} did not answer within {STARTUP_SECONDS} s")
 
 
+def time_sender(app_dir: Path, env: dict[str, str], runs: int) -> float:
+    """Median seconds of downloading the bare sender's body (``SEND_APP`` in ``app_dir``)."""
+    sender, sender_url = start_uvicorn("sender:app", env, app_dir=app_dir)
+    try:
+        return median_seconds(runs, lambda: download(f"{sender_url}/bytes", "-", os.devnull))
+    finally:
+        sender.terminate()
+        sender.wait(timeout=30)
+
+
 def serving_pid(pid: int) -> int:
     """The process that serves requests: granian's worker, uvicorn itself."""
     children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
@@ -486,23 +496,8 @@ def main() -> None:
             drain.wait(timeout=30)
         (root / "sender.py").write_text(textwrap.dedent(SEND_APP))
         size_env = {"SEND_BYTES": str(source.stat().st_size)}
-        sender, sender_url = start_uvicorn("sender:app", size_env, app_dir=root)
-        try:
-            send_ceiling = median_seconds(
-                runs, lambda: download(f"{sender_url}/bytes", "-", os.devnull)
-            )
-        finally:
-            sender.terminate()
-            sender.wait(timeout=30)
-        file_env = size_env | {"SEND_FILE": str(source)}
-        sender, sender_url = start_uvicorn("sender:app", file_env, app_dir=root)
-        try:
-            send_file_ceiling = median_seconds(
-                runs, lambda: download(f"{sender_url}/bytes", "-", os.devnull)
-            )
-        finally:
-            sender.terminate()
-            sender.wait(timeout=30)
+        send_ceiling = time_sender(root, size_env, runs)
+        send_file_ceiling = time_sender(root, size_env | {"SEND_FILE": str(source)}, runs)
 
         server, base_url, key = start_quiver(root / "data")
         try:

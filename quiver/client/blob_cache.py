@@ -69,6 +69,11 @@ def write_target(target: Path, data: bytes) -> os.stat_result:
     return stat
 
 
+def blobs_dir() -> Path:
+    """Where pulls keep bytes by sha256 (beside push's ``state.db``)."""
+    return cache_dir() / "blobs"
+
+
 class BlobCache:
     """Bytes by sha256, shared by every pull: entries of PACK_MAX and more as files
     ``<cache>/blobs/ab/<sha256>``, smaller ones packed (``<cache>/blobs/packs/*.pack``, one
@@ -82,7 +87,7 @@ class BlobCache:
     pull does, at its end and every HASH_BATCH entries); ``close()`` also closes the pack."""
 
     def __init__(self, root: Path | None = None) -> None:
-        self.root = root or cache_dir() / "blobs"
+        self.root = root or blobs_dir()
         self._folders: set[Path] = set()
         # Cleared when the file system refuses a reflink: it would refuse every one.
         self._reflinks = True
@@ -267,7 +272,8 @@ class CacheUsage:
 
 
 def cache_usage(root: Path | None = None) -> CacheUsage:
-    root = root or BlobCache().root
+    """What the cache at ``root`` (by default the user's) holds now."""
+    root = root or blobs_dir()
     files = size = 0
     for folder, _, names in os.walk(root):
         for name in names:
@@ -282,7 +288,7 @@ def cache_usage(root: Path | None = None) -> CacheUsage:
 def clear_cache(root: Path | None = None) -> CacheUsage:
     """Delete every cached byte (later pulls download again what they need); what it held.
     The push's record of hashed files (``state.db``, beside the cache) stays."""
-    root = root or BlobCache().root
+    root = root or blobs_dir()
     held = cache_usage(root)
     if root.exists():
         shutil.rmtree(root)
