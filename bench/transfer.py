@@ -100,6 +100,7 @@ CHUNK = bytes(1024 * 1024)
 # With SEND_FILE, the file's own bytes, read into memory at start-up and sent once each
 # (1 MiB slices): the same bytes as a download, without the file system in the way.
 SOURCE = os.environ.get("SEND_FILE")
+GRANIAN = os.environ.get("QUIVER_BENCH_SERVER") == "granian"
 if SOURCE:
     VIEW = memoryview(bytearray(SIZE))
     with open(SOURCE, "rb", buffering=0) as file:
@@ -128,6 +129,8 @@ async def app(scope, receive, send):
         for start in range(0, SIZE, step):
             more = start + step < SIZE
             body = VIEW[start : start + step]
+            if GRANIAN:  # memoryview bodies: 0.5 GiB in 4.5 s here, as bytes in 0.19 s
+                body = bytes(body)
             await send({"type": "http.response.body", "body": body, "more_body": more})
         return
     left = SIZE
@@ -544,8 +547,10 @@ def main() -> None:
     print(line(f"tus upload ({arguments.client}, {arguments.chunk_mib} MiB)", uploaded))
     print(line("download /files/{id} > copy", downloaded))
     print(line("download /files/{id} > /dev/null", discarded))
-    print(f"upload / cp                         {cp / uploaded:6.2f}x  (target >= 0.80)")
-    print(f"download / (cat > copy)             {cat_copy / downloaded:6.2f}x  (target >= 0.80)")
+    # Issue 3 asked 0.80x of cp and cat: past what a bare ASGI server reaches here. Issue 13
+    # set the targets against those bare servers instead (the lines below).
+    print(f"upload / cp                         {cp / uploaded:6.2f}x  (issue 3: 0.80)")
+    print(f"download / (cat > copy)             {cat_copy / downloaded:6.2f}x  (issue 3: 0.80)")
     print(f"download to null / (cat > null)     {cat_null / discarded:6.2f}x")
     print(line(f"bare {SERVER}, body sent from memory", send_ceiling))
     print(f"upload / bare {SERVER} (drain)       {ceiling / uploaded:6.2f}x  (target >= 0.70)")
