@@ -25,8 +25,16 @@ from quiver.resolvers.errors import ArgumentError
 pytestmark = pytest.mark.anyio
 
 LIVE = LiveConnections(max_per_client=10)
-# Long enough for a stream to notice a revoked key (it checks at least every 5 s).
+# How often a quiet stream reads its rows and its caller's rights again, in these tests
+# (5 s in production): long enough to be quiet, short enough not to be waited for.
+QUICK_RECHECKS = 0.5
+# Long enough for a stream to notice a revoked key (it checks every QUICK_RECHECKS).
 NOTICE = 15.0
+
+
+@pytest.fixture
+def quick_rechecks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ops, "QUIET_READ_INTERVAL", QUICK_RECHECKS)
 
 
 @pytest.fixture
@@ -147,7 +155,11 @@ async def test_the_log_goes_with_its_job(
 
 
 async def test_a_revoked_api_key_ends_open_streams(
-    api: Api, make_user: MakeUser, settings: Settings, in_process_bus: EventBus
+    api: Api,
+    make_user: MakeUser,
+    settings: Settings,
+    in_process_bus: EventBus,
+    quick_rechecks: None,
 ) -> None:
     owner = await make_user("revoked")
     dataset = await new_dataset(api, owner.token)
@@ -168,7 +180,12 @@ async def test_a_revoked_api_key_ends_open_streams(
 
 
 async def test_a_reader_who_loses_read_is_cut_off(
-    api: Api, admin_token: str, make_user: MakeUser, settings: Settings, in_process_bus: EventBus
+    api: Api,
+    admin_token: str,
+    make_user: MakeUser,
+    settings: Settings,
+    in_process_bus: EventBus,
+    quick_rechecks: None,
 ) -> None:
     owner = await make_user("owner")
     reader = await make_user("reader")
