@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 from collections.abc import Callable
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from quiver.events.bus import Event, EventBus
-
-logger = logging.getLogger("quiver.events")
+from quiver.events.bus import Event
+from quiver.events.listening import ListeningBus, logger
 
 CHANNEL = "quiver_events"
 # How often an idle connection is checked: a silently dropped one is noticed within this.
 HEALTH_CHECK_INTERVAL = 5.0
-MAX_RECONNECT_DELAY = 5.0
-START_TIMEOUT = 10.0
 
 
 def asyncpg_dsn(database_url: str) -> str:
@@ -27,7 +22,7 @@ def asyncpg_dsn(database_url: str) -> str:
     return urlunsplit(("postgresql", parts.netloc, parts.path, "", ""))
 
 
-class PostgresBus(EventBus):
+class PostgresBus(ListeningBus):
     """NOTIFY publishes to every listening server; each delivers to its own subscribers.
 
     A publisher hears its own NOTIFY too, so local subscribers get events the same way as
@@ -36,33 +31,17 @@ class PostgresBus(EventBus):
     """
 
     name = "postgresql"
+    server = "PostgreSQL"
+    # asyncpg raises its own errors, OSError and timeouts, with no common base of its own.
+    failures = (Exception,)
 
     def __init__(
         self, database_url: str, *, channel: str = CHANNEL, name: str = "quiver-events"
     ) -> None:
-        super().__init__()
-        self.channel = channel
-        self.connection_name = name  # its application_name, to tell it apart
+        super().__init__(channel=channel, name=name)  # name: its application_name
         self.dsn = asyncpg_dsn(database_url)
         self._connection: asyncpg.Connection | None = None
         self._lock = asyncio.Lock()
-        self._listening = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self.reconnects = 0
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._keep_listening(), name="quiver-events-postgres")
-        try:
-            await asyncio.wait_for(self._listening.wait(), START_TIMEOUT)
-        except TimeoutError:
-            logger.warning("Event bus: PostgreSQL LISTEN not ready yet; retrying in background")
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
 
     async def publish(self, event: Event) -> None:
         connection = self._connection
@@ -74,37 +53,22 @@ class PostgresBus(EventBus):
         async with self._lock:
             await connection.execute("SELECT pg_notify($1, $2)", self.channel, event.encode())
 
-    async def _keep_listening(self) -> None:
-        delay = 0.1
-        connected_before = False
-        while True:
-            connection: asyncpg.Connection | None = None
-            lost = asyncio.Event()
-            try:
-                connection = await asyncpg.connect(
-                    self.dsn, server_settings={"application_name": self.connection_name}
-                )
-                connection.add_termination_listener(_setter(lost))
-                await connection.add_listener(self.channel, self._on_notification)
-                self._connection = connection
-                if connected_before:
-                    self.reconnects += 1
-                    logger.info("Event bus: listening on PostgreSQL again")
-                    self.hub.resync_all()
-                connected_before = True
-                self._listening.set()
-                delay = 0.1
-                await self._watch(connection, lost)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                logger.warning("Event bus: PostgreSQL connection failed (%s); retrying", exc)
-            finally:
-                self._connection = None
-                if connection is not None and not connection.is_closed():
-                    connection.terminate()
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, MAX_RECONNECT_DELAY)
+    async def _listen(self, listening: Callable[[], None]) -> None:
+        connection: asyncpg.Connection | None = None
+        lost = asyncio.Event()
+        try:
+            connection = await asyncpg.connect(
+                self.dsn, server_settings={"application_name": self.connection_name}
+            )
+            connection.add_termination_listener(_setter(lost))
+            await connection.add_listener(self.channel, self._on_notification)
+            self._connection = connection
+            listening()
+            await self._watch(connection, lost)
+        finally:
+            self._connection = None
+            if connection is not None and not connection.is_closed():
+                connection.terminate()
 
     async def _watch(self, connection: asyncpg.Connection, lost: asyncio.Event) -> None:
         """Return when the connection is gone (closed, or no longer answering)."""

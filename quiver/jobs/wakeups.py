@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
+from quiver.events.listening import FIRST_RECONNECT_DELAY, MAX_RECONNECT_DELAY
+from quiver.events.redis_bus import HEALTH_CHECK_INTERVAL, follow_channel
+
 logger = logging.getLogger("quiver.jobs")
 
 CHANNEL = "quiver:jobs"
-HEALTH_CHECK_INTERVAL = 5
-MAX_RECONNECT_DELAY = 5.0
 
 
 class RedisWakeups:
@@ -39,25 +40,18 @@ class RedisWakeups:
     async def listen(self, wake: Callable[[], None]) -> None:
         """Call ``wake`` on every wake-up, and after each (re)subscription, since wake-ups
         sent meanwhile were lost; until cancelled."""
-        delay = 0.1
+        delay = FIRST_RECONNECT_DELAY
+
+        def subscribed() -> None:
+            nonlocal delay
+            wake()
+            delay = FIRST_RECONNECT_DELAY
+
         while True:
-            pubsub = self.client.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(self.channel)
-                wake()
-                delay = 0.1
-                while True:
-                    message = await pubsub.get_message(timeout=HEALTH_CHECK_INTERVAL)
-                    if message is None:
-                        await pubsub.ping()
-                    elif message.get("type") == "message":
-                        wake()
+                await follow_channel(self.client, self.channel, subscribed, lambda _data: wake())
             except (RedisError, OSError) as exc:
                 logger.warning("Job wake-ups: Redis connection failed (%s); retrying", exc)
-            finally:
-                # redis-py leaves PubSub.aclose unannotated.
-                close_pubsub: Callable[[], Awaitable[None]] = pubsub.aclose
-                await close_pubsub()
             await asyncio.sleep(delay)
             delay = min(delay * 2, MAX_RECONNECT_DELAY)
 
