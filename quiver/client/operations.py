@@ -177,14 +177,7 @@ def files(
     urls: bool = False,
     fields: str = FILE_FIELDS,
 ) -> Operation[Page[File]]:
-    url = " downloadUrl(expiresIn: 86400)" if urls else ""
-    return Operation(
-        f"""query($id: ID!, $after: String, $prefix: String) {{ dataset(id: $id) {{
-  files(first: {PAGE_SIZE}, after: $after, prefix: $prefix) {{
-    edges {{ node {{ {fields}{url} }} }} {PAGE_INFO} }} }} }}""",
-        {"id": dataset_id, "after": after, "prefix": prefix},
-        lambda data: _page(_found(data["dataset"], "Dataset")["files"], File.from_json),
-    )
+    return _files("dataset", "Dataset", dataset_id, after, prefix, urls=urls, fields=fields)
 
 
 def version_files(
@@ -195,13 +188,27 @@ def version_files(
     urls: bool = False,
     fields: str = FILE_FIELDS,
 ) -> Operation[Page[File]]:
+    return _files("version", "Version", version_id, after, prefix, urls=urls, fields=fields)
+
+
+def _files(
+    owner: str,
+    typename: str,
+    owner_id: str,
+    after: str | None,
+    prefix: str | None,
+    *,
+    urls: bool,
+    fields: str,
+) -> Operation[Page[File]]:
+    """A page of the files of a dataset (its live files) or of a version."""
     url = " downloadUrl(expiresIn: 86400)" if urls else ""
     return Operation(
-        f"""query($id: ID!, $after: String, $prefix: String) {{ version(id: $id) {{
+        f"""query($id: ID!, $after: String, $prefix: String) {{ {owner}(id: $id) {{
   files(first: {PAGE_SIZE}, after: $after, prefix: $prefix) {{
     edges {{ node {{ {fields}{url} }} }} {PAGE_INFO} }} }} }}""",
-        {"id": version_id, "after": after, "prefix": prefix},
-        lambda data: _page(_found(data["version"], "Version")["files"], File.from_json),
+        {"id": owner_id, "after": after, "prefix": prefix},
+        lambda data: _page(_found(data[owner], typename)["files"], File.from_json),
     )
 
 
