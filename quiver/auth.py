@@ -84,14 +84,17 @@ async def authenticate(authorization: str | None, settings: Settings) -> Viewer:
 
 
 async def _user_from_api_key(secret: str) -> User:
-    key = await ApiKey.get_or_none(key_hash=hash_api_key(secret), revoked_at=None)
+    # The key and its user in one query: this runs on every authenticated request.
+    key = await ApiKey.get_or_none(key_hash=hash_api_key(secret), revoked_at=None).select_related(
+        "user"
+    )
     # The hash lookup already matched; compare again in constant time for good measure.
     if key is None or not hmac.compare_digest(key.key_hash, hash_api_key(secret)):
         raise AuthenticationError("Invalid or revoked API key")
     now = datetime.now(UTC)
     if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
         await ApiKey.filter(id=key.id).update(last_used_at=now)
-    return await User.get(id=key.user_id)
+    return key.user
 
 
 async def _user_from_jwt(token: str, settings: Settings) -> User:
