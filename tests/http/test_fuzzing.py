@@ -29,7 +29,7 @@ from schemathesis.core.result import Err
 from schemathesis.graphql import nodes
 from schemathesis.python.asgi import ASGIClient, get_client
 from starlette.applications import Starlette
-from support import ADMIN_KEY
+from support import ADMIN_KEY, migrated_sqlite
 
 from quiver.app import create_app
 from quiver.config import Settings
@@ -115,10 +115,10 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def fuzzed_app(data_dir: Path) -> Starlette:
-    """The whole app on its own SQLite file; its lifespan (run by Schemathesis) migrates it."""
+    """The whole app on its own SQLite file, a copy of the session's migrated one."""
     app_settings = Settings(
         data_dir=data_dir,
-        database_url=f"sqlite://{data_dir / 'quiver.db'}",
+        database_url=migrated_sqlite(data_dir / "quiver.db"),
         admin_api_key=ADMIN_KEY,
     )
     return create_app(app_settings)
