@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
+from graphql import parse
+from strawberry.schema.schema import validate_document
 from support import Api, new_dataset
 from tortoise import connections
 
 from quiver.app import create_app
 from quiver.config import Settings
+from quiver.schema import extensions
 
 pytestmark = pytest.mark.anyio
 
@@ -148,6 +152,90 @@ async def test_the_default_limits_refuse_many_aliases(bare_api: Api) -> None:
     body = await bare_api.post(query)
 
     assert readable(body) == [f"{limit + 1} aliases found. Allowed: {limit}"]
+
+
+# Checked documents: parsed and validated once per query text and schema
+
+
+def unique_query(label: str) -> str:
+    """A query text no other test sends, so that this test sees its first request."""
+    return f"query Q{label}{uuid.uuid4().hex} {{ viewer {{ name }} }}"
+
+
+async def test_a_query_text_sent_again_is_neither_parsed_nor_validated_again(
+    bare_api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parsed: list[str] = []
+    validated: list[object] = []
+
+    def counting_parse(source: str, **options: Any) -> Any:
+        parsed.append(source)
+        return parse(source, **options)
+
+    def counting_validate(*arguments: Any) -> Any:
+        validated.append(arguments[1])
+        return validate_document(*arguments)
+
+    # What strawberry parses with, and what the cache validates with.
+    monkeypatch.setattr("strawberry.schema.schema.parse", counting_parse)
+    monkeypatch.setattr("quiver.schema.extensions.validate_document", counting_validate)
+    query = unique_query("again")
+
+    answers = [await bare_api.data(query) for _ in range(3)]
+
+    assert answers == [{"viewer": None}] * 3
+    assert parsed == [query]
+    assert len(validated) == 1
+
+
+async def test_an_invalid_query_sent_again_is_refused_again_the_same_way(bare_api: Api) -> None:
+    query = "{ viewer { name nosuchfield } }"
+
+    first, second = [await bare_api.post(query) for _ in range(2)]
+
+    assert first["data"] is None
+    assert readable(first) == ["Cannot query field 'nosuchfield' on type 'User'."]
+    assert second == first
+
+
+async def test_a_query_too_deep_for_one_schema_is_refused_there_after_another_ran_it(
+    bare_api: Api, limited: Api
+) -> None:
+    assert "errors" not in await bare_api.post(FOUR_DEEP)  # the default limits allow it
+
+    body = await limited.post(FOUR_DEEP)
+
+    assert readable(body) == ["'anonymous' exceeds maximum operation depth of 3"]
+    assert readable(await limited.post(FOUR_DEEP)) == readable(body)
+
+
+async def test_variables_are_checked_on_every_request_of_a_checked_text(
+    api: Api, admin_token: str
+) -> None:
+    query = "query($keyword: String) { datasets(filter: {keyword: $keyword}) { totalCount } }"
+    ok = {"datasets": {"totalCount": 0}}
+
+    assert await api.data(query, {"keyword": "a"}, token=admin_token) == ok
+    refused = await api.post(query, {"keyword": "a\u0000b"}, token=admin_token)
+    assert refused["data"] is None
+    assert refused["errors"][0]["extensions"]["code"] == "INVALID"
+    assert await api.data(query, {"keyword": "b"}, token=admin_token) == ok
+
+
+def test_the_cache_keeps_the_most_recently_used_texts_up_to_its_size() -> None:
+    cache = extensions.DocumentCache(size=2)
+    documents = {text: parse(f"{{ {text} }}") for text in ("a", "b", "c")}
+    cache.put("a", documents["a"])
+    cache.put("b", documents["b"])
+    assert cache.get("a") is not None  # now used more recently than b
+
+    cache.put("c", documents["c"])
+
+    assert cache.get("b") is None
+    assert [cache.get(text).document for text in ("a", "c")] == [  # type: ignore[union-attr]
+        documents["a"],
+        documents["c"],
+    ]
 
 
 # Masking
