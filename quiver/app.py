@@ -18,7 +18,7 @@ from strawberry.subscriptions import (
 from tortoise.contrib.starlette import RegisterTortoise
 
 from quiver import db
-from quiver.allocator import keep_freed_memory
+from quiver.allocator import freeze_start_up, keep_freed_memory
 from quiver.auth import ensure_admin_key
 from quiver.config import Settings
 from quiver.events.lifecycle import running_bus
@@ -135,6 +135,7 @@ async def _database(app: Starlette, settings: Settings) -> AsyncIterator[None]:
         if settings.admin_api_key:
             await ensure_admin_key(settings.admin_api_key)
         async with running_bus(settings), embedded_runner(settings, app.state.storage):
+            freeze_start_up()  # a serving process, now started
             yield
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 from pathlib import Path
 
 import pytest
+from support import migrated_sqlite
 
 from quiver.app import create_app
 from quiver.config import Settings
@@ -44,3 +46,24 @@ async def test_start_up_removes_stale_temporary_files_and_keeps_fresh_ones(
     assert not stale.exists()
     assert not stale_dir.exists()
     assert fresh.read_bytes() == b"PK an archive being imported"
+
+
+async def test_a_started_server_leaves_its_start_up_objects_out_of_cyclic_collections(
+    tmp_path: Path,
+) -> None:
+    database_url = migrated_sqlite(tmp_path / "quiver.db")
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        migrate_on_start=False,
+        worker_concurrency=0,
+    )
+    app = create_app(settings)
+    gc.unfreeze()  # whatever an earlier test froze
+    try:
+        async with app.router.lifespan_context(app):
+            frozen = gc.get_freeze_count()
+    finally:
+        gc.unfreeze()  # this is a test process, not a server
+
+    assert frozen > 10_000  # the modules, the schema, the models
