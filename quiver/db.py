@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -75,8 +79,32 @@ async def migrate(settings: Settings) -> None:
         finally:
             await lock.close()  # releases the lock
     else:
-        await tortoise_migrate(config=tortoise_config(settings.database_url))
+        async with _sqlite_migration_lock(settings.database_url):
+            await tortoise_migrate(config=tortoise_config(settings.database_url))
     await Tortoise.close_connections()
+
+
+@contextlib.asynccontextmanager
+async def _sqlite_migration_lock(database_url: str) -> AsyncIterator[None]:
+    """One migrating process at a time on a SQLite file: a server starting and ``quiver
+    apikey create`` run at once would otherwise both create the same tables, and the
+    second fail half-way. The lock is a file beside the database (flock, freed by the
+    kernel if its holder dies); waited for in a thread, not on the event loop."""
+    try:
+        import fcntl
+    except ImportError:  # not a POSIX system: no lock
+        yield
+        return
+    path = database_url.removeprefix("sqlite://")
+    if path == ":memory:":
+        yield
+        return
+    descriptor = os.open(f"{path}.migrating", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        await asyncio.to_thread(fcntl.flock, descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
 
 
 # Read by `tortoise makemigrations` through [tool.tortoise] in pyproject.toml.

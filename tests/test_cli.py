@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import fields
 from pathlib import Path
 
@@ -87,15 +88,18 @@ def viewer_of(base_url: str, key: str) -> dict[str, object] | None:
     return viewer
 
 
-def test_migrate_creates_the_database_and_can_run_again(tmp_path: Path) -> None:
+def test_migrate_creates_the_database_twice_at_once_and_can_run_again(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     env = clean_environment(data_dir=str(data_dir))
 
-    first = quiver("migrate", env=env)
+    # A server starting while `quiver apikey create` runs: both migrate the new file.
+    with ThreadPoolExecutor(2) as pool:
+        first, alongside = pool.map(lambda _: quiver("migrate", env=env), range(2))
     tables_after_first = tables_of(data_dir / "quiver.db")
     second = quiver("migrate", env=env)
 
     assert first.returncode == 0, report(first)
+    assert alongside.returncode == 0, report(alongside)
     assert second.returncode == 0, report(second)
     assert f"Database is up to date: sqlite://{data_dir / 'quiver.db'}" in first.stdout
     assert {"quiver_dataset", "quiver_user", "quiver_api_key"} <= tables_after_first
