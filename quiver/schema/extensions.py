@@ -140,8 +140,12 @@ class RefuseUnstorableText(SchemaExtension):
         yield
 
 
-# Distinct query texts whose parsed and validated documents one schema keeps.
+# Distinct query texts whose parsed and validated documents one schema keeps, and their
+# characters at most: a parsed document takes ~100 bytes a character (a query at the token
+# limit, ~6 MB), so the bound is on text, and a long text is not kept at all.
 DOCUMENT_CACHE_SIZE = 256
+DOCUMENT_CACHE_CHARACTERS = 256 * 1024
+LONGEST_CACHED_QUERY = DOCUMENT_CACHE_CHARACTERS // 8
 
 
 @dataclass
@@ -156,12 +160,17 @@ class DocumentCache:
 
     Clients send the same few operations again and again; parsing and validating one took
     a quarter of a small request's time. Validation depends only on the text, the schema
-    and its rules, which are fixed per schema, so one cache belongs to one schema. Bounded,
-    so unique texts from a caller only push out others (each within the token limit).
+    and its rules, which are fixed per schema, so one cache belongs to one schema. Bounded
+    in entries and in characters, so unique texts from a caller only push out others
+    (~25 MB of documents at most).
     """
 
-    def __init__(self, size: int = DOCUMENT_CACHE_SIZE) -> None:
+    def __init__(
+        self, size: int = DOCUMENT_CACHE_SIZE, characters: int = DOCUMENT_CACHE_CHARACTERS
+    ) -> None:
         self.size = size
+        self.characters = characters
+        self._held = 0
         self._entries: OrderedDict[str, _Checked] = OrderedDict()
 
     def get(self, query: str) -> _Checked | None:
@@ -170,12 +179,14 @@ class DocumentCache:
             self._entries.move_to_end(query)
         return entry
 
-    def put(self, query: str, document: DocumentNode) -> _Checked:
-        entry = self._entries[query] = _Checked(document)
-        self._entries.move_to_end(query)
-        while len(self._entries) > self.size:
-            self._entries.popitem(last=False)
-        return entry
+    def put(self, query: str, document: DocumentNode) -> None:
+        if len(query) > min(LONGEST_CACHED_QUERY, self.characters) or query in self._entries:
+            return
+        self._entries[query] = _Checked(document)
+        self._held += len(query)
+        while len(self._entries) > self.size or self._held > self.characters:
+            dropped, _ = self._entries.popitem(last=False)
+            self._held -= len(dropped)
 
 
 class CachedDocuments(SchemaExtension):

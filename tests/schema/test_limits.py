@@ -238,6 +238,24 @@ def test_the_cache_keeps_the_most_recently_used_texts_up_to_its_size() -> None:
     ]
 
 
+def test_the_cache_holds_so_many_characters_and_no_long_text() -> None:
+    cache = extensions.DocumentCache(characters=100)
+    document = parse("{ a }")
+    for text in ("a" * 40, "b" * 40, "c" * 40):
+        cache.put(text, document)
+
+    assert cache.get("a" * 40) is None  # 120 characters: the oldest went
+    assert cache.get("b" * 40) is not None
+    assert cache.get("c" * 40) is not None
+
+    longest = extensions.LONGEST_CACHED_QUERY
+    roomy = extensions.DocumentCache()
+    roomy.put("x" * longest, document)
+    roomy.put("y" * (longest + 1), document)
+    assert roomy.get("x" * longest) is not None
+    assert roomy.get("y" * (longest + 1)) is None
+
+
 # Masking
 
 
