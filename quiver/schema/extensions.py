@@ -192,8 +192,8 @@ class DocumentCache:
 class CachedDocuments(SchemaExtension):
     """Reuse a query text's parsed document and its validation result (``DocumentCache``).
 
-    Runs after ``RefuseUnstorableText``: a request that extension refused (its variables)
-    is neither validated nor remembered."""
+    Runs after ``RefuseUnstorableText``: a request that extension refused (for its
+    variables) is not validated, and its refusal is not kept (the text may be fine)."""
 
     def __init__(self, cache: DocumentCache) -> None:
         super().__init__()
