@@ -193,7 +193,7 @@ async def admin_token(db: str) -> str:
 def make_user(admin_token: str) -> MakeUser:
     """Create a user with a personal team and an API key, as an admin, through the
     resolvers: what the createUser and createApiKey mutations do, without two requests
-    per person (test_auth makes people through the API)."""
+    per person (test_visibility and the permission matrix make them through the API)."""
 
     async def make(name: str) -> Person:
         site_admin = await viewer_for_user(await ensure_admin_key(admin_token))
