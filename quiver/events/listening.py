@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from quiver.events.bus import EventBus
 
@@ -58,23 +58,45 @@ class ListeningBus(EventBus):
             self._task = None
 
     async def _keep_listening(self) -> None:
-        delay = FIRST_RECONNECT_DELAY
         connected_before = False
 
-        def listening() -> None:
-            nonlocal delay, connected_before
-            if connected_before:
-                self.reconnects += 1
-                logger.info("Event bus: listening on %s again", self.server)
-                self.hub.resync_all()
-            connected_before = True
-            self._listening.set()
-            delay = FIRST_RECONNECT_DELAY
+        async def follow(connected: Callable[[], None]) -> None:
+            def listening() -> None:
+                nonlocal connected_before
+                connected()
+                if connected_before:
+                    self.reconnects += 1
+                    logger.info("Event bus: listening on %s again", self.server)
+                    self.hub.resync_all()
+                connected_before = True
+                self._listening.set()
 
-        while True:
-            try:
-                await self._listen(listening)
-            except self.failures as exc:
-                logger.warning("Event bus: %s connection failed (%s); retrying", self.server, exc)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, MAX_RECONNECT_DELAY)
+            await self._listen(listening)
+
+        await keep_following(follow, self.failures, f"Event bus: {self.server}", logger)
+
+
+async def keep_following(
+    follow: Callable[[Callable[[], None]], Awaitable[None]],
+    failures: tuple[type[BaseException], ...],
+    what: str,
+    log: logging.Logger,
+) -> None:
+    """Run ``follow(connected)`` again and again until cancelled: it listens until its
+    connection is lost and calls ``connected()`` once it listens. Between attempts wait
+    FIRST_RECONNECT_DELAY, doubling up to MAX_RECONNECT_DELAY while no attempt gets as
+    far as ``connected()``. One of ``failures`` is logged as ``what`` failing; anything
+    else is a bug and propagates."""
+    delay = FIRST_RECONNECT_DELAY
+
+    def connected() -> None:
+        nonlocal delay
+        delay = FIRST_RECONNECT_DELAY
+
+    while True:
+        try:
+            await follow(connected)
+        except failures as exc:
+            log.warning("%s connection failed (%s); retrying", what, exc)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, MAX_RECONNECT_DELAY)

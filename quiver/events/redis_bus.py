@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
 from quiver.events.bus import Event
-from quiver.events.listening import ListeningBus
-
-logger = logging.getLogger("quiver.events")
+from quiver.events.listening import ListeningBus, logger
 
 CHANNEL = "quiver:events"
 HEALTH_CHECK_INTERVAL = 5

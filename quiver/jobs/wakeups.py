@@ -8,14 +8,13 @@ reconnect) only delays a job until the next poll.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
-from quiver.events.listening import FIRST_RECONNECT_DELAY, MAX_RECONNECT_DELAY
+from quiver.events.listening import keep_following
 from quiver.events.redis_bus import HEALTH_CHECK_INTERVAL, follow_channel
 
 logger = logging.getLogger("quiver.jobs")
@@ -40,20 +39,15 @@ class RedisWakeups:
     async def listen(self, wake: Callable[[], None]) -> None:
         """Call ``wake`` on every wake-up, and after each (re)subscription, since wake-ups
         sent meanwhile were lost; until cancelled."""
-        delay = FIRST_RECONNECT_DELAY
 
-        def subscribed() -> None:
-            nonlocal delay
-            wake()
-            delay = FIRST_RECONNECT_DELAY
+        async def follow(connected: Callable[[], None]) -> None:
+            def subscribed() -> None:
+                connected()
+                wake()
 
-        while True:
-            try:
-                await follow_channel(self.client, self.channel, subscribed, lambda _data: wake())
-            except (RedisError, OSError) as exc:
-                logger.warning("Job wake-ups: Redis connection failed (%s); retrying", exc)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, MAX_RECONNECT_DELAY)
+            await follow_channel(self.client, self.channel, subscribed, lambda _data: wake())
+
+        await keep_following(follow, (RedisError, OSError), "Job wake-ups: Redis", logger)
 
     async def close(self) -> None:
         await self.client.aclose()

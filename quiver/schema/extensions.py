@@ -179,14 +179,18 @@ class DocumentCache:
             self._entries.move_to_end(query)
         return entry
 
-    def put(self, query: str, document: DocumentNode) -> None:
-        if len(query) > min(LONGEST_CACHED_QUERY, self.characters) or query in self._entries:
-            return
-        self._entries[query] = _Checked(document)
+    def put(self, query: str, document: DocumentNode) -> _Checked | None:
+        """The entry now kept for ``query``; None for a text too long to keep."""
+        if len(query) > min(LONGEST_CACHED_QUERY, self.characters):
+            return None
+        if (entry := self._entries.get(query)) is not None:
+            return entry  # another request parsed the same text meanwhile
+        entry = self._entries[query] = _Checked(document)
         self._held += len(query)
         while len(self._entries) > self.size or self._held > self.characters:
             dropped, _ = self._entries.popitem(last=False)
             self._held -= len(dropped)
+        return entry
 
 
 class CachedDocuments(SchemaExtension):
@@ -198,30 +202,29 @@ class CachedDocuments(SchemaExtension):
     def __init__(self, cache: DocumentCache) -> None:
         super().__init__()
         self.cache = cache
+        self._entry: _Checked | None = None  # this request's, once parsed
 
     def on_parse(self) -> Iterator[None]:
         context = self.execution_context
         query = context.query
-        entry = self.cache.get(query) if query is not None else None
-        if entry is not None:
-            context.graphql_document = entry.document  # strawberry then skips parsing
+        self._entry = self.cache.get(query) if query is not None else None
+        if self._entry is not None:
+            context.graphql_document = self._entry.document  # strawberry then skips parsing
         yield
-        if entry is None and query is not None and context.graphql_document is not None:
-            self.cache.put(query, context.graphql_document)
+        if self._entry is None and query is not None and context.graphql_document is not None:
+            self._entry = self.cache.put(query, context.graphql_document)
 
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
-        query, document = context.query, context.graphql_document
-        entry = self.cache.get(query) if query is not None else None
+        entry, document = self._entry, context.graphql_document
         if (
             context.pre_execution_errors is None
-            and document is not None
             and entry is not None
             and entry.document is document
         ):
             if entry.errors is None:
                 entry.errors = validate_document(
-                    context.schema._schema, document, context.validation_rules
+                    context.schema._schema, entry.document, context.validation_rules
                 )
             # Set before strawberry's own validation, which is then skipped.
             context.pre_execution_errors = list(entry.errors)
